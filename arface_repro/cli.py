@@ -1,0 +1,52 @@
+"""The `arface` command: one entry point, one subcommand per module in `arface_repro.commands`.
+
+Each module there defines `register(subparsers)` which adds its parser and sets `func` (called with
+the parsed namespace; returns an exit status or None). Modules are discovered, so adding a command
+never touches this file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from arface_repro import __version__
+from arface_repro.errors import ArfaceError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arface",
+        description="Exact face-recognition evaluation protocols, checkpoints, and the ARFace trainer.",
+    )
+    parser.add_argument("--version", action="version", version=f"arface_repro {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    import arface_repro.commands as commands_pkg
+
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"arface_repro.commands.{info.name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.func(args)
+    except ArfaceError as exc:
+        print(f"arface {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

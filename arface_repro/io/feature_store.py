@@ -1,0 +1,156 @@
+"""Feature store: an `.npz` with `features` (N×D float32), `paths` (N relative '/'-paths), optional `flip_features`.
+
+Every protocol can start from a feature store, so users with their own embeddings skip the model.
+Paths are relative to the dataset root and use '/', so a store made on one machine works on another.
+Validation is strict: mismatched lengths, duplicate paths, non-finite or all-zero rows are errors that
+name the offending path, because a silently dropped row shifts every fold after it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.utils.atomic import atomic_path
+
+
+def normalize_rel_path(p: str) -> str:
+    """Relative '/'-separated form of a path as stored in a feature store."""
+    p = str(p).replace("\\", "/")
+    while p.startswith("./"):
+        p = p[2:]
+    return p
+
+
+@dataclass
+class FeatureStore:
+    features: np.ndarray
+    paths: np.ndarray
+    flip_features: np.ndarray | None = None
+    source: str = "<memory>"
+    meta: dict = field(default_factory=dict)
+    _index: dict | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.features = np.asarray(self.features)
+        self.paths = np.asarray([normalize_rel_path(p) for p in self.paths], dtype=str)
+        if self.flip_features is not None:
+            self.flip_features = np.asarray(self.flip_features)
+        validate(self)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def dim(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def index(self) -> dict[str, int]:
+        if self._index is None:
+            self._index = {p: i for i, p in enumerate(self.paths.tolist())}
+        return self._index
+
+    def indices(self, paths: Iterable[str], what: str = "protocol") -> np.ndarray:
+        """Row indices of `paths`; raises MissingDataError naming the first missing paths."""
+        idx = self.index
+        out, missing = [], []
+        for p in paths:
+            i = idx.get(normalize_rel_path(p))
+            if i is None:
+                missing.append(p)
+            else:
+                out.append(i)
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" … ({len(missing)} in all)" if len(missing) > 5 else "")
+            raise MissingDataError(f"{self.source}: {len(missing)} image(s) the {what} needs are not in the feature store: {shown}")
+        return np.asarray(out, dtype=np.int64)
+
+    def combined(self, flip: str = "add") -> np.ndarray:
+        """Features for scoring: 'add' = features + flip_features (insightface), 'concat', or 'none'."""
+        if flip == "none" or self.flip_features is None:
+            if flip not in ("none", "add", "concat"):
+                raise ValueError(f"unknown flip mode {flip!r}")
+            return self.features.astype(np.float32, copy=False)
+        if flip == "add":
+            return (self.features + self.flip_features).astype(np.float32, copy=False)
+        if flip == "concat":
+            return np.concatenate([self.features, self.flip_features], axis=1).astype(np.float32, copy=False)
+        raise ValueError(f"unknown flip mode {flip!r} (expected add, concat or none)")
+
+
+def validate(store: FeatureStore) -> None:
+    src = store.source
+    f = store.features
+    if f.ndim != 2:
+        raise FormatError(f"{src}: 'features' must be 2-D (N×D), got shape {f.shape}")
+    n = f.shape[0]
+    if store.paths.ndim != 1 or len(store.paths) != n:
+        raise FormatError(f"{src}: {len(store.paths)} paths for {n} feature rows; they must match one to one")
+    if not np.issubdtype(f.dtype, np.floating):
+        raise FormatError(f"{src}: 'features' must be floating point, got {f.dtype}")
+    if store.flip_features is not None and store.flip_features.shape != f.shape:
+        raise FormatError(f"{src}: 'flip_features' has shape {store.flip_features.shape}, 'features' {f.shape}")
+    for p in store.paths[:1000]:
+        if p.startswith("/") or ":" in p[:3]:
+            raise FormatError(f"{src}: path {p!r} is absolute; store paths relative to the dataset root")
+    uniq, counts = np.unique(store.paths, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1]
+        raise FormatError(f"{src}: duplicate path(s) in the feature store: {', '.join(dup[:5].tolist())}")
+    for name, arr in (("features", f), ("flip_features", store.flip_features)):
+        if arr is None:
+            continue
+        bad = ~np.isfinite(arr).all(axis=1)
+        if bad.any():
+            raise FormatError(f"{src}: non-finite (NaN/inf) {name} row for {store.paths[np.argmax(bad)]} ({int(bad.sum())} such rows)")
+        zero = ~(arr != 0).any(axis=1)
+        if zero.any():
+            raise FormatError(f"{src}: all-zero {name} row for {store.paths[np.argmax(zero)]} ({int(zero.sum())} such rows)")
+
+
+def load_feature_store(path: str | os.PathLike) -> FeatureStore:
+    """Load and validate a feature store `.npz`."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: feature store not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            if "features" not in keys or "paths" not in keys:
+                raise FormatError(f"{path}: a feature store needs arrays 'features' and 'paths'; found {sorted(keys)}")
+            features = z["features"]
+            paths = z["paths"]
+            flip = z["flip_features"] if "flip_features" in keys else None
+            meta = {k: z[k].tolist() for k in keys - {"features", "paths", "flip_features"}}
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, FormatError):
+            raise
+        raise FormatError(f"{path}: not a readable .npz feature store ({exc})") from exc
+    return FeatureStore(features=features, paths=paths, flip_features=flip, source=str(path), meta=meta)
+
+
+def save_feature_store(
+    path: str | os.PathLike,
+    features: np.ndarray,
+    paths: Sequence[str],
+    flip_features: np.ndarray | None = None,
+    **meta: str,
+) -> Path:
+    """Validate and write a feature store atomically; extra keyword arrays/strings are stored as metadata."""
+    store = FeatureStore(features=np.asarray(features, dtype=np.float32), paths=paths,
+                         flip_features=None if flip_features is None else np.asarray(flip_features, dtype=np.float32),
+                         source=str(path))
+    arrays = {"features": store.features, "paths": store.paths}
+    if store.flip_features is not None:
+        arrays["flip_features"] = store.flip_features
+    for k, v in meta.items():
+        arrays[k] = np.asarray(v)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **arrays)
+    return Path(path)

@@ -1,0 +1,131 @@
+"""Result records: one JSON per evaluation under `results/runs/`, written atomically.
+
+A record holds the protocol, the reporting rule, the headline `metrics` (keys are the paper's column
+headers, values in percent), the per-fold / per-trial values behind them, optional curves, the model
+spec, sha256 of the inputs (feature store, protocol files), package version, git commit, command line
+and UTC time. Tables and plots read records; they never recompute.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from arface_repro import __version__
+from arface_repro.errors import FormatError
+from arface_repro.shared_data import REPO_ROOT
+from arface_repro.utils.atomic import write_json_atomic
+from arface_repro.utils.hashing import sha256_file
+
+RECORD_FORMAT = "arface-record/1"
+DEFAULT_RUNS_DIR = Path("results") / "runs"
+REQUIRED_KEYS = ("format", "protocol", "rule", "metrics", "created_utc")
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays (recursively) into plain JSON types; floats keep full precision."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def build_record(
+    protocol: str,
+    rule: str,
+    metrics: Mapping[str, float],
+    *,
+    per_fold: Mapping[str, Sequence] | None = None,
+    per_trial: Mapping[str, Sequence] | None = None,
+    curves: Mapping[str, Any] | None = None,
+    model: str | None = None,
+    inputs: Mapping[str, str | os.PathLike | None] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict:
+    """Assemble a record dict. `inputs` maps a role ('features', 'pairs', ...) to a file whose sha256 is stored."""
+    hashed = {}
+    for role, path in (inputs or {}).items():
+        if path is None:
+            continue
+        p = Path(path)
+        hashed[role] = {"path": str(p), "sha256": sha256_file(p) if p.is_file() else None}
+    rec: dict[str, Any] = {
+        "format": RECORD_FORMAT,
+        "protocol": protocol,
+        "rule": rule,
+        "metrics": dict(metrics),
+        "model": model,
+        "inputs": hashed,
+        "package_version": __version__,
+        "git_commit": _git_commit(),
+        "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
+    if per_fold is not None:
+        rec["per_fold"] = dict(per_fold)
+    if per_trial is not None:
+        rec["per_trial"] = dict(per_trial)
+    if curves is not None:
+        rec["curves"] = dict(curves)
+    if extra:
+        rec.update(extra)
+    return to_jsonable(rec)
+
+
+def default_record_path(record: Mapping[str, Any], runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
+    """`results/runs/<protocol>-<model tag>-<UTC time>.json`."""
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(record.get("model") or "features")).stem)[:40]
+    stamp = re.sub(r"[^0-9T]", "", str(record["created_utc"]))[:15]
+    return Path(runs_dir) / f"{record['protocol']}-{tag}-{stamp}.json"
+
+
+def write_record(record: Mapping[str, Any], out: str | os.PathLike | None = None,
+                 runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
+    """Write a record atomically (to `out`, or a fresh name under `runs_dir`) and return its path."""
+    path = Path(out) if out is not None else default_record_path(record, runs_dir)
+    if out is None:
+        base, n = path, 1
+        while path.exists():
+            path = base.with_name(f"{base.stem}-{n}{base.suffix}")
+            n += 1
+    return write_json_atomic(path, to_jsonable(dict(record)))
+
+
+def load_record(path: str | os.PathLike) -> dict:
+    """Read a record and check it has the required keys."""
+    path = Path(path)
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read result record ({exc.strerror})") from exc
+    missing = [k for k in REQUIRED_KEYS if k not in rec]
+    if missing:
+        raise FormatError(f"{path}: not an arface result record (missing {', '.join(missing)})")
+    return rec

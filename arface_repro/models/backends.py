@@ -1,0 +1,434 @@
+"""Checkpoint backends: one `EmbeddingModel` interface over PyTorch, TorchScript, ONNX and TFLite files.
+
+A model spec string picks the backend:
+- `torch:ARCH:PATH` — a registry architecture (`arface list-models`) plus a state dict or a checkpoint dict holding
+  one under 'state_dict' / 'model_state_dict' / 'model' / 'backbone' / 'net'; `module.`, `model.`, `backbone.`,
+  `_orig_mod.` prefixes are stripped. Loading is strict: missing/unexpected keys and shape mismatches are a
+  ConfigError listing them. Keyword arguments go after the name: `torch:mobilefacenet,embedding_size=512:PATH`;
+  without `embedding_size` it is read from the checkpoint. Checkpoints are read with `weights_only=True`; set
+  ARFACE_TRUST_PICKLE=1 to unpickle a trusted checkpoint that stores other Python objects.
+- `torchscript:PATH` — a TorchScript file taking N×3×H×W.
+- `onnx:PATH` (or a bare `*.onnx`) — onnxruntime; NCHW or NHWC is read from the input shape, as are a fixed
+  batch size (the last batch is zero-padded and the padding rows dropped) and a fixed H×W.
+- `tflite:PATH` (or a bare `*.tflite`) — ai-edge-litert (optional extra `[tflite]`), NHWC, fixed or dynamic batch.
+
+Every backend: `model.embed(uint8 N×H×W×3 RGB) -> float32 N×D` (it applies `model.preprocess` itself),
+`model.spec`, `model.preprocess`, `model.file_sha256`, `model.embedding_size` (None until known for files).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.models.preprocess import GENERIC, Preprocess, default_for_arch
+from arface_repro.utils.hashing import sha256_bytes, sha256_file
+
+CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "backbone", "net")
+PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.")
+KINDS = ("torch", "torchscript", "onnx", "tflite")
+
+
+class EmbeddingModel:
+    """Common interface. Subclasses implement `_run(float32 N×H×W×3) -> N×D` for a batch they accept."""
+
+    kind = "?"
+
+    def __init__(self, spec: str, preprocess: Preprocess, file_sha256: str, fixed_batch: int | None = None,
+                 embedding_size: int | None = None):
+        self.spec = spec
+        self.preprocess = preprocess
+        self.file_sha256 = file_sha256
+        self.fixed_batch = fixed_batch
+        self.embedding_size = embedding_size
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r}, preprocess={self.preprocess.key()})"
+
+    def identity(self) -> dict:
+        """What determines the outputs (used in embedding cache keys and result records)."""
+        return {"kind": self.kind, "spec": self.spec, "sha256": self.file_sha256, "preprocess": self.preprocess.key()}
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """uint8 N×H×W×3 RGB images -> float32 N×D raw (unnormalised) embeddings."""
+        x = self.preprocess(batch, name=f"input to {self.spec}")
+        n = len(x)
+        if n == 0:
+            return np.zeros((0, self.embedding_size or 0), dtype=np.float32)
+        if self.fixed_batch:
+            b = self.fixed_batch
+            outs = []
+            for i in range(0, n, b):
+                chunk = x[i:i + b]
+                k = len(chunk)
+                if k < b:  # the network only takes exactly b images: zero-pad, then drop the padding rows
+                    chunk = np.concatenate([chunk, np.zeros((b - k,) + chunk.shape[1:], np.float32)])
+                outs.append(self._checked(self._run(chunk), b)[:k])
+            out = np.concatenate(outs)
+        else:
+            out = self._checked(self._run(x), n)
+        self.embedding_size = out.shape[1]
+        return out
+
+    def _checked(self, out, n: int) -> np.ndarray:
+        out = np.asarray(out, dtype=np.float32)
+        if out.ndim > 2 and all(d == 1 for d in out.shape[2:]):
+            out = out.reshape(out.shape[:2])
+        if out.ndim != 2 or out.shape[0] != n:
+            raise FormatError(f"{self.spec}: the network returned shape {out.shape} for {n} images; expected {n}×D")
+        return out
+
+    def _run(self, x: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------- torch
+
+
+def resolve_device(device=None):
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TorchModel(EmbeddingModel):
+    kind = "torch"
+
+    def __init__(self, module, spec: str, preprocess: Preprocess, file_sha256: str, device=None):
+        self.device = resolve_device(device)
+        self.module = module.to(self.device).eval()
+        super().__init__(spec, preprocess, file_sha256, embedding_size=getattr(module, "embedding_size", None))
+
+    @classmethod
+    def from_module(cls, module, name: str = "module", preprocess: Preprocess | None = None, device=None) -> "TorchModel":
+        """Wrap an in-memory nn.Module (e.g. during training); its 'file' hash is the hash of its state dict."""
+        h = state_dict_sha256(module.state_dict())
+        return cls(module, f"torch-module:{name}", preprocess or GENERIC, h, device)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.device)
+        try:
+            with torch.inference_mode():
+                out = self.module(t)
+        except RuntimeError as exc:
+            raise ConfigError(f"{self.spec}: the network failed on input {tuple(t.shape)} (N×C×H×W): "
+                              f"{str(exc).splitlines()[0]}") from exc
+        return out.float().cpu().numpy()
+
+
+def state_dict_sha256(sd) -> str:
+    """sha256 over names, shapes, dtypes and bytes of a state dict (the hash of an in-memory model)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sd.items():
+        a = v.detach().cpu().contiguous()
+        h.update(f"{k}|{tuple(a.shape)}|{a.dtype}|".encode())
+        h.update(a.view(-1).view(__import__("torch").uint8).numpy().tobytes() if a.numel() else b"")
+    return h.hexdigest()
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The state dict inside a PyTorch checkpoint file, prefixes stripped; clear errors for bad files."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: checkpoint file not found")
+    trust = os.environ.get("ARFACE_TRUST_PICKLE") == "1"
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=not trust)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            raise FormatError(f"{path}: the checkpoint stores Python objects besides tensors, which are not loaded "
+                              f"by default (unsafe); re-save its state_dict, or set ARFACE_TRUST_PICKLE=1 if you "
+                              f"trust the file") from None
+        raise FormatError(f"{path}: not a readable PyTorch checkpoint (corrupt pickle: {exc})") from None
+    except Exception as exc:  # torch raises RuntimeError/EOFError/ValueError/... for truncated or foreign files
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise FormatError(f"{path}: not a readable PyTorch checkpoint (truncated or not a torch.save file: "
+                          f"{type(exc).__name__}: {msg})") from None
+    return strip_prefixes(unwrap_state_dict(obj, path))
+
+
+def unwrap_state_dict(obj, path) -> dict:
+    import torch
+
+    for _ in range(4):
+        if isinstance(obj, torch.nn.Module):
+            obj = obj.state_dict()
+        if not isinstance(obj, Mapping):
+            raise FormatError(f"{path}: expected a state dict or a checkpoint dict, got {type(obj).__name__}")
+        if obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            return dict(obj)
+        for k in CONTAINER_KEYS:
+            if k in obj:
+                obj = obj[k]
+                break
+        else:
+            raise FormatError(f"{path}: no state dict found: top-level keys are {sorted(map(str, obj))[:10]}; "
+                              f"expected tensors or one of {', '.join(CONTAINER_KEYS)}")
+    raise FormatError(f"{path}: no state dict found (nested too deeply)")
+
+
+def strip_prefixes(sd: dict) -> dict:
+    """Remove DataParallel/compile/wrapper prefixes; from a model+head checkpoint keep the `backbone.` part."""
+    changed = True
+    while changed and sd:
+        changed = False
+        for p in PREFIXES:
+            if all(k.startswith(p) for k in sd):
+                sd = {k[len(p):]: v for k, v in sd.items()}
+                changed = True
+            elif p == "backbone." and any(k.startswith(p) for k in sd):
+                sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
+                changed = True
+    return sd
+
+
+def _shown(items, n=5) -> str:
+    return ", ".join(map(str, items[:n])) + (f" … ({len(items)} in all)" if len(items) > n else "")
+
+
+def build_torch_model(arch: str, sd: dict, path, **kwargs):
+    """Registry model `arch` with checkpoint `sd` loaded strictly (embedding_size read from sd if not given)."""
+    from arface_repro.models.registry import create_model, list_models
+
+    model = create_model(arch, **kwargs)
+    if "embedding_size" not in kwargs and getattr(model, "embedding_size", None):
+        msd = model.state_dict()
+        d = model.embedding_size
+        diff = [k for k, v in msd.items() if k in sd and v.ndim >= 1 and v.shape[0] == d
+                and sd[k].ndim == v.ndim and sd[k].shape[0] != d and sd[k].shape[1:] == v.shape[1:]]
+        if diff:
+            model = create_model(arch, embedding_size=int(sd[diff[-1]].shape[0]), **kwargs)
+    msd = model.state_dict()
+    missing = [k for k in msd if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in msd]
+    shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in msd.items() if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s): {_shown(missing)}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected key(s): {_shown(unexpected)}")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatch(es): {_shown(shapes, 3)}")
+        raise ConfigError(f"{path}: checkpoint does not fit architecture {arch!r} ({'; '.join(parts)}). "
+                          f"Is it a checkpoint of another architecture? Registered: {', '.join(list_models())}")
+    full = dict(sd)
+    for k in msd:
+        if k not in full:  # only num_batches_tracked (unused at inference) may be absent
+            full[k] = msd[k]
+    model.load_state_dict(full, strict=True)
+    return model
+
+
+def _parse_arch(text: str) -> tuple[str, dict]:
+    """'mobilefacenet,embedding_size=512' -> ('mobilefacenet', {'embedding_size': 512})."""
+    name, *rest = [s.strip() for s in text.split(",")]
+    kwargs = {}
+    for item in rest:
+        if "=" not in item:
+            raise ConfigError(f"model spec: architecture argument {item!r} is not key=value")
+        k, v = item.split("=", 1)
+        for conv in (int, float):
+            try:
+                kwargs[k] = conv(v)
+                break
+            except ValueError:
+                continue
+        else:
+            kwargs[k] = v
+    return name, kwargs
+
+
+# ---------------------------------------------------------------- onnx / tflite
+
+
+def _layout_from_shape(shape, spec: str) -> tuple[str, int | None, tuple[int, int] | None]:
+    """(layout, fixed batch or None, (H, W) or None) from a 4-D input shape with ints or symbolic dims."""
+    dims = [d if isinstance(d, (int, np.integer)) and d > 0 else None for d in shape]
+    if len(dims) != 4:
+        raise FormatError(f"{spec}: the network input has shape {list(shape)}; expected 4-D images (N×3×H×W or N×H×W×3)")
+    if dims[1] == 3 and dims[3] != 3:
+        layout, hw = "NCHW", (dims[2], dims[3])
+    elif dims[3] == 3:
+        layout, hw = "NHWC", (dims[1], dims[2])
+    elif dims[1] is None and dims[3] is None:
+        layout, hw = "NCHW", (dims[2], dims[3])
+    else:
+        raise FormatError(f"{spec}: cannot tell the channel axis of input shape {list(shape)} (no axis of size 3)")
+    fixed = int(dims[0]) if dims[0] else None
+    return layout, fixed, (None if None in hw else (int(hw[0]), int(hw[1])))
+
+
+def _preprocess_for(spec: str, base: Preprocess, overrides, hw) -> Preprocess:
+    pre = base
+    if hw is not None:
+        pre = pre.with_overrides({"size": hw})
+    pre = pre.with_overrides(overrides) if not isinstance(overrides, Preprocess) else overrides
+    if hw is not None and pre.size != hw:
+        raise ConfigError(f"{spec}: the network takes {hw[0]}×{hw[1]} inputs but the preprocessing asks for "
+                          f"{pre.size[0]}×{pre.size[1]}")
+    return pre
+
+
+class OnnxModel(EmbeddingModel):
+    kind = "onnx"
+
+    def __init__(self, path: Path, spec: str, preprocess=None, device=None):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ConfigError("onnx models need onnxruntime: pip install 'arface_repro[onnx]'") from None
+        providers = ["CPUExecutionProvider"]
+        if str(device or "").startswith("cuda") or (device is None and "CUDAExecutionProvider" in ort.get_available_providers()):
+            providers.insert(0, "CUDAExecutionProvider")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as exc:
+            raise FormatError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:300]})") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise FormatError(f"{path}: expected one network input, found {[i.name for i in inputs]}")
+        inp = inputs[0]
+        if inp.type != "tensor(float)":
+            raise FormatError(f"{path}: input {inp.name!r} is {inp.type}; only float32 image inputs are supported")
+        self.input_name = inp.name
+        self.output_name = self.session.get_outputs()[0].name
+        self.layout, fixed, hw = _layout_from_shape(inp.shape, spec)
+        pre = _preprocess_for(spec, GENERIC, preprocess, hw)
+        out_shape = self.session.get_outputs()[0].shape
+        d = out_shape[1] if len(out_shape) >= 2 and isinstance(out_shape[1], int) else None
+        super().__init__(spec, pre, sha256_file(path), fixed_batch=fixed, embedding_size=d)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self.layout == "NCHW":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        try:
+            return self.session.run([self.output_name], {self.input_name: x})[0]
+        except Exception as exc:
+            raise ConfigError(f"{self.spec}: onnxruntime failed on input {x.shape} ({self.layout}): "
+                              f"{str(exc).splitlines()[0][:300]}") from None
+
+
+class TfliteModel(EmbeddingModel):
+    kind = "tflite"
+
+    def __init__(self, path: Path, spec: str, preprocess=None, device=None):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ConfigError("tflite models need ai-edge-litert: pip install 'arface_repro[tflite]'") from None
+        try:
+            self.interpreter = Interpreter(model_path=str(path))
+            self.interpreter.allocate_tensors()
+        except Exception as exc:
+            raise FormatError(f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0][:300]})") from None
+        ins = self.interpreter.get_input_details()
+        if len(ins) != 1:
+            raise FormatError(f"{path}: expected one network input, found {len(ins)}")
+        self.inp = ins[0]
+        self.out = self.interpreter.get_output_details()[0]
+        if self.inp["dtype"] != np.float32:
+            raise FormatError(f"{path}: input is {np.dtype(self.inp['dtype']).name}; only float32 inputs are supported")
+        sig = [int(v) for v in self.inp.get("shape_signature", self.inp["shape"])]
+        layout, fixed, hw = _layout_from_shape(sig, spec)
+        if layout != "NHWC":
+            raise FormatError(f"{path}: TFLite input shape {sig} is not N×H×W×3")
+        self._current = None
+        pre = _preprocess_for(spec, GENERIC, preprocess, hw)
+        super().__init__(spec, pre, sha256_file(path), fixed_batch=fixed, embedding_size=int(self.out["shape"][-1]))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        it = self.interpreter
+        if self.fixed_batch is None and self._current != x.shape:
+            it.resize_tensor_input(self.inp["index"], list(x.shape))
+            it.allocate_tensors()
+            self._current = x.shape
+        try:
+            it.set_tensor(self.inp["index"], np.ascontiguousarray(x, dtype=np.float32))
+            it.invoke()
+        except Exception as exc:
+            raise ConfigError(f"{self.spec}: TFLite failed on input {x.shape}: {str(exc).splitlines()[0][:300]}") from None
+        return it.get_tensor(self.out["index"]).copy()
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def parse_spec(spec: str) -> tuple[str, str | None, Path]:
+    """'torch:ARCH:PATH' / 'torchscript:PATH' / 'onnx:PATH' / 'tflite:PATH' / bare *.onnx|*.tflite -> (kind, arch, path)."""
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in KINDS:
+        if kind == "torch":
+            arch, sep2, path = rest.partition(":")
+            if not sep2 or not arch or not path:
+                raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH (architectures: arface list-models)")
+            return kind, arch, Path(path)
+        if not rest:
+            raise ConfigError(f"model spec {spec!r}: no file path after '{kind}:'")
+        return kind, None, Path(rest)
+    suffix = Path(spec).suffix.lower()
+    if suffix in (".onnx", ".tflite"):
+        return suffix[1:], None, Path(spec)
+    raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH or tflite:PATH")
+
+
+def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None) -> EmbeddingModel:
+    """An EmbeddingModel from a spec string (see module docstring), an EmbeddingModel (returned as is) or an
+    in-memory torch nn.Module. `preprocess` overrides the backend's default (a Preprocess, a dict or a
+    'key=value,...' string)."""
+    if isinstance(spec, EmbeddingModel):
+        return spec
+    if not isinstance(spec, (str, os.PathLike)):
+        import torch
+
+        if isinstance(spec, torch.nn.Module):
+            pre = preprocess if isinstance(preprocess, Preprocess) else GENERIC.with_overrides(preprocess)
+            return TorchModel.from_module(spec, type(spec).__name__, pre, device)
+        raise ConfigError(f"cannot load a model from {type(spec).__name__}")
+    spec = str(spec)
+    kind, arch_text, path = parse_spec(spec)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: model file not found (spec {spec!r})")
+    if kind == "onnx":
+        return OnnxModel(path, spec, preprocess, device)
+    if kind == "tflite":
+        return TfliteModel(path, spec, preprocess, device)
+    if kind == "torchscript":
+        import torch
+
+        try:
+            module = torch.jit.load(str(path), map_location="cpu")
+        except Exception as exc:
+            raise FormatError(f"{path}: not a loadable TorchScript file ({str(exc).splitlines()[0][:300]})") from None
+        pre = preprocess if isinstance(preprocess, Preprocess) else GENERIC.with_overrides(preprocess)
+        return TorchModel(module, spec, pre, sha256_file(path), device)
+    arch, kwargs = _parse_arch(arch_text)
+    module = build_torch_model(arch, read_checkpoint(path), path, **kwargs)
+    base = default_for_arch(arch)
+    pre = preprocess if isinstance(preprocess, Preprocess) else base.with_overrides(preprocess)
+    return TorchModel(module, spec, pre, sha256_file(path), device)
+
+
+def file_sha256_of(spec) -> str:
+    """Hash of the file behind a spec string (without loading the network)."""
+    return sha256_file(parse_spec(str(spec))[2])
+
+
+__all__ = ["EmbeddingModel", "TorchModel", "OnnxModel", "TfliteModel", "load_model", "parse_spec", "read_checkpoint",
+           "build_torch_model", "strip_prefixes", "state_dict_sha256", "sha256_bytes"]

@@ -1,0 +1,66 @@
+"""Model registry: `@register_model` names a constructor, `create_model(name, **kwargs)` builds it (like timm).
+
+Built-in architectures (MobileFaceNet, IR-ResNet) register themselves when their modules are imported;
+`list_models` / `create_model` import them on first use, so other modules (Attention-Net, heads) can add
+their own constructors the same way without this file knowing about them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+from typing import Callable
+
+from arface_repro.errors import ConfigError
+
+_REGISTRY: dict[str, Callable] = {}
+_BUILTIN_MODULES = ("arface_repro.models.mobilefacenet", "arface_repro.models.iresnet")
+_builtins_loaded = False
+
+
+def register_model(fn: Callable | None = None, *, name: str | None = None):
+    """Decorator registering a model constructor under `name` (default: the function's name)."""
+
+    def deco(f: Callable) -> Callable:
+        key = name or f.__name__
+        if key in _REGISTRY and _REGISTRY[key] is not f:
+            raise ValueError(f"model name {key!r} is already registered by {_REGISTRY[key].__module__}")
+        _REGISTRY[key] = f
+        return f
+
+    return deco(fn) if fn is not None else deco
+
+
+def _load_builtins() -> None:
+    global _builtins_loaded
+    if not _builtins_loaded:
+        _builtins_loaded = True
+        for mod in _BUILTIN_MODULES:
+            importlib.import_module(mod)
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Sorted registered model names, optionally filtered by a shell-style pattern (e.g. 'iresnet*')."""
+    _load_builtins()
+    names = sorted(_REGISTRY)
+    return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def is_model(name: str) -> bool:
+    _load_builtins()
+    return name in _REGISTRY
+
+
+def create_model(name: str, **kwargs):
+    """Build the registered model `name`; unknown names and bad keyword arguments raise ConfigError."""
+    _load_builtins()
+    try:
+        fn = _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model architecture {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+    try:
+        inspect.signature(fn).bind(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model {name!r}: bad arguments {kwargs}: {exc}") from exc
+    return fn(**kwargs)

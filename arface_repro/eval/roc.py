@@ -1,0 +1,91 @@
+"""ROC curves and TAR@FAR rules on similarity scores (higher = more similar), numpy + scikit-learn only.
+
+Two reporting rules exist in the field and both are offered, labelled by name in every record:
+
+* ``nearest`` (default; insightface's IJB tables): ``sklearn.metrics.roc_curve`` with its default
+  ``drop_intermediate=True``; both arrays flipped; for each target FAR, the TPR of the ROC point whose
+  FPR is nearest to the target (smallest |fpr - far|, first such point in the flipped order); no interpolation.
+* ``strict``: the largest TPR among all ROC points whose FPR does not exceed the target, i.e. the TAR at the
+  most permissive threshold that keeps the false-accept rate at or below the target.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+
+RULES = ("nearest", "strict")
+
+
+def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    labels = np.asarray(labels).ravel()
+    if scores.shape != labels.shape:
+        raise ValueError(f"{scores.size} scores but {labels.size} labels")
+    labels = labels.astype(bool)
+    if labels.all() or not labels.any():
+        raise ValueError("a ROC needs both genuine (label 1) and impostor (label 0) scores")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or inf")
+    return scores, labels
+
+
+def roc(scores, labels, drop_intermediate: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds) as `sklearn.metrics.roc_curve` returns them (thresholds descending)."""
+    from sklearn.metrics import roc_curve
+
+    scores, labels = _check(scores, labels)
+    return roc_curve(labels, scores, drop_intermediate=drop_intermediate)
+
+
+def tar_at_far_from_roc(fpr: np.ndarray, tpr: np.ndarray, fars: Iterable[float], rule: str = "nearest") -> dict[float, float]:
+    """Apply a rule to an already computed ROC (fpr ascending as sklearn returns it)."""
+    if rule not in RULES:
+        raise ValueError(f"unknown TAR@FAR rule {rule!r}; expected one of {RULES}")
+    fpr = np.asarray(fpr, dtype=np.float64)
+    tpr = np.asarray(tpr, dtype=np.float64)
+    out: dict[float, float] = {}
+    if rule == "nearest":
+        f_fl, t_fl = fpr[::-1], tpr[::-1]
+        for far in fars:
+            out[float(far)] = float(t_fl[int(np.argmin(np.abs(f_fl - far)))])
+    else:
+        for far in fars:
+            ok = fpr <= far
+            out[float(far)] = float(tpr[ok].max()) if ok.any() else 0.0
+    return out
+
+
+def tar_at_far(scores, labels, fars: Iterable[float], rule: str = "nearest") -> dict[float, float]:
+    """TAR (fraction) at each target FAR under `rule` ('nearest' or 'strict')."""
+    fpr, tpr, _ = roc(scores, labels, drop_intermediate=(rule == "nearest"))
+    return tar_at_far_from_roc(fpr, tpr, fars, rule)
+
+
+def downsample_curve(fpr: Sequence[float], tpr: Sequence[float], max_points: int = 2000) -> dict[str, list[float]]:
+    """Keep at most `max_points` ROC points, spaced evenly in log-FPR, always keeping both ends."""
+    fpr = np.asarray(fpr, dtype=np.float64)
+    tpr = np.asarray(tpr, dtype=np.float64)
+    if fpr.size > max_points:
+        pos = fpr > 0
+        lo = np.log10(fpr[pos].min()) if pos.any() else -12.0
+        grid = np.logspace(lo, 0.0, max_points - 2)
+        idx = np.unique(np.concatenate([[0, fpr.size - 1], np.searchsorted(fpr, grid, side="right") - 1]))
+        idx = idx[idx >= 0]
+        fpr, tpr = fpr[idx], tpr[idx]
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+
+
+def roc_points(scores, labels, max_points: int = 2000) -> dict[str, list[float]]:
+    """A compact ROC curve (fpr, tpr lists) for records and plots."""
+    fpr, tpr, _ = roc(scores, labels)
+    return downsample_curve(fpr, tpr, max_points)
+
+
+def far_label(far: float) -> str:
+    """'1e-3' style label used in metric keys (TAR@FAR=1e-3)."""
+    exp = np.log10(far)
+    if np.isclose(exp, round(exp)):
+        return f"1e{int(round(exp))}"
+    return f"{far:g}"

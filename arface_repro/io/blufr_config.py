@@ -1,0 +1,100 @@
+"""The BLUFR protocol configuration (`blufr_lfw_config.mat`, Liao et al. 2014), read with scipy.io.
+
+Indices in the file are 1-based MATLAB indices into `imageList`; they are returned 0-based.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from arface_repro.errors import FormatError, MissingDataError
+
+REQUIRED = ("imageList", "labels", "testIndex", "galIndex", "probIndex")
+
+
+@dataclass
+class BlufrConfig:
+    image_list: list[str]          # bare file names in the file's order (Aaron_Eckhart_0001.jpg)
+    labels: np.ndarray             # (N,) int class labels as stored (1-based)
+    train_index: list[np.ndarray]  # per trial, 0-based
+    test_index: list[np.ndarray]
+    gal_index: list[np.ndarray]
+    prob_index: list[np.ndarray]
+    source: str
+
+    @property
+    def n_trials(self) -> int:
+        return len(self.test_index)
+
+
+def _cell(cfg: dict, key: str, path: Path, n: int) -> list[np.ndarray]:
+    cell = cfg.get(key)
+    if cell is None:
+        return []
+    out = []
+    for t, arr in enumerate(np.asarray(cell, dtype=object).ravel()):
+        idx = np.asarray(arr).ravel().astype(np.int64)
+        if idx.size and (idx.min() < 1 or idx.max() > n):
+            raise FormatError(f"{path}: {key}{{{t + 1}}} has indices outside 1..{n}")
+        out.append(idx - 1)
+    return out
+
+
+def load_blufr_config(path: str | os.PathLike) -> BlufrConfig:
+    import scipy.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: BLUFR config not found")
+    try:
+        cfg = scipy.io.loadmat(path)
+    except Exception as exc:  # noqa: BLE001 - scipy raises several types for bad files
+        raise FormatError(f"{path}: not a readable MATLAB .mat file ({exc})") from exc
+    missing = [k for k in REQUIRED if k not in cfg]
+    if missing:
+        raise FormatError(f"{path}: BLUFR config lacks variable(s) {', '.join(missing)}")
+    names = [str(np.asarray(x).ravel()[0]) for x in np.asarray(cfg["imageList"], dtype=object).ravel()]
+    labels = np.asarray(cfg["labels"]).ravel().astype(np.int64)
+    n = len(names)
+    if labels.size != n:
+        raise FormatError(f"{path}: {labels.size} labels for {n} images")
+    c = BlufrConfig(names, labels, _cell(cfg, "trainIndex", path, n), _cell(cfg, "testIndex", path, n),
+                    _cell(cfg, "galIndex", path, n), _cell(cfg, "probIndex", path, n), str(path))
+    if not (len(c.test_index) == len(c.gal_index) == len(c.prob_index)) or not c.test_index:
+        raise FormatError(f"{path}: testIndex, galIndex and probIndex must have the same (non-zero) number of trials")
+    return c
+
+
+def match_image_list(image_list: list[str], store_paths: list[str], source: str = "feature store") -> np.ndarray:
+    """Row index in `store_paths` for each bare name of `image_list`.
+
+    A store path matches a name when it equals it or ends with '/' + name. A name matched by two store
+    paths is ambiguous and an error; names not matched at all are reported (count and first few).
+    """
+    by_base: dict[str, int] = {}
+    dup: set[str] = set()
+    for i, p in enumerate(store_paths):
+        base = p.rsplit("/", 1)[-1]
+        if base in by_base:
+            dup.add(base)
+        by_base[base] = i
+    out = np.empty(len(image_list), dtype=np.int64)
+    missing, ambiguous = [], []
+    for k, name in enumerate(image_list):
+        if name in dup:
+            ambiguous.append(name)
+            continue
+        i = by_base.get(name)
+        if i is None:
+            missing.append(name)
+        else:
+            out[k] = i
+    if ambiguous:
+        raise FormatError(f"{source}: {len(ambiguous)} BLUFR image name(s) match several stored paths, e.g. {ambiguous[:3]}")
+    if missing:
+        raise MissingDataError(f"{source}: {len(missing)} of {len(image_list)} BLUFR images are missing, e.g. {', '.join(missing[:5])}")
+    return out

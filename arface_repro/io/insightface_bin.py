@@ -1,0 +1,85 @@
+"""insightface `.bin` verification sets (lfw.bin, agedb_30.bin, cfp_fp.bin, calfw.bin, cplfw.bin ...).
+
+A pickle of `(bins, issame_list)`: `bins` holds 2N encoded images in pair order a0, b0, a1, b1, ...
+(bytes, or uint8 numpy arrays of the encoded file); Python-2 pickles need `encoding='bytes'`.
+Folds follow `KFold(10, shuffle=False)`: contiguous blocks. Images are named `bin/000000` … in the pair
+list so a feature store of a `.bin` set uses those names.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.eval.kfold import contiguous_folds
+from arface_repro.io.pairs import PairList
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Only numpy arrays and builtins: a .bin must not run code on load."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("builtins", "bytearray"), ("__builtin__", "bytearray")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
+
+
+def load_bin(path: str | os.PathLike) -> tuple[list[bytes], np.ndarray]:
+    """Return (encoded images as bytes, issame bool array), checked for consistency."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: .bin file not found")
+    with open(path, "rb") as fh:
+        try:
+            obj = _RestrictedUnpickler(fh, encoding="bytes").load()
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a format error here
+            raise FormatError(f"{path}: not an insightface .bin pickle ({exc})") from exc
+    if not (isinstance(obj, (tuple, list)) and len(obj) == 2):
+        raise FormatError(f"{path}: expected a pickled (bins, issame_list) pair")
+    bins, issame = obj
+    images = []
+    for i, b in enumerate(bins):
+        if isinstance(b, np.ndarray):
+            b = b.tobytes()
+        elif isinstance(b, (bytearray, memoryview)):
+            b = bytes(b)
+        if not isinstance(b, bytes) or not b:
+            raise FormatError(f"{path}: image record {i} is not encoded image bytes")
+        images.append(b)
+    issame = np.asarray([bool(x) for x in issame])
+    if len(images) != 2 * len(issame):
+        raise FormatError(f"{path}: {len(images)} images for {len(issame)} pairs; expected exactly 2 per pair")
+    return images, issame
+
+
+def bin_image_names(n_images: int) -> list[str]:
+    return [f"bin/{i:06d}" for i in range(n_images)]
+
+
+def bin_pairs(path: str | os.PathLike, n_folds: int = 10) -> PairList:
+    """The pair list of a .bin set, with image names `bin/%06d` and contiguous folds."""
+    images, issame = load_bin(path)
+    names = np.array(bin_image_names(len(images)))
+    return PairList(names[0::2], names[1::2], issame, contiguous_folds(len(issame), n_folds), str(path))
+
+
+def decode_bin_images(path: str | os.PathLike) -> tuple[list[str], list[np.ndarray]]:
+    """Decode every image of a .bin set to RGB uint8 arrays (names as in `bin_pairs`)."""
+    import cv2
+
+    images, _ = load_bin(path)
+    out = []
+    for i, b in enumerate(images):
+        arr = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+        if arr is None:
+            raise FormatError(f"{path}: image record {i} could not be decoded")
+        out.append(cv2.cvtColor(arr, cv2.COLOR_BGR2RGB))
+    return bin_image_names(len(images)), out

@@ -1,0 +1,139 @@
+"""`arface inspect-rec PREFIX`: counts and integrity check of a `.rec`/`.idx` pair.
+
+Prints records, images, identities and image sizes. Checks that every record's framing and IRHeader
+read, every image decodes, labels are class ids, and (insightface layout) identity records tile the
+image keys 1..first-1 in order with every image's label equal to its identity. Exits 1 on any problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+
+MAX_LISTED = 20
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "inspect-rec",
+        help="print counts of a .rec/.idx and check its integrity (exit 1 on problems)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("prefix", help="PREFIX of PREFIX.rec and PREFIX.idx")
+    p.add_argument("--no-decode", action="store_true", help="skip decoding images (framing and labels only)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, list[str]]:
+    """Return (summary counts, list of problems) for PREFIX.rec/.idx."""
+    from tqdm import tqdm
+
+    from arface_repro.data.face_datasets import decode_image
+    from arface_repro.errors import FormatError
+    from arface_repro.io.recordio import IndexedRecordReader, RecordReader, unpack
+
+    reader = IndexedRecordReader(f"{prefix}.idx", f"{prefix}.rec")
+    problems: list[str] = []
+    # every physical byte of the .rec parses as records, and .idx offsets point at record starts
+    try:
+        starts = {off for off, _ in RecordReader(reader.rec_path).iter_with_offsets()}
+    except FormatError as exc:
+        problems.append(str(exc))
+        starts = None
+    if starts is not None:
+        for key in reader.keys:
+            if reader.offset(key) not in starts:
+                problems.append(f"{reader.idx_path}: key {key} offset {reader.offset(key)} is not a record start")
+        if len(starts) != len(reader):
+            problems.append(f"{reader.rec_path} holds {len(starts)} records but {reader.idx_path} lists {len(reader)}")
+
+    headers = {}
+    for key in reader.keys:
+        try:
+            headers[key] = unpack(reader.read(key))
+        except FormatError as exc:
+            problems.append(f"key {key}: {exc}")
+
+    header_range = None
+    if 0 in headers and headers[0][0].flag == 2:
+        first, end = (int(v) for v in headers[0][0].label)
+        header_range = (first, end)
+        image_keys = list(range(1, first))
+        ident_keys = list(range(first, end))
+    else:
+        image_keys, ident_keys = list(reader.keys), []
+
+    labels: dict[int, int] = {}
+    sizes: Counter = Counter()
+    for key in tqdm(image_keys, desc="inspect-rec", disable=quiet, unit="img"):
+        if key not in headers:
+            if key not in reader:
+                problems.append(f"image key {key} (from header record 0) is missing from {reader.idx_path}")
+            continue
+        header, payload = headers[key]
+        lab = header.label if header.flag == 0 else header.label[0]
+        if lab != int(lab) or lab < 0:
+            problems.append(f"key {key}: label {lab} is not a class id")
+        else:
+            labels[key] = int(lab)
+        if decode:
+            try:
+                sizes[decode_image(payload, f"key {key}").shape] += 1
+            except FormatError as exc:
+                problems.append(str(exc))
+
+    if header_range is not None:
+        expected_start = 1
+        for c, key in enumerate(ident_keys):
+            if key not in headers:
+                problems.append(f"identity key {key} (from header record 0) is missing or unreadable")
+                continue
+            h, _ = headers[key]
+            if h.flag != 2:
+                problems.append(f"identity record {key}: flag {h.flag}, expected 2 ([start, end) range)")
+                continue
+            start, stop = (int(v) for v in h.label)
+            if start != expected_start or stop < start:
+                problems.append(f"identity record {key} (class {c}): range [{start}, {stop}) does not follow {expected_start}")
+            for k in range(start, stop):
+                if k in labels and labels[k] != c:
+                    problems.append(f"key {k}: label {labels[k]} but identity record {key} puts it in class {c}")
+            expected_start = max(expected_start, stop)
+        if ident_keys and expected_start != header_range[0]:
+            problems.append(f"identity ranges end at {expected_start}, images end at {header_range[0]}")
+        extra = set(reader.keys) - {0, *image_keys, *ident_keys}
+        if extra:
+            problems.append(f"{len(extra)} keys outside the header's layout, e.g. {min(extra)}")
+
+    summary = {
+        "records": len(reader),
+        "images": len(image_keys),
+        "identities": len(ident_keys) if header_range else len(set(labels.values())),
+        "header": header_range,
+        "image_sizes": dict(sizes),
+    }
+    return summary, problems
+
+
+def run(args) -> int:
+    summary, problems = inspect_rec(args.prefix, decode=not args.no_decode, quiet=args.quiet)
+    print(f"{args.prefix}.rec")
+    print(f"  records:    {summary['records']}")
+    layout = f"header record 0: first={summary['header'][0]}, end={summary['header'][1]}" if summary["header"] else "no insightface header record (all keys are images)"
+    print(f"  layout:     {layout}")
+    print(f"  images:     {summary['images']}")
+    print(f"  identities: {summary['identities']}")
+    if summary["image_sizes"]:
+        sizes = ", ".join(f"{h}x{w}x{c}: {n}" for (h, w, c), n in sorted(summary["image_sizes"].items()))
+        print(f"  image size: {sizes}")
+    if problems:
+        print(f"  PROBLEMS: {len(problems)}")
+        for msg in problems[:MAX_LISTED]:
+            print(f"    {msg}")
+        if len(problems) > MAX_LISTED:
+            print(f"    ... and {len(problems) - MAX_LISTED} more")
+        return 1
+    print("  integrity:  OK")
+    return 0

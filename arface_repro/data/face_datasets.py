@@ -1,0 +1,248 @@
+"""Face training sets as map-style torch Datasets: insightface `.rec` files and image folders.
+
+Every item is `(image, label, landmarks)`: image np.uint8 H×W×3 RGB, label int (class id), landmarks
+np.float32 (5, 2) in the image's pixel coordinates (left eye, right eye, nose, left/right mouth corner).
+Pre-aligned images (a `.rec`, or a folder without a landmarks file) get the alignment template for their
+size (112×112: ArcFace; 112×96: SphereFace; other sizes: the ArcFace one scaled). An optional `transform`
+is called with the whole tuple and its result is returned.
+
+Landmarks file (written by `arface align`): UTF-8 text, one image per line,
+`relpath x1 y1 x2 y2 x3 y3 x4 y4 x5 y5` (whitespace separated, relpath relative to the folder with '/',
+may contain spaces since the 10 numbers are split from the right); blank lines and lines starting with '#'
+are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96
+from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.recordio import IndexedRecordReader, unpack
+from arface_repro.utils.atomic import atomic_open
+
+try:  # torch is only needed to subclass Dataset (ConcatDataset via `+`); the classes work without it
+    from torch.utils.data import Dataset as _Base
+except ImportError:  # pragma: no cover
+    _Base = object
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def decode_image(data: bytes, where: str = "<bytes>") -> np.ndarray:
+    """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8 H×W×3; FormatError naming `where` if not."""
+    import cv2
+
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if len(data) else None
+    if img is None:
+        raise FormatError(f"{where}: not a decodable image ({len(data)} bytes)")
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file as RGB uint8 H×W×3."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise MissingDataError(f"{path}: image not found") from None
+    return decode_image(data, str(path))
+
+
+def template_landmarks(height: int, width: int) -> np.ndarray:
+    """The 5 template points of a pre-aligned crop of this size (float32 (5, 2))."""
+    if (height, width) == (112, 96):
+        return SPHEREFACE_112x96.copy()
+    return (ARCFACE_112 * np.array([width / 112.0, height / 112.0], np.float32)).astype(np.float32)
+
+
+def read_landmarks_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Parse a landmarks file into {relpath: float32 (5, 2)}; malformed lines raise FormatError."""
+    out: dict[str, np.ndarray] = {}
+    with open(path, "r", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            text = line.strip()
+            if not text or text.startswith("#"):
+                continue
+            fields = text.rsplit(None, 10)
+            try:
+                if len(fields) != 11:
+                    raise ValueError
+                pts = np.array([float(v) for v in fields[1:]], dtype=np.float32).reshape(5, 2)
+                if not np.all(np.isfinite(pts)):
+                    raise ValueError
+            except ValueError:
+                raise FormatError(
+                    f"{path}: line {lineno}: expected 'relpath x1 y1 ... x5 y5' (10 numbers), got {text!r}"
+                ) from None
+            if fields[0] in out:
+                raise FormatError(f"{path}: line {lineno}: duplicate entry for {fields[0]!r}")
+            out[fields[0]] = pts
+    return out
+
+
+def write_landmarks_file(path: str | os.PathLike, entries: Iterable[tuple[str, np.ndarray]], comment: str = ""):
+    """Write {relpath: (5, 2)} entries atomically in the landmarks-file format."""
+    with atomic_open(path, "w", encoding="utf-8") as fh:
+        for line in comment.splitlines():
+            fh.write(f"# {line}\n")
+        for rel, pts in entries:
+            nums = " ".join(f"{v:.4f}" for v in np.asarray(pts, np.float64).reshape(10))
+            fh.write(f"{rel} {nums}\n")
+
+
+def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
+    """List `root/identity/image` files: (identity names sorted, [(relpath, label)] sorted by identity, name).
+
+    Identities without any image are left out; a root without identity folders raises MissingDataError.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise MissingDataError(f"{root}: image folder not found")
+    classes: list[str] = []
+    items: list[tuple[str, int]] = []
+    for ident in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(
+            f.name for f in ident.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+        )
+        if not files:
+            continue
+        label = len(classes)
+        classes.append(ident.name)
+        items.extend((f"{ident.name}/{name}", label) for name in files)
+    if not items:
+        raise MissingDataError(f"{root}: no images found under root/identity/*{IMAGE_EXTENSIONS}")
+    return classes, items
+
+
+class RecFaceDataset(_Base):
+    """An insightface `.rec`/`.idx` training set.
+
+    Record 0 with flag 2 and label [first, end) marks the layout: image records 1..first-1 (JPEG, label =
+    class id), identity records first..end-1 holding [start, end) image ranges, num_classes = end - first.
+    Without that header every key is an image and num_classes = max label + 1.
+    """
+
+    def __init__(
+        self,
+        prefix: str | os.PathLike | None = None,
+        transform: Callable | None = None,
+        idx_path: str | os.PathLike | None = None,
+        rec_path: str | os.PathLike | None = None,
+    ):
+        if prefix is not None:
+            idx_path, rec_path = f"{prefix}.idx", f"{prefix}.rec"
+        if idx_path is None or rec_path is None:
+            raise ValueError("give a prefix or both idx_path and rec_path")
+        self.reader = IndexedRecordReader(idx_path, rec_path)
+        self.transform = transform
+        self.header_range: tuple[int, int] | None = None
+        self._labels: np.ndarray | None = None
+        if 0 in self.reader:
+            header, _ = self._unpack(0)
+            if header.flag == 2:
+                first, end = int(header.label[0]), int(header.label[1])
+                if not 1 <= first <= end:
+                    raise FormatError(f"{rec_path}: record 0 header range [{first}, {end}) is invalid")
+                self.header_range = (first, end)
+        if self.header_range is not None:
+            first, end = self.header_range
+            self.image_keys = list(range(1, first))
+            self.num_classes = end - first
+            missing = [k for k in (*self.image_keys, *range(first, end)) if k not in self.reader]
+            if missing:
+                raise FormatError(
+                    f"{idx_path}: header record 0 says keys 1..{end - 1} exist; missing key {missing[0]}"
+                )
+        else:
+            self.image_keys = list(self.reader.keys)
+            self.num_classes = int(self.labels.max()) + 1 if len(self.image_keys) else 0
+
+    def _unpack(self, key: int):
+        try:
+            return unpack(self.reader.read(key))
+        except FormatError as exc:
+            raise FormatError(f"{self.reader.rec_path}: key {key}: {exc}") from None
+
+    def _label(self, header, key: int) -> int:
+        label = header.label if header.flag == 0 else header.label[0]
+        if not np.isfinite(label) or label < 0 or label != int(label):
+            raise FormatError(f"{self.reader.rec_path}: key {key}: label {label} is not a class id")
+        return int(label)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class id of every image (reads all headers once)."""
+        if self._labels is None:
+            self._labels = np.array(
+                [self._label(self._unpack(k)[0], k) for k in self.image_keys], dtype=np.int64
+            )
+        return self._labels
+
+    def identity_ranges(self) -> list[tuple[int, int]]:
+        """[start, end) image-key range of each class, from the identity records (header layout only)."""
+        if self.header_range is None:
+            raise FormatError(f"{self.reader.rec_path}: no insightface header record; no identity ranges")
+        first, end = self.header_range
+        out = []
+        for key in range(first, end):
+            header, _ = self._unpack(key)
+            if header.flag != 2:
+                raise FormatError(f"{self.reader.rec_path}: identity record {key} has flag {header.flag}, expected 2")
+            out.append((int(header.label[0]), int(header.label[1])))
+        return out
+
+    def __len__(self) -> int:
+        return len(self.image_keys)
+
+    def __getitem__(self, index: int):
+        key = self.image_keys[index]
+        header, payload = self._unpack(key)
+        image = decode_image(payload, f"{self.reader.rec_path} key {key}")
+        item = (image, self._label(header, key), template_landmarks(*image.shape[:2]))
+        return self.transform(item) if self.transform is not None else item
+
+
+class ImageFolderFaceDataset(_Base):
+    """Images under `root/identity/*.jpg` (identities sorted -> labels 0..C-1).
+
+    With `landmarks_file`, each image's 5 points come from it (every image must have an entry); without,
+    images are taken as pre-aligned and get the template for their size.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        landmarks_file: str | os.PathLike | None = None,
+        transform: Callable | None = None,
+    ):
+        self.root = Path(root)
+        self.classes, self.samples = scan_image_folder(self.root)
+        self.num_classes = len(self.classes)
+        self.transform = transform
+        self.landmarks: dict[str, np.ndarray] | None = None
+        if landmarks_file is not None:
+            self.landmarks = read_landmarks_file(landmarks_file)
+            for rel, _ in self.samples:
+                if rel not in self.landmarks:
+                    raise MissingDataError(f"{landmarks_file}: no landmarks for image {rel!r} of {self.root}")
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([label for _, label in self.samples], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        rel, label = self.samples[index]
+        image = read_image(self.root / rel)
+        if self.landmarks is not None:
+            lmk = self.landmarks[rel].copy()
+        else:
+            lmk = template_landmarks(*image.shape[:2])
+        item = (image, label, lmk)
+        return self.transform(item) if self.transform is not None else item

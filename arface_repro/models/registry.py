@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
+import re
 from typing import Callable
 
 from arface_repro.errors import ConfigError
@@ -40,10 +41,15 @@ def _load_builtins() -> None:
             importlib.import_module(mod)
 
 
+def _natural(name: str):
+    """Sort key putting iresnet18 before iresnet100."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
 def list_models(pattern: str | None = None) -> list[str]:
     """Sorted registered model names, optionally filtered by a shell-style pattern (e.g. 'iresnet*')."""
     _load_builtins()
-    names = sorted(_REGISTRY)
+    names = sorted(_REGISTRY, key=_natural)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
 
 

@@ -1,0 +1,47 @@
+"""`arface embed --model SPEC --data-root DIR [--list FILE] --out F.npz`: images -> feature store.
+
+Model specs: torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH (see `arface list-models`).
+The store holds `features` = f(x) and, unless --no-flip, `flip_features` = f(mirrored x), both unnormalised.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    p = sub.add_parser("embed", help="extract embeddings of a folder of images into a feature store (.npz)",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="model spec: torch:ARCH:PATH | torchscript:PATH | onnx:PATH | tflite:PATH")
+    p.add_argument("--data-root", required=True, help="folder the image paths are relative to")
+    p.add_argument("--list", help="text file of relative image paths, one per line (default: every image under the root)")
+    p.add_argument("--out", required=True, help="output feature store .npz")
+    p.add_argument("--no-flip", action="store_true", help="do not also embed the horizontally flipped images")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=None, help="image reader processes (default min(4, CPUs))")
+    p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
+    p.add_argument("--preprocess", default=None,
+                   help="override preprocessing, e.g. 'color=BGR,std=127.5,fit=resize' (fields color, mean, std, size, fit)")
+    p.add_argument("--cache-dir", default=None, help="reuse/save extracted features here (keyed by model+images+settings)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from arface_repro.errors import ConfigError
+    from arface_repro.eval.embed import extract_features
+    from arface_repro.eval.image_list import read_image_list
+    from arface_repro.io.feature_store import save_feature_store
+
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    paths = read_image_list(args.list) if args.list else None
+    store = extract_features(args.model, args.data_root, paths, batch_size=args.batch_size, flip=not args.no_flip,
+                             workers=args.workers, cache_dir=args.cache_dir, device=args.device,
+                             preprocess=args.preprocess, quiet=args.quiet)
+    meta = {k: str(v) for k, v in store.meta.items() if k in ("model_spec", "model_sha256", "preprocess", "flip")}
+    save_feature_store(args.out, store.features, store.paths, store.flip_features, **meta)
+    if not args.quiet:
+        print(f"wrote {args.out}: {len(store)} × {store.dim} features"
+              + (" (+ flip_features)" if store.flip_features is not None else "") + f", cache {store.meta.get('cache')}")
+    return 0

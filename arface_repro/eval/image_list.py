@@ -1,0 +1,52 @@
+"""Image lists for embedding extraction: scan a dataset root, or read a list file (numpy-free, torch-free)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from arface_repro.errors import FormatError, MissingDataError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def list_images(data_root: str | os.PathLike, exts: tuple[str, ...] = IMAGE_EXTS) -> list[str]:
+    """Sorted '/'-separated paths, relative to `data_root`, of every image file below it."""
+    root = Path(data_root)
+    if not root.is_dir():
+        raise MissingDataError(f"{root}: data root is not a directory")
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(root)
+        for f in filenames:
+            if f.lower().endswith(exts) and not f.startswith("."):
+                out.append((rel / f).as_posix())
+    return sorted(out)
+
+
+def read_image_list(path: str | os.PathLike) -> list[str]:
+    """Relative image paths from a text file, one per line; blank lines and '#' comments are skipped.
+
+    Extra whitespace-separated fields after the path (e.g. a label) are ignored. Absolute paths and
+    duplicates are errors naming the line.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: image list not found")
+    out, seen = [], {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            s = line.strip()
+            if not s or s.startswith("#"):
+                continue
+            p = s.split()[0].replace("\\", "/")
+            if p.startswith("/") or ":" in p[:3]:
+                raise FormatError(f"{path}:{lineno}: {p!r} is absolute; list paths relative to the data root")
+            if p in seen:
+                raise FormatError(f"{path}:{lineno}: {p!r} repeats line {seen[p]}")
+            seen[p] = lineno
+            out.append(p)
+    if not out:
+        raise FormatError(f"{path}: the image list is empty")
+    return out

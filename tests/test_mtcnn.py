@@ -78,3 +78,34 @@ def test_nms_and_helpers():
     np.testing.assert_allclose(sq, [[0.0, 20.0, 40.0, 60.0]])
     two = np.array([[0, 0, 60, 60], [90, 90, 150, 150]], float)
     assert select_main_face(two, (240, 240, 3)) == 1
+
+
+def test_align_command(shared, tmp_path, capsys):
+    from arface_repro.cli import main as cli_main
+    from arface_repro.data.alignment import ARCFACE_112
+    from arface_repro.data.face_datasets import ImageFolderFaceDataset, read_landmarks_file
+
+    weights = require(shared / "models" / "mtcnn-facenet-pytorch")
+    src = tmp_path / "src"
+    for rel in SAMPLE[:2]:
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_bytes(require(shared / "data" / "lfw" / "deepfunneled-fold1" / rel).read_bytes())
+    (src / "other").mkdir()
+    cv2.imwrite(str(src / "other" / "blank.jpg"), np.full((90, 90, 3), 128, np.uint8))
+    (src / "other" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    dst = tmp_path / "dst"
+    status = cli_main(["align", str(src), str(dst), "--weights", str(weights)])
+    assert status == 0
+    out = capsys.readouterr().out
+    assert "aligned 2/4 images" in out and "2 without a usable face" in out
+    report = (dst / "align_report.txt").read_text()
+    assert "other/blank.jpg\tno_face" in report and "other/broken.jpg\tunreadable" in report
+    lmk = read_landmarks_file(dst / "landmarks.txt")
+    assert sorted(lmk) == sorted(SAMPLE[:2])
+    for rel, pts in lmk.items():
+        assert cv2.imread(str(dst / rel)).shape == (112, 112, 3)
+        assert np.abs(pts - ARCFACE_112).max() < 8  # a real face lands near the template
+    src_lmk = read_landmarks_file(dst / "source_landmarks.txt")
+    assert sorted(src_lmk) == sorted(SAMPLE[:2]) and all(p.min() > 50 for p in src_lmk.values())
+    ds = ImageFolderFaceDataset(dst, dst / "landmarks.txt")
+    assert len(ds) == 2 and ds.num_classes == 2

@@ -1,0 +1,140 @@
+"""`arface align SRC_DIR DST_DIR --weights DIR`: detect faces with MTCNN and write aligned crops.
+
+Every image under SRC_DIR (any depth) is searched with MTCNN; the face kept is the only one, or when
+several are found the large central one (area − 2 × squared offset from the image centre). It is warped
+to the 112×112 ArcFace template (or 112×96 SphereFace with `--size 112x96`) and written to DST_DIR under
+the same relative path. DST_DIR also gets:
+  landmarks.txt         `relpath x1 y1 ... x5 y5` of each crop, in crop pixels
+  source_landmarks.txt  the detected points in the source image's pixels (relpath relative to SRC_DIR)
+  align_report.txt      images without a face / unreadable / with several faces (one per line, tab separated)
+Images without a face are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+REPORT_NAMES = ("landmarks.txt", "source_landmarks.txt", "align_report.txt")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "align",
+        help="detect faces (MTCNN) and write aligned 112x112 crops plus a landmarks file",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("src_dir", help="folder of images (searched recursively)")
+    p.add_argument("dst_dir", help="output folder for crops, landmarks.txt and align_report.txt")
+    p.add_argument(
+        "--weights",
+        help="folder with MTCNN pnet.pt, rnet.pt, onet.pt (default: the shared folder's "
+        "models/mtcnn-facenet-pytorch when present)",
+    )
+    p.add_argument("--size", default="112", help="crop size: 112 (ArcFace) or 112x96 (SphereFace)")
+    p.add_argument("--min-face", type=int, default=20, help="MTCNN minimum face size in pixels (default 20)")
+    p.add_argument("--quality", type=int, default=95, help="JPEG quality of the crops (default 95)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, notes or summary")
+    p.set_defaults(func=run)
+
+
+def _parse_size(text: str):
+    from arface_repro.errors import ConfigError
+
+    try:
+        parts = [int(v) for v in text.lower().split("x")]
+    except ValueError:
+        parts = []
+    if parts == [112] or parts == [112, 112]:
+        return (112, 112)
+    if parts == [112, 96]:
+        return (112, 96)
+    raise ConfigError(f"--size must be 112 or 112x96, got {text!r}")
+
+
+def list_images(src: Path) -> list[str]:
+    from arface_repro.data.face_datasets import IMAGE_EXTENSIONS
+
+    return sorted(
+        p.relative_to(src).as_posix()
+        for p in src.rglob("*")
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+
+
+def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, device=None, quiet=True) -> dict:
+    """Align every image of `src` into `dst`; returns counts and the report lines."""
+    import cv2
+    from tqdm import tqdm
+
+    from arface_repro.data.alignment import align_face
+    from arface_repro.data.face_datasets import read_image, write_landmarks_file
+    from arface_repro.data.mtcnn import MTCNN, select_main_face
+    from arface_repro.errors import FormatError, MissingDataError
+    from arface_repro.utils.atomic import atomic_open, atomic_path
+
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir():
+        raise MissingDataError(f"{src}: source folder not found")
+    images = list_images(src)
+    if not images:
+        raise MissingDataError(f"{src}: no images found")
+    detector = MTCNN(weights, device=device, min_face_size=min_face)
+    crop_lmk, src_lmk, report = [], [], []
+    multi = 0
+    for rel in tqdm(images, desc="align", disable=quiet, unit="img"):
+        try:
+            img = read_image(src / rel)
+        except FormatError as exc:
+            report.append(f"{rel}\tunreadable\t{exc}")
+            continue
+        boxes, probs, lmks = detector.detect(img)
+        if len(boxes) == 0:
+            report.append(f"{rel}\tno_face")
+            continue
+        pick = 0
+        if len(boxes) > 1:
+            pick = select_main_face(boxes, img.shape)
+            multi += 1
+            report.append(f"{rel}\tmulti_face\t{len(boxes)} faces, kept box {boxes[pick].round(1).tolist()}")
+            if not quiet:
+                tqdm.write(f"{rel}: {len(boxes)} faces, keeping the large central one")
+        crop, new_lmk = align_face(img, lmks[pick], size=size)
+        out = dst / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            params = [cv2.IMWRITE_JPEG_QUALITY, quality] if out.suffix.lower() in (".jpg", ".jpeg") else []
+            if not cv2.imwrite(str(tmp), crop[:, :, ::-1], params):
+                raise RuntimeError(f"could not write {out}")
+        crop_lmk.append((rel, new_lmk))
+        src_lmk.append((rel, lmks[pick]))
+    h, w = size
+    write_landmarks_file(dst / "landmarks.txt", crop_lmk, comment=f"aligned {h}x{w} crops of {src}; crop pixels")
+    write_landmarks_file(dst / "source_landmarks.txt", src_lmk, comment=f"MTCNN landmarks in the images of {src}")
+    with atomic_open(dst / "align_report.txt", "w", encoding="utf-8") as fh:
+        fh.write("# relpath\tproblem\tdetails\n")
+        fh.writelines(line + "\n" for line in report)
+    failed = sum(1 for line in report if "\tmulti_face" not in line)
+    return {"images": len(images), "aligned": len(crop_lmk), "failed": failed, "multi_face": multi, "report": report}
+
+
+def run(args) -> int:
+    from arface_repro.errors import ConfigError
+    from arface_repro.shared_data import shared_path
+
+    weights = args.weights or shared_path("models", "mtcnn-facenet-pytorch")
+    if weights is None:
+        raise ConfigError("--weights DIR is required (folder with pnet.pt, rnet.pt, onet.pt)")
+    stats = align_folder(
+        args.src_dir, args.dst_dir, weights, _parse_size(args.size), args.min_face, args.quality,
+        args.device, args.quiet,
+    )
+    if not args.quiet:
+        print(
+            f"aligned {stats['aligned']}/{stats['images']} images into {args.dst_dir} "
+            f"({stats['failed']} without a usable face, {stats['multi_face']} with several faces; "
+            f"see {Path(args.dst_dir) / 'align_report.txt'})"
+        )
+    return 0

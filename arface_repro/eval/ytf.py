@@ -1,0 +1,131 @@
+"""YouTube Faces (YTF): 5,000 video pairs in 10 splits, 10-fold accuracy with folds = splits.
+
+`splits.txt`: comma separated; an optional header line (`split number, pair number, first name,
+second name, is same` — the copy in ../shared has none); fields 2 and 3 (0-based) are `Person/videoIdx`,
+the last field is same = 1 / 0, the first is the split (1..10) used as the fold.
+
+Frame features come from a feature store whose paths are `Person/videoIdx/<frame file>`; a video's
+frames are all store paths under `Person/videoIdx/`.
+
+Video comparison variants (the `pooling` label in records):
+* 'mean' (default, DESIGN.md): L2-normalise each frame, average, L2-normalise again; distance = squared
+  L2 between the two video features.
+* 'min-dist' / 'mean-dist' / 'max-dist': squared L2 distance between every frame pair of the two videos
+  (normalised frames), then its min / mean / max.
+Then the insightface k-fold procedure (arface_repro.eval.kfold.kfold_accuracy: thresholds 0..4 step
+0.01, the first best threshold on the other 9 folds) with the 10 splits as folds.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from arface_repro.errors import ConfigError, FormatError, MissingDataError
+
+POOLINGS = ("mean", "min-dist", "mean-dist", "max-dist")
+
+
+@dataclass
+class YTFPairs:
+    split: np.ndarray   # (P,) int, 1..10
+    video1: list[str]
+    video2: list[str]
+    issame: np.ndarray  # (P,) bool
+    source: str
+
+
+def read_splits(path: str | os.PathLike) -> YTFPairs:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: YTF splits file not found")
+    split, v1, v2, same = [], [], [], []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for ln, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        f = [x.strip() for x in line.split(",")]
+        if ln == 1 and not f[0].isdigit():
+            continue  # header line
+        if len(f) < 5:
+            raise FormatError(f"{path}:{ln}: expected 'split, pair, Person/video, Person/video, same' (5 fields), got {len(f)}")
+        try:
+            s, lab = int(f[0]), int(f[-1])
+        except ValueError:
+            raise FormatError(f"{path}:{ln}: split and same fields must be integers: {line[:80]!r}") from None
+        if lab not in (0, 1):
+            raise FormatError(f"{path}:{ln}: last field (same) must be 0 or 1, got {lab}")
+        for v in (f[2], f[3]):
+            if v.count("/") != 1:
+                raise FormatError(f"{path}:{ln}: video {v!r} is not 'Person/videoIdx'")
+        split.append(s)
+        v1.append(f[2])
+        v2.append(f[3])
+        same.append(bool(lab))
+    if not split:
+        raise FormatError(f"{path}: no pairs")
+    return YTFPairs(np.asarray(split), v1, v2, np.asarray(same), str(path))
+
+
+def video_rows(paths: np.ndarray) -> dict[str, np.ndarray]:
+    """{'Person/videoIdx': store rows of its frames}, frames in path order."""
+    paths = np.asarray(paths)
+    keys = np.array(["/".join(p.split("/", 2)[:2]) if p.count("/") >= 2 else "" for p in paths.tolist()])
+    order = np.argsort(paths, kind="stable")
+    keys_o = keys[order]
+    # all paths sharing the prefix 'Person/videoIdx/' are contiguous in sorted order
+    change = np.flatnonzero(keys_o[1:] != keys_o[:-1]) + 1
+    bounds = np.concatenate([[0], change, [keys_o.size]])
+    return {str(keys_o[bounds[i]]): order[bounds[i]:bounds[i + 1]] for i in range(bounds.size - 1) if keys_o[bounds[i]]}
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(n, 1e-30)
+
+
+def pair_distances(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "none") -> np.ndarray:
+    """Squared-L2 distance per pair under the chosen pooling (see module docstring)."""
+    if pooling not in POOLINGS:
+        raise ConfigError(f"unknown YTF pooling {pooling!r} (expected {', '.join(POOLINGS)})")
+    vids = video_rows(store.paths)
+    needed = sorted(set(pairs.video1) | set(pairs.video2))
+    missing = [v for v in needed if v not in vids]
+    if missing:
+        raise MissingDataError(f"{store.source}: no frames for {len(missing)} YTF video(s) of {pairs.source}: "
+                               f"{', '.join(missing[:5])}")
+    feats = store.combined(flip)
+
+    def frames(v):
+        return _norm(feats[vids[v]])
+
+    if pooling == "mean":
+        pooled = {v: _norm(frames(v).mean(axis=0, keepdims=True))[0] for v in needed}
+        a = np.stack([pooled[v] for v in pairs.video1])
+        b = np.stack([pooled[v] for v in pairs.video2])
+        return np.sum(np.square(a - b), axis=1)
+    red = {"min-dist": np.min, "mean-dist": np.mean, "max-dist": np.max}[pooling]
+    out = np.empty(len(pairs.video1))
+    for i, (v1, v2) in enumerate(zip(pairs.video1, pairs.video2)):
+        d = np.clip(2.0 - 2.0 * frames(v1) @ frames(v2).T, 0.0, 4.0)
+        out[i] = red(d)
+    return out
+
+
+def evaluate(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "none") -> dict:
+    """10-fold accuracy with folds = splits; returns {'accuracy' (mean), 'std', 'per_fold', 'thresholds'}."""
+    dist = pair_distances(store, pairs, pooling, flip)
+    result = kfold_call(dist, pairs.issame, pairs.split)
+    return {"accuracy": result.mean, "std": result.std, "per_fold": result.accuracy.tolist(),
+            "thresholds": result.threshold.tolist(), "pooling": pooling, "n_pairs": int(dist.size)}
+
+
+def kfold_call(dist: np.ndarray, issame: np.ndarray, folds: np.ndarray):
+    """The call site into the project's k-fold routine (insightface rule)."""
+    from arface_repro.eval.kfold import kfold_accuracy  # noqa: PLC0415
+
+    return kfold_accuracy(dist, issame, folds)

@@ -1,0 +1,141 @@
+"""IJB-B / IJB-C meta files (as distributed with insightface's IJB evaluation package).
+
+* `<set>_face_tid_mid.txt`: one line per image, `image template_id media_id` (space separated).
+* `<set>_template_pair_label.txt`: one line per pair, `template1 template2 label` (label 1 = same).
+* `<set>_name_5pts_score.txt`: one line per image, `image x1 y1 … x5 y5 faceness` (12 fields).
+* `<set>_1N_gallery_G1.csv`, `<set>_1N_gallery_G2.csv`, `<set>_1N_probe_mixed.csv` (IJB-C; IJB-B uses
+  `..._gallery_S1/S2.csv` and `..._probe_mixed.csv`): comma separated with a header line whose first two
+  columns are TEMPLATE_ID, SUBJECT_ID; one row per image of the template.
+
+Readers are numpy-only and strict: a line with the wrong number of fields or a non-integer id raises
+FormatError naming the file and line.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from arface_repro.errors import FormatError, MissingDataError
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise MissingDataError(f"{path}: IJB meta file not found")
+    with open(path, "r", encoding="utf-8", errors="strict") as fh:
+        return fh.read().splitlines()
+
+
+def _split_fixed(path: Path, n_fields: int, sep: str | None = None, skip: int = 0) -> list[list[str]]:
+    rows = []
+    for ln, line in enumerate(_lines(path)[skip:], start=1 + skip):
+        if not line.strip():
+            continue
+        f = line.split(sep) if sep else line.split()
+        f = [x.strip() for x in f]
+        if len(f) < n_fields if sep else len(f) != n_fields:
+            raise FormatError(f"{path}:{ln}: expected {n_fields} fields, got {len(f)}: {line[:80]!r}")
+        rows.append((ln, f))
+    if not rows:
+        raise FormatError(f"{path}: no records")
+    return rows
+
+
+def _ints(path: Path, rows, cols) -> np.ndarray:
+    out = np.empty((len(rows), len(cols)), np.int64)
+    for i, (ln, f) in enumerate(rows):
+        for j, c in enumerate(cols):
+            try:
+                out[i, j] = int(f[c])
+            except ValueError:
+                raise FormatError(f"{path}:{ln}: field {c + 1} should be an integer, got {f[c]!r}") from None
+    return out
+
+
+@dataclass
+class FaceTidMid:
+    images: np.ndarray     # (N,) str, image file names as in the meta file (e.g. '1.jpg')
+    templates: np.ndarray  # (N,) int64
+    medias: np.ndarray     # (N,) int64
+
+
+def read_face_tid_mid(path: str | os.PathLike) -> FaceTidMid:
+    path = Path(path)
+    rows = _split_fixed(path, 3)
+    ids = _ints(path, rows, (1, 2))
+    return FaceTidMid(np.array([f[0] for _, f in rows]), ids[:, 0], ids[:, 1])
+
+
+def read_template_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(t1, t2, label) int64 arrays; labels must be 0 or 1."""
+    path = Path(path)
+    # fast path: np.loadtxt handles 15M lines in a few seconds; fall back to the strict reader on error
+    try:
+        arr = np.loadtxt(path, dtype=np.int64, ndmin=2)
+        if arr.shape[1] != 3:
+            raise ValueError
+    except (ValueError, IndexError):
+        if not path.is_file():
+            raise MissingDataError(f"{path}: IJB meta file not found") from None
+        rows = _split_fixed(path, 3)
+        arr = _ints(path, rows, (0, 1, 2))
+    if arr.size == 0:
+        raise FormatError(f"{path}: no pairs")
+    bad = np.flatnonzero((arr[:, 2] != 0) & (arr[:, 2] != 1))
+    if bad.size:
+        raise FormatError(f"{path}: line {bad[0] + 1}: label must be 0 or 1, got {arr[bad[0], 2]}")
+    return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy()
+
+
+@dataclass
+class FivePoints:
+    images: np.ndarray     # (N,) str
+    landmarks: np.ndarray  # (N, 5, 2) float32, x/y in the loose crop
+    faceness: np.ndarray   # (N,) float32
+
+
+def read_name_5pts_score(path: str | os.PathLike) -> FivePoints:
+    path = Path(path)
+    rows = _split_fixed(path, 12)
+    vals = np.empty((len(rows), 11), np.float32)
+    for i, (ln, f) in enumerate(rows):
+        try:
+            vals[i] = [float(x) for x in f[1:]]
+        except ValueError:
+            raise FormatError(f"{path}:{ln}: landmarks and faceness must be numbers: {' '.join(f)[:80]!r}") from None
+    return FivePoints(np.array([f[0] for _, f in rows]), vals[:, :10].reshape(-1, 5, 2), vals[:, 10].copy())
+
+
+def read_1n_csv(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(template_ids, subject_ids), one entry per template (rows of a template must agree on the subject)."""
+    path = Path(path)
+    lines = _lines(path)
+    if not lines:
+        raise FormatError(f"{path}: empty file")
+    header = [h.strip().upper() for h in lines[0].split(",")]
+    if len(header) < 2 or header[0] != "TEMPLATE_ID" or header[1] != "SUBJECT_ID":
+        raise FormatError(f"{path}:1: expected a header starting TEMPLATE_ID,SUBJECT_ID; got {lines[0][:80]!r}")
+    rows = _split_fixed(path, 2, sep=",", skip=1)
+    ids = _ints(path, rows, (0, 1))
+    tids, first = np.unique(ids[:, 0], return_index=True)
+    subj = ids[first, 1]
+    # every row of a template must name the same subject
+    pos = np.searchsorted(tids, ids[:, 0])
+    bad = np.flatnonzero(subj[pos] != ids[:, 1])
+    if bad.size:
+        ln = rows[bad[0]][0]
+        raise FormatError(f"{path}:{ln}: template {ids[bad[0], 0]} has rows with different subjects "
+                          f"({subj[pos[bad[0]]]} and {ids[bad[0], 1]})")
+    return tids, subj
+
+
+def find_meta(meta_dir: str | os.PathLike, dataset: str, suffix: str) -> Path:
+    """`<meta_dir>/<dataset>_<suffix>` (dataset 'ijbb' / 'ijbc'; lower or upper case accepted)."""
+    meta_dir = Path(meta_dir)
+    for name in (f"{dataset.lower()}_{suffix}", f"{dataset.upper()}_{suffix}"):
+        if (meta_dir / name).is_file():
+            return meta_dir / name
+    raise MissingDataError(f"{meta_dir}: no {dataset.lower()}_{suffix} (IJB meta file)")

@@ -1,0 +1,80 @@
+"""Trillion-Pairs (DeepGlint) feature matrices and label lists (numpy only).
+
+Feature file: int32 ×4 header `(rows, cols, cols*4, 5)` — rows, columns, bytes per row, OpenCV type 5 =
+CV_32F — then the row-major float32 matrix (little-endian); rows are L2-normalised features. The reader
+checks every header field and the file size, and returns a read-only memory map so a 1.58M × 512
+matrix is paged in chunk by chunk instead of loaded.
+
+Label list (this package's plain format for the probe identities): one line per probe row, either
+`identity` or `image_path identity` (whitespace separated); the identity is the last field.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+
+from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.utils.atomic import atomic_open
+
+CV_32F = 5
+HEADER = struct.Struct("<4i")
+
+
+def read_header(path: str | os.PathLike) -> tuple[int, int]:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: Trillion-Pairs feature file not found")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        raw = fh.read(HEADER.size)
+    if len(raw) < HEADER.size:
+        raise FormatError(f"{path}: {size} bytes; a Trillion-Pairs feature file starts with a 16-byte header")
+    rows, cols, stride, typ = HEADER.unpack(raw)
+    if rows < 0 or cols <= 0 or stride != cols * 4 or typ != CV_32F:
+        raise FormatError(f"{path}: header (rows, cols, row_bytes, type) = {(rows, cols, stride, typ)}; "
+                          f"expected (rows, cols, cols*4, {CV_32F})")
+    if size != HEADER.size + rows * cols * 4:
+        raise FormatError(f"{path}: {size} bytes; header {rows}×{cols} float32 needs {HEADER.size + rows * cols * 4}")
+    return rows, cols
+
+
+def read_features(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
+    """The feature matrix (rows × cols float32), memory-mapped read-only by default."""
+    rows, cols = read_header(path)
+    if mmap:
+        return np.memmap(path, dtype="<f4", mode="r", offset=HEADER.size, shape=(rows, cols))
+    with open(path, "rb") as fh:
+        fh.seek(HEADER.size)
+        return np.fromfile(fh, dtype="<f4", count=rows * cols).reshape(rows, cols)
+
+
+def write_features(path: str | os.PathLike, features: np.ndarray, chunk_rows: int = 65536) -> Path:
+    """Write a matrix in the Trillion-Pairs format (atomically; rows written in chunks)."""
+    rows, cols = features.shape
+    with atomic_open(path, "wb") as fh:
+        fh.write(HEADER.pack(rows, cols, cols * 4, CV_32F))
+        for s in range(0, rows, chunk_rows):
+            fh.write(np.ascontiguousarray(features[s:s + chunk_rows], dtype="<f4").tobytes())
+    return Path(path)
+
+
+def read_labels(path: str | os.PathLike, expected_rows: int | None = None) -> np.ndarray:
+    """Identity per probe row (strings) from a label list."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: label list not found")
+    out = []
+    for ln, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        f = line.split()
+        if not f:
+            continue
+        if len(f) > 2:
+            raise FormatError(f"{path}:{ln}: expected 'identity' or 'image identity', got {line[:80]!r}")
+        out.append(f[-1])
+    if expected_rows is not None and len(out) != expected_rows:
+        raise FormatError(f"{path}: {len(out)} labels for {expected_rows} feature rows")
+    return np.asarray(out)

@@ -47,17 +47,18 @@ def _far_index(grid: np.ndarray, far: float) -> int:
     return int(idx[0])
 
 
-def thresholds_from_impostors(far_points: np.ndarray, n_imp: int, kth_largest, gen_scores: np.ndarray,
-                              min_imp: float) -> tuple[np.ndarray, np.ndarray]:
-    """The official threshold rule. `kth_largest(ks)` returns the impostor scores of 1-based descending ranks."""
+def thresholds_from_impostors(far_points: np.ndarray, n_imp: int, kth_largest,
+                              gen_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The official threshold rule. `kth_largest(ks)` returns the impostor scores of 1-based descending
+    ranks `ks`; it is called once, with every rank needed (including 1 and n_imp)."""
     false_alarms = matlab_round(np.asarray(far_points) * n_imp).astype(np.int64)
     zero = false_alarms == 0
     one = false_alarms == n_imp
-    thr = np.zeros(len(far_points))
     mid = ~zero & ~one
-    if mid.any():
-        thr[mid] = kth_largest(false_alarms[mid])
-    top = float(kth_largest(np.array([1]))[0])
+    values = kth_largest(np.concatenate([false_alarms[mid], [1, n_imp]]))
+    thr = np.zeros(len(far_points))
+    thr[mid] = values[:-2]
+    top, min_imp = float(values[-2]), float(values[-1])
     high = gen_scores[gen_scores > top]
     thr[zero] = (top + high.min()) / 2 if high.size else top + SQRT_EPS
     thr[one] = min(min_imp, float(gen_scores.min())) - SQRT_EPS
@@ -76,7 +77,7 @@ def eval_roc_reference(scores: np.ndarray, labels: np.ndarray, far_points=VERIFY
     same = labels[:, None] == labels[None, :]
     gen = scores[tri & same]
     imp = np.sort(scores[tri & ~same])[::-1]
-    thr, far = thresholds_from_impostors(far_points, imp.size, lambda ks: imp[ks - 1], gen, imp[-1])
+    thr, far = thresholds_from_impostors(far_points, imp.size, lambda ks: imp[ks - 1], gen)
     vr = np.array([np.mean(gen >= t) for t in thr])
     return vr, far, thr
 
@@ -99,7 +100,7 @@ def _genuine_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(i, j), np.minimum(i, j)
 
 
-def _rowdot(x: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 1 << 18) -> np.ndarray:
+def _rowdot(x: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
     out = np.empty(i.size)
     for s in range(0, i.size, chunk):
         out[s:s + chunk] = np.einsum("ij,ij->i", x[i[s:s + chunk]], x[j[s:s + chunk]])
@@ -107,23 +108,33 @@ def _rowdot(x: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 1 << 18) -
 
 
 class _ImpostorBins:
-    """Blockwise float32 scoring of the strict lower triangle; genuine pairs go to a dump bin."""
+    """Blockwise float32 scoring of the strict lower triangle, quantised to uint16 bins; genuine pairs,
+    the diagonal and the upper triangle go to a dump bin so that only impostors are counted."""
 
-    def __init__(self, x64: np.ndarray, labels: np.ndarray, block: int = 2048):
+    def __init__(self, x64: np.ndarray, gen_i: np.ndarray, gen_j: np.ndarray, block: int = 2048):
         self.x64 = x64
-        x32 = x64.astype(np.float32)
-        n = len(labels)
-        scale = N_BINS / 2.0
+        n, d = x64.shape
+        # The affine map score -> bin position is folded into the matrix product by one extra column:
+        # [a*x, a + 0.5] . [y, 1] = a*(x.y) + a + 0.5, which for x.y in [-1, 1] lies in [0.5, 2a + 0.5]
+        # and truncates to the bin index directly (bin width 1/a in score units).
+        a = (N_BINS - 2) / 2.0
+        self.scale = a
+        left = np.empty((n, d + 1), dtype=np.float32)
+        left[:, :d] = x64 * a
+        left[:, d] = a + 0.5
+        right = np.empty((n, d + 1), dtype=np.float32)
+        right[:, :d] = x64
+        right[:, d] = 1.0
         self.blocks: list[tuple[int, int, np.ndarray]] = []
         hist = np.zeros(N_BINS + 1, dtype=np.int64)
+        order = np.argsort(gen_i, kind="stable")
+        gi, gj = gen_i[order], gen_j[order]
         for r0 in range(0, n, block):
             r1 = min(n, r0 + block)
-            s = x32[r0:r1] @ x32[:r1].T
-            q = ((s + 1.0) * scale).astype(np.int32)
-            np.clip(q, 0, N_BINS - 1, out=q)
-            q = q.astype(np.uint16)
-            q[labels[r0:r1, None] == labels[None, :r1]] = _DUMP
+            q = (left[r0:r1] @ right[:r1].T).astype(np.uint16)
             q[:, r0:r1][np.triu(np.ones((r1 - r0, r1 - r0), dtype=bool))] = _DUMP
+            lo, hi = np.searchsorted(gi, [r0, r1])
+            q[gi[lo:hi] - r0, gj[lo:hi]] = _DUMP
             hist += np.bincount(q.ravel(), minlength=N_BINS + 1)
             self.blocks.append((r0, r1, q))
         self.hist = hist[:N_BINS]
@@ -132,9 +143,6 @@ class _ImpostorBins:
 
     def kth_largest(self, ks: np.ndarray) -> np.ndarray:
         return _exact_kth_largest(self, np.asarray(ks, dtype=np.int64))
-
-    def min_impostor(self) -> float:
-        return float(self.kth_largest(np.array([self.n_imp]))[0])
 
 
 def _exact_kth_largest(bins: _ImpostorBins, ks: np.ndarray) -> np.ndarray:
@@ -158,11 +166,14 @@ def _exact_kth_largest(bins: _ImpostorBins, ks: np.ndarray) -> np.ndarray:
         cand_j.append(cc)
         cand_bin.append(q[rr, cc])
     ci, cj, cb = np.concatenate(cand_i), np.concatenate(cand_j), np.concatenate(cand_bin).astype(np.int64)
+    order = np.argsort(cb, kind="stable")
+    ci, cj, cb = ci[order], cj[order], cb[order]
     exact = _rowdot(bins.x64, ci, cj)
     out = np.empty(ks.size)
     for t, (k, b) in enumerate(zip(ks, b_k)):
         above = int(cum[b + 3]) if b + 3 < N_BINS else 0
-        sel = np.sort(exact[(cb >= b - 2) & (cb <= b + 2)])[::-1]
+        lo, hi = np.searchsorted(cb, [b - 2, b + 3])
+        sel = np.sort(exact[lo:hi])[::-1]
         out[t] = sel[k - above - 1]
     return out
 
@@ -171,10 +182,10 @@ def eval_roc(x: np.ndarray, labels: np.ndarray, far_points=VERIFY_FARS, block: i
     """EvalROC on features `x` (rows L2-normalised, float64) of one test set: (VR, FAR, thresholds)."""
     gi, gj = _genuine_pairs(labels)
     gen = np.sort(_rowdot(x, gi, gj))
-    bins = _ImpostorBins(x, labels, block)
+    bins = _ImpostorBins(x, gi, gj, block)
     if bins.n_imp == 0 or gen.size == 0:
         raise ValueError("BLUFR verification needs both genuine and impostor pairs in the test set")
-    thr, far = thresholds_from_impostors(far_points, bins.n_imp, bins.kth_largest, gen, bins.min_impostor())
+    thr, far = thresholds_from_impostors(far_points, bins.n_imp, bins.kth_largest, gen)
     return _share_at_least(gen, thr), far, thr
 
 
@@ -197,7 +208,7 @@ def open_set_roc(score: np.ndarray, gal_labels: np.ndarray, prob_labels: np.ndar
     n_imp = imp.size
     if n_imp == 0:
         raise ValueError("open-set identification needs impostor probes (classes absent from the gallery)")
-    thr, far = thresholds_from_impostors(np.asarray(far_points), n_imp, lambda ks: imp[ks - 1], gen_score, imp[-1])
+    thr, far = thresholds_from_impostors(np.asarray(far_points), n_imp, lambda ks: imp[ks - 1], gen_score)
     dir_ = np.array([[np.mean((gen_score >= t) & (gen_rank <= r)) for t in thr] for r in rank_points])
     return dir_, far, thr
 

@@ -1,0 +1,28 @@
+"""`arface plot-roc`: draw ROC curves of one or more result records into one figure."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("plot-roc", help="plot ROC curves from result records",
+                       description="Draw one ROC curve per result record (log-FAR axis; legend with the headline metric).")
+    p.add_argument("records", nargs="+", help="result record JSON files")
+    p.add_argument("-o", "--out", required=True, help="figure file (.png, .pdf, .svg)")
+    p.add_argument("--label", action="append", help="legend label per record (repeat; default: model or file name)")
+    p.add_argument("--title", help="figure title")
+    p.add_argument("--xmin", type=float, help="smallest FAR on the axis")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from arface_repro.eval.plots import plot_roc
+    from arface_repro.io.records import load_record
+
+    recs = []
+    for path in args.records:
+        rec = load_record(path)
+        rec["_path"] = path
+        recs.append(rec)
+    out = plot_roc(recs, args.out, labels=args.label, title=args.title, xmin=args.xmin)
+    print(f"figure: {out}")
+    return 0

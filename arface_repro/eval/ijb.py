@@ -374,7 +374,7 @@ def extract_ijb_features(embed: Callable[[np.ndarray], np.ndarray], meta: IJBMet
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if img is None:
                 raise MissingDataError(f"{p}: cannot read IJB image")
-            batch.append(align_face(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), lm))
+            batch.append(align_face(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), lm)[0])
         x = np.stack(batch)
         feats.append(np.asarray(embed(x), np.float32))
         if flip:

@@ -1,0 +1,90 @@
+"""`arface evaluate` / `arface plot-roc` end to end on real LFW features (shared ONNX MobileFaceNet, fold 1)."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import require
+from onnx_lfw import embed_lfw
+
+from arface_repro.cli import main
+from arface_repro.io.feature_store import save_feature_store
+from arface_repro.io.pairs import parse_lfw_pairs
+
+
+@pytest.fixture(scope="module")
+def fold1(shared, tmp_path_factory):
+    """Fold 1 of LFW View 2 as a one-fold pair file, and a real feature store for its images."""
+    require(shared / "models/mobilefacenet-expo/MobileFaceNet.onnx")
+    lines = (shared / "data/lfw/pairs.txt").read_text().splitlines()[1:601]
+    d = tmp_path_factory.mktemp("fold1")
+    pairs = d / "pairs_fold1.txt"
+    pairs.write_text("300\n" + "\n".join(lines) + "\n")
+    paths = parse_lfw_pairs(pairs).unique_paths()
+    feats = embed_lfw(shared, paths)
+    store = d / "fold1.npz"
+    save_feature_store(store, feats, paths)
+    return d, pairs, store
+
+
+def test_evaluate_lfw_fold1_real(fold1, capsys):
+    d, pairs, store = fold1
+    out = d / "rec.json"
+    assert main(["evaluate", "--protocol", "lfw", "--features", str(store), "--pairs", str(pairs), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Acc" in printed and str(out) in printed
+    rec = json.loads(out.read_text())
+    assert rec["protocol"] == "lfw" and rec["rule"] == "insightface" and rec["flip"] == "none"
+    # the shared MobileFaceNet scores about 99.2% on LFW; fold 1 alone must be in that region
+    assert 98.0 <= rec["metrics"]["Acc"] <= 100.0
+    assert len(rec["per_fold"]["Acc"]) == 1 and rec["counts"] == {"pairs": 600, "genuine": 300, "folds": 1}
+    assert rec["inputs"]["features"]["sha256"] and rec["inputs"]["pairs"]["sha256"]
+    assert 0 < rec["metrics"]["TAR@FAR=1e-3"] <= 100
+    fig = d / "roc.png"
+    assert main(["plot-roc", str(out), str(out), "--label", "a", "--label", "b", "-o", str(fig)]) == 0
+    assert fig.stat().st_size > 10_000 and fig.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_reports_missing_images(fold1, tmp_path, capsys):
+    d, pairs, store = fold1
+    from arface_repro.io.feature_store import load_feature_store
+
+    s = load_feature_store(store)
+    keep = np.ones(len(s), bool)
+    keep[5] = False
+    save_feature_store(tmp_path / "partial.npz", s.features[keep], s.paths[keep])
+    assert main(["evaluate", "--protocol", "lfw", "--features", str(tmp_path / "partial.npz"), "--pairs", str(pairs),
+                 "--out", str(tmp_path / "r.json")]) == 2
+    err = capsys.readouterr().err
+    assert s.paths[5] in err and "not in the feature store" in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_evaluate_blufr_cli_on_synthetic_store(shared, tmp_path, capsys):
+    """BLUFR through the CLI: store paths are 'Name/Name_0001.jpg', the config lists bare names."""
+    from arface_repro.io.blufr_config import load_blufr_config
+
+    cfg_path = require(shared / "data/blufr/blufr_lfw_config.mat")
+    cfg = load_blufr_config(cfg_path)
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((cfg.labels.max() + 1, 32))
+    feats = centres[cfg.labels] + 0.8 * rng.standard_normal((len(cfg.labels), 32))
+    paths = [f"{n.rsplit('_', 1)[0]}/{n}" for n in cfg.image_list]
+    save_feature_store(tmp_path / "b.npz", feats, paths)
+    out = tmp_path / "blufr.json"
+    assert main(["evaluate", "--protocol", "blufr", "--features", str(tmp_path / "b.npz"), "--config", str(cfg_path),
+                 "--trials", "1,2", "--out", str(out), "--quiet"]) == 0
+    rec = json.loads(out.read_text())
+    assert set(rec["metrics"]) >= {"VR@FAR=0.1%", "DIR@FAR=1%"}
+    assert rec["per_trial"]["trial"] == [1, 2] and len(rec["curves"]["verification"]["vr"]) == 2
+    vr = rec["per_trial"]["VR@FAR=0.1%"]
+    assert rec["metrics"]["VR@FAR=0.1%"] == pytest.approx(np.mean(vr) - np.std(vr, ddof=1))
+
+
+def test_cli_help_lists_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("evaluate", "plot-roc"):
+        assert cmd in out

@@ -45,9 +45,9 @@ def register(sub) -> None:
 def _needed_paths(args) -> list[str]:
     """Images a protocol needs, for extraction with --model."""
     if args.protocol == "blufr":
-        from arface_repro.io.blufr_config import load_blufr_config
         from arface_repro.errors import ConfigError
-        from arface_repro.eval.embed import list_images
+        from arface_repro.eval.image_list import list_images
+        from arface_repro.io.blufr_config import load_blufr_config
 
         if not args.config:
             raise ConfigError("blufr: --config is required")

@@ -1,0 +1,182 @@
+"""Embedding extraction: image lists, flip features, on-disk cache, CLI, and a real-data check on LFW fold 1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from arface_repro.cli import main as cli_main
+from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.eval.embed import embed_arrays, extract_features, list_images, read_image_list
+from arface_repro.io.feature_store import load_feature_store
+from arface_repro.models.backends import load_model
+from arface_repro.models.registry import create_model
+from conftest import require
+
+FILES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
+         "Abdullah_Gul/Abdullah_Gul_0001.jpg", "Zico/Zico_0001.jpg", "Zico/Zico_0002.jpg"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine, spinning OpenMP threads slow small models 10×."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def lfw_root(shared) -> Path:
+    return require(shared / "data/lfw/aligned-112x96")
+
+
+@pytest.fixture(scope="module")
+def onnx_model(shared):
+    return load_model(f"onnx:{require(shared / 'models/mobilefacenet-expo/MobileFaceNet.onnx')}")
+
+
+@pytest.fixture
+def small_root(lfw_root, tmp_path) -> Path:
+    """A writable copy of 5 LFW crops (plus a non-image file that listing must ignore)."""
+    for f in FILES:
+        (tmp_path / "data" / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(lfw_root / f, tmp_path / "data" / f)
+    (tmp_path / "data/Zico/notes.txt").write_text("not an image")
+    return tmp_path / "data"
+
+
+def read_rgb(root: Path, files) -> np.ndarray:
+    return np.stack([cv2.imread(str(root / f))[:, :, ::-1] for f in files])
+
+
+def test_list_images_and_list_files(small_root, tmp_path):
+    assert list_images(small_root) == sorted(FILES)
+    lst = tmp_path / "list.txt"
+    lst.write_text("# images\nZico/Zico_0001.jpg 7\n\nAaron_Peirsol/Aaron_Peirsol_0001.jpg\n")
+    assert read_image_list(lst) == ["Zico/Zico_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0001.jpg"]
+    lst.write_text("a.jpg\nb.jpg\na.jpg\n")
+    with pytest.raises(FormatError, match=r"list.txt:3: 'a.jpg' repeats line 1"):
+        read_image_list(lst)
+    lst.write_text("/abs/a.jpg\n")
+    with pytest.raises(FormatError, match=r"list.txt:1: .* is absolute"):
+        read_image_list(lst)
+    with pytest.raises(MissingDataError, match="not a directory"):
+        list_images(tmp_path / "nowhere")
+
+
+def test_features_and_flip_features_are_raw_outputs(small_root, onnx_model):
+    store = extract_features(onnx_model, small_root, FILES, batch_size=3, workers=0, quiet=True)
+    assert store.paths.tolist() == FILES and store.features.shape == (5, 192)
+    imgs = read_rgb(small_root, FILES)
+    np.testing.assert_allclose(store.features, onnx_model.embed(imgs), atol=1e-5)
+    np.testing.assert_allclose(store.flip_features, onnx_model.embed(imgs[:, :, ::-1].copy()), atol=1e-5)
+    assert not np.allclose(store.features, store.flip_features, atol=1e-2)
+    assert abs(np.linalg.norm(store.features[0]) - 1) > 1e-2  # not normalised: protocols do that
+    # reader processes give the same result, as does the in-memory API
+    store1 = extract_features(onnx_model, small_root, FILES, batch_size=2, workers=1, flip=False, quiet=True)
+    assert store1.flip_features is None
+    np.testing.assert_allclose(store1.features, store.features, atol=1e-5)
+    f, g = embed_arrays(onnx_model, list(imgs), batch_size=4)
+    np.testing.assert_allclose(f, store.features, atol=1e-5)
+    np.testing.assert_allclose(g, store.flip_features, atol=1e-5)
+
+
+def test_cache_hit_skips_network(small_root, onnx_model, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, quiet=True)
+    assert first.meta["cache"] == "miss" and len(list(cache.glob("emb-*.npz"))) == 1
+    calls = []
+    monkeypatch.setattr(onnx_model, "embed", lambda x: calls.append(len(x)) or np.ones((len(x), 192), np.float32))
+    second = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, quiet=True)
+    assert second.meta["cache"] == "hit" and calls == []
+    np.testing.assert_array_equal(second.features, first.features)
+    np.testing.assert_array_equal(second.flip_features, first.flip_features)
+    assert second.meta["model_sha256"] == onnx_model.file_sha256
+    # a different setting or a changed image is a miss
+    third = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, flip=False, quiet=True)
+    assert third.meta["cache"] == "miss" and calls
+    img = small_root / FILES[0]
+    st = img.stat()
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, quiet=True).meta["cache"] == "miss"
+
+
+def test_in_memory_module_and_cache_key_tracks_weights(small_root, tmp_path):
+    torch.manual_seed(0)
+    m = create_model("mobilefacenet").eval()
+    cache = tmp_path / "cache"
+    a = extract_features(m, small_root, FILES[:2], workers=0, cache_dir=cache, flip=False, quiet=True)
+    x = (read_rgb(small_root, FILES[:2]).astype(np.float32) - 127.5) / 128
+    x = np.pad(x, ((0, 0), (0, 0), (8, 8), (0, 0)), constant_values=-127.5 / 128)  # zero pixels, normalised
+    with torch.no_grad():
+        ref = m(torch.from_numpy(x.transpose(0, 3, 1, 2).copy())).numpy()
+    np.testing.assert_allclose(a.features, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    with torch.no_grad():
+        m.embedding[0].weight.mul_(2)
+    b = extract_features(m, small_root, FILES[:2], workers=0, cache_dir=cache, flip=False, quiet=True)
+    assert b.meta["cache"] == "miss" and not np.allclose(a.features, b.features)
+
+
+def test_missing_and_unreadable_images(small_root, onnx_model):
+    with pytest.raises(MissingDataError, match=r"1 image\(s\) not found: Zico/Zico_0009.jpg"):
+        extract_features(onnx_model, small_root, FILES + ["Zico/Zico_0009.jpg"], workers=0, quiet=True)
+    (small_root / "Zico/broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(FormatError, match=r"broken.jpg: not a readable image"):
+        extract_features(onnx_model, small_root, ["Zico/broken.jpg"], workers=1, quiet=True)
+    big = np.zeros((120, 120, 3), np.uint8)
+    cv2.imwrite(str(small_root / "Zico/big.png"), big)
+    with pytest.raises(FormatError, match=r"big.png: images are 120×120 but the model takes 112×112"):
+        extract_features(onnx_model, small_root, ["Zico/big.png"], workers=0, quiet=True)
+
+
+def test_embed_command_writes_feature_store(small_root, onnx_model, tmp_path):
+    lst = tmp_path / "list.txt"
+    lst.write_text("\n".join(FILES[:3]) + "\n")
+    out = tmp_path / "out" / "feats.npz"
+    rc = cli_main(["embed", "--model", onnx_model.spec, "--data-root", str(small_root), "--list", str(lst),
+                   "--out", str(out), "--workers", "0", "--quiet"])
+    assert rc == 0
+    store = load_feature_store(out)
+    assert store.paths.tolist() == FILES[:3] and store.flip_features is not None and store.dim == 192
+    assert store.meta["model_spec"] == onnx_model.spec
+    rc = cli_main(["embed", "--model", "onnx:" + str(tmp_path / "none.onnx"), "--data-root", str(small_root),
+                   "--out", str(out), "--quiet"])
+    assert rc == 2  # a clear error, no traceback
+
+
+def _fold1_pairs(pairs_txt: Path):
+    """The first 600 pairs of LFW View 2 (fold 1: 300 same then 300 different)."""
+    lines = pairs_txt.read_text().splitlines()[1:601]
+    pairs, same = [], []
+    for line in lines:
+        f = line.split("\t")
+        if len(f) == 3:
+            pairs.append((f"{f[0]}/{f[0]}_{int(f[1]):04d}.jpg", f"{f[0]}/{f[0]}_{int(f[2]):04d}.jpg"))
+            same.append(True)
+        else:
+            pairs.append((f"{f[0]}/{f[0]}_{int(f[1]):04d}.jpg", f"{f[2]}/{f[2]}_{int(f[3]):04d}.jpg"))
+            same.append(False)
+    return pairs, np.asarray(same)
+
+
+def test_real_data_lfw_fold1(shared, lfw_root, onnx_model):
+    pairs, same = _fold1_pairs(require(shared / "data/lfw/pairs.txt"))
+    assert same.sum() == 300 and len(pairs) == 600
+    paths = sorted({p for pr in pairs for p in pr})
+    store = extract_features(onnx_model, lfw_root, paths, batch_size=64, flip=False, workers=1, quiet=True)
+    assert len(store) == len(paths) == 807
+    f = store.features / np.linalg.norm(store.features, axis=1, keepdims=True)
+    ia = store.indices([a for a, _ in pairs])
+    ib = store.indices([b for _, b in pairs])
+    cos = np.sum(f[ia] * f[ib], axis=1)
+    assert cos[same].mean() > cos[~same].mean() + 0.4
+    thresholds = np.concatenate([np.sort(cos), [2.0]])
+    best = max(np.mean((cos >= t) == same) for t in thresholds)
+    assert best > 0.97, best

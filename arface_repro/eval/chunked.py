@@ -106,9 +106,9 @@ class DistContext:
         self._dist.all_gather(sizes, n)
         sizes = [int(s.item()) for s in sizes]
         m = max(sizes)
-        flat = arr.reshape(arr.shape[0], -1)
+        flat = arr.reshape(arr.shape[0], int(np.prod(arr.shape[1:], dtype=np.int64)))
         raw = np.zeros((m, flat.shape[1] * flat.dtype.itemsize), dtype=np.uint8)
-        raw[: arr.shape[0]] = flat.view(np.uint8).reshape(arr.shape[0], -1)
+        raw[: arr.shape[0]] = flat.view(np.uint8).reshape(arr.shape[0], raw.shape[1])
         t = torch.from_numpy(raw).to(dev)
         bufs = [torch.empty_like(t) for _ in range(self.world)]
         self._dist.all_gather(bufs, t)

@@ -138,7 +138,7 @@ def template_index(tids: np.ndarray, query: np.ndarray, what: str = "pair list")
 
 def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: Backend | None = None,
                 ctx: DistContext | None = None, max_memory_gb: float | None = None,
-                rows_per_block: int = 256) -> np.ndarray:
+                rows_per_block: int | None = None) -> np.ndarray:
     """score[p] = feats[i1[p]] · feats[i2[p]] for every pair, float32, in pair order (all ranks get all).
 
     Pairs are grouped by i1; blocks of `rows_per_block` distinct i1 values take one matmul against the
@@ -153,6 +153,8 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
     u1, starts = np.unique(s1, return_index=True)
     bounds = np.append(starts, s1.size)
     budget = budget_bytes(max_memory_gb) // 4
+    if rows_per_block is None:  # a dense block of rows × all templates stays within the budget
+        rows_per_block = int(min(256, max(8, budget // (8 * max(1, feats.shape[0])))))
     out_parts: list[tuple[np.ndarray, np.ndarray]] = []
     dev_feats = backend.put(feats) if backend.kind == "torch" else np.ascontiguousarray(feats, np.float32)
     for b0, b1 in ctx.mine(chunk_grid(u1.size, rows_per_block)):

@@ -1,0 +1,129 @@
+"""MegaFace: devkit files and lists, noise lists, CMC against brute force, verification, noise rules."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import require
+
+from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.eval import megaface as mf
+from arface_repro.eval.chunked import make_backend, strict_k
+from arface_repro.io import megaface_devkit as dk
+
+
+def test_feature_file_round_trip_and_header(tmp_path):
+    v = np.random.default_rng(0).standard_normal(512).astype(np.float32)
+    p = dk.write_feature_file(tmp_path / dk.feature_file_name("A/A_1.png", "r100"), v)
+    assert p.name == "A_1.png_r100.bin"
+    raw = p.read_bytes()
+    assert struct.unpack("<4i", raw[:16]) == (512, 1, 4, 5) and len(raw) == 16 + 4 * 512
+    np.testing.assert_array_equal(dk.read_feature_file(p), v)
+    m = dk.read_feature_files(tmp_path, ["A/A_1.png"], "r100")
+    assert m.shape == (1, 512)
+
+
+@pytest.mark.parametrize("header,extra,msg", [
+    ((512, 1, 4, 6), 0, "expected \\(dim, 1, 4, 5\\)"),
+    ((512, 2, 4, 5), 0, "expected \\(dim, 1, 4, 5\\)"),
+    ((512, 1, 4, 5), 4, "header says 512 float32"),
+])
+def test_feature_file_bad_header(tmp_path, header, extra, msg):
+    p = tmp_path / "x.jpg_a.bin"
+    p.write_bytes(struct.pack("<4i", *header) + b"\0" * (4 * 512 + extra))
+    with pytest.raises(FormatError, match=msg):
+        dk.read_feature_file(p)
+    with pytest.raises(MissingDataError):
+        dk.read_feature_file(tmp_path / "absent.bin")
+
+
+def test_lists_round_trip_and_errors(tmp_path):
+    dk.write_facescrub_list(tmp_path / "fs.json", ["A", "B"], ["A/A_1.png", "B/B_3.png"])
+    assert dk.read_facescrub_list(tmp_path / "fs.json") == (["A", "B"], ["A/A_1.png", "B/B_3.png"])
+    dk.write_megaface_list(tmp_path / "mf.json_10_1", ["1/x@N00/1_0.jpg"])
+    assert dk.read_megaface_list(tmp_path / "mf.json_10_1") == ["1/x@N00/1_0.jpg"]
+    (tmp_path / "bad.json").write_text('{"paths": []}')
+    with pytest.raises(FormatError, match="'path' list"):
+        dk.read_megaface_list(tmp_path / "bad.json")
+
+
+def test_shared_noise_lists(shared):
+    fs = dk.read_noise_list(require(shared / "data/megaface/facescrub_noises.txt"))
+    md = dk.read_noise_list(require(shared / "data/megaface/megaface_noises.txt"))
+    assert len(fs) == 605 and fs[0] == "Aaron_Eckhart_136.png"
+    assert len(md) == 719 and md[0] == "375/37531198@N00/4174611825_0.jpg"
+    mask = dk.noise_mask(["Aaron_Eckhart/Aaron_Eckhart_136.png", "Aaron_Eckhart/Aaron_Eckhart_1.png"], fs, by_basename=True)
+    assert mask.tolist() == [True, False]
+
+
+def _data(seed=1, n_dis=400):
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(np.arange(7), [3, 4, 2, 5, 1, 3, 6])
+    c = rng.standard_normal((7, 16))
+    p = (c[ids] + 0.9 * rng.standard_normal((ids.size, 16))).astype(np.float32)
+    d = rng.standard_normal((n_dis, 16)).astype(np.float32) * rng.uniform(0.5, 3, (n_dis, 1)).astype(np.float32)
+    return p, ids, d
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+def test_cmc_matches_brute_force_for_every_set(device):
+    p, ids, d = _data()
+    sets = {10: np.arange(10), 100: np.arange(100), 400: np.arange(400), 37: np.arange(0, 370, 10)}
+    res = mf.evaluate(p, ids, d, sets=sets, noise_rule="none", max_memory_gb=2e-5, backend=make_backend(device))
+    for size, idx in sets.items():
+        assert res["cmc"][size] == pytest.approx(mf.brute_force_cmc(p, ids, d[idx]), abs=1e-12)
+    assert 0 < res["cmc"][400][0] < res["cmc"][400][9] < 1  # non-trivial curve
+    assert res["n_ordered_pairs"] == sum(k * (k - 1) for k in [3, 4, 2, 5, 3, 6])
+
+
+def test_ties_count_against_probe():
+    # probe identity of 2 identical images; one distractor equal to them -> mated score ties at rank 2
+    p = np.array([[1, 0], [1, 0]], np.float32)
+    d = np.array([[2, 0], [0, 1], [0, -1]], np.float32)
+    res = mf.evaluate(p, [0, 0], d, sets={3: np.arange(3)}, noise_rule="none", far=0.5)
+    assert res["cmc"][3][:2] == [0.0, 1.0]
+
+
+def test_verification_matches_full_sort():
+    p, ids, d = _data(seed=2, n_dis=3000)
+    far = 1e-3
+    res = mf.evaluate(p, ids, d, noise_rule="none", far=far, max_memory_gb=2e-5, sets={3000: np.arange(3000)})
+    pn, dn = mf.l2n(p), mf.l2n(d)
+    imp = np.sort((pn @ dn.T).ravel())[::-1]
+    gen = np.concatenate([(pn[ids == i] @ pn[ids == i].T)[np.triu_indices((ids == i).sum(), 1)] for i in np.unique(ids)])
+    k = strict_k(far, imp.size)
+    assert res["ver"] == pytest.approx(np.mean(gen > imp[k]))
+    assert res["n_impostor"] == imp.size and res["n_genuine"] == gen.size
+    assert 0 < res["ver"] < 1
+
+
+def test_noise_rules():
+    p, ids, d = _data(seed=3)
+    pnoise = np.zeros(ids.size, bool)
+    pnoise[[0, 5]] = True  # one image of identity 0 and one of identity 1
+    dnoise = np.zeros(d.shape[0], bool)
+    dnoise[:50] = True
+    f, _, _ = mf.clean_probes(p, ids, pnoise, "insightface")
+    pn = mf.l2n(p)
+    c = pn[1:3].astype(np.float64).mean(0)
+    np.testing.assert_allclose(f[0], c / np.linalg.norm(c), atol=1e-6)
+    ins = mf.evaluate(p, ids, d, sets={400: np.arange(400)}, probe_noise=pnoise, distractor_noise=dnoise, noise_rule="insightface")
+    exc = mf.evaluate(p, ids, d, sets={400: np.arange(400)}, probe_noise=pnoise, distractor_noise=dnoise, noise_rule="exclude")
+    # insightface: noisy distractors cannot rank but still count as impostors; exclude: removed
+    assert ins["n_impostor"] == ids.size * 400 and exc["n_impostor"] == (ids.size - 2) * 350
+    assert exc["cmc"][400] == pytest.approx(mf.brute_force_cmc(p[~pnoise], ids[~pnoise], d[50:]))
+    ref = mf.brute_force_cmc(np.vstack([f]), ids, d[50:])  # pushed-out distractors never beat a mate
+    assert ins["cmc"][400] == pytest.approx(ref)
+    with pytest.raises(FormatError, match="every image is in the noise list"):
+        mf.clean_probes(p, ids, ids == 2, "insightface")
+
+
+def test_metric_keys():
+    p, ids, d = _data()
+    res = mf.evaluate(p, ids, d, sets={10: np.arange(10), 400: np.arange(400)}, noise_rule="none")
+    m = mf.metrics_from(res)
+    assert set(m) == {"Id@400", "Id@1e1", "Ver@FAR=1e-6"}
+    assert m["Id@1e1"] == pytest.approx(100 * res["cmc"][10][0])

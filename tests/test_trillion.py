@@ -1,0 +1,104 @@
+"""Trillion-Pairs: feature-matrix format, streaming top-k = full sort, protocol against brute force."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from arface_repro.errors import FormatError
+from arface_repro.eval import trillion_pairs as tp
+from arface_repro.eval.chunked import Backend, RowTopK, TopK, make_backend
+from arface_repro.io import trillion_pairs as tpio
+
+
+def test_matrix_round_trip_and_mmap(tmp_path):
+    x = np.random.default_rng(0).standard_normal((1000, 24)).astype(np.float32)
+    p = tpio.write_features(tmp_path / "f.bin", x, chunk_rows=128)
+    assert struct.unpack("<4i", p.read_bytes()[:16]) == (1000, 24, 96, 5)
+    m = tpio.read_features(p)
+    assert isinstance(m, np.memmap)
+    np.testing.assert_array_equal(np.asarray(m), x)
+    np.testing.assert_array_equal(tpio.read_features(p, mmap=False), x)
+
+
+@pytest.mark.parametrize("header,size_delta,msg", [
+    ((10, 4, 12, 5), 0, "expected \\(rows, cols, cols\\*4, 5\\)"),
+    ((10, 4, 16, 6), 0, "expected \\(rows, cols, cols\\*4, 5\\)"),
+    ((10, 4, 16, 5), -4, "needs 176"),
+])
+def test_matrix_bad_header(tmp_path, header, size_delta, msg):
+    p = tmp_path / "bad.bin"
+    p.write_bytes(struct.pack("<4i", *header) + b"\0" * (10 * 4 * 4 + size_delta))
+    with pytest.raises(FormatError, match=msg):
+        tpio.read_header(p)
+
+
+def test_labels(tmp_path):
+    p = tmp_path / "l.txt"
+    p.write_text("a.jpg 3\nb.jpg 3\n7\n")
+    assert tpio.read_labels(p).tolist() == ["3", "3", "7"]
+    with pytest.raises(FormatError, match="3 labels for 4 feature rows"):
+        tpio.read_labels(p, expected_rows=4)
+
+
+def test_streaming_topk_equals_full_sort():
+    rng = np.random.default_rng(0)
+    stream = np.round(rng.standard_normal(200_000), 2).astype(np.float32)  # many ties
+    top = TopK(777)
+    b = Backend()
+    for s in range(0, stream.size, 9999):
+        top.push_block(b, stream[s:s + 9999].reshape(-1, 1))
+    np.testing.assert_array_equal(top.values(), np.sort(stream)[::-1][:777])
+    assert top.seen == stream.size
+    rows = RowTopK(50, 10)
+    mat = np.round(rng.standard_normal((50, 5000)), 1).astype(np.float32)
+    for s in range(0, 5000, 333):
+        rows.push_block(b, mat[:, s:s + 333])
+    np.testing.assert_array_equal(rows.vals, -np.sort(-mat, axis=1)[:, :10])
+    r1 = RowTopK(50, 1)
+    for s in range(0, 5000, 333):
+        r1.push_block(make_backend("torch-cpu"), make_backend("torch-cpu").put(mat[:, s:s + 333]))
+    np.testing.assert_array_equal(r1.vals[:, 0], mat.max(axis=1))
+
+
+def _data(seed=0, n=400, m=6000, sigma=0.6):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 40, n)
+    c = rng.standard_normal((40, 16))
+    p = (c[ids] + sigma * rng.standard_normal((n, 16))).astype(np.float32)
+    d = rng.standard_normal((m, 16)).astype(np.float32)
+    return p, ids, d
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+@pytest.mark.parametrize("ver_fpr,id_fpr", [(1e-6, 1e-2), (1e-4, 0.1), (0.01, 0.3)])
+def test_protocol_matches_brute_force(device, ver_fpr, id_fpr):
+    p, ids, d = _data()
+    res = tp.evaluate(p, ids, d, ver_fpr=ver_fpr, id_fpr=id_fpr, max_memory_gb=1e-4, backend=make_backend(device))
+    ref = tp.brute_force(p, ids, d, ver_fpr, id_fpr)
+    assert res["ver"] == pytest.approx(ref["ver"], abs=1e-12)
+    assert res["id"] == pytest.approx(ref["id"], abs=1e-12)
+    assert res["n_genuine"] == ref["gen"].size and res["n_impostor"] == ref["imp_sorted"].size
+
+
+def test_protocol_is_nontrivial_and_keys():
+    p, ids, d = _data(sigma=0.5)
+    res = tp.evaluate(p, ids, d, ver_fpr=1e-5, id_fpr=1e-2)
+    assert 0 < res["ver"] < 1 and 0 < res["id"] < 1
+    assert set(tp.metrics_from(res)) == {"Ver@FPR=1e-5", "Id@FPR=1e-2"}
+    assert set(tp.metrics_from(tp.evaluate(p, ids, d))) == {"Ver@FPR=1e-9", "Id@FPR=1e-3"}
+
+
+def test_enrolment_rule():
+    enrolled, queries, own = tp.enrolment(np.array(["a", "b", "a", "c", "a", "b"]))
+    assert enrolled.tolist() == [0, 1] and queries.tolist() == [2, 4, 5] and own.tolist() == [0, 0, 1]
+
+
+def test_mismatched_inputs():
+    p, ids, d = _data()
+    with pytest.raises(FormatError, match="probe labels"):
+        tp.evaluate(p, ids[:-1], d)
+    with pytest.raises(FormatError, match="dimension"):
+        tp.evaluate(p, ids, d[:, :8])

@@ -36,6 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--min-face", type=int, default=20, help="MTCNN minimum face size in pixels (default 20)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of the crops (default 95)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice; 1 is best on a busy CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or summary")
     p.set_defaults(func=run)
 
@@ -124,6 +125,10 @@ def run(args) -> int:
     from arface_repro.errors import ConfigError
     from arface_repro.shared_data import shared_path
 
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     weights = args.weights or shared_path("models", "mtcnn-facenet-pytorch")
     if weights is None:
         raise ConfigError("--weights DIR is required (folder with pnet.pt, rnet.pt, onet.pt)")

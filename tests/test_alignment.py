@@ -92,3 +92,18 @@ def test_warp_moves_pixels_correctly():
     assert abs(xx - ARCFACE_112[2, 0]) <= 1.5 and abs(yy - ARCFACE_112[2, 1]) <= 1.5
     assert crop[0, 0].tolist() == [0, 0, 0]  # outside the source: border value 0
     assert crop[-1, -1].tolist() == [50, 50, 50]  # inside the source
+
+
+def test_bit_identical_to_skimage_when_available():
+    """insightface estimates with skimage's SimilarityTransform on float32 landmarks (optional check)."""
+    transform = pytest.importorskip("skimage.transform")
+    import warnings
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        src = (ARCFACE_112 * rng.uniform(1, 2) + rng.normal(0, 4, (5, 2)) + rng.uniform(0, 80, 2)).astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            ref = transform.SimilarityTransform()
+            ref.estimate(src, ARCFACE_112)
+        np.testing.assert_array_equal(estimate_similarity(src, ARCFACE_112), ref.params[:2])

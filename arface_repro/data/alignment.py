@@ -55,7 +55,9 @@ def template_for(size=112) -> np.ndarray:
 def estimate_similarity(src, dst) -> np.ndarray:
     """Least-squares similarity (rotation, uniform scale, translation) mapping `src` onto `dst`.
 
-    Both are (N, 2) point sets. Returns the 2×3 float64 matrix [s·R | t] computed in float32 arithmetic.
+    Both are (N, 2) point sets, cast to float32: means, cross-covariance and SVD run in float32 and the
+    rest in float64, which is the precision mix of insightface's estimate (skimage's Umeyama on float32
+    landmarks). Returns the 2×3 float64 matrix [s·R | t].
     """
     src = np.asarray(src, dtype=np.float32)
     dst = np.asarray(dst, dtype=np.float32)
@@ -64,12 +66,12 @@ def estimate_similarity(src, dst) -> np.ndarray:
     n, dim = src.shape
     src_mean, dst_mean = src.mean(axis=0), dst.mean(axis=0)
     src_c, dst_c = src - src_mean, dst - dst_mean
-    cov = dst_c.T @ src_c / np.float32(n)  # float32 cross-covariance
-    d = np.ones(dim, dtype=np.float32)
+    cov = dst_c.T @ src_c / n  # float32 cross-covariance, float32 SVD below
+    d = np.ones(dim, dtype=np.float64)  # reflection fix; float64 like insightface's implementation
     if np.linalg.det(cov) < 0:
         d[-1] = -1
     u, s, vt = np.linalg.svd(cov)
-    rank = np.linalg.matrix_rank(cov)
+    rank = int(np.count_nonzero(s > s.max() * dim * np.finfo(np.float64).eps))
     rot = np.eye(dim, dtype=np.float64)
     if rank == 0:
         return np.full((2, 3), np.nan)
@@ -82,9 +84,9 @@ def estimate_similarity(src, dst) -> np.ndarray:
             rot[:, :] = u @ np.diag(flip) @ vt
     else:
         rot[:, :] = u @ np.diag(d) @ vt
-    scale = np.float32(1.0) / src_c.var(axis=0).sum() * (s @ d)
+    scale = 1.0 / src_c.var(axis=0).sum() * (s @ d)
     m = np.zeros((2, 3), dtype=np.float64)
-    m[:, 2] = dst_mean - scale * (rot[:dim, :dim] @ src_mean.T)
+    m[:, 2] = dst_mean - scale * (rot @ src_mean.T)
     m[:, :2] = rot * scale
     return m
 

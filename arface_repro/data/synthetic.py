@@ -1,0 +1,144 @@
+"""Deterministic synthetic faces with identities, for mechanism tests and small-scale table runs.
+
+Each identity owns 5 smooth random colour textures ("parts"), one per landmark of the 112x112 ArcFace
+template, so identity information is spread over the 5 landmark regions (what ARFace's patches
+cover). An image pastes its identity's parts at the template landmarks plus jitter, with a per-image
+perturbation of each part, brightness change and pixel noise.
+
+`occluded=True`: in half of the images (a fixed, seeded choice) the part at `occluded_patch` (the
+nose by default) is replaced by strong i.i.d. pixel noise over the part's square -- evidence-free and
+disruptive, which is what makes dropping that patch worth learning.
+
+Fast path: the whole set is generated at construction into numpy arrays (`images` N x 112 x 112 x 3
+uint8, `labels` N int64, `landmarks` N x 5 x 2 float32); `__getitem__` returns
+`(image, label, landmarks)` like the other face datasets. Same arguments -> identical arrays.
+No torch import here.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from arface_repro.errors import ConfigError
+
+TEMPLATE_112 = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float32,
+)
+PATCH_INDEX = {"left_eye": 0, "right_eye": 1, "nose": 2, "left_mouth": 3, "right_mouth": 4}
+
+
+def _textures(rng: np.random.Generator, n: int, size: int, grid: int = 4) -> np.ndarray:
+    """n smooth RGB textures (n, size, size, 3) in about [-1, 1], faded out towards the border."""
+    coarse = rng.standard_normal((n, grid, grid, 3)).astype(np.float32)
+    # bicubic resize is separable: out = A X A^T with A = cv2's 1-D interpolation matrix (fast path)
+    A = cv2.resize(np.eye(grid, dtype=np.float32), (grid, size), interpolation=cv2.INTER_CUBIC)  # (size, grid)
+    out = np.einsum("ag,nghc,bh->nabc", A, coarse, A, optimize=True).astype(np.float32)
+    r = (np.arange(size) - (size - 1) / 2) / (size / 2)
+    win = np.exp(-2.0 * (r[:, None] ** 2 + r[None, :] ** 2)).astype(np.float32)
+    return out * win[None, :, :, None]
+
+
+class SyntheticFaces:
+    """A seeded synthetic face set; `identity_offset` keeps train and held-out identities disjoint."""
+
+    def __init__(
+        self,
+        num_identities: int = 50,
+        images_per_identity: int = 20,
+        seed: int = 0,
+        occluded: bool = False,
+        occluded_patch: str = "nose",
+        occlusion_rate: float = 0.5,
+        part_size: int = 24,
+        jitter: float = 2.0,
+        variation: float = 0.35,
+        noise_std: float = 6.0,
+        identity_offset: int = 0,
+    ):
+        if num_identities < 1 or images_per_identity < 1:
+            raise ConfigError("synthetic set needs num_identities >= 1 and images_per_identity >= 1")
+        if occluded_patch not in PATCH_INDEX:
+            raise ConfigError(f"occluded_patch must be one of {sorted(PATCH_INDEX)}, got {occluded_patch!r}")
+        self.num_classes = num_identities
+        self.occluded_patch = PATCH_INDEX[occluded_patch]
+        S = part_size
+        # identity parts come from a stream keyed by the identity number, so they do not depend on the set size
+        parts = np.stack([_textures(np.random.default_rng([seed, 1, identity_offset + k]), 5, S) for k in range(num_identities)])
+        rng = np.random.default_rng([seed, 2, identity_offset, num_identities, images_per_identity])
+        n = num_identities * images_per_identity
+        labels = np.repeat(np.arange(num_identities), images_per_identity)
+        shifts = np.clip(np.round(rng.normal(0, jitter, (n, 5, 2))), -3 * jitter, 3 * jitter)
+        lms = (TEMPLATE_112[None] + shifts).astype(np.float32)
+        perturb = _textures(rng, n * 5, S).reshape(n, 5, S, S, 3)
+        gains = rng.uniform(0.8, 1.2, (n, 1, 1, 1)).astype(np.float32)
+        occl = (rng.random(n) < occlusion_rate) if occluded else np.zeros(n, bool)
+        # occluder: i.i.d. per-pixel noise over the whole part square (replaces the part, no fade-out)
+        fake = rng.uniform(-1.6, 1.6, (int(occl.sum()), S, S, 3)).astype(np.float32) if occl.any() else None
+        pix_noise_seed = int(rng.integers(2**31))
+        canvas = np.zeros((n, 112, 112, 3), np.float32)
+        half = S // 2
+        fi = 0
+        for i in range(n):
+            for p in range(5):
+                if occl[i] and p == self.occluded_patch:
+                    tex = fake[fi]
+                    fi += 1
+                else:
+                    tex = parts[labels[i], p] + variation * perturb[i, p]
+                y0, x0 = int(lms[i, p, 1]) - half, int(lms[i, p, 0]) - half
+                ty0, tx0 = max(0, -y0), max(0, -x0)
+                y1, x1 = min(112, y0 + S), min(112, x0 + S)
+                canvas[i, y0 + ty0 : y1, x0 + tx0 : x1] += tex[ty0 : ty0 + y1 - y0 - ty0, tx0 : tx0 + x1 - x0 - tx0]
+        noise = np.random.default_rng(pix_noise_seed).standard_normal(canvas.shape, dtype=np.float32) * noise_std
+        img = 128.0 + 70.0 * canvas * gains + noise
+        self.images = np.clip(img, 0, 255).astype(np.uint8)
+        self.labels = labels.astype(np.int64)
+        self.landmarks = lms
+        self.occluded = occl
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        return self.images[i], int(self.labels[i]), self.landmarks[i]
+
+
+def verification_pairs(labels: np.ndarray, num_pairs: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`num_pairs` genuine and `num_pairs` impostor index pairs (i, j), seeded; returns (pairs (2P,2), issame)."""
+    rng = np.random.default_rng([seed, 3])
+    labels = np.asarray(labels)
+    by_class = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    by_class = [c for c in by_class if len(c) >= 2]
+    if not by_class:
+        raise ConfigError("verification pairs need a class with at least 2 images")
+    pos = []
+    for _ in range(num_pairs):
+        members = by_class[rng.integers(len(by_class))]
+        a, b = rng.choice(members, 2, replace=False)
+        pos.append((a, b))
+    neg = []
+    while len(neg) < num_pairs:
+        a, b = rng.integers(len(labels), size=2)
+        if labels[a] != labels[b]:
+            neg.append((a, b))
+    pairs = np.array(pos + neg, dtype=np.int64)
+    issame = np.r_[np.ones(num_pairs, bool), np.zeros(num_pairs, bool)]
+    return pairs, issame
+
+
+def kfold_accuracy(scores: np.ndarray, issame: np.ndarray, folds: int = 10) -> float:
+    """Mean test-fold accuracy with the threshold chosen on the other folds (folds are interleaved)."""
+    scores = np.asarray(scores, np.float64)
+    issame = np.asarray(issame, bool)
+    idx = np.arange(len(scores))
+    thresholds = np.unique(scores)
+    accs = []
+    for f in range(folds):
+        test = idx % folds == f
+        tr_s, tr_y = scores[~test], issame[~test]
+        acc_tr = ((tr_s[None, :] >= thresholds[:, None]) == tr_y[None, :]).mean(1)
+        t = thresholds[int(np.argmax(acc_tr))]
+        accs.append(float(((scores[test] >= t) == issame[test]).mean()))
+    return float(np.mean(accs))

@@ -1,0 +1,81 @@
+"""Training data: dataset construction from a config, and the global batch order.
+
+Order: exactly torch's `DistributedSampler(shuffle=True, seed=seed)` with `set_epoch(epoch)` (a permutation
+per epoch; rank r takes positions r, r+W, r+2W, ...), cut into local batches of B/W with the last partial
+batch dropped. The union of the ranks' local batches at step k is the same global batch for any number
+of processes W, and position j of rank r's batch is position j*W + r of that global batch (used to
+slice per-image random draws). Any step can be started directly, which makes resume exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.utils.data.distributed import DistributedSampler
+
+from arface_repro.errors import ConfigError
+
+
+class _Len:
+    def __init__(self, n: int):
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class GlobalBatches:
+    def __init__(self, n: int, batch_size: int, seed: int, rank: int = 0, world: int = 1):
+        if n < batch_size:
+            raise ConfigError(f"dataset has {n} images, fewer than the global batch size {batch_size}")
+        self.n, self.B, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
+        self.steps_per_epoch = n // batch_size
+        self._epoch, self._order = None, None
+
+    def local_indices(self, step: int) -> np.ndarray:
+        epoch, k = divmod(int(step), self.steps_per_epoch)
+        if epoch != self._epoch:
+            s = DistributedSampler(_Len(self.n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.seed)
+            s.set_epoch(epoch)
+            self._epoch, self._order = epoch, np.fromiter(iter(s), dtype=np.int64)
+        b = self.B // self.world
+        return self._order[k * b : (k + 1) * b]
+
+
+def fetch(dataset, idx: np.ndarray):
+    """(images uint8 N,H,W,3 tensor, labels long tensor, landmarks float32 numpy N,5,2)."""
+    if hasattr(dataset, "images") and hasattr(dataset, "landmarks"):  # in-memory fast path (synthetic)
+        return torch.from_numpy(dataset.images[idx]), torch.from_numpy(np.asarray(dataset.labels)[idx]).long(), np.asarray(dataset.landmarks)[idx]
+    items = [dataset[int(i)] for i in idx]
+    imgs = np.stack([np.asarray(it[0], dtype=np.uint8) for it in items])
+    labels = torch.tensor([int(it[1]) for it in items], dtype=torch.long)
+    lms = np.stack([np.asarray(it[2], dtype=np.float32) for it in items])
+    return torch.from_numpy(imgs), labels, lms
+
+
+def build_train_set(cfg: dict):
+    d = cfg["data"]
+    if d["kind"] == "synthetic":
+        from arface_repro.data.synthetic import SyntheticFaces
+
+        return SyntheticFaces(seed=int(cfg["seed"]), **d["synthetic"])
+    if not d["path"]:
+        raise ConfigError(f"data.kind={d['kind']!r} needs data.path")
+    try:
+        from arface_repro.data import face_datasets
+    except ImportError as exc:
+        raise ConfigError(f"data.kind={d['kind']!r} needs arface_repro.data.face_datasets, which is not available: {exc}") from exc
+    if d["kind"] == "rec":
+        return face_datasets.RecordFaceDataset(d["path"])
+    return face_datasets.FolderFaceDataset(d["path"])
+
+
+def build_val_set(cfg: dict):
+    """Held-out synthetic identities (disjoint from training: identity numbers offset by 100000)."""
+    if cfg["data"]["kind"] != "synthetic":
+        return None
+    from arface_repro.data.synthetic import SyntheticFaces
+
+    syn, val = cfg["data"]["synthetic"], cfg["data"]["val"]
+    kw = {k: v for k, v in syn.items() if k not in ("num_identities", "images_per_identity")}
+    return SyntheticFaces(num_identities=val["num_identities"], images_per_identity=val["images_per_identity"], seed=int(cfg["seed"]), identity_offset=100000, **kw)

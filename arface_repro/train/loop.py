@@ -1,0 +1,374 @@
+"""The ARFace training loop (Feature-Net + Attention-Net with REINFORCE) and its baselines.
+
+One step on a global batch (split evenly over processes):
+1. ARFace: the Attention-Net scores the 5 landmark patches and a mode (keep/drop per patch, 31 valid
+   modes) is sampled per image; Random (PickPatch): a mode drawn uniformly. Mask M multiplies the input
+   and, when `num_layers` > 0, the outputs of randomly drawn mask points (feature-map masking).
+   Cutout: a 16x16 square on the input. DropBlock: hooks on stage3/stage4.
+2. Feature-Net step: margin-head cross-entropy on the masked batch, backward, optimizer step.
+3. Attention-Net step (ARFace): reward R = accuracy (no-margin argmax) of the Feature-Net forward of
+   step 2 on the masked batch, i.e. of the Feature-Net frozen at its pre-update weights -- the policy
+   loss -(R - b) log p(tau) never reaches the Feature-Net's parameters; then b <- 0.99 b + 0.01 R.
+Every random draw of a step comes from a generator seeded by (seed, step), drawn for the GLOBAL batch
+and sliced per rank, so 1 process and N processes see the same decisions and a resumed run repeats
+an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from arface_repro.errors import ConfigError
+from arface_repro.method import patches as P
+from arface_repro.method.attention_net import AttentionNet, entropy, greedy_modes, log_prob, sample_modes
+from arface_repro.method.baselines import DropBlockHooks, cutout_mask
+from arface_repro.method.feature_masking import FeatureMasker, choose_layers
+from arface_repro.method.reinforce import EMABaseline, reinforce_loss
+from arface_repro.models.heads import create_head
+from arface_repro.train import distributed as D
+from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
+from arface_repro.train.config import load_config
+from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch
+from arface_repro.utils.atomic import atomic_open
+
+
+@dataclass
+class TrainResult:
+    history: list = field(default_factory=list)  # one dict per step (this process's view of global values)
+    metrics: dict = field(default_factory=dict)  # final evaluation (built-in verification or verify_fn)
+    out_dir: Path | None = None
+    checkpoint: Path | None = None
+
+
+def build_backbone(cfg: dict) -> nn.Module:
+    """`model.name`: a registry name, or 'package.module:factory' for any importable constructor."""
+    name, kwargs = cfg["model"]["name"], dict(cfg["model"].get("kwargs") or {})
+    if ":" in name:
+        mod, fn = name.split(":", 1)
+        try:
+            return getattr(importlib.import_module(mod), fn)(**kwargs)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"model.name {name!r}: cannot import the factory: {exc}") from exc
+    from arface_repro.models.registry import create_model
+
+    return create_model(name, **kwargs)
+
+
+class FeatureNet(nn.Module):
+    """Backbone + margin head; forward returns (margin logits, no-margin logits)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module):
+        super().__init__()
+        self.backbone, self.head = backbone, head
+
+    def forward(self, x, labels):
+        emb = self.backbone(x)
+        return self.head(emb, labels), self.head.predict(emb).detach()
+
+
+def normalise(images_uint8: torch.Tensor) -> torch.Tensor:
+    """N x H x W x 3 uint8 RGB -> N x 3 x H x W float, (x - 127.5) / 128 (insightface convention)."""
+    # contiguous NCHW: channels-last inputs hit a oneDNN crash (double free) in conv backward on this torch build
+    return ((images_uint8.permute(0, 3, 1, 2).float() - 127.5) / 128.0).contiguous()
+
+
+def lr_lambda(tcfg: dict) -> Callable[[int], float]:
+    steps, warm = int(tcfg["steps"]), int(tcfg["warmup_steps"])
+    miles = [int(round(f * steps)) if f < 1 else int(f) for f in tcfg["milestones"]]
+
+    def fn(step: int) -> float:
+        if warm and step < warm:
+            return (step + 1) / warm
+        if tcfg["schedule"] == "cosine":
+            t = (step - warm) / max(1, steps - warm)
+            return 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0)))
+        if tcfg["schedule"] == "multistep":
+            return float(tcfg["gamma"]) ** sum(step >= m for m in miles)
+        return 1.0
+
+    return fn
+
+
+def _step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step) * 7919 + 12345) % (2**63 - 1))
+
+
+def _optimizer(params, tcfg: dict) -> torch.optim.Optimizer:
+    if tcfg["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=tcfg["lr"], momentum=tcfg["momentum"], weight_decay=tcfg["weight_decay"])
+    return torch.optim.AdamW(params, lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+
+
+class Trainer:
+    """Holds models, optimizers and state; `run()` trains to `train.steps`. Use `train()` below."""
+
+    def __init__(self, cfg: dict, verify_fn: Callable | None = None, on_step: Callable | None = None, datasets=None):
+        self.cfg = cfg
+        t, m = cfg["train"], cfg["method"]
+        dev = t["device"]
+        self.device = torch.device("cuda" if (dev == "auto" and torch.cuda.is_available()) else ("cpu" if dev == "auto" else dev))
+        self.dist = D.setup(self.device.type)
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", self.dist.local_rank)
+            torch.cuda.set_device(self.device)
+        W = self.dist.world_size
+        if int(t["batch_size"]) % W:
+            raise ConfigError(f"train.batch_size={t['batch_size']} is not divisible by the {W} processes")
+        self.B, self.b_local = int(t["batch_size"]), int(t["batch_size"]) // W
+        seed = int(cfg["seed"])
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+        torch.manual_seed(seed)
+        self.out_dir = Path(cfg["out_dir"] or Path("runs") / cfg["name"])
+        self.verify_fn, self.on_step = verify_fn, on_step
+        self.train_set, self.val_set = datasets if datasets is not None else (build_train_set(cfg), None)
+        self.batches = GlobalBatches(len(self.train_set), self.B, seed, self.dist.rank, W)
+        backbone = build_backbone(cfg)
+        num_classes = int(getattr(self.train_set, "num_classes", 0)) or int(np.max(self.train_set.labels)) + 1
+        emb_dim = self._embedding_dim(backbone)
+        head = create_head(cfg["head"]["name"], emb_dim, num_classes, **(cfg["head"].get("kwargs") or {}))
+        self.fnet = FeatureNet(backbone, head).to(self.device)
+        self.masker = FeatureMasker(backbone, getattr(backbone, "mask_points", []), m["mask_scale"]) if m["kind"] in ("arface", "random") and m["num_layers"] > 0 else None
+        self.dropblock = None
+        if m["kind"] == "dropblock":
+            stages = [n for s in m["dropblock"]["stages"] for n in backbone.stage_points[s]]
+            self.dropblock = DropBlockHooks(backbone, stages, m["dropblock"]["block_size"], m["dropblock"]["final_keep_prob"])
+        self.attn = None
+        if m["kind"] == "arface":
+            a = m["attention"]
+            self.attn = AttentionNet(a["patch_size"], tuple(a["channels"])).to(self.device)
+            opt = torch.optim.Adam if a["optimizer"] == "adam" else torch.optim.SGD
+            self.opt_a = opt(self.attn.parameters(), lr=a["lr"], weight_decay=a["weight_decay"])
+        self.fnet_ddp, self.attn_ddp = self.fnet, self.attn
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.fnet_ddp = nn.parallel.DistributedDataParallel(self.fnet, device_ids=ids)
+            if self.attn is not None:
+                self.attn_ddp = nn.parallel.DistributedDataParallel(self.attn, device_ids=ids)
+        self.opt = _optimizer(self.fnet.parameters(), t)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(t))
+        self.amp = bool(t["amp"]) and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.baseline = EMABaseline(m["baseline_decay"], 0.0)
+        self.step = 0
+        self.history: list[dict] = []
+        self.ckpt_path = self.out_dir / "checkpoint_last.pt"
+        self.log_path = self.out_dir / "metrics.jsonl"
+        self._maybe_resume()
+
+    # ------------------------------------------------------------------ setup helpers
+    @staticmethod
+    def _embedding_dim(backbone: nn.Module) -> int:
+        was = backbone.training
+        backbone.eval()
+        with torch.no_grad():
+            d = backbone(torch.zeros(2, 3, 112, 112)).shape[1]
+        backbone.train(was)
+        return int(d)
+
+    def _maybe_resume(self) -> None:
+        r = self.cfg["train"]["resume"]
+        if not r:
+            if self.dist.is_main and self.log_path.exists():
+                self.log_path.unlink()
+            return
+        path = self.ckpt_path if r == "auto" else Path(r)
+        if r == "auto" and not path.exists():
+            return
+        ck = load_checkpoint(path)
+        self.fnet.load_state_dict(ck["fnet"])
+        self.opt.load_state_dict(ck["opt"])
+        self.sched.load_state_dict(ck["sched"])
+        self.scaler.load_state_dict(ck["scaler"])
+        if self.attn is not None:
+            self.attn.load_state_dict(ck["attn"])
+            self.opt_a.load_state_dict(ck["opt_a"])
+        self.baseline.load_state_dict(ck["baseline"])
+        self.step = int(ck["step"])
+        self.history = list(ck.get("history", []))
+        set_rng_state(ck["rng"])
+        if self.dist.is_main and self.log_path.exists():  # drop log lines written after the checkpoint
+            keep = [ln for ln in self.log_path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= self.step]
+            with atomic_open(self.log_path, "w") as fh:
+                fh.write("".join(k + "\n" for k in keep))
+
+    def save(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
+        payload = {
+            "config": self.cfg, "step": self.step, "fnet": self.fnet.state_dict(), "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "baseline": self.baseline.state_dict(),
+            "history": self.history,
+        }
+        if self.attn is not None:
+            payload.update(attn=self.attn.state_dict(), opt_a=self.opt_a.state_dict())
+        return save_checkpoint(self.ckpt_path, payload)
+
+    # ------------------------------------------------------------------ one step
+    def train_step(self) -> dict:
+        cfg, m = self.cfg, self.cfg["method"]
+        W, r = self.dist.world_size, self.dist.rank
+        gen = _step_generator(cfg["seed"], self.step)
+        u_modes = torch.rand(self.B, generator=gen)[r::W]
+        u_cut = torch.rand(self.B, 2, generator=gen)[r::W]
+        layers = choose_layers(self.masker.points, m["num_layers"], gen, m["p_layer"]) if self.masker else []
+        idx = self.batches.local_indices(self.step)
+        imgs, labels, lms = fetch(self.train_set, idx)
+        imgs, labels = imgs.to(self.device, non_blocking=True), labels.to(self.device)
+        x = normalise(imgs)
+        H, Wd = x.shape[-2:]
+        keep = None
+        logits_a = None
+        if m["kind"] in ("arface", "random"):
+            boxes = torch.from_numpy(P.patch_boxes(lms, m["patch_radius"], H, Wd)).to(self.device)
+            if m["kind"] == "arface":
+                logits_a = self.attn_ddp(x, boxes)
+                modes = sample_modes(logits_a, u_modes)
+            else:
+                modes = (u_modes * P.NUM_MODES).long().clamp_max(P.NUM_MODES - 1).to(self.device)
+            keep = P.modes_to_keep(modes)
+            mask = P.drop_mask(boxes, keep, H, Wd)
+            x = x * mask
+            if self.masker:
+                self.masker.arm(mask, layers)
+        elif m["kind"] == "cutout":
+            x = x * cutout_mask(x.shape[0], H, Wd, int(m["cutout_size"]), u_cut).to(self.device)
+        elif m["kind"] == "dropblock":
+            self.dropblock.set_progress(self.step / max(1, cfg["train"]["steps"] - 1))
+            self.dropblock.generator = _step_generator(cfg["seed"] + 1 + r, self.step)
+        self.fnet_ddp.train()
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            logits, pred = self.fnet_ddp(x, labels)
+            loss = F.cross_entropy(logits.float(), labels)
+        if self.masker:
+            self.masker.disarm()
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg["train"]["grad_clip"]:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.fnet.parameters(), cfg["train"]["grad_clip"])
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        lr = self.opt.param_groups[0]["lr"]
+        self.sched.step()
+        correct = (pred.argmax(1) == labels).float()
+        stats = torch.tensor([loss.detach().float().item() * len(labels), correct.sum().item()], dtype=torch.float64)
+        if keep is not None:
+            stats = torch.cat([stats, (~keep).float().sum(0).double().cpu()])
+        D.all_reduce_sum(stats, self.dist)
+        R = float(stats[1]) / self.B
+        rec = {"step": self.step + 1, "loss": float(stats[0]) / self.B, "acc": R, "lr": lr}
+        if keep is not None:
+            rec["drop_rate"] = (stats[2:] / self.B).tolist()
+        if self.attn is not None:
+            b = self.baseline.value
+            adv = R - b if m["reward"] == "batch" else correct - b
+            lp = log_prob(logits_a, modes)
+            ent = entropy(logits_a) if m["entropy_weight"] else None
+            loss_a = reinforce_loss(lp, adv, self.B, ent, m["entropy_weight"]) * W  # DDP averages over ranks
+            self.opt_a.zero_grad(set_to_none=True)
+            loss_a.backward()
+            self.opt_a.step()
+            rec.update(reward=R, baseline=b, policy_loss=float(loss_a.item()) / W)
+            self.baseline.update(R)
+        self.step += 1
+        return rec
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def embed(self, images: np.ndarray, landmarks: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
+        """Embeddings (N, D) of uint8 images; ARFace masks the input with the argmax mode (also returned)."""
+        m = self.cfg["method"]
+        self.fnet.eval()
+        if self.attn is not None:
+            self.attn.eval()
+        feats, modes_all = [], []
+        for s in range(0, len(images), batch):
+            x = normalise(torch.from_numpy(np.ascontiguousarray(images[s : s + batch])).to(self.device))
+            if self.attn is not None and m["inference_mask"]:
+                boxes = torch.from_numpy(P.patch_boxes(landmarks[s : s + batch], m["patch_radius"], *x.shape[-2:])).to(self.device)
+                modes = greedy_modes(self.attn(x, boxes))
+                x = x * P.drop_mask(boxes, P.modes_to_keep(modes), *x.shape[-2:])
+                modes_all.append(modes.cpu().numpy())
+            feats.append(self.fnet.backbone(x).float().cpu().numpy())
+        self.fnet.train()
+        if self.attn is not None:
+            self.attn.train()
+        return np.concatenate(feats), (np.concatenate(modes_all) if modes_all else None)
+
+    def evaluate(self) -> dict:
+        if self.verify_fn is not None:
+            return dict(self.verify_fn(self))
+        from arface_repro.train.verification import synthetic_verification
+
+        if self.val_set is None:
+            self.val_set = build_val_set(self.cfg)
+        return synthetic_verification(self, self.val_set, self.cfg["data"]["val"]["num_pairs"], self.cfg["seed"]) if self.val_set is not None else {}
+
+    # ------------------------------------------------------------------ loop
+    def _log(self, rec: dict) -> None:
+        if self.dist.is_main:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(rec) + "\n")
+
+    def run(self) -> TrainResult:
+        t = self.cfg["train"]
+        total = int(t["steps"])
+        bar = None
+        if self.dist.is_main and not t["quiet"]:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, desc=self.cfg["name"], dynamic_ncols=True)
+        eval_rec = {}
+        try:
+            while self.step < total:
+                rec = self.train_step()
+                self.history.append(rec)
+                if self.on_step is not None:
+                    self.on_step(self, rec)
+                if t["log_every"] and (self.step % t["log_every"] == 0 or self.step == total):
+                    self._log(rec)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['acc']:.3f}")
+                if t["eval_every"] and self.step % t["eval_every"] == 0 and self.step < total:
+                    self._log({"step": self.step, "eval": self.evaluate()})
+                if t["ckpt_every"] and self.step % t["ckpt_every"] == 0:
+                    self.save()
+                if bar is not None:
+                    bar.update(1)
+            eval_rec = self.evaluate()
+            self._log({"step": self.step, "eval": eval_rec})
+            ck = self.save()
+        finally:
+            if bar is not None:
+                bar.close()
+        return TrainResult(self.history, eval_rec, self.out_dir, ck)
+
+    def close(self) -> None:
+        D.teardown(self.dist)
+
+
+def train(config, overrides=(), *, verify_fn=None, on_step=None, datasets=None) -> TrainResult:
+    """Train from a config (YAML path, dict, or already-loaded config) and return history + final metrics.
+
+    `verify_fn(trainer) -> dict` replaces the built-in synthetic pair verification; `on_step(trainer, rec)`
+    is called after every step; `datasets=(train_set, val_set)` bypasses building them from the config.
+    """
+    cfg = load_config(config, overrides)
+    trainer = Trainer(cfg, verify_fn=verify_fn, on_step=on_step, datasets=datasets)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()

@@ -112,8 +112,8 @@ def synth_ijb(n_images: int, n_templates: int, n_pairs: int, n_subjects: int, se
     t2 = np.concatenate([gen_t2, imp_t2])
     order = np.argsort(t1, kind="stable")
     t1, t2 = t1[order][:n_pairs], t2[order][:n_pairs]
-    labels = (subj[t1] == subj[t2]).astype(np.int64)
-    return SynthIJB(images, templates, medias, faceness, lm, subj, t1 + 1, t2 + 1, labels,
+    labels = (subj[t1] == subj[t2]).astype(np.int8)  # dtypes as arface_repro.io.ijb_meta reads them
+    return SynthIJB(images, templates, medias, faceness, lm, subj, (t1 + 1).astype(np.int32), (t2 + 1).astype(np.int32), labels,
                     subj[tmpl_of_img], n_subjects)
 
 

@@ -125,10 +125,21 @@ def template_features(features: np.ndarray, flip_features: np.ndarray | None, fa
 
 
 def template_index(tids: np.ndarray, query: np.ndarray, what: str = "pair list") -> np.ndarray:
-    """Positions of `query` template ids in the sorted `tids`; unknown ids are an error naming them."""
-    pos = np.searchsorted(tids, query)
-    pos = np.minimum(pos, tids.size - 1)
-    bad = np.flatnonzero(tids[pos] != query)
+    """Positions (int32) of `query` template ids in the sorted `tids`; unknown ids are an error naming them.
+
+    Non-negative ids up to 2^27 use a lookup table (linear time on 15M pairs), others a binary search.
+    """
+    query = np.asarray(query)
+    if tids.size and tids[0] >= 0 and tids[-1] < (1 << 27) and query.size > 4 * tids.size:
+        lut = np.full(int(tids[-1]) + 2, -1, np.int32)
+        lut[tids] = np.arange(tids.size, dtype=np.int32)
+        q = np.clip(query, -1, tids[-1] + 1)
+        pos = lut[q]
+        pos[q < 0] = -1
+        bad = np.flatnonzero(pos < 0)
+    else:
+        pos = np.minimum(np.searchsorted(tids, query), max(0, tids.size - 1)).astype(np.int32)
+        bad = np.flatnonzero(tids[pos] != query) if tids.size else np.arange(query.size)
     if bad.size:
         shown = ", ".join(str(int(query[b])) for b in bad[:5])
         raise MissingDataError(f"{what}: {bad.size} entr(ies) name templates with no images "
@@ -141,57 +152,71 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
                 rows_per_block: int | None = None) -> np.ndarray:
     """score[p] = feats[i1[p]] · feats[i2[p]] for every pair, float32, in pair order (all ranks get all).
 
-    Pairs are grouped by i1; blocks of `rows_per_block` distinct i1 values take one matmul against the
-    distinct i2 values they pair with (or a row-wise dot product when that block is too sparse).
+    Pairs are grouped by i1 (no sort when the list already is, as IJB lists are); blocks of
+    `rows_per_block` distinct i1 values take one matmul against the distinct i2 values they pair with,
+    from which the pairs are gathered (or a row-wise dot product when that block is too sparse).
+    Distinct values and inverse indices come from lookup tables, not sorts.
     """
     backend = backend or Backend()
     ctx = ctx or DistContext()
-    i1 = np.asarray(i1, np.int64)
-    i2 = np.asarray(i2, np.int64)
-    order = np.argsort(i1, kind="stable")
-    s1 = i1[order]
-    u1, starts = np.unique(s1, return_index=True)
+    n_t = feats.shape[0]
+    i1 = np.asarray(i1)
+    i2 = np.asarray(i2)
+    if i1.size and (i1.min() < 0 or i1.max() >= n_t or i2.min() < 0 or i2.max() >= n_t):
+        raise ValueError("pair indices out of range of the template features")
+    order = None if i1.size < 2 or bool(np.all(i1[1:] >= i1[:-1])) else np.argsort(i1, kind="stable")
+    s1 = i1 if order is None else i1[order]
+    starts = np.flatnonzero(np.concatenate([[True], s1[1:] != s1[:-1]])) if s1.size else np.empty(0, np.int64)
+    u1 = s1[starts]
     bounds = np.append(starts, s1.size)
     budget = budget_bytes(max_memory_gb) // 4
     if rows_per_block is None:  # a dense block of rows × all templates stays within the budget
-        rows_per_block = int(min(256, max(8, budget // (8 * max(1, feats.shape[0])))))
-    out_parts: list[tuple[np.ndarray, np.ndarray]] = []
-    dev_feats = backend.put(feats) if backend.kind == "torch" else np.ascontiguousarray(feats, np.float32)
+        rows_per_block = int(min(256, max(8, budget // (8 * max(1, n_t)))))
+    scores = np.empty(i1.size, np.float32)
+    mine_idx: list[np.ndarray] = []
+    host = np.ascontiguousarray(feats, np.float32)
+    dev_feats = backend.put(host) if backend.kind == "torch" else host
+    present = np.zeros(n_t, bool)
+    lut = np.empty(n_t, np.int64)
     for b0, b1 in ctx.mine(chunk_grid(u1.size, rows_per_block)):
-        p0, p1 = bounds[b0], bounds[b1]
-        idx = order[p0:p1]
-        rows = s1[p0:p1]
-        cols = i2[idx]
-        ucols, cinv = np.unique(cols, return_inverse=True)
+        p0, p1 = int(bounds[b0]), int(bounds[b1])
+        idx = np.arange(p0, p1) if order is None else order[p0:p1]
+        cols = i2[p0:p1] if order is None else i2[idx]
+        present[cols] = True
+        ucols = np.flatnonzero(present)
+        present[ucols] = False
+        lut[ucols] = np.arange(ucols.size)
+        cinv = lut[cols]
         ur = u1[b0:b1]
-        rinv = np.searchsorted(ur, rows)
+        rinv = np.repeat(np.arange(ur.size), np.diff(bounds[b0:b1 + 1]))
         dense = ur.size * ucols.size
-        if dense <= 16 * idx.size and dense * 4 * 2 <= budget:
+        if dense <= 16 * cinv.size and dense * 4 * 2 <= budget:
+            flat = rinv * ucols.size + cinv
             if backend.kind == "numpy":
                 blk = dev_feats[ur] @ dev_feats[ucols].T
-                sc = blk[rinv, cinv]
+                sc = np.take(blk.ravel(), flat)
             else:
                 import torch  # noqa: PLC0415
-                ur_t = torch.from_numpy(ur).to(backend.device)
-                uc_t = torch.from_numpy(ucols).to(backend.device)
-                blk = dev_feats[ur_t] @ dev_feats[uc_t].T
-                sc = backend.numpy(blk[torch.from_numpy(rinv).to(backend.device), torch.from_numpy(cinv).to(backend.device)])
+                dev = backend.device
+                blk = dev_feats[torch.from_numpy(ur).to(dev)] @ dev_feats[torch.from_numpy(ucols).to(dev)].T
+                sc = backend.numpy(blk.reshape(-1)[torch.from_numpy(flat).to(dev)])
         else:
-            sc = np.empty(idx.size, np.float32)
-            host = feats if backend.kind == "numpy" else np.asarray(feats, np.float32)
-            step = max(1, budget // (feats.shape[1] * 4 * 2))
-            for a, e in chunk_grid(idx.size, step):
+            rows = s1[p0:p1]
+            sc = np.empty(cinv.size, np.float32)
+            step = max(1, budget // (host.shape[1] * 4 * 2))
+            for a, e in chunk_grid(cinv.size, step):
                 sc[a:e] = np.einsum("ij,ij->i", host[rows[a:e]], host[cols[a:e]])
-        out_parts.append((idx, np.asarray(sc, np.float32)))
-    idx_all = np.concatenate([p[0] for p in out_parts]) if out_parts else np.empty(0, np.int64)
-    sc_all = np.concatenate([p[1] for p in out_parts]) if out_parts else np.empty(0, np.float32)
+        scores[idx] = sc
+        if ctx.active:
+            mine_idx.append(idx)
     if ctx.active:
-        idx_all = np.concatenate(ctx.all_gather(idx_all))
-        sc_all = np.concatenate(ctx.all_gather(sc_all))
-    scores = np.empty(i1.size, np.float32)
-    scores[idx_all] = sc_all
-    if idx_all.size != i1.size:  # pragma: no cover - internal consistency
-        raise RuntimeError("pair_scores lost pairs while merging blocks")
+        idx_all = np.concatenate(mine_idx) if mine_idx else np.empty(0, np.int64)
+        got_idx = ctx.all_gather(idx_all)
+        got_sc = ctx.all_gather(scores[idx_all])
+        for gi, gs in zip(got_idx, got_sc):
+            scores[gi] = gs
+        if sum(g.size for g in got_idx) != i1.size:  # pragma: no cover - internal consistency
+            raise RuntimeError("pair_scores lost pairs while merging blocks")
     return scores
 
 
@@ -228,6 +253,91 @@ def _local_tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[flo
     raise ConfigError(f"unknown TAR@FAR rule {rule!r} (expected nearest or strict)")
 
 
+def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, keep): the full ROC exactly as `sklearn.metrics.roc_curve(labels, scores,
+    drop_intermediate=False)` returns it, and the mask of the points sklearn keeps with its default
+    drop_intermediate=True.
+
+    Faster than sklearn on 15M scores: only the impostor scores are sorted (float32, no argsort); the
+    few genuine scores are merged in by binary search. Per distinct score value (descending) tps/fps are
+    the numbers of genuine/impostor scores ≥ it — the same integers sklearn accumulates — and the rates
+    are the same float64 divisions.
+    """
+    scores = np.asarray(scores, np.float32).ravel()
+    labels = np.asarray(labels).ravel().astype(bool)
+    if not np.isfinite(scores).all():
+        raise FormatError("scores contain NaN or inf")
+    imp = np.sort(scores[~labels])
+    gen = np.sort(scores[labels])
+    if imp.size == 0 or gen.size == 0:
+        raise FormatError("a ROC needs both genuine and impostor scores")
+
+    def runs(x):
+        start = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
+        return x[start], np.diff(np.append(start, x.size))
+
+    iu, ic = runs(imp)
+    del imp
+    gu, gc = runs(gen)
+    pos = np.searchsorted(iu, gu)
+    present = np.zeros(gu.size, bool)
+    inside = pos < iu.size
+    present[inside] = iu[pos[inside]] == gu[inside]
+    allu = np.insert(iu, pos[~present], gu[~present])
+    ic_all = np.insert(ic, pos[~present], 0)
+    del iu, ic
+    gc_all = np.zeros(allu.size, np.int64)
+    gc_all[np.searchsorted(allu, gu)] = gc
+    fps = np.cumsum(ic_all[::-1], dtype=np.int64).astype(np.float64)
+    tps = np.cumsum(gc_all[::-1], dtype=np.int64).astype(np.float64)
+    del ic_all, gc_all, allu
+    keep = np.ones(fps.size, bool)
+    if fps.size > 2:
+        keep[1:-1] = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
+    fps = np.concatenate([[0.0], fps])
+    tps = np.concatenate([[0.0], tps])
+    keep = np.concatenate([[True], keep])
+    return fps / fps[-1], tps / tps[-1], keep
+
+
+def tar_table(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS,
+              rules: Sequence[str] = ("nearest", "strict"), max_points: int = 2000) -> tuple[dict, dict | None]:
+    """({rule: {far: TAR}}, downsampled ROC) from one sort; the rules are the project's
+    (arface_repro.eval.roc.tar_at_far_from_roc: 'nearest' on sklearn's drop_intermediate curve,
+    'strict' on the full curve), applied to `fast_roc`'s exact sklearn-equal curve."""
+    fpr, tpr, keep = fast_roc(scores, labels)
+    try:
+        from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - the project module exists
+        tar_at_far_from_roc = downsample_curve = None
+    out = {}
+    for rule in rules:
+        f, t = (fpr[keep], tpr[keep]) if rule == "nearest" else (fpr, tpr)
+        if tar_at_far_from_roc is not None:
+            out[rule] = {float(k): float(v) for k, v in tar_at_far_from_roc(f, t, list(fars), rule).items()}
+        else:
+            out[rule] = _rules_from_roc(f, t, fars, rule)
+    curve = None
+    if max_points:
+        f, t = fpr[keep], tpr[keep]
+        curve = downsample_curve(f, t, max_points) if downsample_curve is not None else {"fpr": f.tolist(), "tpr": t.tolist()}
+    return out, curve
+
+
+def _rules_from_roc(fpr, tpr, fars, rule):
+    out = {}
+    for far in fars:
+        if rule == "nearest":
+            d = np.abs(fpr - far)
+            out[float(far)] = float(tpr[np.flatnonzero(d == d.min())[-1]])
+        elif rule == "strict":
+            ok = fpr <= far
+            out[float(far)] = float(tpr[ok].max()) if ok.any() else 0.0
+        else:
+            raise ConfigError(f"unknown TAR@FAR rule {rule!r} (expected nearest or strict)")
+    return out
+
+
 def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS,
                rule: str = "nearest") -> dict[float, float]:
     """TAR (fraction) per FAR; uses the project's arface_repro.eval.roc when present, else the local rules."""
@@ -243,20 +353,7 @@ def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = F
 
 def roc_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 2000) -> dict:
     """Downsampled ROC (fpr, tpr lists) for records and plots."""
-    try:
-        from arface_repro.eval import roc  # noqa: PLC0415
-        return roc.roc_points(scores, labels, max_points=max_points)
-    except (ImportError, AttributeError):
-        pass
-    from sklearn.metrics import roc_curve  # noqa: PLC0415
-
-    fpr, tpr, _ = roc_curve(np.asarray(labels).astype(np.int64), scores)
-    if fpr.size > max_points:
-        # keep points evenly spaced in log(FPR) so the low-FAR end stays resolved
-        pos = fpr > 0
-        grid = np.unique(np.concatenate([[0], np.searchsorted(fpr, np.logspace(np.log10(fpr[pos].min()), 0, max_points - 2)).clip(0, fpr.size - 1), [fpr.size - 1]]))
-        fpr, tpr = fpr[grid], tpr[grid]
-    return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+    return tar_table(scores, labels, (), (), max_points)[1]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -335,8 +432,7 @@ def evaluate_11_arrays(features: np.ndarray, flip_features: np.ndarray | None, m
     n_gen = int(meta.labels.sum())
     if n_gen == 0 or n_gen == meta.labels.size:
         raise FormatError("the pair list needs both genuine (1) and impostor (0) pairs")
-    tar = {rule: tar_at_far(scores, meta.labels, fars, rule) for rule in rules}
-    curve = roc_points(scores, meta.labels, max_points=max_curve_points) if max_curve_points else None
+    tar, curve = tar_table(scores, meta.labels, fars, rules, max_curve_points)
     return {"tar": tar, "roc": curve, "scores": scores, "n_templates": int(tids.size), "n_pairs": int(scores.size),
             "n_genuine": n_gen, "options": opts.label}
 

@@ -36,7 +36,7 @@ def _split_fixed(path: Path, n_fields: int, sep: str | None = None, skip: int = 
             continue
         f = line.split(sep) if sep else line.split()
         f = [x.strip() for x in f]
-        if len(f) < n_fields if sep else len(f) != n_fields:
+        if (len(f) < n_fields) if sep else (len(f) != n_fields):
             raise FormatError(f"{path}:{ln}: expected {n_fields} fields, got {len(f)}: {line[:80]!r}")
         rows.append((ln, f))
     if not rows:
@@ -70,7 +70,7 @@ def read_face_tid_mid(path: str | os.PathLike) -> FaceTidMid:
 
 
 def read_template_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(t1, t2, label) int64 arrays; labels must be 0 or 1."""
+    """(t1, t2, label) arrays (int32 ids when they fit, int8 labels); labels must be 0 or 1."""
     path = Path(path)
     # fast path: np.loadtxt handles 15M lines in a few seconds; fall back to the strict reader on error
     try:
@@ -87,7 +87,9 @@ def read_template_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray
     bad = np.flatnonzero((arr[:, 2] != 0) & (arr[:, 2] != 1))
     if bad.size:
         raise FormatError(f"{path}: line {bad[0] + 1}: label must be 0 or 1, got {arr[bad[0], 2]}")
-    return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy()
+    # compact dtypes: 15M pairs take 135 MB instead of 375 MB
+    tdtype = np.int32 if np.abs(arr[:, :2]).max() < 2**31 else np.int64
+    return arr[:, 0].astype(tdtype), arr[:, 1].astype(tdtype), arr[:, 2].astype(np.int8)
 
 
 @dataclass

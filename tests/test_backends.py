@@ -201,3 +201,38 @@ def test_specs_and_preprocess_parsing():
         Preprocess().with_overrides({"scale": 2})
     with pytest.raises(ConfigError, match="not key=value"):
         parse_overrides("std")
+
+
+def test_onnx_nhwc_dynamic_batch_layout(tmp_path):
+    m = calibrated("mobilefacenet")
+
+    class NHWC(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x.permute(0, 3, 1, 2))
+
+    torch.onnx.export(NHWC(m).eval(), (torch.zeros(2, 112, 112, 3),), str(tmp_path / "nhwc.onnx"), dynamo=False,
+                      input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    onnx = load_model(f"onnx:{tmp_path / 'nhwc.onnx'}")
+    assert onnx.layout == "NHWC" and onnx.fixed_batch is None and onnx.preprocess.size == (112, 112)
+    x = rand_images(3)
+    torch.save(m.state_dict(), tmp_path / "m.pth")
+    np.testing.assert_allclose(onnx.embed(x), load_model(f"torch:mobilefacenet:{tmp_path / 'm.pth'}").embed(x),
+                               atol=1e-4)
+
+
+def test_in_memory_module_keeps_training_mode():
+    from arface_repro.models.backends import TorchModel
+
+    m = calibrated("mobilefacenet").train()
+    wrapped = load_model(m)
+    assert isinstance(wrapped, TorchModel) and wrapped.spec.startswith("torch-module:")
+    x = rand_images(2)
+    with torch.no_grad():
+        ref = m.eval()(torch.from_numpy(((x.astype(np.float32) - 127.5) / 128).transpose(0, 3, 1, 2).copy())).numpy()
+    m.train()
+    np.testing.assert_allclose(wrapped.embed(x), ref, rtol=1e-5, atol=1e-5)  # eval-mode output
+    assert m.training  # ... and the training module is left as it was

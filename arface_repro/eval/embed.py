@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -180,7 +179,6 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
                         persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
     n = len(paths)
     feats = flips = None
-    t0 = time.time()
     with tqdm(total=n, disable=quiet, unit="img", desc=f"embedding ({m.kind})") as bar:
         for items in loader:
             errors = [e for _, _, e in items if e is not None]
@@ -196,7 +194,4 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
             if flip:
                 flips[idx] = g
             bar.update(len(items))
-    if not quiet:
-        dt = time.time() - t0
-        print(f"embedded {n} images in {dt:.1f} s ({n / max(dt, 1e-9):.1f} img/s)")
     return feats, flips

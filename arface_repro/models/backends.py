@@ -103,12 +103,13 @@ class TorchModel(EmbeddingModel):
 
     def __init__(self, module, spec: str, preprocess: Preprocess, file_sha256: str, device=None):
         self.device = resolve_device(device)
-        self.module = module.to(self.device).eval()
+        self.module = module.to(self.device)
         super().__init__(spec, preprocess, file_sha256, embedding_size=getattr(module, "embedding_size", None))
 
     @classmethod
     def from_module(cls, module, name: str = "module", preprocess: Preprocess | None = None, device=None) -> "TorchModel":
-        """Wrap an in-memory nn.Module (e.g. during training); its 'file' hash is the hash of its state dict."""
+        """Wrap an in-memory nn.Module (e.g. during training; it is moved to `device`, run in eval mode and left
+        in the mode it had). Its `file_sha256` is the hash of its state dict at wrapping time."""
         h = state_dict_sha256(module.state_dict())
         return cls(module, f"torch-module:{name}", preprocess or GENERIC, h, device)
 
@@ -116,12 +117,16 @@ class TorchModel(EmbeddingModel):
         import torch
 
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.device)
+        was_training = self.module.training
+        self.module.eval()  # BN running statistics, no dropout; a training module gets its mode back below
         try:
             with torch.inference_mode():
                 out = self.module(t)
         except RuntimeError as exc:
             raise ConfigError(f"{self.spec}: the network failed on input {tuple(t.shape)} (N×C×H×W): "
                               f"{str(exc).splitlines()[0]}") from exc
+        finally:
+            self.module.train(was_training)
         return out.float().cpu().numpy()
 
 

@@ -133,7 +133,9 @@ def main(argv=None) -> int:
         acc, thr = best_threshold_accuracy(scores, same)
         result[name] = {"accuracy_percent": 100 * acc, "threshold": thr}
     # how far our crops are from the reference crops of the same images (same network)
-    result["mean_cosine_ours_vs_reference"] = float(np.mean(np.sum(feat_a * feat_b, axis=1)))
+    same_image = np.sum(feat_a * feat_b, axis=1)
+    result["mean_cosine_ours_vs_reference"] = float(np.mean(same_image))
+    result["images_cosine_below_0.5"] = [images[i] for i in np.flatnonzero(same_image < 0.5)]
 
     print(f"MTCNN: {len(images) - len(no_face)}/{len(images)} images with a face, {len(multi)} with several "
           f"(kept the large central one), {len(no_face)} without (aligned with the mean landmarks)"
@@ -147,6 +149,9 @@ def main(argv=None) -> int:
     diff = result["mtcnn_aligned"]["accuracy_percent"] - result["reference_112x96_padded"]["accuracy_percent"]
     print(f"  difference {diff:+.2f} points; mean cosine between our crop and the reference crop of the same "
           f"image: {result['mean_cosine_ours_vs_reference']:.4f}")
+    low = result["images_cosine_below_0.5"]
+    print(f"  {len(low)} images whose crop embeds with cosine < 0.5 to its reference crop (wrong face or bad "
+          f"alignment){': ' + ', '.join(low) if low else ''}")
     if no_face:
         print("  no face:", ", ".join(no_face))
     if args.out:

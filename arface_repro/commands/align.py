@@ -36,7 +36,9 @@ def register(subparsers) -> None:
     p.add_argument("--min-face", type=int, default=20, help="MTCNN minimum face size in pixels (default 20)")
     p.add_argument("--quality", type=int, default=95, help="JPEG quality of the crops (default 95)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's own choice; 1 is best on a busy CPU)")
+    p.add_argument(
+        "--threads", type=int, help="torch CPU threads (default: torch's own choice; 1 is best on a busy CPU)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or summary")
     p.set_defaults(func=run)
 

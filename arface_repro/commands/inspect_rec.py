@@ -45,9 +45,13 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
     if starts is not None:
         for key in reader.keys:
             if reader.offset(key) not in starts:
-                problems.append(f"{reader.idx_path}: key {key} offset {reader.offset(key)} is not a record start")
+                problems.append(
+                    f"{reader.idx_path}: key {key} offset {reader.offset(key)} is not a record start"
+                )
         if len(starts) != len(reader):
-            problems.append(f"{reader.rec_path} holds {len(starts)} records but {reader.idx_path} lists {len(reader)}")
+            problems.append(
+                f"{reader.rec_path} holds {len(starts)} records but {reader.idx_path} lists {len(reader)}"
+            )
 
     headers = {}
     for key in reader.keys:
@@ -96,7 +100,9 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
                 continue
             start, stop = (int(v) for v in h.label)
             if start != expected_start or stop < start:
-                problems.append(f"identity record {key} (class {c}): range [{start}, {stop}) does not follow {expected_start}")
+                problems.append(
+                    f"identity record {key} (class {c}): range [{start}, {stop}) does not follow {expected_start}"
+                )
             for k in range(start, stop):
                 if k in labels and labels[k] != c:
                     problems.append(f"key {k}: label {labels[k]} but identity record {key} puts it in class {c}")
@@ -121,7 +127,10 @@ def run(args) -> int:
     summary, problems = inspect_rec(args.prefix, decode=not args.no_decode, quiet=args.quiet)
     print(f"{args.prefix}.rec")
     print(f"  records:    {summary['records']}")
-    layout = f"header record 0: first={summary['header'][0]}, end={summary['header'][1]}" if summary["header"] else "no insightface header record (all keys are images)"
+    if summary["header"]:
+        layout = f"header record 0: first={summary['header'][0]}, end={summary['header'][1]}"
+    else:
+        layout = "no insightface header record (all keys are images)"
     print(f"  layout:     {layout}")
     print(f"  images:     {summary['images']}")
     print(f"  identities: {summary['identities']}")

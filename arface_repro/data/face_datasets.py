@@ -191,7 +191,9 @@ class RecFaceDataset(_Base):
         for key in range(first, end):
             header, _ = self._unpack(key)
             if header.flag != 2:
-                raise FormatError(f"{self.reader.rec_path}: identity record {key} has flag {header.flag}, expected 2")
+                raise FormatError(
+                    f"{self.reader.rec_path}: identity record {key} has flag {header.flag}, expected 2"
+                )
             out.append((int(header.label[0]), int(header.label[1])))
         return out
 

@@ -56,9 +56,14 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
     headers = {}
     for key in reader.keys:
         try:
-            headers[key] = unpack(reader.read(key))
+            record = reader.read(key)  # its errors name the file, offset and key
         except FormatError as exc:
-            problems.append(f"key {key}: {exc}")
+            problems.append(str(exc))
+            continue
+        try:
+            headers[key] = unpack(record)
+        except FormatError as exc:
+            problems.append(f"{reader.rec_path}: key {key}: {exc}")
 
     header_range = None
     if 0 in headers and headers[0][0].flag == 2:

@@ -212,3 +212,13 @@ def test_missing_folder(tmp_path):
 def test_manifest_hash_of_first_image(train_prefix, manifest):
     payload = unpack(RecFaceDataset(train_prefix).reader.read(1))[1]
     assert hashlib.sha256(payload).hexdigest() == manifest["1"]["payload_sha256"]
+
+
+def test_inspect_rec_reports_bad_magic(tmp_path, train_prefix, capsys):
+    raw = bytearray(train_prefix.with_suffix(".rec").read_bytes())
+    offset = IndexedRecordReader(f"{train_prefix}.idx", f"{train_prefix}.rec").offset(2)
+    raw[offset] ^= 0xFF
+    (tmp_path / "c.rec").write_bytes(bytes(raw))
+    (tmp_path / "c.idx").write_bytes(train_prefix.with_suffix(".idx").read_bytes())
+    assert cli_main(["inspect-rec", str(tmp_path / "c"), "--quiet"]) == 1
+    assert f"bad magic 0xCED723F5 at offset {offset}" in capsys.readouterr().out

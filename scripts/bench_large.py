@@ -96,7 +96,7 @@ def bench_megaface(a) -> None:
 
     dim = a.dim or 512
     n_dis = int(a.distractors * a.fraction)
-    x, ids = synth.identity_probes(80, 3530, dim, seed=0, sigma=1.3)
+    x, ids = synth.identity_probes(80, 3530, dim, seed=0, sigma=2.0)
     dis = synth.LazyGaussianRows(n_dis, dim, seed=7)
     sizes = [s for s in mf.DEFAULT_SIZES if s <= n_dis] or [n_dis]
     # generation cost of the lazy distractors (paid inside the scoring loop), measured on its own

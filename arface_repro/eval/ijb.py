@@ -96,22 +96,28 @@ def pooling_weights(templates: np.ndarray, medias: np.ndarray):
 
 def template_features(features: np.ndarray, flip_features: np.ndarray | None, faceness: np.ndarray | None,
                       templates: np.ndarray, medias: np.ndarray, opts: CombineOptions = CombineOptions(),
-                      max_memory_gb: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      max_memory_gb: float | None = None, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(template ids, L2-normalised template features float32), images processed in memory-bounded chunks.
 
-    `features[i]` (and `flip_features[i]`, `faceness[i]`) belong to the image with `templates[i]`,
-    `medias[i]`. Template = Σ_media mean(images of that media), then L2-normalised.
+    Image i (with `templates[i]`, `medias[i]`, `faceness[i]`) has features `features[rows[i]]` (and
+    `flip_features[rows[i]]`); `rows` defaults to 0..N-1, and lets a feature store in any order be used
+    without copying it. Template = Σ_media mean(images of that media), then L2-normalised.
     """
     n = len(templates)
-    if features.shape[0] != n or len(medias) != n:
-        raise FormatError(f"{features.shape[0]} feature rows for {n} template/media entries")
+    if len(medias) != n or (rows is None and features.shape[0] != n) or (rows is not None and len(rows) != n):
+        raise FormatError(f"{features.shape[0] if rows is None else len(rows)} feature rows for {n} template/media entries")
     tids, w = pooling_weights(templates, medias)
     d = features.shape[1] * (2 if opts.flip == "concat" else 1)
     out = np.zeros((tids.size, d), np.float64)
-    rows = max(1024, budget_bytes(max_memory_gb) // 8 // (d * 8 * 3))
+    step = max(1024, budget_bytes(max_memory_gb) // 8 // (d * 8 * 3))
     wc = w.tocsc()
-    for s, e in chunk_grid(n, rows):
-        x = image_features(features, flip_features, faceness, opts, slice(s, e))
+    for s, e in chunk_grid(n, step):
+        sel = slice(s, e) if rows is None else np.asarray(rows[s:e])
+        x = image_features(features, flip_features, None, CombineOptions(opts.flip, opts.normalize, False), sel)
+        if opts.faceness:
+            if faceness is None:
+                raise MissingDataError("faceness weighting needs the *_name_5pts_score.txt scores")
+            x *= np.asarray(faceness[s:e], np.float64)[:, None]
         out += wc[:, s:e] @ x
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     zero = np.flatnonzero(norms[:, 0] == 0)
@@ -414,18 +420,19 @@ def evaluate_11(store, meta: IJBMeta, *, opts: CombineOptions = CombineOptions()
                 max_memory_gb: float | None = None, max_curve_points: int = 2000) -> dict:
     """Full 1:1 protocol from a feature store; returns {'tar': {rule: {far: tar}}, 'roc': ..., 'scores', ...}."""
     rows = store_rows(store, meta.images)
-    feats = store.features[rows]
-    flip = store.flip_features[rows] if (store.flip_features is not None and opts.flip != "none") else None
-    return evaluate_11_arrays(feats, flip, meta, opts=opts, rules=rules, fars=fars, backend=backend, ctx=ctx,
-                              max_memory_gb=max_memory_gb, max_curve_points=max_curve_points)
+    flip = store.flip_features if opts.flip != "none" else None
+    return evaluate_11_arrays(store.features, flip, meta, opts=opts, rules=rules, fars=fars, backend=backend, ctx=ctx,
+                              max_memory_gb=max_memory_gb, max_curve_points=max_curve_points, rows=rows)
 
 
 def evaluate_11_arrays(features: np.ndarray, flip_features: np.ndarray | None, meta: IJBMeta, *,
                        opts: CombineOptions = CombineOptions(), rules: Sequence[str] = ("nearest", "strict"),
                        fars: Sequence[float] = FARS, backend: Backend | None = None, ctx: DistContext | None = None,
-                       max_memory_gb: float | None = None, max_curve_points: int = 2000) -> dict:
-    """Same as `evaluate_11`, with the image features given in meta-file order."""
-    tids, tf = template_features(features, flip_features, meta.faceness, meta.templates, meta.medias, opts, max_memory_gb)
+                       max_memory_gb: float | None = None, max_curve_points: int = 2000,
+                       rows: np.ndarray | None = None) -> dict:
+    """Same as `evaluate_11`, with the image features given in meta-file order (or at `rows`)."""
+    tids, tf = template_features(features, flip_features, meta.faceness, meta.templates, meta.medias, opts,
+                                 max_memory_gb, rows=rows)
     i1 = template_index(tids, meta.t1, meta.files.get("template_pair_label", "pair list"))
     i2 = template_index(tids, meta.t2, meta.files.get("template_pair_label", "pair list"))
     scores = pair_scores(tf, i1, i2, backend=backend, ctx=ctx, max_memory_gb=max_memory_gb)

@@ -129,12 +129,13 @@ def insightface_metrics(rank: np.ndarray, mated: np.ndarray, negs: np.ndarray, n
 def evaluate_1n(features: np.ndarray, flip_features: np.ndarray | None, meta: IJBMeta,
                 galleries: dict[str, tuple[np.ndarray, np.ndarray]], probes: tuple[np.ndarray, np.ndarray], *,
                 rule: str = "open-set", opts: CombineOptions = CombineOptions(), backend: Backend | None = None,
-                ctx: DistContext | None = None, max_memory_gb: float | None = None) -> dict:
-    """1:N from image features in meta order. `galleries` = {'G1': (template ids, subjects), 'G2': ...}.
+                ctx: DistContext | None = None, max_memory_gb: float | None = None, rows: np.ndarray | None = None) -> dict:
+    """1:N from image features in meta order (or at `rows`). `galleries` = {'G1': (template ids, subjects), ...}.
 
     Returns {'metrics': {...}, 'per_gallery': {...}} with fractions.
     """
-    tids, tf = template_features(features, flip_features, meta.faceness, meta.templates, meta.medias, opts, max_memory_gb)
+    tids, tf = template_features(features, flip_features, meta.faceness, meta.templates, meta.medias, opts,
+                                 max_memory_gb, rows=rows)
     p_t, p_s = probes
     pf = tf[template_index(tids, p_t, "1:N probe list")]
     if rule == "open-set":
@@ -182,5 +183,5 @@ def load_1n_lists(meta_dir: str | os.PathLike, dataset: str):
 def evaluate_1n_store(store, meta: IJBMeta, galleries, probes, **kw) -> dict:
     rows = store_rows(store, meta.images)
     opts = kw.get("opts", CombineOptions())
-    flip = store.flip_features[rows] if (store.flip_features is not None and opts.flip != "none") else None
-    return evaluate_1n(store.features[rows], flip, meta, galleries, probes, **kw)
+    flip = store.flip_features if opts.flip != "none" else None
+    return evaluate_1n(store.features, flip, meta, galleries, probes, rows=rows, **kw)

@@ -125,6 +125,7 @@ def test_backbone_prefix_and_embedding_size_inferred(tmp_path):
         load_model(f"torch:mobilefacenet,embedding_size=128:{tmp_path / 'full.pth'}")
 
 
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit is deprecated but TorchScript files exist
 def test_torchscript_backend(tmp_path):
     m = calibrated("mobilefacenet")
     torch.jit.trace(m, torch.zeros(1, 3, 112, 112)).save(str(tmp_path / "m.pt"))
@@ -203,6 +204,7 @@ def test_specs_and_preprocess_parsing():
         parse_overrides("std")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_onnx_nhwc_dynamic_batch_layout(tmp_path):
     m = calibrated("mobilefacenet")
 

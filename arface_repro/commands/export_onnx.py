@@ -7,6 +7,7 @@ The export is checked before the file is kept: onnxruntime's output on a random 
 from __future__ import annotations
 
 import argparse
+import warnings
 
 
 def register(sub) -> None:
@@ -37,7 +38,9 @@ def export_onnx(arch: str, checkpoint: str, output: str, opset: int = 17, check:
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 3, 112, 112)).astype(np.float32))
     with torch.no_grad():
         ref = model(x).numpy()
-    with atomic_path(output) as tmp:
+    with atomic_path(output) as tmp, warnings.catch_warnings():
+        # the TorchScript-based exporter is deprecated but needs no onnxscript; its notice is noise here
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, (x,), str(tmp), input_names=["input"], output_names=["embeddings"],
                           dynamic_axes={"input": {0: "batch"}, "embeddings": {0: "batch"}}, opset_version=opset,
                           dynamo=False, do_constant_folding=True)

@@ -127,7 +127,7 @@ def bench_trillion(a) -> None:
 
     dim = a.dim or 256
     sizes = [tuple(int(float(v)) for v in s.split("x")) for s in a.trillion_sizes.split(",")]
-    rates = []
+    walls, pair_counts = [], []
     for n_p, n_d in sizes:
         x, ids = synth.identity_probes(max(2, n_p // 48), n_p, dim, seed=0, sigma=1.5)
         dis = synth.LazyGaussianRows(n_d, dim, seed=5).materialize()
@@ -135,10 +135,14 @@ def bench_trillion(a) -> None:
         res = tp.evaluate(x, ids, dis, backend=make_backend(a.device), max_memory_gb=a.max_memory_gb)
         wall = time.perf_counter() - t0
         pairs = n_p * n_d + n_p * (n_p - 1) // 2
-        rates.append(pairs / wall)
+        walls.append(wall)
+        pair_counts.append(pairs)
         print(f"[trillion] {n_p:,} probes x {n_d:,} distractors x {dim}: {pairs:.3e} pairs in {wall:.1f} s = "
               f"{pairs / wall:.3e} pairs/s (Ver@FPR=1e-9 {100 * res['ver']:.2f}, Id@FPR=1e-3 {100 * res['id']:.2f})")
-    print(f"[trillion] throughput spread across sizes: {min(rates) / max(rates):.2f} (1.0 = perfectly linear cost)")
+    if len(walls) >= 2:
+        slope, fixed = np.polyfit(np.array(pair_counts, float), np.array(walls), 1)
+        print(f"[trillion] least-squares fit wall = {fixed:.2f} s + pairs / {1 / slope:.3e} pairs/s "
+              f"(fixed part: probe x probe pairs, enrolment, start-up; the rest is linear in the pairs)")
     print(f"[trillion] {mem_line(False)}")
 
 

@@ -127,3 +127,47 @@ def test_metric_keys():
     m = mf.metrics_from(res)
     assert set(m) == {"Id@400", "Id@1e1", "Ver@FAR=1e-6"}
     assert m["Id@1e1"] == pytest.approx(100 * res["cmc"][10][0])
+
+
+def test_cli_from_devkit_files(tmp_path):
+    import json
+
+    from arface_repro.cli import main
+
+    p, ids, d = _data(seed=4, n_dis=300)
+    names = [f"Id{i}" for i in ids]
+    fs_paths = [f"Id{i}/Id{i}_{k}.png" for k, i in enumerate(ids)]
+    md_paths = [f"{k // 100}/u{k}@N00/{k}_0.jpg" for k in range(300)]
+    dk.write_feature_files(tmp_path / "fs", fs_paths, p, "algo")
+    dk.write_feature_files(tmp_path / "md", md_paths, d, "algo")
+    dk.write_facescrub_list(tmp_path / "facescrub_features_list.json", names, fs_paths)
+    dk.write_megaface_list(tmp_path / "megaface_features_list.json_1000000_1", md_paths)
+    # set lists as the devkit ships them: one file per size (here random, not nested)
+    sets_dir = tmp_path / "sets"
+    sets_dir.mkdir()
+    rng = np.random.default_rng(0)
+    pick = {10: np.sort(rng.choice(300, 10, replace=False)), 300: np.arange(300)}
+    for s, idx in pick.items():
+        dk.write_megaface_list(sets_dir / f"megaface_features_list.json_{s}_1", [md_paths[i] for i in idx])
+    noises = tmp_path / "fsn.txt"
+    noises.write_text("#comment\n" + fs_paths[0].split("/")[-1] + "\n")
+    mdn = tmp_path / "mdn.txt"
+    mdn.write_text("#comment\n" + md_paths[5] + "\n")
+    out = tmp_path / "rec.json"
+    rc = main(["evaluate-large", "--protocol", "megaface", "--facescrub-dir", str(tmp_path / "fs"), "--megaface-dir",
+               str(tmp_path / "md"), "--algo", "algo", "--facescrub-list", str(tmp_path / "facescrub_features_list.json"),
+               "--megaface-list", str(tmp_path / "megaface_features_list.json_1000000_1"), "--set-lists", str(sets_dir),
+               "--sizes", "10,300", "--noise-rule", "exclude", "--facescrub-noises", str(noises),
+               "--megaface-noises", str(mdn), "--out", str(out), "--quiet"])
+    assert rc == 0
+    rec = json.loads(out.read_text())
+    keep = np.ones(len(ids), bool)
+    keep[0] = False
+    dkeep = np.ones(300, bool)
+    dkeep[5] = False
+    ref300 = mf.brute_force_cmc(p[keep], ids[keep], d[dkeep])
+    ref10 = mf.brute_force_cmc(p[keep], ids[keep], d[pick[10][pick[10] != 5]])
+    assert rec["metrics"]["Id@300"] == pytest.approx(100 * ref300[0])
+    assert rec["cmc"]["1e1"] == pytest.approx([100 * v for v in ref10])
+    assert rec["rule"].endswith("noise=exclude") and rec["noise_counts"] == {"facescrub": 1, "megaface": 1}
+    assert "Ver@FAR=1e-6" in rec["metrics"]

@@ -102,3 +102,27 @@ def test_mismatched_inputs():
         tp.evaluate(p, ids[:-1], d)
     with pytest.raises(FormatError, match="dimension"):
         tp.evaluate(p, ids, d[:, :8])
+
+
+def test_cli_record(tmp_path):
+    import json
+
+    from arface_repro.cli import main
+
+    p, ids, d = _data(sigma=0.5)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    tpio.write_features(tmp_path / "probe.bin", p)
+    tpio.write_features(tmp_path / "dis.bin", d)
+    (tmp_path / "labels.txt").write_text("".join(f"img{k}.jpg {i}\n" for k, i in enumerate(ids)))
+    out = tmp_path / "rec.json"
+    assert main(["evaluate-large", "--protocol", "trillion", "--probe-features", str(tmp_path / "probe.bin"),
+                 "--probe-labels", str(tmp_path / "labels.txt"), "--distractor-features", str(tmp_path / "dis.bin"),
+                 "--out", str(out), "--quiet"]) == 0
+    rec = json.loads(out.read_text())
+    ref = tp.brute_force(p, ids.astype(str), d, 1e-9, 1e-3)
+    assert rec["metrics"] == pytest.approx({"Ver@FPR=1e-9": 100 * ref["ver"], "Id@FPR=1e-3": 100 * ref["id"]})
+    (tmp_path / "labels.txt").write_text("a\n")
+    assert main(["evaluate-large", "--protocol", "trillion", "--probe-features", str(tmp_path / "probe.bin"),
+                 "--probe-labels", str(tmp_path / "labels.txt"), "--distractor-features", str(tmp_path / "dis.bin"),
+                 "--out", str(out), "--quiet"]) == 2  # clear error, exit status 2

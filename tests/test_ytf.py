@@ -138,3 +138,30 @@ def test_rmfrd_needs_both_folders():
     store = FeatureStore(np.ones((2, 4), np.float32), ["AFDB_face_dataset/a/1.jpg", "AFDB_face_dataset/b/1.jpg"])
     with pytest.raises(MissingDataError, match="0 masked"):
         rmfrd.evaluate(store, flip="none")
+
+
+def test_cli_ytf_and_rmfrd(tmp_path):
+    import json
+
+    from arface_repro.cli import main
+    from arface_repro.io.feature_store import save_feature_store
+
+    pairs = _toy_pairs()
+    st = _store(pairs)
+    save_feature_store(tmp_path / "ytf.npz", st.features, st.paths)
+    p = tmp_path / "splits.txt"
+    p.write_text("".join(f"{s}, {k + 1}, {a}, {b}, {int(y)}\n" for k, (s, a, b, y) in
+                         enumerate(zip(pairs.split, pairs.video1, pairs.video2, pairs.issame))))
+    out = tmp_path / "ytf.json"
+    assert main(["evaluate-large", "--protocol", "ytf", "--features", str(tmp_path / "ytf.npz"), "--pairs", str(p),
+                 "--pooling", "max-dist", "--out", str(out), "--quiet"]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["metrics"]["YTF"] == pytest.approx(100 * ytf.evaluate(st, pairs, "max-dist")["accuracy"])
+    assert len(rec["per_fold"]["YTF"]) == 10 and rec["rule"].endswith("pooling=max-dist")
+    rs = _rmfrd_store()
+    save_feature_store(tmp_path / "rm.npz", rs.features, rs.paths)
+    out = tmp_path / "rm.json"
+    assert main(["evaluate-large", "--protocol", "rmfrd", "--features", str(tmp_path / "rm.npz"), "--out", str(out), "--quiet"]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["rule"] == rmfrd.PROTOCOL_LABEL
+    assert rec["metrics"] == pytest.approx(rmfrd.metrics_from(rmfrd.evaluate(rs, flip="none")))

@@ -30,6 +30,12 @@ RANKS = (1, 5, 10)
 FPIRS = (1e-2, 1e-1)
 
 
+def fpir_key(f: float) -> str:
+    """'TPIR@FPIR=1e-2' style metric key."""
+    e = round(float(np.log10(f)))
+    return f"TPIR@FPIR=1e{e}" if np.isclose(10.0 ** e, f) else f"TPIR@FPIR={f:g}"
+
+
 def _rank_and_mated(s: np.ndarray, mate_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For rows with a mate (col ≥ 0): (rank, mated score); rank 0 / -inf for rows without one."""
     rows = np.flatnonzero(mate_col >= 0)
@@ -106,11 +112,11 @@ def open_set_metrics(rank: np.ndarray, mated: np.ndarray, top: np.ndarray, mate_
     hit1 = np.where(r == 1, mated[is_m], -np.inf)
     for f in fpirs:
         if nm_top.size == 0:
-            out[f"TPIR@FPIR={f:g}"] = float("nan")
+            out[fpir_key(f)] = float("nan")
             continue
         k = int(math.floor(f * nm_top.size + 1e-9 * max(1.0, f * nm_top.size)))
         v = nm_top[k] if k < nm_top.size else -np.inf
-        out[f"TPIR@FPIR={f:g}"] = float(np.mean(hit1 > v))
+        out[fpir_key(f)] = float(np.mean(hit1 > v))
     out["n_mated"] = int(is_m.sum())
     out["n_nonmated"] = int((~is_m).sum())
     return out
@@ -122,7 +128,7 @@ def insightface_metrics(rank: np.ndarray, mated: np.ndarray, negs: np.ndarray, n
     for f in fars:
         k = math.ceil(n_probe * f)
         th = negs[k - 1]
-        out[f"TPIR@FPIR={f:g}"] = float(np.sum(mated > th)) / n_probe
+        out[fpir_key(f)] = float(np.sum(mated > th)) / n_probe
     return out
 
 

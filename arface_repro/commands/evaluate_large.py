@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 PROTOCOLS = ("ijbb", "ijbc", "ijbb-1n", "ijbc-1n", "megaface", "trillion", "ytf", "rmfrd")
@@ -113,8 +112,6 @@ def _matrix(path: str):
 
 
 def run(args) -> int:
-    import numpy as np
-
     from arface_repro.errors import ConfigError
     from arface_repro.eval.chunked import DistContext, make_backend
     from arface_repro.io.records import build_record, write_record

@@ -368,13 +368,6 @@ def tar_at_far_from_top(genuine: np.ndarray, top_impostors: np.ndarray, n_impost
     return tar, v
 
 
-def env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
 def iter_blocks(n: int, size: int, ctx: DistContext) -> Iterator[tuple[int, int]]:
     """This rank's blocks of the fixed grid over range(n)."""
     yield from ctx.mine(chunk_grid(n, size))

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
-from arface_repro.eval.chunked import DistContext, Backend, budget_bytes, chunk_grid, make_backend
+from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
 
 FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FLIP_MODES = ("add", "concat", "none")

@@ -220,8 +220,8 @@ class Trainer:
         cfg, m = self.cfg, self.cfg["method"]
         W, r = self.dist.world_size, self.dist.rank
         gen = _step_generator(cfg["seed"], self.step)
-        u_modes = torch.rand(self.B, generator=gen)[r::W]
-        u_cut = torch.rand(self.B, 2, generator=gen)[r::W]
+        u_modes = torch.rand(self.B, generator=gen)[r::W].contiguous()
+        u_cut = torch.rand(self.B, 2, generator=gen)[r::W].contiguous()
         layers = choose_layers(self.masker.points, m["num_layers"], gen, m["p_layer"]) if self.masker else []
         idx = self.batches.local_indices(self.step)
         imgs, labels, lms = fetch(self.train_set, idx)
@@ -280,7 +280,8 @@ class Trainer:
             self.opt_a.zero_grad(set_to_none=True)
             loss_a.backward()
             self.opt_a.step()
-            rec.update(reward=R, baseline=b, policy_loss=float(loss_a.item()) / W)
+            pl = D.all_reduce_sum(torch.tensor([loss_a.item() / W], dtype=torch.float64), self.dist)
+            rec.update(reward=R, baseline=b, policy_loss=float(pl[0]))
             self.baseline.update(R)
         self.step += 1
         return rec

@@ -3,7 +3,8 @@
 Seeded genuine/impostor pairs over held-out identities, cosine scores, 10-fold accuracy (threshold
 picked on the other 9 folds). For ARFace it also reports how the Attention-Net's argmax drops patches:
 `drop_occluded` = share of occluded images whose occluded patch is dropped, `drop_clean` = share of
-clean (patch, image) cells dropped (every other patch, and the occludable patch on clean images).
+clean (patch, image) cells dropped (every other patch, and the occludable patch on clean images),
+`drop_same_patch_clean` = share of clean images whose occludable patch is dropped (is the policy conditional?).
 """
 
 from __future__ import annotations
@@ -28,4 +29,5 @@ def synthetic_verification(trainer, val_set, num_pairs: int, seed: int) -> dict:
         out["drop_rate"] = dropped.mean(0).tolist()
         out["drop_clean"] = float(dropped[clean].mean())
         out["drop_occluded"] = float(dropped[occ, p].mean()) if occ.any() else None
+        out["drop_same_patch_clean"] = float(dropped[~occ, p].mean()) if (~occ).any() else None
     return out

@@ -41,3 +41,13 @@ def test_load_rejects_non_records(tmp_path):
     (tmp_path / "b.json").write_text("{oops")
     with pytest.raises(FormatError, match="b.json: not valid JSON"):
         load_record(tmp_path / "b.json")
+
+
+def test_atomic_files_get_normal_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    with atomic_open(tmp_path / "x.txt") as fh:
+        fh.write("x")
+    assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~umask

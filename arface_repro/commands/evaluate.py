@@ -34,7 +34,8 @@ def register(sub) -> None:
     p.add_argument("--trials", help="BLUFR trials to run, 1-based, comma-separated (default all 10)")
     p.add_argument("--batch-size", type=int, default=64, help="--model: images per forward pass")
     p.add_argument("--workers", type=int, default=2, help="--model: image-reading workers")
-    p.add_argument("--cache-dir", help="--model: feature cache folder (default .cache/features)")
+    p.add_argument("--cache-dir", default=".cache/embeddings",
+                   help="--model: feature cache folder (default .cache/embeddings; 'none' disables it)")
     p.add_argument("--save-features", help="--model: also write the extracted feature store here")
     p.add_argument("--out", help="record path (default results/runs/<protocol>-<model>-<time>.json)")
     p.add_argument("--runs-dir", default="results/runs", help="folder for records when --out is not given")
@@ -79,7 +80,8 @@ def run(args) -> int:
         from arface_repro.eval.embed import extract_features
 
         store = extract_features(args.model, args.data_root, _needed_paths(args), batch_size=args.batch_size,
-                                 flip=flip != "none", workers=args.workers, cache_dir=args.cache_dir,
+                                 flip=flip != "none", workers=args.workers,
+                                 cache_dir=None if args.cache_dir == "none" else args.cache_dir,
                                  quiet=args.quiet)
         features_path, model = None, args.model
         if args.save_features:

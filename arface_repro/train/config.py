@@ -36,7 +36,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "data": {
         "kind": "synthetic",  # synthetic | rec | folder
-        "path": None,
+        "path": None,  # rec: prefix of <prefix>.rec/.idx; folder: root of <identity>/<image> folders
+        "landmarks_file": None,  # folder only: 5-point landmarks per image (else the template is used)
         "synthetic": {  # arguments of arface_repro.data.synthetic.SyntheticFaces
             "num_identities": 40, "images_per_identity": 24, "occluded": True, "occluded_patch": "nose",
             "occlusion_rate": 0.5, "part_size": 24, "jitter": 2.0, "variation": 0.35, "noise_std": 6.0,

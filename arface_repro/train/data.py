@@ -65,9 +65,9 @@ def build_train_set(cfg: dict):
         from arface_repro.data import face_datasets
     except ImportError as exc:
         raise ConfigError(f"data.kind={d['kind']!r} needs arface_repro.data.face_datasets, which is not available: {exc}") from exc
-    if d["kind"] == "rec":
-        return face_datasets.RecordFaceDataset(d["path"])
-    return face_datasets.FolderFaceDataset(d["path"])
+    if d["kind"] == "rec":  # data.path = the prefix of <prefix>.rec / <prefix>.idx
+        return face_datasets.RecFaceDataset(d["path"])
+    return face_datasets.ImageFolderFaceDataset(d["path"], landmarks_file=d["landmarks_file"])
 
 
 def build_val_set(cfg: dict):

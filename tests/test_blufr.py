@@ -100,3 +100,14 @@ def test_bad_config(tmp_path):
     (tmp_path / "junk.mat").write_bytes(b"junk")
     with pytest.raises(FormatError, match="junk.mat: not a readable MATLAB"):
         load_blufr_config(tmp_path / "junk.mat")
+
+
+def test_worker_processes_do_not_change_results(config):
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((5750, 24))
+    x = centres[config.labels] + 1.0 * rng.standard_normal((13233, 24))
+    one = blufr.evaluate_blufr(x, config, trials=[0, 3], workers=1)
+    two = blufr.evaluate_blufr(x, config, trials=[0, 3], workers=2)
+    np.testing.assert_array_equal(one.vr, two.vr)
+    np.testing.assert_array_equal(one.dir, two.dir)
+    assert one.metrics == two.metrics and one.per_trial["trial"] == [1, 4]

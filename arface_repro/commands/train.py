@@ -24,6 +24,7 @@ def register(subparsers) -> None:
 
 def _run(args) -> int:
     import json
+    import os
 
     from arface_repro.train.loop import train
 
@@ -35,6 +36,6 @@ def _run(args) -> int:
     if args.quiet:
         ov.append("train.quiet=true")
     res = train(args.config, ov)
-    if res.out_dir is not None:
+    if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({"out_dir": str(res.out_dir), "checkpoint": str(res.checkpoint) if res.checkpoint else None, "metrics": res.metrics}))
     return 0

@@ -4,8 +4,12 @@
 - Cutout 16x16 on the input: a square of side 16 centred at a uniform random pixel, clipped (DeVries &
   Taylor's rule: the centre may be near the border so part of the square falls outside).
 - DropBlock (Ghiasi et al.): block_size 7, keep_prob annealed linearly 1 -> 0.75 over training, on the
-  backbone's stage3 and stage4 outputs (the paper's "groups 3 and 4"; for IR-ResNet these are
-  layer3/layer4 (14x14 and 7x7 maps), for MobileFaceNet the `stage_points` the backbone declares).
+  backbone's stage3 and stage4 outputs (the paper's "groups 3 and 4"), i.e. after every module the
+  backbone lists in `stage_points['stage3']` and `['stage4']`:
+    IR-ResNet: every block of layer3 (14x14) and layer4 (7x7);
+    MobileFaceNet: the 14x14 blocks bottleneck2.0, bottleneck3.0-5 and the 7x7 ones bottleneck4.0,
+    bottleneck5.0-1 and conv3. On 7x7 maps block_size 7 covers the whole map (as in the DropBlock paper's
+    ResNet-50 group 4), so a dropped block removes a whole channel there.
   gamma = (1 - keep_prob) / block_size**2 * (h * w) / ((h - block_size + 1) * (w - block_size + 1)), block
   centres are drawn in the valid region, and the output is rescaled by numel / count_ones.
 """

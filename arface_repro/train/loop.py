@@ -343,14 +343,15 @@ class Trainer:
                     self._log(rec)
                     if bar is not None:
                         bar.set_postfix(loss=f"{rec['loss']:.3f}", acc=f"{rec['acc']:.3f}")
-                if t["eval_every"] and self.step % t["eval_every"] == 0 and self.step < total:
+                if t["eval_every"] and self.step % t["eval_every"] == 0 and self.step < total and self.dist.is_main:
                     self._log({"step": self.step, "eval": self.evaluate()})
                 if t["ckpt_every"] and self.step % t["ckpt_every"] == 0:
                     self.save()
                 if bar is not None:
                     bar.update(1)
-            eval_rec = self.evaluate()
-            self._log({"step": self.step, "eval": eval_rec})
+            if self.dist.is_main:  # evaluation runs on rank 0 only (its BN statistics; other ranks get {})
+                eval_rec = self.evaluate()
+                self._log({"step": self.step, "eval": eval_rec})
             ck = self.save()
         finally:
             if bar is not None:

@@ -38,3 +38,20 @@ def test_kill_and_resume_is_exact(tmp_path):
     lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     steps = [x["step"] for x in lines if "loss" in x]
     assert steps == list(range(1, 11))  # the lines written after the checkpoint by the killed run were dropped
+
+
+def test_rec_dataset_with_worker_processes_matches_in_process_loading(tmp_path, shared):
+    from conftest import require
+
+    require(shared / "fixtures" / "recordio" / "train.rec")
+    prefix = str(shared / "fixtures" / "recordio" / "train")
+    base = {**CFG, "data": {"kind": "rec", "path": prefix}, "method": {"kind": "random", "patch_radius": 30, "num_layers": 1},
+            "train": {**CFG["train"], "steps": 3, "ckpt_every": 0, "log_every": 0}}
+    def no_eval(trainer):
+        return {}
+
+    runs = []
+    for nw in (0, 2):
+        cfg = {**base, "out_dir": str(tmp_path / f"w{nw}"), "data": {**base["data"], "num_workers": nw}}
+        runs.append(train(cfg, verify_fn=no_eval).history)
+    assert len(runs[0]) == 3 and runs[0] == runs[1]

@@ -43,7 +43,7 @@ DEFAULTS: dict[str, Any] = {
             "occlusion_rate": 0.5, "part_size": 24, "jitter": 2.0, "variation": 0.35, "noise_std": 6.0,
         },
         "val": {"num_identities": 20, "images_per_identity": 10, "num_pairs": 300},
-        "num_workers": 0,
+        "num_workers": 0,  # DataLoader decoding processes for rec/folder sets (same batch order as 0)
     },
     "train": {
         "batch_size": 64,  # GLOBAL batch (split evenly over processes)

@@ -42,15 +42,40 @@ class GlobalBatches:
         return self._order[k * b : (k + 1) * b]
 
 
-def fetch(dataset, idx: np.ndarray):
-    """(images uint8 N,H,W,3 tensor, labels long tensor, landmarks float32 numpy N,5,2)."""
-    if hasattr(dataset, "images") and hasattr(dataset, "landmarks"):  # in-memory fast path (synthetic)
-        return torch.from_numpy(dataset.images[idx]), torch.from_numpy(np.asarray(dataset.labels)[idx]).long(), np.asarray(dataset.landmarks)[idx]
-    items = [dataset[int(i)] for i in idx]
+class StepBatchSampler:
+    """Batch sampler for a DataLoader: yields each step's local indices from `start` to `stop`."""
+
+    def __init__(self, batches: GlobalBatches, start: int, stop: int):
+        self.batches, self.start, self.stop = batches, start, stop
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            yield self.batches.local_indices(step).tolist()
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+
+def collate(items):
     imgs = np.stack([np.asarray(it[0], dtype=np.uint8) for it in items])
     labels = torch.tensor([int(it[1]) for it in items], dtype=torch.long)
     lms = np.stack([np.asarray(it[2], dtype=np.float32) for it in items])
     return torch.from_numpy(imgs), labels, lms
+
+
+def worker_loader(dataset, batches: GlobalBatches, start: int, stop: int, num_workers: int):
+    """DataLoader with `num_workers` decoding processes, in exactly the order `fetch` would use."""
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, batch_sampler=StepBatchSampler(batches, start, stop), num_workers=num_workers,
+                      collate_fn=collate, persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+
+def fetch(dataset, idx: np.ndarray):
+    """(images uint8 N,H,W,3 tensor, labels long tensor, landmarks float32 numpy N,5,2)."""
+    if hasattr(dataset, "images") and hasattr(dataset, "landmarks"):  # in-memory fast path (synthetic)
+        return torch.from_numpy(dataset.images[idx]), torch.from_numpy(np.asarray(dataset.labels)[idx]).long(), np.asarray(dataset.landmarks)[idx]
+    return collate([dataset[int(i)] for i in idx])
 
 
 def build_train_set(cfg: dict):

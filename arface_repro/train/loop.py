@@ -39,7 +39,7 @@ from arface_repro.models.heads import create_head
 from arface_repro.train import distributed as D
 from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from arface_repro.train.config import load_config
-from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch
+from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch, worker_loader
 from arface_repro.utils.atomic import atomic_open
 
 
@@ -216,15 +216,15 @@ class Trainer:
         return save_checkpoint(self.ckpt_path, payload)
 
     # ------------------------------------------------------------------ one step
-    def train_step(self) -> dict:
+    def train_step(self, batch=None) -> dict:
+        """One step; `batch` = (images, labels, landmarks) of this rank, fetched here when None."""
         cfg, m = self.cfg, self.cfg["method"]
         W, r = self.dist.world_size, self.dist.rank
         gen = _step_generator(cfg["seed"], self.step)
         u_modes = torch.rand(self.B, generator=gen)[r::W].contiguous()
         u_cut = torch.rand(self.B, 2, generator=gen)[r::W].contiguous()
         layers = choose_layers(self.masker.points, m["num_layers"], gen, m["p_layer"]) if self.masker else []
-        idx = self.batches.local_indices(self.step)
-        imgs, labels, lms = fetch(self.train_set, idx)
+        imgs, labels, lms = batch if batch is not None else fetch(self.train_set, self.batches.local_indices(self.step))
         imgs, labels = imgs.to(self.device, non_blocking=True), labels.to(self.device)
         x = normalise(imgs)
         H, Wd = x.shape[-2:]
@@ -333,9 +333,13 @@ class Trainer:
 
             bar = tqdm(total=total, initial=self.step, desc=self.cfg["name"], dynamic_ncols=True)
         eval_rec = {}
+        nw = int(self.cfg["data"]["num_workers"])
+        loader = None
+        if nw > 0 and not hasattr(self.train_set, "images") and self.step < total:
+            loader = iter(worker_loader(self.train_set, self.batches, self.step, total, nw))
         try:
             while self.step < total:
-                rec = self.train_step()
+                rec = self.train_step(next(loader) if loader is not None else None)
                 self.history.append(rec)
                 if self.on_step is not None:
                     self.on_step(self, rec)

@@ -15,7 +15,6 @@ of ~1,500 people, so absolute numbers are far below the paper's; the point is th
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 

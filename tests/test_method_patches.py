@@ -69,11 +69,8 @@ def _backbones():
     try:
         from arface_repro.models.registry import create_model, list_models
 
-        # iresnet34/100 reuse iresnet18/50's block code and only repeat blocks; they are left out to keep
-        # the test fast (about 45 s more on 2 shared cores)
         for name in list_models():
-            if name not in ("iresnet34", "iresnet100"):
-                out.append((name, lambda n=name: create_model(n)))
+            out.append((name, lambda n=name: create_model(n)))
     except ImportError:
         pass
     return out

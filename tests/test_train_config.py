@@ -51,3 +51,13 @@ def test_cli_train_runs_and_writes_outputs(tmp_path, capsys):
     assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3] and "eval" in lines[-1]
     assert (out / "checkpoint_last.pt").is_file()
     assert main(["train", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_train_and_evaluate_api(tmp_path):
+    from arface_repro.train.api import train_and_evaluate
+
+    m = train_and_evaluate(CONFIGS[0].parent / "syn_arface_l1.yaml", ["train.steps=2", "train.batch_size=8", "train.quiet=true",
+                           "data.synthetic.num_identities=4", "data.synthetic.images_per_identity=4", "data.val.num_identities=3",
+                           "data.val.images_per_identity=3", "data.val.num_pairs=8"], out_dir=tmp_path / "api")
+    assert m["steps"] == 2 and 0 <= m["val_accuracy"] <= 100 and len(m["drop_rate"]) == 5
+    assert m["checkpoint"].endswith("checkpoint_last.pt") and m["final_loss"] > 0

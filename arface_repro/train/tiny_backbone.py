@@ -9,7 +9,6 @@ GPU-only).
 
 from __future__ import annotations
 
-import torch
 import torch.nn as nn
 
 

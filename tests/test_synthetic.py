@@ -38,3 +38,12 @@ def test_pairs_and_kfold_accuracy():
     scores = np.where(same, 0.9, 0.1) + np.linspace(0, 0.01, 100)
     assert kfold_accuracy(scores, same) == 1.0
     assert kfold_accuracy(np.zeros(100), same) == 0.5
+
+
+def test_group_size_shares_all_parts_but_the_occludable_one():
+    d = SyntheticFaces(2, 1, seed=0, group_size=2, jitter=0.0, variation=0.0, noise_std=0.0)
+    a, b = d.images[0].astype(np.float64) - 128, d.images[1].astype(np.float64) - 128
+    eye = (slice(40, 62), slice(28, 50))  # left-eye part
+    nose = (slice(62, 82), slice(46, 66))  # nose part (the occludable one)
+    corr = lambda r: np.corrcoef(a[r].ravel(), b[r].ravel())[0, 1]
+    assert corr(eye) > 0.98 and corr(nose) < 0.9

@@ -10,6 +10,9 @@ nose by default) is replaced by the same part of a random other identity drawn a
 as far as the image's identity goes, misleading evidence for the Feature-Net, and visible to the
 Attention-Net by its contrast -- which is what makes dropping that patch worth learning.
 
+`group_size=g > 1`: identities come in groups of g that share every part except the occludable one,
+so that part alone tells group members apart (an option for harder mechanism studies; default 1).
+
 Fast path: the whole set is generated at construction into numpy arrays (`images` N x 112 x 112 x 3
 uint8, `labels` N int64, `landmarks` N x 5 x 2 float32); `__getitem__` returns
 `(image, label, landmarks)` like the other face datasets. Same arguments -> identical arrays.
@@ -57,6 +60,7 @@ class SyntheticFaces:
         variation: float = 0.35,
         noise_std: float = 6.0,
         identity_offset: int = 0,
+        group_size: int = 1,
     ):
         if num_identities < 1 or images_per_identity < 1:
             raise ConfigError("synthetic set needs num_identities >= 1 and images_per_identity >= 1")
@@ -67,6 +71,10 @@ class SyntheticFaces:
         S = part_size
         # identity parts come from a stream keyed by the identity number, so they do not depend on the set size
         parts = np.stack([_textures(np.random.default_rng([seed, 1, identity_offset + k]), 5, S) for k in range(num_identities)])
+        if group_size > 1:  # identities of a group share every part except the occludable one
+            own = parts[:, self.occluded_patch].copy()
+            parts = parts[(np.arange(num_identities) // group_size) * group_size]
+            parts[:, self.occluded_patch] = own
         rng = np.random.default_rng([seed, 2, identity_offset, num_identities, images_per_identity])
         n = num_identities * images_per_identity
         labels = np.repeat(np.arange(num_identities), images_per_identity)

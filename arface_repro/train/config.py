@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
         "landmarks_file": None,  # folder only: 5-point landmarks per image (else the template is used)
         "synthetic": {  # arguments of arface_repro.data.synthetic.SyntheticFaces
             "num_identities": 40, "images_per_identity": 24, "occluded": True, "occluded_patch": "nose",
-            "occlusion_rate": 0.5, "part_size": 24, "jitter": 2.0, "variation": 0.35, "noise_std": 6.0,
+            "occlusion_rate": 0.5, "part_size": 24, "jitter": 2.0, "variation": 0.35, "noise_std": 6.0, "group_size": 1,
         },
         "val": {"num_identities": 20, "images_per_identity": 10, "num_pairs": 300},
         "num_workers": 0,  # DataLoader decoding processes for rec/folder sets (same batch order as 0)

@@ -22,3 +22,15 @@ def require(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent from the shared folder")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op torch thread for a module: on a shared 2-core machine, spinning OpenMP threads slow
+    small models about 10×. Use with `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

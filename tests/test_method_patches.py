@@ -8,6 +8,8 @@ from arface_repro.errors import ConfigError
 from arface_repro.method import patches as P
 from arface_repro.method.feature_masking import FeatureMasker, choose_layers
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def test_boxes_template_radius30_and_clipping():
     b = P.patch_boxes(P.ARCFACE_TEMPLATE_112, 30)

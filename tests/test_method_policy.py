@@ -1,11 +1,14 @@
 """Attention-Net outputs, sampling, and the REINFORCE estimator against its analytic expectation."""
 
 import numpy as np
+import pytest
 import torch
 
 from arface_repro.method import patches as P
 from arface_repro.method.attention_net import AttentionNet, greedy_modes, log_prob, sample_modes
 from arface_repro.method.reinforce import EMABaseline, reinforce_loss
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_attention_net_shapes_and_uniform_start():

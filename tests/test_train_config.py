@@ -9,6 +9,8 @@ from arface_repro.cli import main
 from arface_repro.errors import ConfigError
 from arface_repro.train.config import load_config
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from arface_repro.train.loop import train
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 BASE = {
     "seed": 0,
     "model": {"name": "arface_repro.train.tiny_backbone:tiny_resnet", "kwargs": {"channels": [8, 12, 16, 24], "fast": True}},

@@ -6,6 +6,8 @@ import pytest
 
 from arface_repro.train.loop import train
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 class Killed(Exception):
     pass

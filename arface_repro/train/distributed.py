@@ -44,6 +44,13 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
+def barrier(info: DistInfo) -> None:
+    """Wait for every rank. Called at the end of a normal run (rank 0 may still be evaluating): a rank
+    that leaves the group early can abort gloo's threads ("terminate called without an active exception")."""
+    if info.enabled and dist.is_initialized():
+        dist.barrier()
+
+
 def teardown(info: DistInfo) -> None:
     if info.initialized_here and dist.is_initialized():
         dist.destroy_process_group()

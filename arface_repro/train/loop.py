@@ -357,6 +357,7 @@ class Trainer:
                 eval_rec = self.evaluate()
                 self._log({"step": self.step, "eval": eval_rec})
             ck = self.save()
+            D.barrier(self.dist)
         finally:
             if bar is not None:
                 bar.close()

@@ -137,22 +137,3 @@ def verification_pairs(labels: np.ndarray, num_pairs: int, seed: int = 0) -> tup
     pairs = np.array(pos + neg, dtype=np.int64)
     issame = np.r_[np.ones(num_pairs, bool), np.zeros(num_pairs, bool)]
     return pairs, issame
-
-
-def kfold_accuracy(scores: np.ndarray, issame: np.ndarray, folds: int = 10) -> float:
-    """Mean test-fold accuracy, threshold chosen on the other folds (folds interleaved; among thresholds
-    tied for the best training accuracy, the middle one)."""
-    scores = np.asarray(scores, np.float64)
-    issame = np.asarray(issame, bool)
-    idx = np.arange(len(scores))
-    accs = []
-    for f in range(folds):
-        test = idx % folds == f
-        tr_s, tr_y = scores[~test], issame[~test]
-        u = np.unique(tr_s)
-        thresholds = np.r_[u[0] - 1.0, (u[1:] + u[:-1]) / 2, u[-1] + 1.0]  # midpoints between training scores
-        acc_tr = ((tr_s[None, :] >= thresholds[:, None]) == tr_y[None, :]).mean(1)
-        best = np.flatnonzero(acc_tr == acc_tr.max())
-        t = thresholds[best[len(best) // 2]]  # middle of the tied-best range: robust to the fold split
-        accs.append(float(((scores[test] >= t) == issame[test]).mean()))
-    return float(np.mean(accs))

@@ -88,3 +88,16 @@ def test_cli_help_lists_commands(capsys):
     out = capsys.readouterr().out
     for cmd in ("evaluate", "plot-roc"):
         assert cmd in out
+
+
+def test_evaluate_bin_set_with_a_model(shared, tmp_path, capsys):
+    """`--protocol bin --model`: the .bin's own images are decoded and embedded (shared ONNX MobileFaceNet)."""
+    binf = require(shared / "data/insightface/small_lfw.bin")
+    model = require(shared / "models/mobilefacenet-expo/MobileFaceNet.onnx")
+    out = tmp_path / "bin.json"
+    assert main(["evaluate", "--protocol", "bin", "--model", f"onnx:{model}", "--pairs", str(binf), "--out", str(out),
+                 "--quiet"]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["model"] == f"onnx:{model}" and rec["flip"] == "add" and rec["counts"]["pairs"] == 10
+    # all 10 pairs are genuine: every fold's accuracy is 0 or 100, and the real model gets most right
+    assert all(a in (0.0, 100.0) for a in rec["per_fold"]["Acc"]) and rec["metrics"]["Acc"] >= 70.0

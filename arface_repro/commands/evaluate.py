@@ -59,6 +59,20 @@ def _needed_paths(args) -> list[str]:
     return load_pair_protocol(args.protocol, args.pairs, args.data_root).unique_paths()
 
 
+def _embed_bin(args, flip: str):
+    """An insightface .bin set holds its images: decode them and embed them in memory."""
+    from arface_repro.errors import ConfigError
+    from arface_repro.eval.embed import embed_arrays
+    from arface_repro.io.feature_store import FeatureStore
+    from arface_repro.io.insightface_bin import decode_bin_images
+
+    if not args.pairs:
+        raise ConfigError("bin: --pairs SET.bin is required")
+    names, images = decode_bin_images(args.pairs)
+    feats, flips = embed_arrays(args.model, images, batch_size=args.batch_size, flip=flip != "none", quiet=args.quiet)
+    return FeatureStore(feats, names, flips, source=args.pairs)
+
+
 def run(args) -> int:
     from arface_repro.errors import ConfigError
     from arface_repro.eval.run import evaluate_store
@@ -74,6 +88,8 @@ def run(args) -> int:
             raise ConfigError(f"--trials must be comma-separated integers, got {args.trials!r}") from None
     if args.features:
         store, features_path, model = load_feature_store(args.features), args.features, None
+    elif args.protocol == "bin":
+        store, features_path, model = _embed_bin(args, flip), None, args.model
     else:
         if not args.data_root:
             raise ConfigError("--model needs --data-root (the folder the protocol's image paths are relative to)")
@@ -107,5 +123,5 @@ def format_metrics(record: dict) -> str:
     lines = [f"protocol {record['protocol']}  rule {record['rule']}  model {record.get('model') or record['inputs'].get('features', {}).get('path', '-')}"]
     width = max(len(k) for k in record["metrics"])
     for k, v in record["metrics"].items():
-        lines.append(f"  {k:<{width}}  {v:8.4f}")
+        lines.append(f"  {k:<{width}}  {v:8.4f}" if isinstance(v, (int, float)) else f"  {k:<{width}}  {'n/a':>8}")
     return "\n".join(lines)

@@ -106,6 +106,9 @@ def kfold_accuracy(
         acc[i] = float(np.sum(pred == s_test)) / d_test.size
         if target_far is not None:
             imp = np.sort(dist[train][~issame[train]].astype(np.float64))
+            if imp.size == 0:   # no impostors to set a threshold on: TAR@FAR is undefined
+                tars[i] = fars[i] = np.nan
+                continue
             m = int(np.floor(target_far * imp.size + 1e-9))
             t = imp[m] if m < imp.size else np.inf
             tars[i] = float(np.mean(d_test[s_test] < t)) if s_test.any() else np.nan

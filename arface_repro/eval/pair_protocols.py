@@ -80,15 +80,17 @@ def evaluate_pairs(store: FeatureStore, pairs: PairList, rule: str = "insightfac
     dist = squared_l2(ea, eb)
     res = kfold_accuracy(dist, pairs.issame, pairs.fold, target_far=target_far)
     tar_key = f"TAR@FAR={target_far:.0e}".replace("e-0", "e-")
-    metrics = {"Acc": res.mean * 100, "Acc.std": res.std * 100, "Acc.se": res.se * 100,
-               tar_key: float(np.nanmean(res.tar)) * 100}
+    both = bool(pairs.issame.any() and (~pairs.issame).any())
+    # TAR@FAR and the ROC need genuine and impostor pairs; a set with one kind (a format test set) gets None
+    tar = float(np.nanmean(res.tar)) * 100 if both and np.isfinite(res.tar).any() else None
+    metrics = {"Acc": res.mean * 100, "Acc.std": res.std * 100, "Acc.se": res.se * 100, tar_key: tar}
     cosine = 1.0 - dist.astype(np.float64) / 2.0
     return {
         "rule": rule,
         "metrics": metrics,
         "per_fold": {"Acc": (res.accuracy * 100).tolist(), "threshold": res.threshold.tolist(),
                      tar_key: (res.tar * 100).tolist(), "FAR": (res.far * 100).tolist()},
-        "curves": {"roc": roc_points(cosine, pairs.issame)},
+        "curves": {"roc": roc_points(cosine, pairs.issame)} if both else {},
         "counts": {"pairs": int(len(pairs)), "genuine": int(pairs.issame.sum()), "folds": pairs.n_folds},
         "tar_rule": "kfold-strict",
         "flip": flip if store.flip_features is not None else "none",

@@ -177,3 +177,15 @@ def test_make_figures_reports_missing_inputs(tmp_path):
     assert "fig 5: NOT DRAWN" in r.stdout and "evaluate-large" in r.stdout
     assert "fig 6: NOT DRAWN" in r.stdout and "reproduce_table.py XI" in r.stdout
     assert not (tmp_path / "figs").exists() or not any((tmp_path / "figs").iterdir())
+
+
+def test_make_figures_fig5_from_ijb_record(tmp_path):
+    fpr = np.logspace(-6, 0, 40)
+    rec = build_record("ijbc", "ijb-nearest-fpr", {"TAR@FAR=1e-4": 90.0}, model="fake-model",
+                       curves={"roc": {"fpr": fpr.tolist(), "tpr": (1 - 0.2 * (1 - fpr) ** 8).tolist()}})
+    write_record(rec, tmp_path / "runs" / "ijbc-fake.json")
+    r = _script(str(ROOT / "scripts" / "make_figures.py"), "--fig", "5", "--runs-dir", str(tmp_path / "runs"),
+                "--out-dir", str(tmp_path / "figs"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert read_png(tmp_path / "figs" / "fig5_roc_ijbc.png").shape[:2] == (576, 768)
+    assert not (tmp_path / "figs" / "fig5_roc_ijbb.png").exists()  # no IJB-B record: no IJB-B figure

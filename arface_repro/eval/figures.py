@@ -250,6 +250,7 @@ def fig6_metric_vs_layers(records: Sequence[dict], out: str | os.PathLike, metri
             ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
     allx = sorted({p.num_layers for pts in series.values() for p in pts})
     ax.set_xticks(allx)
+    ax.margins(x=0.08, y=0.15)  # room for the value labels
     ax.set_xlabel("num_layers (masked feature-map layers; 0 = input mask only)")
     ax.set_ylabel(f"{metric} (%)")
     ax.grid(True, ls=":", lw=0.5)

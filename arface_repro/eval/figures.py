@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError
-from arface_repro.method.patches import NUM_MODES, NUM_PATCHES, PATCH_NAMES, drop_mask_numpy, mode_keep_table, patch_boxes
+from arface_repro.method.patches import NUM_MODES, NUM_PATCHES, drop_mask_numpy, mode_keep_table, patch_boxes
 from arface_repro.utils.atomic import atomic_path
 
 PATCH_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:cyan")

@@ -205,7 +205,20 @@ class _MappedFile:
         self._buf = self._fh = self._pid = None
 
 
-class RecordReader:
+class _MappedReader:
+    """Close and context-manager behaviour shared by the readers (both hold a `_MappedFile` as `_file`)."""
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class RecordReader(_MappedReader):
     """Sequential reader of a `.rec` file: iterate to get each logical record's bytes in file order."""
 
     def __init__(self, rec_path: str | os.PathLike):
@@ -225,17 +238,8 @@ class RecordReader:
             yield pos, data
             pos = nxt
 
-    def close(self) -> None:
-        self._file.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-
-class IndexedRecordReader:
+class IndexedRecordReader(_MappedReader):
     """Random access to a `.rec` by the keys of its `.idx` (keys are ints, in `.idx` order)."""
 
     def __init__(self, idx_path: str | os.PathLike, rec_path: str | os.PathLike):
@@ -280,15 +284,6 @@ class IndexedRecordReader:
         except FormatError as exc:
             raise FormatError(f"{exc} (key {key} from {self.idx_path})") from None
         return data
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # --------------------------------------------------------------------------------------------- writers

@@ -24,6 +24,8 @@ ARCFACE_112 = np.array(
     dtype=np.float32,
 )
 
+ARCFACE_112.setflags(write=False)   # shared by the method and synthetic modules: never modified in place
+
 #: SphereFace 112×96 (H×W) template: the ArcFace one shifted 8 px left.
 SPHEREFACE_112x96 = ARCFACE_112 - np.array([8.0, 0.0], dtype=np.float32)
 

@@ -24,12 +24,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from arface_repro.data.alignment import ARCFACE_112
 from arface_repro.errors import ConfigError
 
-TEMPLATE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float32,
-)
+TEMPLATE_112 = ARCFACE_112   # the faces are drawn around the ArcFace 112x112 template points
 PATCH_INDEX = {"left_eye": 0, "right_eye": 1, "nose": 2, "left_mouth": 3, "right_mouth": 4}
 
 

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from arface_repro.data.alignment import ARCFACE_112
 from arface_repro.errors import ConfigError
 
 NUM_PATCHES = 5
 NUM_MODES = 2 ** NUM_PATCHES - 1  # 31: every joint keep/drop decision except "all dropped"
 PATCH_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 
-# 112x112 ArcFace template (x, y), used as landmarks for pre-aligned images.
-ARCFACE_TEMPLATE_112 = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float32,
-)
+# 112x112 ArcFace template (x, y), used as landmarks for pre-aligned images: the alignment module's.
+ARCFACE_TEMPLATE_112 = ARCFACE_112
 
 
 def mode_keep_table() -> np.ndarray:

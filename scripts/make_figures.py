@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 
 from arface_repro.errors import ArfaceError, ConfigError, MissingDataError  # noqa: E402
 from arface_repro.eval import figures as F  # noqa: E402
+from arface_repro.io.records import load_records  # noqa: E402
 
 LFW_DIR = ("data", "lfw", "aligned-112x96")
 PAPER_RADIUS = 30.0  # paper: half-side of the landmark patches at 112x112
@@ -184,20 +185,9 @@ def fig4(args, out_dir: Path) -> list[Path]:
     return outs
 
 
-def _records(runs_dir: Path) -> list[dict]:
-    from arface_repro.io.records import load_record
-
-    recs = []
-    for p in sorted(runs_dir.glob("*.json")):
-        rec = load_record(p)
-        rec["_path"] = str(p)
-        recs.append(rec)
-    return recs
-
-
 def fig5(args, out_dir: Path) -> list[Path]:
     runs = Path(args.runs_dir)
-    recs = [r for r in _records(runs) if r["protocol"] in ("ijbb", "ijbc")]
+    recs = [r for r in load_records(runs) if r["protocol"] in ("ijbb", "ijbc")]
     with_roc = [r for r in recs if ((r.get("curves") or {}).get("roc") or {}).get("fpr")]
     if not with_roc:
         extra = f" ({len(recs)} IJB records without curves.roc)" if recs else ""
@@ -217,7 +207,7 @@ def fig5(args, out_dir: Path) -> list[Path]:
 def fig6(args, out_dir: Path) -> list[Path]:
     runs = Path(args.runs_dir)
     stale: list[str] = []
-    recs = _records(runs) if runs.is_dir() else []
+    recs = load_records(runs) if runs.is_dir() else []
     series = F.layer_series(recs, "Acc", stale)
     for s in stale:
         print(f"fig 6: left out {s}: its config changed since it was written", file=sys.stderr)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from arface_repro.errors import ArfaceError  # noqa: E402
-from arface_repro.io.records import load_record  # noqa: E402
+from arface_repro.io.records import load_records  # noqa: E402
 from arface_repro.tables.synthetic_ablation import TABLES, run_table  # noqa: E402
 from arface_repro.utils.atomic import atomic_open  # noqa: E402
 
@@ -77,13 +77,9 @@ def synthetic_table(tid: str, args) -> tuple[list[str], list[list[str]]]:
 
 def records_table(args) -> tuple[list[str], list[list[str]]]:
     rows = []
-    for p in sorted(Path(args.runs_dir).glob("*.json")):
-        try:
-            rec = load_record(p)
-        except ArfaceError:
-            continue
+    for rec in load_records(args.runs_dir):
         metrics = ", ".join(f"{k} {v:.2f}" for k, v in rec["metrics"].items() if isinstance(v, (int, float)))
-        rows.append([rec["protocol"], rec["rule"], str(rec.get("model") or "-"), metrics, p.name])
+        rows.append([rec["protocol"], rec["rule"], str(rec.get("model") or "-"), metrics, Path(rec["_path"]).name])
     return ["protocol", "rule", "model", "metrics (%)", "record"], rows
 
 

@@ -12,7 +12,7 @@ import pytest
 from arface_repro.data.synthetic import SyntheticFaces
 from arface_repro.errors import FormatError
 from arface_repro.eval import figures as F
-from arface_repro.io.records import build_record, load_record, write_record
+from arface_repro.io.records import build_record, load_records, write_record
 from arface_repro.method.patches import mode_keep_table, patch_boxes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,15 +76,6 @@ def _layer_record(runs: Path, config: str, acc: float, stamp: str, overrides=())
     return write_record(rec, runs / f"{config}-{stamp[:19].replace(':', '')}-{len(overrides)}.json")
 
 
-def _load_all(runs: Path) -> list[dict]:
-    recs = []
-    for p in sorted(runs.glob("*.json")):
-        r = load_record(p)
-        r["_path"] = str(p)
-        recs.append(r)
-    return recs
-
-
 def test_fig6_orders_points_by_num_layers(tmp_path):
     runs = tmp_path / "runs"
     # written out of order; l2 twice (the newer one wins); one foreign record and a Table X-only row
@@ -97,7 +88,7 @@ def test_fig6_orders_points_by_num_layers(tmp_path):
     _layer_record(runs, "syn_arface_l3.yaml", 60.0, "2026-01-01T00:00:08Z", ["train.steps=20"])
     write_record(build_record("lfw", "insightface", {"Acc": 99.0}, model="x"), runs / "lfw-x.json")
     out = tmp_path / "f6.png"
-    series = F.fig6_metric_vs_layers(_load_all(runs), out)
+    series = F.fig6_metric_vs_layers(load_records(runs), out)
     assert set(series) == {"default config", "train.steps=20"}
     pts = series["default config"]
     assert [p.num_layers for p in pts] == [0, 1, 2, 4]

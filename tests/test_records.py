@@ -51,3 +51,14 @@ def test_atomic_files_get_normal_permissions(tmp_path):
     with atomic_open(tmp_path / "x.txt") as fh:
         fh.write("x")
     assert (tmp_path / "x.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_load_records_names_a_broken_file(tmp_path):
+    from arface_repro.io.records import load_records
+
+    p = write_record(build_record("lfw", "insightface", {"Acc": 99.0}), runs_dir=tmp_path)
+    recs = load_records(tmp_path)
+    assert [r["_path"] for r in recs] == [str(p)] and recs[0]["metrics"] == {"Acc": 99.0}
+    (tmp_path / "zz.json").write_text("{}")
+    with pytest.raises(FormatError, match="zz.json: not an arface result record"):
+        load_records(tmp_path)

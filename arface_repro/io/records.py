@@ -129,3 +129,17 @@ def load_record(path: str | os.PathLike) -> dict:
     if missing:
         raise FormatError(f"{path}: not an arface result record (missing {', '.join(missing)})")
     return rec
+
+
+def load_records(runs_dir: str | os.PathLike, pattern: str = "*.json") -> list[dict]:
+    """Every record under `runs_dir` matching `pattern`, sorted by file name, each with its `_path`.
+
+    A file there that is not a valid record is an error naming it (a half-understood runs folder
+    would otherwise drop results from tables and figures without a word).
+    """
+    out = []
+    for p in sorted(Path(runs_dir).glob(pattern)):
+        rec = load_record(p)
+        rec["_path"] = str(p)
+        out.append(rec)
+    return out

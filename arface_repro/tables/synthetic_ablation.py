@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 from arface_repro import __version__
 from arface_repro.errors import ConfigError
-from arface_repro.io.records import build_record, load_record, write_record
+from arface_repro.io.records import build_record, load_records, write_record
 from arface_repro.shared_data import REPO_ROOT
 
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -60,15 +60,9 @@ def run_key(config_path: Path, overrides: Iterable[str]) -> str:
 
 
 def find_record(key: str, runs_dir: Path) -> dict | None:
-    for p in sorted(runs_dir.glob(f"{PROTOCOL}-*.json"), reverse=True):
-        try:
-            rec = load_record(p)
-        except Exception:  # noqa: BLE001 - a foreign or broken file is simply not a match
-            continue
-        if rec.get("run_key") == key:
-            rec["_path"] = str(p)
-            return rec
-    return None
+    """The newest record of this run key, or None."""
+    matches = [r for r in load_records(runs_dir, f"{PROTOCOL}-*.json") if r.get("run_key") == key]
+    return matches[-1] if matches else None
 
 
 def run_row(row: Row, runs_dir: Path, overrides: Iterable[str] = (), rerun: bool = False,

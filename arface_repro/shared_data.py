@@ -11,6 +11,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def protocols_dir() -> Path:
+    """The declarative `protocols/` folder of the checkout (protocol specs, model presets, the paper's tables).
+
+    `$ARFACE_PROTOCOLS` overrides it (for an installed copy whose checkout lives elsewhere)."""
+    env = os.environ.get("ARFACE_PROTOCOLS")
+    return Path(env) if env else REPO_ROOT / "protocols"
+
+
 def shared_dir() -> Path | None:
     """The shared folder if it exists, else None."""
     env = os.environ.get("ARFACE_SHARED")

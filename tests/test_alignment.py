@@ -107,3 +107,20 @@ def test_bit_identical_to_skimage_when_available():
             ref = transform.SimilarityTransform()
             ref.estimate(src, ARCFACE_112)
         np.testing.assert_array_equal(estimate_similarity(src, ARCFACE_112), ref.params[:2])
+
+
+def test_mirror_landmarks_follow_the_flipped_image():
+    """A bright dot at each landmark lands on the mirrored landmark after img[:, ::-1]; left/right swap."""
+    from arface_repro.data.alignment import ARCFACE_112, mirror_landmarks
+
+    img = np.zeros((112, 112), np.uint8)
+    pts = np.round(ARCFACE_112).astype(int)
+    for i, (x, y) in enumerate(pts):
+        img[y, x] = 10 + i
+    flipped = img[:, ::-1]
+    mirrored = mirror_landmarks(pts.astype(np.float32), 112)
+    for i, (x, y) in enumerate(np.round(mirrored).astype(int)):
+        assert flipped[y, x] == 10 + (1, 0, 2, 4, 3)[i]
+    assert mirrored[0, 0] < mirrored[1, 0]  # index 0 is still the left eye
+    np.testing.assert_array_equal(mirror_landmarks(mirrored, 112), pts)
+    assert mirror_landmarks(np.stack([pts, pts]).astype(np.float32), 112).shape == (2, 5, 2)

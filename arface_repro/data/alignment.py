@@ -113,3 +113,22 @@ def align_face(img: np.ndarray, landmarks, size=112) -> tuple[np.ndarray, np.nda
     matrix = estimate_similarity(lmk, template_for((h, w)))
     crop = cv2.warpAffine(img, matrix, (w, h), borderValue=0.0)
     return crop, transform_points(matrix, lmk)
+
+
+#: Index order of the 5 points after a horizontal flip: the eyes and the mouth corners swap sides.
+MIRROR_ORDER = (1, 0, 2, 4, 3)
+
+
+def mirror_landmarks(landmarks, width: int) -> np.ndarray:
+    """The 5-point landmarks of the horizontally flipped image (`img[:, ::-1]`), in the same point order.
+
+    A pixel at column c moves to column width − 1 − c (pixel centres at integer coordinates, as the
+    similarity warp and `patch_boxes` use them); left and right points swap so that index 0 is still the
+    left eye. Works on (5, 2) or (N, 5, 2) arrays.
+    """
+    lm = np.asarray(landmarks, dtype=np.float32)
+    if lm.shape[-2:] != (5, 2):
+        raise ConfigError(f"mirror_landmarks: expected (..., 5, 2) landmarks, got shape {lm.shape}")
+    out = lm[..., MIRROR_ORDER, :].copy()
+    out[..., 0] = (width - 1) - out[..., 0]
+    return out

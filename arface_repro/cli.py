@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exact face-recognition evaluation protocols, checkpoints, and the ARFace trainer.",
     )
     parser.add_argument("--version", action="version", version=f"arface_repro {__version__}")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE first so that it can register model architectures (repeatable); "
+                             "configs and model specs only name registered architectures, never import code")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     import arface_repro.commands as commands_pkg
@@ -38,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.plugin:
+            from arface_repro.models.registry import load_plugin
+
+            for module in args.plugin:
+                load_plugin(module)
         status = args.func(args)
     except ArfaceError as exc:
         print(f"arface {args.command}: error: {exc}", file=sys.stderr)

@@ -68,7 +68,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--model", default="arface_repro.train.tiny_backbone:tiny_resnet")
+    p.add_argument("--model", default="tiny_resnet")
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--out", default="results/mini_ablation.json")
     p.add_argument("--seed", type=int, default=0)

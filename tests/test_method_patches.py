@@ -67,7 +67,7 @@ def test_scale_mask_center_rule():
 
 
 def _backbones():
-    out = [("tiny", lambda: __import__("arface_repro.train.tiny_backbone", fromlist=["x"]).tiny_resnet())]
+    out = [("tiny", lambda: __import__("arface_repro.models.registry", fromlist=["x"]).create_model("tiny_resnet"))]
     try:
         from arface_repro.models.registry import create_model, list_models
 

@@ -11,7 +11,7 @@ from arface_repro.train.spawn import run_spawned
 CFG = {
     "name": "ddp",
     "seed": 3,
-    "model": {"name": "arface_repro.train.tiny_backbone:tiny_resnet", "kwargs": {"channels": [8, 8, 16, 16], "norm": "gn", "fast": True}},
+    "model": {"name": "tiny_resnet", "kwargs": {"channels": [8, 8, 16, 16], "norm": "gn", "fast": True}},
     "method": {"kind": "arface", "patch_radius": 16, "num_layers": 2},
     "data": {"synthetic": {"num_identities": 8, "images_per_identity": 8}, "val": {"num_identities": 4, "images_per_identity": 4, "num_pairs": 20}},
     "train": {"steps": 6, "batch_size": 16, "lr": 0.05, "quiet": True, "log_every": 0},

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 BASE = {
     "seed": 0,
-    "model": {"name": "arface_repro.train.tiny_backbone:tiny_resnet", "kwargs": {"channels": [8, 12, 16, 24], "fast": True}},
+    "model": {"name": "tiny_resnet", "kwargs": {"channels": [8, 12, 16, 24], "fast": True}},
     "method": {"patch_radius": 12, "reward": "sample", "entropy_weight": 0.02, "attention": {"lr": 0.001}},
     "data": {"synthetic": {"num_identities": 40, "images_per_identity": 24, "variation": 0.6}, "val": {"num_identities": 20, "images_per_identity": 10, "num_pairs": 300}},
     "train": {"steps": 150, "batch_size": 32, "lr": 0.1, "quiet": True, "log_every": 0},

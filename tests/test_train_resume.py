@@ -16,7 +16,7 @@ class Killed(Exception):
 CFG = {
     "name": "resume",
     "seed": 5,
-    "model": {"name": "arface_repro.train.tiny_backbone:tiny_resnet", "kwargs": {"channels": [8, 8, 16, 16], "fast": True}},
+    "model": {"name": "tiny_resnet", "kwargs": {"channels": [8, 8, 16, 16], "fast": True}},
     "method": {"kind": "arface", "patch_radius": 16, "num_layers": 2},
     "data": {"synthetic": {"num_identities": 8, "images_per_identity": 6}, "val": {"num_identities": 4, "images_per_identity": 4, "num_pairs": 20}},
     "train": {"steps": 10, "batch_size": 16, "lr": 0.05, "momentum": 0.9, "warmup_steps": 2, "quiet": True, "log_every": 1, "ckpt_every": 4},

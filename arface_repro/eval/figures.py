@@ -268,9 +268,9 @@ def fig6_metric_vs_layers(records: Sequence[dict], out: str | os.PathLike, metri
 def load_attention_net(checkpoint: str | os.PathLike):
     """(AttentionNet in eval mode, training config) from an `arface train` checkpoint of an ARFace run."""
     from arface_repro.method.attention_net import AttentionNet
-    from arface_repro.train.checkpoint import load_checkpoint
+    from arface_repro.models.training_checkpoint import read_training_checkpoint
 
-    ck = load_checkpoint(checkpoint)
+    ck = read_training_checkpoint(checkpoint)
     cfg = ck.get("config") or {}
     if "attn" not in ck:
         kind = (cfg.get("method") or {}).get("kind")

@@ -5,8 +5,8 @@ A model spec string picks the backend:
   one under 'state_dict' / 'model_state_dict' / 'model' / 'backbone' / 'net'; `module.`, `model.`, `backbone.`,
   `_orig_mod.` prefixes are stripped. Loading is strict: missing/unexpected keys and shape mismatches are a
   ConfigError listing them. Keyword arguments go after the name: `torch:mobilefacenet,embedding_size=512:PATH`;
-  without `embedding_size` it is read from the checkpoint. Checkpoints are read with `weights_only=True`; set
-  ARFACE_TRUST_PICKLE=1 to unpickle a trusted checkpoint that stores other Python objects.
+  without `embedding_size` it is read from the checkpoint. Checkpoints are read with `weights_only=True` only
+  (`arface_repro.models.safe_load`): a file that stores other Python objects is refused, never unpickled.
 - `torchscript:PATH` — a TorchScript file taking N×3×H×W.
 - `onnx:PATH` (or a bare `*.onnx`) — onnxruntime; NCHW or NHWC is read from the input shape, as are a fixed
   batch size (the last batch is zero-padded and the padding rows dropped) and a fixed H×W.
@@ -19,7 +19,6 @@ Every backend: `model.embed(uint8 N×H×W×3 RGB) -> float32 N×D` (it applies `
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -144,24 +143,9 @@ def state_dict_sha256(sd) -> str:
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The state dict inside a PyTorch checkpoint file, prefixes stripped; clear errors for bad files."""
-    import torch
+    from arface_repro.models.safe_load import torch_load_safe
 
-    path = Path(path)
-    if not path.is_file():
-        raise MissingDataError(f"{path}: checkpoint file not found")
-    trust = os.environ.get("ARFACE_TRUST_PICKLE") == "1"
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=not trust)
-    except pickle.UnpicklingError as exc:
-        if "weights_only" in str(exc) or "Weights only" in str(exc):
-            raise FormatError(f"{path}: the checkpoint stores Python objects besides tensors, which are not loaded "
-                              f"by default (unsafe); re-save its state_dict, or set ARFACE_TRUST_PICKLE=1 if you "
-                              f"trust the file") from None
-        raise FormatError(f"{path}: not a readable PyTorch checkpoint (corrupt pickle: {exc})") from None
-    except Exception as exc:  # torch raises RuntimeError/EOFError/ValueError/... for truncated or foreign files
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise FormatError(f"{path}: not a readable PyTorch checkpoint (truncated or not a torch.save file: "
-                          f"{type(exc).__name__}: {msg})") from None
+    obj = torch_load_safe(path, "PyTorch checkpoint")
     return strip_prefixes(unwrap_state_dict(obj, path))
 
 

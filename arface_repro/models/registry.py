@@ -1,8 +1,14 @@
 """Model registry: `@register_model` names a constructor, `create_model(name, **kwargs)` builds it (like timm).
 
-Built-in architectures (MobileFaceNet, IR-ResNet) register themselves when their modules are imported;
-`list_models` / `create_model` import them on first use, so other modules (Attention-Net, heads) can add
-their own constructors the same way without this file knowing about them.
+Built-in architectures (MobileFaceNet, IR-ResNet, ...) register themselves when their modules are imported;
+`list_models` / `create_model` import them on first use, so other modules can add their own constructors the
+same way without this file knowing about them.
+
+Plug-ins: a config file or a model spec only ever *names* a registered architecture; nothing named in a file
+is imported. Code outside the package registers architectures in one of two ways chosen by the user who
+installs or types it: an installed distribution's entry point in the group `arface_repro.models` (the entry
+point's module is imported, and its object called when it is callable, on first use of the registry), or an
+explicit `arface --plugin MODULE` (`load_plugin`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import Callable
 from arface_repro.errors import ConfigError
 
 _REGISTRY: dict[str, Callable] = {}
-_BUILTIN_MODULES = ("arface_repro.models.mobilefacenet", "arface_repro.models.iresnet")
+_BUILTIN_MODULES = ("arface_repro.models.mobilefacenet", "arface_repro.models.iresnet", "arface_repro.models.tiny_resnet")
 _builtins_loaded = False
 
 
@@ -33,12 +39,33 @@ def register_model(fn: Callable | None = None, *, name: str | None = None):
     return deco(fn) if fn is not None else deco
 
 
+ENTRY_POINT_GROUP = "arface_repro.models"
+
+
 def _load_builtins() -> None:
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
         for mod in _BUILTIN_MODULES:
             importlib.import_module(mod)
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                obj = ep.load()
+                if callable(obj):
+                    obj()
+            except Exception as exc:
+                raise ConfigError(f"model plug-in entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+
+
+def load_plugin(module: str) -> None:
+    """Import a module the user named explicitly (`arface --plugin MODULE`); it registers its models."""
+    _load_builtins()
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(f"--plugin {module}: cannot import it: {exc}") from None
 
 
 def _natural(name: str):
@@ -64,7 +91,9 @@ def create_model(name: str, **kwargs):
     try:
         fn = _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown model architecture {name!r}; registered: {', '.join(sorted(_REGISTRY))}") from None
+        raise ConfigError(f"unknown model architecture {name!r}; registered: {', '.join(sorted(_REGISTRY, key=_natural))} "
+                          f"(other architectures come from plug-ins: an installed '{ENTRY_POINT_GROUP}' entry point "
+                          f"or `arface --plugin MODULE`; a config never imports code)") from None
     try:
         inspect.signature(fn).bind(**kwargs)
     except TypeError as exc:

@@ -4,6 +4,9 @@ A checkpoint holds everything the next step depends on: model/head/Attention-Net
 scheduler and GradScaler states, the REINFORCE baseline b, the step counter, and the RNG states of
 python, numpy and torch (CPU and CUDA). The data order and every per-batch random draw of the
 trainer are functions of (seed, step), so the step alone restores them.
+
+The file holds tensors and plain containers only (`arface_repro.models.training_checkpoint`): RNG states
+are stored as tensors, so every checkpoint loads with `torch.load(weights_only=True)`.
 """
 
 from __future__ import annotations
@@ -14,22 +17,29 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.models.training_checkpoint import FORMAT, check_plain, read_training_checkpoint
 from arface_repro.utils.atomic import atomic_path
-
-FORMAT = "arface-train-checkpoint/1"
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """python, numpy, torch (and CUDA) generator states as tensors and numbers."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": {"version": int(version), "state": torch.tensor(mt, dtype=torch.int64), "gauss_next": gauss},
+        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    p, n = state["python"], state["numpy"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss_next"]))
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached_gaussian"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -37,16 +47,12 @@ def set_rng_state(state: dict) -> None:
 
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
     payload = dict(payload, format=FORMAT, rng=rng_state())
+    check_plain(payload, str(path))
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingDataError(f"checkpoint {path} does not exist")
-    payload = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise FormatError(f"{path}: not an arface training checkpoint (expected format {FORMAT!r})")
-    return payload
+    """A training checkpoint, read with `weights_only=True` (see `read_training_checkpoint`)."""
+    return read_training_checkpoint(path)

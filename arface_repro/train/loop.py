@@ -16,7 +16,6 @@ an uninterrupted one.
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import random
@@ -52,17 +51,10 @@ class TrainResult:
 
 
 def build_backbone(cfg: dict) -> nn.Module:
-    """`model.name`: a registry name, or 'package.module:factory' for any importable constructor."""
-    name, kwargs = cfg["model"]["name"], dict(cfg["model"].get("kwargs") or {})
-    if ":" in name:
-        mod, fn = name.split(":", 1)
-        try:
-            return getattr(importlib.import_module(mod), fn)(**kwargs)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"model.name {name!r}: cannot import the factory: {exc}") from exc
+    """`model.name` is a registered architecture (`arface list-models`); a config never imports code."""
     from arface_repro.models.registry import create_model
 
-    return create_model(name, **kwargs)
+    return create_model(cfg["model"]["name"], **dict(cfg["model"].get("kwargs") or {}))
 
 
 class FeatureNet(nn.Module):

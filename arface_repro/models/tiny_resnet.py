@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from arface_repro.models.registry import register_model
+
 
 def _norm(kind: str, c: int) -> nn.Module:
     return nn.BatchNorm2d(c) if kind == "bn" else nn.GroupNorm(4, c)
@@ -50,5 +52,7 @@ class TinyResNet(nn.Module):
         return self.head(x)
 
 
-def tiny_resnet(**kw) -> TinyResNet:
-    return TinyResNet(**kw)
+@register_model
+def tiny_resnet(embedding_size: int = 64, channels=(16, 24, 32, 48), norm: str = "bn", fast: bool = False) -> TinyResNet:
+    """The tiny residual backbone of the synthetic table rows and the tests (not a face model of any paper)."""
+    return TinyResNet(embedding_size=embedding_size, channels=tuple(channels), norm=norm, fast=fast)

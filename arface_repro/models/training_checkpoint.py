@@ -32,7 +32,7 @@ def read_training_checkpoint(path: str | os.PathLike) -> dict:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         hint = " (written by an older version of this package; retrain or re-save it)" if found in OLD_FORMATS else ""
         raise FormatError(f"{path}: not an arface training checkpoint (format {found!r}, expected {FORMAT!r}){hint}")
-    for key in ("config", "fnet", "step"):
+    for key in ("config", "step"):
         if key not in payload:
             raise FormatError(f"{path}: training checkpoint without the {key!r} entry")
     if not isinstance(payload["config"], dict):

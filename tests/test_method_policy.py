@@ -71,3 +71,30 @@ def test_ema_baseline():
     c = EMABaseline()
     c.load_state_dict(b.state_dict())
     assert c.value == b.value
+
+
+def test_choose_layers_readings():
+    """per_batch: with p = 0.5 either no layer or exactly num_layers distinct layers; per_layer: ~num_layers/2."""
+    from arface_repro.method.feature_masking import choose_layers
+
+    pts = [f"l{i}" for i in range(12)]
+    g = torch.Generator().manual_seed(0)
+    sizes = [len(choose_layers(pts, 9, g, 0.5, "per_batch")) for _ in range(2000)]
+    assert set(sizes) == {0, 9}
+    assert abs(sizes.count(9) / 2000 - 0.5) < 0.04
+    picked = choose_layers(pts, 9, torch.Generator().manual_seed(1), 1.0, "per_batch")
+    assert len(set(picked)) == 9 and set(picked) <= set(pts)
+    g = torch.Generator().manual_seed(0)
+    sizes = [len(choose_layers(pts, 9, g, 0.5, "per_layer")) for _ in range(2000)]
+    assert abs(np.mean(sizes) - 4.5) < 0.15 and max(sizes) <= 9
+    assert choose_layers(pts, 0, g) == []
+    with pytest.raises(Exception, match="layer_draw"):
+        choose_layers(pts, 3, g, 0.5, "sometimes")
+
+
+def test_enas_baseline_order():
+    """ENAS's controller moves b towards R before taking the advantage; 'after' uses the old b."""
+    b = EMABaseline(0.99, 0.0)
+    b.update(0.5)
+    assert b.value == pytest.approx(0.005)
+    assert 0.5 - b.value == pytest.approx(0.495)  # 'before': advantage against the updated b

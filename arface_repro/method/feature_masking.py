@@ -1,9 +1,18 @@
 """Feature-map masking through forward hooks (training only).
 
 The backbone names its mask points (`mask_points`: modules whose output is the feature map after the
-last op of a residual block). Per batch the trainer picks `num_layers` of them uniformly at random
-(without replacement) and masks each picked one with probability 0.5 (DESIGN.md); the hook multiplies
-that module's output by the batch's mask M scaled to the map's size (`patches.scale_mask`).
+last op of a residual block). The paper: "num_layers is the number of masked layers" and "for every batch,
+we randomly selected some layers and masked selected feature maps ... with a fixed probability, which was
+set at 0.5". Two readings are offered (`method.layer_draw`):
+
+* `per_batch` (default): one coin per batch; with probability p (0.5) exactly `num_layers` mask points,
+  drawn uniformly without replacement, are masked, otherwise none. "num_layers" is then the number of
+  masked layers whenever masking happens, as the paper defines it.
+* `per_layer`: `num_layers` points are drawn and each is masked with its own coin of probability p
+  (num_layers · p layers on average; all of them with probability p^num_layers).
+
+The hook multiplies the module's output by the batch's mask M scaled to the map's size
+(`patches.scale_mask`).
 At inference nothing is armed, so the hooks are a no-op.
 """
 
@@ -60,12 +69,21 @@ class FeatureMasker:
         self.handles = []
 
 
-def choose_layers(points, num_layers: int, generator: torch.Generator, p_mask: float = 0.5) -> list[str]:
-    """Pick `num_layers` mask points at random, keep each with probability `p_mask`."""
+LAYER_DRAWS = ("per_batch", "per_layer")
+
+
+def choose_layers(points, num_layers: int, generator: torch.Generator, p_mask: float = 0.5,
+                  draw: str = "per_batch") -> list[str]:
+    """The mask points masked in this batch (see the module docstring for the two readings)."""
+    if draw not in LAYER_DRAWS:
+        raise ConfigError(f"method.layer_draw must be one of {LAYER_DRAWS}, got {draw!r}")
     if num_layers <= 0:
         return []
     if num_layers > len(points):
         raise ConfigError(f"num_layers={num_layers} but the backbone has only {len(points)} mask points")
     order = torch.randperm(len(points), generator=generator)[:num_layers]
+    if draw == "per_batch":
+        coin = bool(torch.rand(1, generator=generator)[0] < p_mask)
+        return [points[int(i)] for i in order] if coin else []
     coin = torch.rand(num_layers, generator=generator) < p_mask
     return [points[int(i)] for i, c in zip(order, coin) if bool(c)]

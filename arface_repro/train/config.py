@@ -24,10 +24,12 @@ DEFAULTS: dict[str, Any] = {
         "kind": "plain",  # plain | random | cutout | dropblock | arface
         "patch_radius": 30.0,  # paper: 30 at 112x112
         "num_layers": 0,  # feature-map masking: layers drawn per batch (paper: 3 MobileFaceNet, 9 ResNet50)
-        "p_layer": 0.5,  # paper: each drawn layer masked with probability 0.5
+        "p_layer": 0.5,  # paper: "a fixed probability, which was set at 0.5"
+        "layer_draw": "per_batch",  # per_batch: p_layer coin per batch, then exactly num_layers layers | per_layer
         "mask_scale": "center",  # center (binary, nearest at cell centres) | area
         "reward": "batch",  # batch (paper) | sample
         "baseline_decay": 0.99,  # paper (ENAS)
+        "baseline_update": "before",  # before: b <- decay*b + (1-decay)*R, then advantage R - b (ENAS code) | after
         "entropy_weight": 0.0,
         "inference_mask": True,  # ARFace: mask the test input with the Attention-Net's argmax mode
         "attention": {"patch_size": 24, "channels": [16, 32], "optimizer": "adam", "lr": 1.0e-3, "weight_decay": 0.0},
@@ -36,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     },
     "data": {
         "kind": "synthetic",  # synthetic | rec | folder
+        "pixel_mean": 128.0,  # paper: "each pixel was normalized by subtracting 128 and divided by 128"
+        "pixel_std": 128.0,
         "path": None,  # rec: prefix of <prefix>.rec/.idx; folder: root of <identity>/<image> folders
         "landmarks_file": None,  # folder only: 5-point landmarks per image (else the template is used)
         "synthetic": {  # arguments of arface_repro.data.synthetic.SyntheticFaces
@@ -111,6 +115,10 @@ def validate(cfg: dict) -> dict:
     m = cfg["method"]
     if m["kind"] not in METHODS:
         raise ConfigError(f"method.kind must be one of {METHODS}, got {m['kind']!r}")
+    if m["layer_draw"] not in ("per_batch", "per_layer"):
+        raise ConfigError(f"method.layer_draw must be 'per_batch' or 'per_layer', got {m['layer_draw']!r}")
+    if m["baseline_update"] not in ("before", "after"):
+        raise ConfigError(f"method.baseline_update must be 'before' or 'after', got {m['baseline_update']!r}")
     if m["reward"] not in ("batch", "sample"):
         raise ConfigError(f"method.reward must be 'batch' or 'sample', got {m['reward']!r}")
     if cfg["train"]["optimizer"] not in ("sgd", "adamw"):

@@ -8,7 +8,9 @@ One step on a global batch (split evenly over processes):
 2. Feature-Net step: margin-head cross-entropy on the masked batch, backward, optimizer step.
 3. Attention-Net step (ARFace): reward R = accuracy (no-margin argmax) of the Feature-Net forward of
    step 2 on the masked batch, i.e. of the Feature-Net frozen at its pre-update weights -- the policy
-   loss -(R - b) log p(tau) never reaches the Feature-Net's parameters; then b <- 0.99 b + 0.01 R.
+   loss -(R - b) log p(tau) never reaches the Feature-Net's parameters. The baseline follows ENAS's code
+   (`method.baseline_update: before`): b <- 0.99 b + 0.01 R first, then the advantage R - b; `after`
+   takes the advantage against the old b.
 Every random draw of a step comes from a generator seeded by (seed, step), drawn for the GLOBAL batch
 and sliced per rank, so 1 process and N processes see the same decisions and a resumed run repeats
 an uninterrupted one.
@@ -69,10 +71,10 @@ class FeatureNet(nn.Module):
         return self.head(emb, labels), self.head.predict(emb).detach()
 
 
-def normalise(images_uint8: torch.Tensor) -> torch.Tensor:
-    """N x H x W x 3 uint8 RGB -> N x 3 x H x W float, (x - 127.5) / 128 (insightface convention)."""
+def normalise(images_uint8: torch.Tensor, mean: float = 128.0, std: float = 128.0) -> torch.Tensor:
+    """N x H x W x 3 uint8 RGB -> N x 3 x H x W float, (x - mean) / std (paper: 128 and 128)."""
     # contiguous NCHW: channels-last inputs hit a oneDNN crash (double free) in conv backward on this torch build
-    return ((images_uint8.permute(0, 3, 1, 2).float() - 127.5) / 128.0).contiguous()
+    return ((images_uint8.permute(0, 3, 1, 2).float() - float(mean)) / float(std)).contiguous()
 
 
 def lr_lambda(tcfg: dict) -> Callable[[int], float]:
@@ -215,10 +217,10 @@ class Trainer:
         gen = _step_generator(cfg["seed"], self.step)
         u_modes = torch.rand(self.B, generator=gen)[r::W].contiguous()
         u_cut = torch.rand(self.B, 2, generator=gen)[r::W].contiguous()
-        layers = choose_layers(self.masker.points, m["num_layers"], gen, m["p_layer"]) if self.masker else []
+        layers = choose_layers(self.masker.points, m["num_layers"], gen, m["p_layer"], m["layer_draw"]) if self.masker else []
         imgs, labels, lms = batch if batch is not None else fetch(self.train_set, self.batches.local_indices(self.step))
         imgs, labels = imgs.to(self.device, non_blocking=True), labels.to(self.device)
-        x = normalise(imgs)
+        x = normalise(imgs, cfg["data"]["pixel_mean"], cfg["data"]["pixel_std"])
         H, Wd = x.shape[-2:]
         keep = None
         logits_a = None
@@ -264,6 +266,8 @@ class Trainer:
         if keep is not None:
             rec["drop_rate"] = (stats[2:] / self.B).tolist()
         if self.attn is not None:
+            if m["baseline_update"] == "before":  # ENAS: b is moved towards R first, then the advantage is R - b
+                self.baseline.update(R)
             b = self.baseline.value
             adv = R - b if m["reward"] == "batch" else correct - b
             lp = log_prob(logits_a, modes)
@@ -274,7 +278,8 @@ class Trainer:
             self.opt_a.step()
             pl = D.all_reduce_sum(torch.tensor([loss_a.item() / W], dtype=torch.float64), self.dist)
             rec.update(reward=R, baseline=b, policy_loss=float(pl[0]))
-            self.baseline.update(R)
+            if m["baseline_update"] == "after":
+                self.baseline.update(R)
         self.step += 1
         return rec
 
@@ -288,7 +293,8 @@ class Trainer:
             self.attn.eval()
         feats, modes_all = [], []
         for s in range(0, len(images), batch):
-            x = normalise(torch.from_numpy(np.ascontiguousarray(images[s : s + batch])).to(self.device))
+            x = normalise(torch.from_numpy(np.ascontiguousarray(images[s : s + batch])).to(self.device),
+                          self.cfg["data"]["pixel_mean"], self.cfg["data"]["pixel_std"])
             if self.attn is not None and m["inference_mask"]:
                 boxes = torch.from_numpy(P.patch_boxes(landmarks[s : s + batch], m["patch_radius"], *x.shape[-2:])).to(self.device)
                 modes = greedy_modes(self.attn(x, boxes))

@@ -414,7 +414,12 @@ def train(config, overrides=(), *, verify_fn=None, on_step=None, datasets=None) 
     is called after every step; `datasets=(train_set, val_set)` bypasses building them from the config.
     """
     cfg = load_config(config, overrides)
-    trainer = Trainer(cfg, verify_fn=verify_fn, on_step=on_step, datasets=datasets)
+    try:
+        trainer = Trainer(cfg, verify_fn=verify_fn, on_step=on_step, datasets=datasets)
+    except ConfigError as exc:  # values that only the model or the data can check: name the config file too
+        if isinstance(config, (str, Path)) and not str(exc).startswith(str(config)):
+            raise ConfigError(f"{config}: {exc}") from None
+        raise
     try:
         return trainer.run()
     finally:

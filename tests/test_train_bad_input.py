@@ -155,3 +155,24 @@ def test_reproduce_table_override_goes_through_validation(tmp_path, capsys):
         assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
         assert all(w in err for w in words) and f"override '{override}'" in err, err
         assert not list((tmp_path / "runs").glob("*.json"))  # nothing trained, nothing recorded
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_record_is_one_line_with_and_without_worker_processes(tmp_path, capsys, workers):
+    import cv2
+    import numpy as np
+
+    from arface_repro.data.rec_writer import FaceRecWriter
+
+    rng = np.random.default_rng(0)
+    with FaceRecWriter(tmp_path / "bad", 16, 4) as w:
+        for i in range(16):
+            ok, buf = cv2.imencode(".jpg", rng.integers(0, 256, (112, 112, 3), dtype=np.uint8))
+            w.add(i // 4, buf.tobytes() if i != 9 else b"\xff\xd8 not a jpeg")
+    rc = main(["train", str(ROOT / "configs" / "syn_random.yaml"), "data.kind=rec", f"data.path={tmp_path / 'bad'}",
+               f"data.num_workers={workers}", "train.batch_size=8", "train.steps=4", "--out-dir", str(tmp_path / "r"), "--quiet"])
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.splitlines() if ln.startswith("arface train: error:")]
+    assert rc == 2 and "Traceback" not in err and len(errors) == 1, err
+    assert "bad.rec key 10: not a decodable image" in errors[0]
+    assert not (tmp_path / "r" / "checkpoint_last.pt").exists()

@@ -41,7 +41,7 @@ from arface_repro.models.heads import create_head
 from arface_repro.train import distributed as D
 from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from arface_repro.train.config import load_config
-from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch, worker_loader
+from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch, next_batch, worker_loader
 from arface_repro.utils.atomic import atomic_open
 
 
@@ -379,7 +379,7 @@ class Trainer:
             loader = iter(worker_loader(self.train_set, self.batches, self.step, total, nw))
         try:
             while self.step < total:
-                rec = self.train_step(next(loader) if loader is not None else None)
+                rec = self.train_step(next_batch(loader) if loader is not None else None)
                 self.history.append(rec)
                 if self.on_step is not None:
                     self.on_step(self, rec)

@@ -4,8 +4,8 @@ SOURCE is a VGGFace2-style folder (SOURCE/n000001/0001_01.jpg; `--identity-meta 
 folder ids to names) or an insightface `.rec` (`--class-names FILE`: line k = `id` or `id<TAB>name` of class k).
 Identities whose normalised name is in the LFW names list are removed (the report lists each with the LFW name
 it matched); identities with fewer than N images are left out (or kept whole with --keep-short); N images per
-identity are drawn with a seed (per identity, seeded by its id: deterministic); --per-identity 0 keeps every image. Output: OUT_PREFIX.rec/.idx
-(insightface layout, readable by `arface train` with data.kind=rec data.path=OUT_PREFIX) and OUT_PREFIX.
+identity are drawn with a seed (per identity, seeded by its id: deterministic); --per-identity 0 keeps every
+image. Output: OUT_PREFIX.rec/.idx (insightface layout, readable by `arface train` with data.kind=rec data.path=OUT_PREFIX) and OUT_PREFIX.
 classes.txt / .images.txt / .report.txt. --landmarks (a folder's `landmarks.txt` from `arface align`) stores
 each image's 5 points in its record header (see `arface pack-rec`); a .rec source keeps the landmarks its
 records carry.
@@ -33,8 +33,9 @@ def register(subparsers) -> None:
                    help="LFW names list (lfw-names.txt: 'Name<TAB>count' lines, or one name a line)")
     p.add_argument("--identity-meta", metavar="CSV", help="VGGFace2 identity_meta.csv (folder id -> name)")
     p.add_argument("--class-names", metavar="FILE", help=".rec source: line k = 'id' or 'id<TAB>name' of class k")
-    p.add_argument("--per-identity", type=int, default=50, help="images per identity (default 50, the paper's subset; 0: every image, e.g. the whole "
-                   "VGGFace2 minus the LFW identities)")
+    p.add_argument("--per-identity", type=int, default=50,
+                   help="images per identity (default 50, the paper's subset; 0: every image, e.g. the whole VGGFace2 "
+                   "minus the LFW identities)")
     p.add_argument("--seed", type=int, default=0, help="selection seed (default 0)")
     p.add_argument("--keep-short", action="store_true",
                    help="keep identities with fewer images than --per-identity (default: leave them out)")

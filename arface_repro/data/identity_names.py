@@ -2,7 +2,8 @@
 
 `normalise_name` turns "Jean-Claude_Van_Damme", "jean claude van damme" and "Jean Claude Van-Damme" into one
 key, "Zoë Saldaña" into "zoe saldana" and "J.K._Rowling" into "jk rowling":
-1. letters that Unicode does not decompose are spelt in ASCII (ø→o, æ→ae, œ→oe, ß→ss, ł→l, đ/ð→d, þ→th, ı→i);
+1. letters that Unicode does not decompose are spelt in ASCII (ø→o, æ→ae, œ→oe, ß→ss, ł→l, đ/ð→d, þ→th,
+   ı→i);
 2. NFKD decomposition, then the combining marks (accents) are dropped;
 3. case folding;
 4. apostrophes and full stops are removed without a break (O'Neal → oneal, J.K. → jk);

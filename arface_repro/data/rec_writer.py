@@ -42,7 +42,8 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def check_output_prefix(out_prefix: str | os.PathLike, suffixes: Iterable[str], inputs: Iterable[str | os.PathLike] = ()) -> list[Path]:
+def check_output_prefix(out_prefix: str | os.PathLike, suffixes: Iterable[str],
+                        inputs: Iterable[str | os.PathLike] = ()) -> list[Path]:
     """The output files OUT_PREFIX+suffix, checked before any work: none is a folder or one of the inputs, none
     lies inside an input folder, and their folder exists (or can be made) and is writable. ConfigError otherwise."""
     outs = [Path(f"{out_prefix}{s}") for s in suffixes]

@@ -125,7 +125,10 @@ def build_subset(source, out_prefix, lfw_names, *, identity_meta=None, class_nam
 
     lfw = read_names_list(lfw_names)
     meta = read_identity_meta(identity_meta) if identity_meta else None
-    idents = _folder_identities(src, meta, identity_meta) if kind == "folder" else _rec_identities(src, class_names, meta, identity_meta)
+    if kind == "folder":
+        idents = _folder_identities(src, meta, identity_meta)
+    else:
+        idents = _rec_identities(src, class_names, meta, identity_meta)
     lmk = read_landmarks_file(landmarks_file) if landmarks_file else None
 
     removed, short, kept = [], [], []

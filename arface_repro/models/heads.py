@@ -159,4 +159,5 @@ def create_head(name: str, in_features: int, num_classes: int, **kw) -> nn.Modul
         return MarginHead(in_features, num_classes, s=kw.get("s", 64.0), m3=kw.get("m", 0.35))
     if name == "arcface":
         return MarginHead(in_features, num_classes, s=kw.get("s", 64.0), m2=kw.get("m", 0.5), m3=0.0)
-    return MarginHead(in_features, num_classes, s=kw.get("s", 64.0), m1=kw.get("m1", 1.0), m2=kw.get("m2", 0.0), m3=kw.get("m3", 0.0))
+    return MarginHead(in_features, num_classes, s=kw.get("s", 64.0), m1=kw.get("m1", 1.0), m2=kw.get("m2", 0.0),
+                      m3=kw.get("m3", 0.0))

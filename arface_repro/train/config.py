@@ -204,8 +204,7 @@ def _milestones(v):
     what = "a list of increasing milestones, each a fraction of train.steps in (0, 1) or a step number >= 1"
     if ListOf(_milestone, what)(v):
         return what
-    steps = [x for x in v]
-    if any(b <= a for a, b in zip(steps, steps[1:])):
+    if any(b <= a for a, b in zip(v, v[1:])):
         return what
 
 

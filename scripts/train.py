@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train from a YAML config: `python scripts/train.py CONFIG [key=value ...]` (same as `arface train`).
 
-Multi-process: `torchrun --nproc_per_node=2 scripts/train.py configs/synthetic/arface_l3.yaml`.
+Multi-process: `torchrun --nproc_per_node=2 scripts/train.py configs/syn_arface_l3.yaml`.
 """
 
 import sys

@@ -105,3 +105,46 @@ def test_explicit_plugin_registers_an_architecture(tmp_path):
     yes = subprocess.run(base + ["--plugin", "my_arch_plugin", "train", str(cfg), f"out_dir={tmp_path / 'b'}", "--quiet"],
                          env=env, capture_output=True, text=True)
     assert yes.returncode == 0, yes.stderr
+
+
+def test_fp16_grad_scaler_state_is_plain_and_restores(tmp_path):
+    """The GradScaler state an AMP run checkpoints (scale, growth tracker) is numbers only and round-trips
+    through a weights_only checkpoint. CPU scaler: the same state_dict as the CUDA one."""
+    from arface_repro.train.checkpoint import save_checkpoint
+
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", enabled=True, init_scale=1024.0, growth_interval=2)
+    for poison in (False, True, False):  # a normal step, an overflow (scale backs off), a normal step
+        opt.zero_grad()
+        scaler.scale(model(torch.ones(3, 4)).sum()).backward()
+        if poison:
+            model.weight.grad.fill_(float("inf"))
+        scaler.step(opt)
+        scaler.update()
+    state = scaler.state_dict()
+    assert state["scale"] == 512.0 and state["_growth_tracker"] == 1
+    path = save_checkpoint(tmp_path / "ck.pt", {"config": {}, "step": 3, "scaler": state})
+    back = read_training_checkpoint(path)["scaler"]
+    assert back == state
+    fresh = torch.amp.GradScaler("cpu", enabled=True)
+    fresh.load_state_dict(back)
+    assert fresh.get_scale() == 512.0 and fresh.state_dict() == state
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the trainer uses AMP (fp16 + GradScaler) on GPU only")
+def test_amp_run_checkpoints_safely_and_resumes_exactly(tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    cfg = {**CFG, "train": {**CFG["train"], "steps": 6, "ckpt_every": 3, "amp": True, "device": "cuda", "schedule": "constant"}}
+    full = train({**cfg, "out_dir": str(tmp_path / "full")})
+    ck = torch.load(tmp_path / "full" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert ck["scaler"]["scale"] > 0 and "cuda" in ck["rng"]
+    train({**cfg, "out_dir": str(tmp_path / "run"), "train": {**cfg["train"], "steps": 3}})
+    resumed = train({**cfg, "out_dir": str(tmp_path / "run")}, ["train.resume=auto"])
+    assert [h["step"] for h in resumed.history] == list(range(1, 7))
+    for a, b in zip(resumed.history, full.history):
+        assert np.isclose(a["loss"], b["loss"], rtol=1e-5) and a["acc"] == b["acc"] and a["drop_rate"] == b["drop_rate"], (a, b)

@@ -82,3 +82,17 @@ def test_factory_and_softmax():
     assert create_head("cosface", 8, 3).m3 == 0.35 and create_head("arcface", 8, 3).m2 == 0.5
     with pytest.raises(ConfigError):
         create_head("nope", 8, 3)
+
+
+@pytest.mark.parametrize("name,kw,words", [
+    ("amsoftmax", {"margin": 0.4}, "takes no argument 'margin'"),   # a typo is never silently ignored
+    ("softmax", {"s": 30.0}, "takes no argument 's'"),
+    ("arcface", {"s": float("nan")}, "'s' must be a finite number"),
+    ("cosface", {"m": -0.1}, "'m' must be"),
+    ("sphereface", {"m": 2.5}, "'m' must be an integer"),
+    ("combined", {"m1": True}, "'m1'"),
+])
+def test_head_arguments_are_checked(name, kw, words):
+    with pytest.raises(ConfigError, match=words):
+        create_head(name, 8, 3, **kw)
+    assert create_head("amsoftmax", 8, 3, s=30, m=0.4).s == 30.0  # ints are numbers

@@ -1,12 +1,19 @@
-"""2-process gloo DDP gives the same loss curve as 1 process with the same global batch.
+"""2-process gloo DDP gives the same loss curve as 1 process with the same global batch, and a DDP run
+resumed from its checkpoint continues that curve.
 
 The tiny backbone uses GroupNorm here: BatchNorm statistics are per process under DDP and
 SyncBatchNorm is GPU-only, so only a batch-statistics-free net can match exactly on CPU.
+The schedule is constant so that a 3-step run resumed to 6 steps follows the 6-step run's learning rates.
 """
 
 import numpy as np
+import pytest
+import torch
 
+from arface_repro.train.loop import train
 from arface_repro.train.spawn import run_spawned
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 CFG = {
     "name": "ddp",
@@ -14,17 +21,23 @@ CFG = {
     "model": {"name": "tiny_resnet", "kwargs": {"channels": [8, 8, 16, 16], "norm": "gn", "fast": True}},
     "method": {"kind": "arface", "patch_radius": 16, "num_layers": 2},
     "data": {"synthetic": {"num_identities": 8, "images_per_identity": 8}, "val": {"num_identities": 4, "images_per_identity": 4, "num_pairs": 20}},
-    "train": {"steps": 6, "batch_size": 16, "lr": 0.05, "quiet": True, "log_every": 0},
+    "train": {"steps": 6, "batch_size": 16, "lr": 0.05, "schedule": "constant", "quiet": True, "log_every": 0},
 }
 
 
-def test_two_process_ddp_matches_one_process(tmp_path):
-    one = run_spawned({**CFG, "out_dir": str(tmp_path / "w1")}, 1)["history"]
-    two = run_spawned({**CFG, "out_dir": str(tmp_path / "w2")}, 2)["history"]
-    assert len(one) == len(two) == 6
+def test_two_process_ddp_matches_one_process_and_resumes(tmp_path):
+    one = train({**CFG, "out_dir": str(tmp_path / "w1")}).history
+    # 2 processes: 3 steps and a checkpoint, then the same folder resumed to 6 steps
+    run = {**CFG, "out_dir": str(tmp_path / "w2")}
+    first = run_spawned(run, 2, ["train.steps=3"])["history"]
+    ck = torch.load(tmp_path / "w2" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
+    assert ck["step"] == 3 and not any(k.startswith("module.") for k in (*ck["fnet"], *ck["attn"]))
+    two = run_spawned(run, 2, ["train.resume=auto"])["history"]
+    assert len(one) == len(two) == 6 and two[:3] == first
     for a, b in zip(one, two):
         assert np.allclose(a["loss"], b["loss"], rtol=1e-4, atol=1e-5), (a, b)
         assert a["acc"] == b["acc"] and a["drop_rate"] == b["drop_rate"]
         assert np.isclose(a["policy_loss"], b["policy_loss"], rtol=1e-3, atol=1e-6)
+        assert np.isclose(a["baseline"], b["baseline"], rtol=1e-6)
     # the curve moves (the comparison is not between constant sequences)
     assert len({round(h["loss"], 4) for h in one}) > 3

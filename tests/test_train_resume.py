@@ -23,14 +23,29 @@ CFG = {
 }
 
 
-def test_kill_and_resume_is_exact(tmp_path):
-    full = train({**CFG, "out_dir": str(tmp_path / "full")})
+VARIANTS = {
+    "arface": {},
+    # DropBlock (keep_prob schedule and per-step generator), SphereFace's iteration buffer, AdamW state
+    "dropblock-sphereface-adamw": {"method": {"kind": "dropblock"}, "head": {"name": "sphereface"},
+                                   "train": {**CFG["train"], "optimizer": "adamw", "lr": 0.001}},
+    # PickPatch on input and feature maps, per-layer draw, ArcFace head, multistep schedule, Cutout-free
+    "pickpatch-arcface-multistep": {"method": {"kind": "random", "patch_radius": 16, "num_layers": 2, "layer_draw": "per_layer"},
+                                    "head": {"name": "arcface"},
+                                    "train": {**CFG["train"], "schedule": "multistep", "milestones": [0.5, 0.8]}},
+    "cutout": {"method": {"kind": "cutout"}},
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_kill_and_resume_is_exact(tmp_path, variant):
+    cfg = {**CFG, **VARIANTS[variant]}
+    full = train({**cfg, "out_dir": str(tmp_path / "full")})
 
     def kill(trainer, rec):
         if trainer.step == 7:  # dies 3 steps after the checkpoint at step 4
             raise Killed
 
-    run = {**CFG, "out_dir": str(tmp_path / "run")}
+    run = {**cfg, "out_dir": str(tmp_path / "run")}
     with pytest.raises(Killed):
         train(run, on_step=kill)
     resumed = train(run, ["train.resume=auto"])

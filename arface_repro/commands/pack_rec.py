@@ -4,6 +4,11 @@ Layout written (as insightface's face2rec): record 0 = IRHeader flag 2, label [f
 first = images + 1 and end = first + identities; records 1..first-1 = images (label = class id, id = key);
 records first..end-1 = one per identity with label [start, end) of its image keys. Identities are the
 sorted sub-folder names (label order); images are sorted by name inside each.
+
+--landmarks FILE (the `landmarks.txt` that `arface align` writes: `identity/image x1 y1 ... x5 y5` in crop
+pixels) stores each image's 5 aligned points in its record header: mxnet's multi-label form, flag = 11,
+float32 values [label, x1, y1, ..., x5, y5]. mxnet and insightface readers still read the class as label[0];
+`arface train` (RecFaceDataset) centres the ARFace patches on these points. Every image must have an entry.
 """
 
 from __future__ import annotations
@@ -28,56 +33,51 @@ def register(subparsers) -> None:
         "non-JPEG files are always re-encoded)",
     )
     p.add_argument("--quality", type=int, default=95, help="JPEG quality when re-encoding (default 95)")
+    p.add_argument("--landmarks", metavar="FILE",
+                   help="landmarks file of `arface align` (relpath x1 y1 ... x5 y5): stored in each record header")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     p.set_defaults(func=run)
 
 
-def pack_folder(folder, out_prefix, reencode: bool = False, quality: int = 95, quiet: bool = True) -> dict:
+def pack_folder(folder, out_prefix, reencode: bool = False, quality: int = 95, quiet: bool = True,
+                landmarks_file=None) -> dict:
     """Pack an image folder; returns counts. Every image is decoded once to check it (FormatError if not)."""
-    import cv2
     from tqdm import tqdm
 
-    from arface_repro.data.face_datasets import decode_image, scan_image_folder
-    from arface_repro.errors import ConfigError
-    from arface_repro.io.recordio import IndexedRecordWriter, IRHeader, pack
+    from arface_repro.data.face_datasets import read_landmarks_file, scan_image_folder
+    from arface_repro.data.rec_writer import FaceRecWriter, check_output_prefix, jpeg_payload
+    from arface_repro.errors import ConfigError, MissingDataError
 
     if not 1 <= quality <= 100:
         raise ConfigError(f"--quality must be in 1..100, got {quality}")
     folder = Path(folder)
+    inputs = [folder] + ([landmarks_file] if landmarks_file else [])
+    check_output_prefix(out_prefix, (".rec", ".idx"), inputs)
     classes, items = scan_image_folder(folder)
-    n_img, n_cls = len(items), len(classes)
-    first, end = n_img + 1, n_img + 1 + n_cls
-    ranges = [[None, None] for _ in classes]
+    lmk = read_landmarks_file(landmarks_file) if landmarks_file else None
+    if lmk is not None:
+        for rel, _ in items:
+            if rel not in lmk:
+                raise MissingDataError(f"{landmarks_file}: no landmarks for image {rel!r} of {folder}")
     reencoded = 0
     sizes: set[tuple[int, int]] = set()
-    with IndexedRecordWriter(f"{out_prefix}.idx", f"{out_prefix}.rec") as writer:
-        writer.write_idx(0, pack(IRHeader(2, [first, end], 0, 0), b""))
-        for key, (rel, label) in enumerate(tqdm(items, desc="pack-rec", disable=quiet, unit="img"), 1):
-            data = (folder / rel).read_bytes()
-            img = decode_image(data, str(folder / rel))
-            sizes.add(img.shape[:2])
-            if reencode or data[:2] != b"\xff\xd8":
-                ok, buf = cv2.imencode(".jpg", img[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
-                if not ok:
-                    raise RuntimeError(f"JPEG encoding failed for {folder / rel}")
-                data = buf.tobytes()
-                reencoded += 1
-            writer.write_idx(key, pack(IRHeader(0, float(label), key, 0), data))
-            if ranges[label][0] is None:
-                ranges[label][0] = key
-            ranges[label][1] = key + 1
-        for c, (start, stop) in enumerate(ranges):
-            key = first + c
-            writer.write_idx(key, pack(IRHeader(2, [start, stop], key, 0), b""))
-    return {"images": n_img, "identities": n_cls, "reencoded": reencoded, "sizes": sorted(sizes)}
+    with FaceRecWriter(out_prefix, len(items), len(classes)) as writer:
+        for rel, label in tqdm(items, desc="pack-rec", disable=quiet, unit="img"):
+            data, again, shape = jpeg_payload((folder / rel).read_bytes(), str(folder / rel), reencode, quality)
+            reencoded += again
+            sizes.add(shape)
+            writer.add(label, data, lmk[rel] if lmk is not None else None)
+    return {"images": len(items), "identities": len(classes), "reencoded": reencoded, "sizes": sorted(sizes),
+            "landmarks": writer.with_landmarks}
 
 
 def run(args) -> int:
-    stats = pack_folder(args.folder, args.out_prefix, args.reencode, args.quality, args.quiet)
+    stats = pack_folder(args.folder, args.out_prefix, args.reencode, args.quality, args.quiet, args.landmarks)
     if not args.quiet:
         sizes = ", ".join(f"{h}x{w}" for h, w in stats["sizes"])
+        lm = f"landmarks of {stats['landmarks']} images in the record headers" if args.landmarks else "no landmarks"
         print(
             f"wrote {args.out_prefix}.rec/.idx: {stats['images']} images, {stats['identities']} identities, "
-            f"{stats['reencoded']} re-encoded, image sizes {sizes}"
+            f"{stats['reencoded']} re-encoded, image sizes {sizes}; {lm}"
         )
     return 0

@@ -6,6 +6,11 @@ Pre-aligned images (a `.rec`, or a folder without a landmarks file) get the alig
 size (112×112: ArcFace; 112×96: SphereFace; other sizes: the ArcFace one scaled). An optional `transform`
 is called with the whole tuple and its result is returned.
 
+Landmarks in a `.rec` (written by `arface pack-rec --landmarks` and `arface make-subset`): an image record's
+IRHeader uses mxnet's multi-label form with flag = 11 and the 11 float32 values `label, x1, y1, ..., x5, y5`
+(class id first, then the 5 aligned points in crop pixels). mxnet and insightface readers take `label[0]` as
+the class, so such files still train with the reference code. Records with any other header get the template.
+
 Landmarks file (written by `arface align`): UTF-8 text, one image per line,
 `relpath x1 y1 x2 y2 x3 y3 x4 y4 x5 y5` (whitespace separated, relpath relative to the folder with '/',
 may contain spaces since the 10 numbers are split from the right); blank lines and lines starting with '#'
@@ -14,6 +19,7 @@ are ignored.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Callable, Iterable
@@ -22,7 +28,7 @@ import numpy as np
 
 from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.io.recordio import IndexedRecordReader, unpack
+from arface_repro.io.recordio import IndexedRecordReader, IRHeader, pack, unpack
 from arface_repro.utils.atomic import atomic_open
 
 try:  # torch is only needed to subclass Dataset (ConcatDataset via `+`); the classes work without it
@@ -31,6 +37,32 @@ except ImportError:  # pragma: no cover
     _Base = object
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+LANDMARK_FLAG = 11  # IRHeader flag of an image record carrying label + 5 landmarks (11 float32 values)
+
+log = logging.getLogger(__name__)
+
+
+def pack_image_record(label: int, key: int, payload: bytes, landmarks: np.ndarray | None = None) -> bytes:
+    """An insightface image record: IRHeader(flag 0, label) or, with landmarks, flag 11 and
+    [label, x1, y1, ..., x5, y5] as float32 (the class id is exactly representable up to 2^24)."""
+    if landmarks is None:
+        return pack(IRHeader(0, float(label), int(key), 0), payload)
+    pts = np.asarray(landmarks, dtype=np.float64).reshape(-1)
+    if pts.size != 10 or not np.all(np.isfinite(pts)):
+        raise FormatError(f"record {key}: landmarks must be 10 finite numbers, got {pts.tolist()}")
+    if not 0 <= int(label) < 2**24:
+        raise FormatError(f"record {key}: class id {label} does not fit a float32 label exactly")
+    return pack(IRHeader(LANDMARK_FLAG, np.r_[float(label), pts].astype(np.float32), int(key), 0), payload)
+
+
+def header_landmarks(header, where: str = "record") -> np.ndarray | None:
+    """The (5, 2) float32 landmarks of an image record header (flag 11), or None when it has none."""
+    if header.flag != LANDMARK_FLAG:
+        return None
+    pts = np.asarray(header.label[1:], dtype=np.float32).reshape(5, 2)
+    if not np.all(np.isfinite(pts)):
+        raise FormatError(f"{where}: landmarks in the record header are not finite: {pts.reshape(-1).tolist()}")
+    return pts
 
 
 def decode_image(data: bytes, where: str = "<bytes>") -> np.ndarray:
@@ -97,7 +129,8 @@ def write_landmarks_file(path: str | os.PathLike, entries: Iterable[tuple[str, n
 def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[str, int]]]:
     """List `root/identity/image` files: (identity names sorted, [(relpath, label)] sorted by identity, name).
 
-    Identities without any image are left out; a root without identity folders raises MissingDataError.
+    Identities without any image are left out; a root without identity folders raises MissingDataError; images in
+    a subfolder of an identity folder raise FormatError (they would otherwise be silently left out).
     """
     root = Path(root)
     if not root.is_dir():
@@ -105,9 +138,18 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[st
     classes: list[str] = []
     items: list[tuple[str, int]] = []
     for ident in sorted(p for p in root.iterdir() if p.is_dir()):
-        files = sorted(
-            f.name for f in ident.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-        )
+        files, subdirs = [], []
+        for f in ident.iterdir():
+            if f.is_dir():
+                subdirs.append(f)
+            elif f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+                files.append(f.name)
+        files.sort()
+        for sub in sorted(subdirs):
+            nested = next((f for f in sub.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS), None)
+            if nested is not None:
+                raise FormatError(f"{sub}: images inside a subfolder of identity {ident.name!r} (e.g. {nested.name}); "
+                                  f"the layout is root/identity/image: move them into {ident} or make them an identity")
         if not files:
             continue
         label = len(classes)
@@ -160,6 +202,15 @@ class RecFaceDataset(_Base):
         else:
             self.image_keys = list(self.reader.keys)
             self.num_classes = int(self.labels.max()) + 1 if len(self.image_keys) else 0
+        self.landmark_source = "the alignment template"
+        if self.image_keys:
+            first_header, _ = self._unpack(self.image_keys[0])
+            if first_header.flag == LANDMARK_FLAG:
+                self.landmark_source = f"the record headers of {rec_path} (label + 5 landmarks)"
+                log.info("%s: per-image landmarks from the record headers", rec_path)
+            else:
+                log.warning("%s: no landmarks in the record headers (flag %d): patch centres are the alignment "
+                            "template's points", rec_path, first_header.flag)
 
     def _unpack(self, key: int):
         try:
@@ -200,11 +251,20 @@ class RecFaceDataset(_Base):
     def __len__(self) -> int:
         return len(self.image_keys)
 
+    def record(self, index: int):
+        """(key, IRHeader, encoded image bytes) of image `index`, without decoding it."""
+        key = self.image_keys[index]
+        header, payload = self._unpack(key)
+        return key, header, payload
+
     def __getitem__(self, index: int):
         key = self.image_keys[index]
         header, payload = self._unpack(key)
         image = decode_image(payload, f"{self.reader.rec_path} key {key}")
-        item = (image, self._label(header, key), template_landmarks(*image.shape[:2]))
+        lmk = header_landmarks(header, f"{self.reader.rec_path}: key {key}")
+        if lmk is None:
+            lmk = template_landmarks(*image.shape[:2])
+        item = (image, self._label(header, key), lmk)
         return self.transform(item) if self.transform is not None else item
 
 
@@ -226,6 +286,9 @@ class ImageFolderFaceDataset(_Base):
         self.num_classes = len(self.classes)
         self.transform = transform
         self.landmarks: dict[str, np.ndarray] | None = None
+        self.landmark_source = f"{landmarks_file}" if landmarks_file is not None else "the alignment template"
+        if landmarks_file is None:
+            log.warning("%s: no landmarks file: patch centres are the alignment template's points", self.root)
         if landmarks_file is not None:
             self.landmarks = read_landmarks_file(landmarks_file)
             for rel, _ in self.samples:

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from arface_repro.errors import MissingDataError
+from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.models.safe_load import torch_load_safe
 
 
 class PNet(nn.Module):
@@ -194,7 +195,14 @@ class MTCNN:
             path = weights_dir / f"{name}.pt"
             if not path.is_file():
                 raise MissingDataError(f"MTCNN weights {path} not found (expected pnet.pt, rnet.pt, onet.pt)")
-            net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            state = torch_load_safe(path, "MTCNN weights file")  # weights_only=True, one-line errors
+            if not isinstance(state, dict):
+                raise FormatError(f"{path}: MTCNN weights file holds a {type(state).__name__}, expected a state dict")
+            try:
+                net.load_state_dict(state)
+            except (RuntimeError, TypeError, ValueError) as exc:
+                msg = " ".join(str(exc).split())
+                raise FormatError(f"{path}: not the {name} of MTCNN (facenet-pytorch layout): {msg[:200]}") from None
             net.to(self.device).eval()
 
     def _to_tensor(self, images: np.ndarray) -> torch.Tensor:

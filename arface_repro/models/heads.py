@@ -114,9 +114,40 @@ class SoftmaxHead(nn.Module):
 
 HEADS = ("softmax", "sphereface", "cosface", "amsoftmax", "arcface", "combined")
 
+# keyword arguments each head takes, with the range of each value: (lowest, highest, integer?)
+HEAD_KWARGS: dict[str, dict[str, tuple[float, float, bool]]] = {
+    "softmax": {},
+    "sphereface": {"m": (1, 16, True), "base": (0.0, math.inf, False), "gamma": (0.0, math.inf, False),
+                   "power": (0.0, math.inf, False), "lambda_min": (0.0, math.inf, False)},
+    "amsoftmax": {"s": (1e-6, math.inf, False), "m": (0.0, 2.0, False)},
+    "cosface": {"s": (1e-6, math.inf, False), "m": (0.0, 2.0, False)},
+    "arcface": {"s": (1e-6, math.inf, False), "m": (0.0, math.pi, False)},
+    "combined": {"s": (1e-6, math.inf, False), "m1": (1e-6, 16.0, False), "m2": (0.0, math.pi, False),
+                 "m3": (0.0, 2.0, False)},
+}
+
+
+def check_head_kwargs(name: str, kwargs) -> None:
+    """ConfigError unless `name` is a head and every keyword is one it takes, with a finite value in range."""
+    if not isinstance(name, str) or name.lower() not in HEAD_KWARGS:
+        raise ConfigError(f"unknown head {name!r}; expected one of {HEADS}")
+    allowed = HEAD_KWARGS[name.lower()]
+    for key, value in dict(kwargs or {}).items():
+        if key not in allowed:
+            raise ConfigError(f"head {name!r} takes no argument {key!r}; it takes {sorted(allowed) or 'none'}")
+        lo, hi, integer = allowed[key]
+        ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok_type or not math.isfinite(value) or not lo <= value <= hi:
+            kind = "an integer" if integer else "a finite number"
+            raise ConfigError(f"head {name!r} argument {key!r} must be {kind} in [{lo}, {hi}], got {value!r}")
+
 
 def create_head(name: str, in_features: int, num_classes: int, **kw) -> nn.Module:
-    """Build a head by name; keyword values override the defaults (s, m, m1/m2/m3, lambda schedule)."""
+    """Build a head by name; keyword values override the defaults (s, m, m1/m2/m3, lambda schedule).
+
+    Unknown keywords and out-of-range values are errors (`check_head_kwargs`), never silently ignored.
+    """
+    check_head_kwargs(name, kw)
     name = name.lower()
     if name == "softmax":
         return SoftmaxHead(in_features, num_classes)
@@ -128,6 +159,5 @@ def create_head(name: str, in_features: int, num_classes: int, **kw) -> nn.Modul
         return MarginHead(in_features, num_classes, s=kw.get("s", 64.0), m3=kw.get("m", 0.35))
     if name == "arcface":
         return MarginHead(in_features, num_classes, s=kw.get("s", 64.0), m2=kw.get("m", 0.5), m3=0.0)
-    if name == "combined":
-        return MarginHead(in_features, num_classes, s=kw.get("s", 64.0), m1=kw.get("m1", 1.0), m2=kw.get("m2", 0.0), m3=kw.get("m3", 0.0))
-    raise ConfigError(f"unknown head {name!r}; expected one of {HEADS}")
+    return MarginHead(in_features, num_classes, s=kw.get("s", 64.0), m1=kw.get("m1", 1.0), m2=kw.get("m2", 0.0),
+                      m3=kw.get("m3", 0.0))

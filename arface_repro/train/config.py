@@ -1,14 +1,22 @@
 """Training configs: nested dicts read from YAML, merged over `DEFAULTS`, with `key.sub=value` overrides.
 
-Unknown keys are errors (a typo must not silently fall back to a default). Values the paper states are
-marked in the experiment YAMLs under `configs/`; everything else is a documented choice.
+Unknown keys are errors (a typo must not silently fall back to a default). Every value is checked for its
+type and range when the config is loaded (`SCHEMA`), and an error names the file (or the override) and the
+dotted key: `lr: .nan`, `batch_size: 2.7`, `steps: "ten"`, `p_layer: 7.5` or an unregistered `model.name`
+never reach the trainer. Values the paper states are marked in the experiment YAMLs under `configs/`;
+everything else is a documented choice.
+
+YAML is read with PyYAML's safe loader plus YAML 1.2's float rule, so `lr: 1e-3` is the number 0.001 (plain
+YAML 1.1 would read it as the string "1e-3"); a quoted "1e-3" stays a string and is refused for a number key.
 """
 
 from __future__ import annotations
 
 import copy
+import math
+import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
@@ -72,30 +80,231 @@ DEFAULTS: dict[str, Any] = {
 }
 
 METHODS = ("plain", "random", "cutout", "dropblock", "arface")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "multistep", "constant")
+DATA_KINDS = ("synthetic", "rec", "folder")
+STAGES = ("stage1", "stage2", "stage3", "stage4")
+PATCHES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 
 
-def _merge(base: dict, over: Mapping, where: str) -> dict:
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads YAML 1.2 floats without a dot (1e-3, 5E+4) as numbers."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def yaml_load(text: str):
+    """Parse YAML text (safe: plain scalars, lists and mappings only)."""
+    return yaml.load(text, Loader=_Loader)
+
+
+# ------------------------------------------------------------------------------------------ value checks
+# Each check returns None when the value is acceptable, else the words "must be ..." for the message.
+Check = Callable[[Any], "str | None"]
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def Int(lo: int | None = None, hi: int | None = None) -> Check:
+    rng = f" >= {lo}" if hi is None else f" in [{lo}, {hi}]"
+    def check(v):
+        if not _is_int(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+            return f"an integer{rng if lo is not None else ''}"
+    return check
+
+
+def Num(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Check:
+    parts = []
+    if lo is not None:
+        parts.append(f"{'>' if lo_open else '>='} {lo}")
+    if hi is not None:
+        parts.append(f"{'<' if hi_open else '<='} {hi}")
+    words = "a finite number" + (" " + " and ".join(parts) if parts else "")
+    def check(v):
+        if not _is_num(v) or not math.isfinite(v):
+            return words
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            return words
+        if hi is not None and (v >= hi if hi_open else v > hi):
+            return words
+    return check
+
+
+def Enum(*choices) -> Check:
+    def check(v):
+        if not isinstance(v, str) or v not in choices:
+            return f"one of {', '.join(map(str, choices))}"
+    return check
+
+
+def Bool() -> Check:
+    def check(v):
+        if not isinstance(v, bool):
+            return "true or false"
+    return check
+
+
+def Text(optional: bool = False, pattern: str | None = None, what: str = "a non-empty string") -> Check:
+    def check(v):
+        if v is None and optional:
+            return None
+        if not isinstance(v, str) or not v.strip() or (pattern and not re.fullmatch(pattern, v)):
+            return what + (" (or null)" if optional else "")
+    return check
+
+
+def ListOf(item: Check, what: str, min_len: int = 0, max_len: int | None = None) -> Check:
+    def check(v):
+        if not isinstance(v, list) or len(v) < min_len or (max_len is not None and len(v) > max_len):
+            return what
+        if any(item(x) is not None for x in v):
+            return what
+    return check
+
+
+def _plain_value(v) -> bool:
+    if v is None or isinstance(v, (bool, str)) or _is_int(v):
+        return True
+    if isinstance(v, float):
+        return math.isfinite(v)
+    if isinstance(v, list):
+        return all(_plain_value(x) for x in v)
+    return False
+
+
+def _kwargs(v):
+    if not isinstance(v, Mapping) or not all(isinstance(k, str) for k in v) or not all(_plain_value(x) for x in v.values()):
+        return "a mapping of names to plain values (finite numbers, strings, booleans, null or lists of them)"
+
+
+def _milestone(v):
+    if _is_int(v) and v >= 1:
+        return None
+    if _is_num(v) and math.isfinite(v) and 0.0 < v < 1.0:
+        return None
+    return "x"
+
+
+def _milestones(v):
+    what = "a list of increasing milestones, each a fraction of train.steps in (0, 1) or a step number >= 1"
+    if ListOf(_milestone, what)(v):
+        return what
+    if any(b <= a for a, b in zip(v, v[1:])):
+        return what
+
+
+def _device(v):
+    if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", v):
+        return "auto, cpu, cuda or cuda:N"
+
+
+SCHEMA: dict[str, Any] = {
+    "name": Text(pattern=r"[\w][\w.+-]*", what="a run name of letters, digits, '_', '.', '+', '-' (no path separators)"),
+    "seed": Int(0, 2**63 - 1),
+    "out_dir": Text(optional=True),
+    "model": {"name": Text(what="the name of a registered architecture"), "kwargs": _kwargs},
+    "head": {"name": Enum("softmax", "sphereface", "cosface", "amsoftmax", "arcface", "combined"), "kwargs": _kwargs},
+    "method": {
+        "kind": Enum(*METHODS),
+        "patch_radius": Num(0.0, lo_open=True),
+        "num_layers": Int(0),
+        "p_layer": Num(0.0, 1.0),
+        "layer_draw": Enum("per_batch", "per_layer"),
+        "mask_scale": Enum("center", "area"),
+        "reward": Enum("batch", "sample"),
+        "baseline_decay": Num(0.0, 1.0),
+        "baseline_update": Enum("before", "after"),
+        "entropy_weight": Num(0.0),
+        "inference_mask": Bool(),
+        "attention": {"patch_size": Int(4), "channels": ListOf(Int(1), "a list of 2 integers >= 1", 2, 2),
+                      "optimizer": Enum("adam", "sgd"), "lr": Num(0.0, lo_open=True), "weight_decay": Num(0.0)},
+        "cutout_size": Int(1, 112),
+        "dropblock": {"block_size": Int(1), "final_keep_prob": Num(0.0, 1.0, lo_open=True),
+                      "stages": ListOf(Enum(*STAGES), f"a non-empty list of {', '.join(STAGES)}", 1)},
+    },
+    "data": {
+        "kind": Enum(*DATA_KINDS),
+        "pixel_mean": Num(),
+        "pixel_std": Num(0.0, lo_open=True),
+        "path": Text(optional=True),
+        "landmarks_file": Text(optional=True),
+        "synthetic": {"num_identities": Int(2), "images_per_identity": Int(1), "occluded": Bool(),
+                      "occluded_patch": Enum(*PATCHES), "occlusion_rate": Num(0.0, 1.0), "part_size": Int(2, 112),
+                      "jitter": Num(0.0), "variation": Num(0.0), "noise_std": Num(0.0), "group_size": Int(1)},
+        "val": {"num_identities": Int(2), "images_per_identity": Int(2), "num_pairs": Int(5)},
+        "num_workers": Int(0),
+    },
+    "train": {
+        "batch_size": Int(1),
+        "steps": Int(1),
+        "optimizer": Enum(*OPTIMIZERS),
+        "lr": Num(0.0, lo_open=True),
+        "momentum": Num(0.0, 1.0, hi_open=True),
+        "weight_decay": Num(0.0),
+        "warmup_steps": Int(0),
+        "schedule": Enum(*SCHEDULES),
+        "milestones": _milestones,
+        "gamma": Num(0.0, lo_open=True),
+        "amp": Bool(),
+        "device": _device,
+        "log_every": Int(0),
+        "eval_every": Int(0),
+        "ckpt_every": Int(0),
+        "grad_clip": Num(0.0),
+        "resume": Text(optional=True),
+        "quiet": Bool(),
+    },
+}
+
+
+# ------------------------------------------------------------------------------------------ merging
+def _merge(base: dict, over: Mapping, where: str, prefix: str = "") -> dict:
     out = copy.deepcopy(base)
     for k, v in over.items():
+        key = f"{prefix}{k}"
         if k not in out:
-            raise ConfigError(f"{where}: unknown config key {k!r}; expected one of {sorted(out)}")
-        if isinstance(out[k], dict) and k not in ("kwargs",):
+            raise ConfigError(f"{where}: unknown config key {key!r}; expected one of {sorted(out)}")
+        if isinstance(out[k], dict) and k != "kwargs":
             if not isinstance(v, Mapping):
-                raise ConfigError(f"{where}: key {k!r} must be a mapping, got {v!r}")
-            out[k] = _merge(out[k], v, f"{where}:{k}")
+                raise ConfigError(f"{where}: key {key!r} must be a mapping, got {v!r}")
+            out[k] = _merge(out[k], v, where, f"{key}.")
         else:
             out[k] = copy.deepcopy(v)
     return out
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    if "=" not in text:
+    if not isinstance(text, str) or "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, value = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(value)
+    path = key.strip().split(".")
+    if not all(path):
+        raise ConfigError(f"override {text!r}: empty key")
+    try:
+        return path, yaml_load(value)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({' '.join(str(exc).split())[:120]})") from None
 
 
-def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
+def apply_overrides(cfg: dict, overrides: Iterable[str], origins: dict | None = None) -> dict:
+    """Set `key.sub=value` overrides; a mapping value given for a section is merged into it (its keys checked).
+
+    `origins` (optional) receives dotted key -> the override text that set it."""
     cfg = copy.deepcopy(cfg)
     for text in overrides:
         path, value = parse_override(text)
@@ -105,49 +314,113 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
                 raise ConfigError(f"override {text!r}: unknown key {'.'.join(path[: i + 1])!r}")
             node = node[k]
         last = path[-1]
-        if not isinstance(node, dict) or (last not in node and path[-2:-1] != ["kwargs"]):
+        in_kwargs = path[-2:-1] == ["kwargs"]
+        if not isinstance(node, dict) or (last not in node and not in_kwargs):
             raise ConfigError(f"override {text!r}: unknown key {'.'.join(path)!r}")
-        node[last] = value
+        if isinstance(node.get(last), dict) and last != "kwargs" and not in_kwargs:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"override {text!r}: key {'.'.join(path)!r} is a section; give a mapping, got {value!r}")
+            node[last] = _merge(node[last], value, f"override {text!r}", f"{'.'.join(path)}.")
+        else:
+            node[last] = value
+        if origins is not None:
+            origins[".".join(path)] = f"override {text!r}"
     return cfg
 
 
-def validate(cfg: dict) -> dict:
-    m = cfg["method"]
-    if m["kind"] not in METHODS:
-        raise ConfigError(f"method.kind must be one of {METHODS}, got {m['kind']!r}")
-    if m["layer_draw"] not in ("per_batch", "per_layer"):
-        raise ConfigError(f"method.layer_draw must be 'per_batch' or 'per_layer', got {m['layer_draw']!r}")
-    if m["baseline_update"] not in ("before", "after"):
-        raise ConfigError(f"method.baseline_update must be 'before' or 'after', got {m['baseline_update']!r}")
-    if m["reward"] not in ("batch", "sample"):
-        raise ConfigError(f"method.reward must be 'batch' or 'sample', got {m['reward']!r}")
-    if cfg["train"]["optimizer"] not in ("sgd", "adamw"):
-        raise ConfigError(f"train.optimizer must be 'sgd' or 'adamw', got {cfg['train']['optimizer']!r}")
-    if cfg["train"]["schedule"] not in ("cosine", "multistep", "constant"):
-        raise ConfigError(f"train.schedule must be cosine|multistep|constant, got {cfg['train']['schedule']!r}")
-    if cfg["data"]["kind"] not in ("synthetic", "rec", "folder"):
-        raise ConfigError(f"data.kind must be synthetic|rec|folder, got {cfg['data']['kind']!r}")
-    if int(cfg["train"]["batch_size"]) < 1 or int(cfg["train"]["steps"]) < 1:
-        raise ConfigError("train.batch_size and train.steps must be >= 1")
+# ------------------------------------------------------------------------------------------ validation
+def _origin(key: str, origins: Mapping[str, str], default: str) -> str:
+    """Where `key` was last set: the latest setter of the key or of a key inside it, else of a section around it."""
+    inside = [o for k, o in origins.items() if k == key or k.startswith(key + ".")]
+    if inside:
+        return inside[-1]  # origins are recorded in order: file keys first, then overrides as given
+    parts = key.split(".")
+    for n in range(len(parts) - 1, 0, -1):
+        hit = origins.get(".".join(parts[:n]))
+        if hit:
+            return hit
+    return default
+
+
+def _check_tree(cfg: Mapping, schema: Mapping, prefix: str, origins: Mapping[str, str], default: str) -> None:
+    for k, rule in schema.items():
+        key = f"{prefix}{k}"
+        value = cfg[k]
+        if isinstance(rule, dict):
+            _check_tree(value, rule, f"{key}.", origins, default)
+            continue
+        words = rule(value)
+        if words:
+            raise ConfigError(f"{_origin(key, origins, default)}: {key} must be {words}, got {value!r}")
+
+
+def validate(cfg: dict, origins: Mapping[str, str] | None = None, where: str = "config") -> dict:
+    """Check every key's type and range (`SCHEMA`) and the relations between keys; ConfigError names the key.
+
+    `origins` maps dotted keys to where they were set (a file, an override) for the message; keys not in
+    it are reported against `where`."""
+    from arface_repro.models.heads import check_head_kwargs
+
+    from arface_repro.models.registry import is_model, list_models
+
+    origins = origins or {}
+    _check_tree(cfg, SCHEMA, "", origins, where)
+    if not is_model(cfg["model"]["name"]):
+        raise ConfigError(f"{_origin('model.name', origins, where)}: model.name: unknown model architecture "
+                          f"{cfg['model']['name']!r}; registered: {', '.join(list_models())} (other architectures come "
+                          f"from plug-ins: an installed entry point or `arface --plugin MODULE`; a config never imports code)")
+    mk = cfg["model"]["kwargs"]  # the arguments every backbone of the registry takes; others: the constructor checks
+    for sub, rule in (("embedding_size", Int(1)), ("dropout", Num(0.0, 1.0, hi_open=True))):
+        words = rule(mk[sub]) if sub in mk else None
+        if words:
+            key = f"model.kwargs.{sub}"
+            raise ConfigError(f"{_origin(key, origins, where)}: {key} must be {words}, got {mk[sub]!r}")
+    try:
+        check_head_kwargs(cfg["head"]["name"], cfg["head"]["kwargs"])
+    except ConfigError as exc:
+        raise ConfigError(f"{_origin('head.kwargs', origins, where)}: head.kwargs: {exc}") from None
+    t = cfg["train"]
+    if t["warmup_steps"] > t["steps"]:
+        raise ConfigError(f"{_origin('train.warmup_steps', origins, where)}: train.warmup_steps ({t['warmup_steps']}) "
+                          f"must not exceed train.steps ({t['steps']})")
+    d = cfg["data"]
+    if d["kind"] in ("rec", "folder") and not d["path"]:
+        raise ConfigError(f"{_origin('data.path', origins, where)}: data.kind={d['kind']} needs data.path")
+    if d["landmarks_file"] and d["kind"] != "folder":
+        raise ConfigError(f"{_origin('data.landmarks_file', origins, where)}: data.landmarks_file is for data.kind=folder "
+                          f"(a .rec carries its landmarks in the record headers: arface pack-rec --landmarks)")
     return cfg
+
+
+def _leaf_keys(tree: Mapping, prefix: str = "") -> Iterable[str]:
+    for k, v in tree.items():
+        key = f"{prefix}{k}"
+        yield key
+        if isinstance(v, Mapping) and k != "kwargs":
+            yield from _leaf_keys(v, f"{key}.")
 
 
 def load_config(source: str | Path | Mapping | None = None, overrides: Iterable[str] = ()) -> dict:
-    """DEFAULTS <- YAML file (or dict) <- overrides; validated."""
+    """DEFAULTS <- YAML file (or dict) <- overrides; every key validated (errors name the file or override and the key)."""
     if source is None:
         user: Mapping = {}
+        where = "defaults"
     elif isinstance(source, Mapping):
         user, where = source, "<dict>"
     else:
         path = Path(source)
+        where = str(path)
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            user = yaml.safe_load(path.read_text()) or {}
+            user = yaml_load(path.read_text(encoding="utf-8")) or {}
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
         if not isinstance(user, Mapping):
             raise ConfigError(f"{path}: top level must be a mapping")
-    where = str(source) if source is not None and not isinstance(source, Mapping) else "<dict>"
     cfg = _merge(DEFAULTS, user, where)
-    return validate(apply_overrides(cfg, overrides))
+    origins = {key: where for key in _leaf_keys(user)}
+    cfg = apply_overrides(cfg, overrides, origins)
+    return validate(cfg, origins, where)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data.distributed import DistributedSampler
 
-from arface_repro.errors import ConfigError
+from arface_repro.errors import ArfaceError, ConfigError
 
 
 class _Len:
@@ -69,6 +69,20 @@ def worker_loader(dataset, batches: GlobalBatches, start: int, stop: int, num_wo
 
     return DataLoader(dataset, batch_sampler=StepBatchSampler(batches, start, stop), num_workers=num_workers,
                       collate_fn=collate, persistent_workers=False, pin_memory=torch.cuda.is_available())
+
+
+def next_batch(loader_iter):
+    """The next batch of a DataLoader iterator. A bad-input error raised in a worker process comes back from
+    torch with the worker's traceback pasted into its message: it is re-raised with its own one line only."""
+    try:
+        return next(loader_iter)
+    except ArfaceError as exc:
+        text = str(exc)
+        if "Original Traceback" not in text:
+            raise
+        last = [ln for ln in text.splitlines() if ln.strip()][-1]
+        prefix = f"{type(exc).__module__}.{type(exc).__name__}: "
+        raise type(exc)(last[len(prefix):] if last.startswith(prefix) else last) from None
 
 
 def fetch(dataset, idx: np.ndarray):

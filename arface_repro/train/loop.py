@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,7 +31,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from arface_repro.errors import ConfigError
+from arface_repro.errors import ArfaceError, ConfigError
 from arface_repro.method import patches as P
 from arface_repro.method.attention_net import AttentionNet, entropy, greedy_modes, log_prob, sample_modes
 from arface_repro.method.baselines import DropBlockHooks, cutout_mask
@@ -40,7 +41,7 @@ from arface_repro.models.heads import create_head
 from arface_repro.train import distributed as D
 from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from arface_repro.train.config import load_config
-from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch, worker_loader
+from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch, next_batch, worker_loader
 from arface_repro.utils.atomic import atomic_open
 
 
@@ -52,11 +53,37 @@ class TrainResult:
     checkpoint: Path | None = None
 
 
+class NonFiniteLossError(ArfaceError):
+    """The training loss became NaN or infinite: training stops (no checkpoint of the diverged state is written)."""
+
+
 def build_backbone(cfg: dict) -> nn.Module:
     """`model.name` is a registered architecture (`arface list-models`); a config never imports code."""
     from arface_repro.models.registry import create_model
 
-    return create_model(cfg["model"]["name"], **dict(cfg["model"].get("kwargs") or {}))
+    name, kwargs = cfg["model"]["name"], dict(cfg["model"].get("kwargs") or {})
+    try:
+        return create_model(name, **kwargs)
+    except ArfaceError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:  # a constructor refusing a value of model.kwargs
+        raise ConfigError(f"model.kwargs {kwargs} rejected by {name!r}: {' '.join(str(exc).split())[:200]}") from None
+
+
+def check_backbone_fits(backbone: nn.Module, cfg: dict) -> None:
+    """Config values that depend on the backbone, checked before any step: mask points and DropBlock stages."""
+    m = cfg["method"]
+    name = cfg["model"]["name"]
+    if m["kind"] in ("arface", "random") and m["num_layers"] > 0:
+        points = list(getattr(backbone, "mask_points", []))
+        if m["num_layers"] > len(points):
+            raise ConfigError(f"method.num_layers={m['num_layers']} but {name!r} has only {len(points)} maskable "
+                              f"layers (residual blocks)")
+    if m["kind"] == "dropblock":
+        stages = getattr(backbone, "stage_points", {})
+        missing = [s for s in m["dropblock"]["stages"] if s not in stages]
+        if missing:
+            raise ConfigError(f"method.dropblock.stages: {name!r} has no stage {missing[0]!r} (it has {sorted(stages)})")
 
 
 class FeatureNet(nn.Module):
@@ -128,7 +155,11 @@ class Trainer:
         self.verify_fn, self.on_step = verify_fn, on_step
         self.train_set, self.val_set = datasets if datasets is not None else (build_train_set(cfg), None)
         self.batches = GlobalBatches(len(self.train_set), self.B, seed, self.dist.rank, W)
+        source = getattr(self.train_set, "landmark_source", None)
+        if source and self.dist.is_main and not t["quiet"] and m["kind"] in ("arface", "random"):
+            print(f"{cfg['name']}: patch centres from {source}", file=sys.stderr)
         backbone = build_backbone(cfg)
+        check_backbone_fits(backbone, cfg)
         num_classes = int(getattr(self.train_set, "num_classes", 0)) or int(np.max(self.train_set.labels)) + 1
         emb_dim = self._embedding_dim(backbone)
         head = create_head(cfg["head"]["name"], emb_dim, num_classes, **(cfg["head"].get("kwargs") or {}))
@@ -156,6 +187,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.baseline = EMABaseline(m["baseline_decay"], 0.0)
         self.step = 0
+        self.ckpt_step = 0  # step of the last checkpoint this run wrote or resumed from
         self.history: list[dict] = []
         self.ckpt_path = self.out_dir / "checkpoint_last.pt"
         self.log_path = self.out_dir / "metrics.jsonl"
@@ -189,7 +221,7 @@ class Trainer:
             self.attn.load_state_dict(ck["attn"])
             self.opt_a.load_state_dict(ck["opt_a"])
         self.baseline.load_state_dict(ck["baseline"])
-        self.step = int(ck["step"])
+        self.step = self.ckpt_step = int(ck["step"])
         self.history = list(ck.get("history", []))
         set_rng_state(ck["rng"])
         if self.dist.is_main and self.log_path.exists():  # drop log lines written after the checkpoint
@@ -207,7 +239,9 @@ class Trainer:
         }
         if self.attn is not None:
             payload.update(attn=self.attn.state_dict(), opt_a=self.opt_a.state_dict())
-        return save_checkpoint(self.ckpt_path, payload)
+        path = save_checkpoint(self.ckpt_path, payload)
+        self.ckpt_step = self.step
+        return path
 
     # ------------------------------------------------------------------ one step
     def train_step(self, batch=None) -> dict:
@@ -247,6 +281,19 @@ class Trainer:
             loss = F.cross_entropy(logits.float(), labels)
         if self.masker:
             self.masker.disarm()
+        # global statistics of this step before any update: every rank sees the same sums, so a non-finite
+        # loss stops all of them at the same step (and the policy step uses the same reward everywhere)
+        correct = (pred.argmax(1) == labels).float()
+        stats = torch.tensor([loss.detach().float().item() * len(labels), correct.sum().item()], dtype=torch.float64)
+        if keep is not None:
+            stats = torch.cat([stats, (~keep).float().sum(0).double().cpu()])
+        D.all_reduce_sum(stats, self.dist)
+        if not math.isfinite(float(stats[0])):
+            raise NonFiniteLossError(
+                f"training loss is {float(stats[0]) / self.B} at step {self.step + 1} of {cfg['train']['steps']} "
+                f"(lr {self.opt.param_groups[0]['lr']:.6g}); training stopped before updating the weights. Lower "
+                f"train.lr, add warm-up (train.warmup_steps) or gradient clipping (train.grad_clip)"
+                + (f"; the last checkpoint is {self.ckpt_path} (step {self.ckpt_step})" if self.ckpt_step else ""))
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if cfg["train"]["grad_clip"]:
@@ -256,11 +303,6 @@ class Trainer:
         self.scaler.update()
         lr = self.opt.param_groups[0]["lr"]
         self.sched.step()
-        correct = (pred.argmax(1) == labels).float()
-        stats = torch.tensor([loss.detach().float().item() * len(labels), correct.sum().item()], dtype=torch.float64)
-        if keep is not None:
-            stats = torch.cat([stats, (~keep).float().sum(0).double().cpu()])
-        D.all_reduce_sum(stats, self.dist)
         R = float(stats[1]) / self.B
         rec = {"step": self.step + 1, "loss": float(stats[0]) / self.B, "acc": R, "lr": lr}
         if keep is not None:
@@ -337,7 +379,7 @@ class Trainer:
             loader = iter(worker_loader(self.train_set, self.batches, self.step, total, nw))
         try:
             while self.step < total:
-                rec = self.train_step(next(loader) if loader is not None else None)
+                rec = self.train_step(next_batch(loader) if loader is not None else None)
                 self.history.append(rec)
                 if self.on_step is not None:
                     self.on_step(self, rec)
@@ -372,7 +414,12 @@ def train(config, overrides=(), *, verify_fn=None, on_step=None, datasets=None) 
     is called after every step; `datasets=(train_set, val_set)` bypasses building them from the config.
     """
     cfg = load_config(config, overrides)
-    trainer = Trainer(cfg, verify_fn=verify_fn, on_step=on_step, datasets=datasets)
+    try:
+        trainer = Trainer(cfg, verify_fn=verify_fn, on_step=on_step, datasets=datasets)
+    except ConfigError as exc:  # values that only the model or the data can check: name the config file too
+        if isinstance(config, (str, Path)) and not str(exc).startswith(str(config)):
+            raise ConfigError(f"{config}: {exc}") from None
+        raise
     try:
         return trainer.run()
     finally:

@@ -1,0 +1,178 @@
+"""Bad training input through the real CLI entry point: exit 2, one line naming the file or override and the key.
+
+Table-driven: (case, config YAML text, extra arguments, words the one-line message must contain). Nothing may
+train, write a checkpoint, print a traceback or advise unsafe loading.
+"""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from arface_repro.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["train.steps=2", "train.batch_size=8", "train.log_every=1", "data.synthetic.num_identities=4",
+        "data.synthetic.images_per_identity=4", "data.val.num_identities=3", "data.val.images_per_identity=3",
+        "data.val.num_pairs=10"]
+BASE = "name: bad\nmodel: {name: tiny_resnet, kwargs: {channels: [8, 8, 16, 16], fast: true}}\n"
+
+# (case id, YAML added to BASE, overrides, words expected in the message)
+CONFIG_CASES = [
+    ("lr-nan-file", "train: {lr: .nan}\n", [], ["bad.yaml", "train.lr", "nan"]),
+    ("lr-nan-override", "", ["train.lr=.nan"], ["override 'train.lr=.nan'", "train.lr"]),
+    ("lr-inf", "train: {lr: .inf}\n", [], ["bad.yaml", "train.lr"]),
+    ("p-layer-7.5", "method: {p_layer: 7.5}\n", [], ["bad.yaml", "method.p_layer", "7.5"]),
+    ("batch-2.7", "train: {batch_size: 2.7}\n", [], ["bad.yaml", "train.batch_size", "integer", "2.7"]),
+    ("lr-fast", "train: {lr: fast}\n", [], ["bad.yaml", "train.lr", "'fast'"]),
+    ("steps-ten", "train: {steps: \"ten\"}\n", [], ["bad.yaml", "train.steps", "'ten'"]),
+    ("lr-negative", "train: {lr: -0.5}\n", [], ["bad.yaml", "train.lr", "-0.5"]),
+    ("lr-quoted-number", "train: {lr: \"1e-3\"}\n", [], ["bad.yaml", "train.lr", "'1e-3'"]),
+    ("method-unknown", "method: {kind: magic}\n", [], ["bad.yaml", "method.kind", "arface"]),
+    ("optimizer-unknown", "train: {optimizer: adam}\n", [], ["bad.yaml", "train.optimizer", "sgd"]),
+    ("schedule-unknown", "", ["train.schedule=poly"], ["train.schedule", "cosine"]),
+    ("model-unregistered", "", ["model.name=ir9000"], ["model.name", "unknown model architecture 'ir9000'"]),
+    ("model-import-path", "", ["model.name=os:system"], ["unknown model architecture 'os:system'"]),
+    ("workers-negative", "data: {num_workers: -1}\n", [], ["bad.yaml", "data.num_workers", "-1"]),
+    ("workers-float", "", ["data.num_workers=1.5"], ["data.num_workers"]),
+    ("dropout-range", "", ["model.kwargs.dropout=1.5"], ["model.kwargs.dropout", "1.5"]),
+    ("model-kwarg-unknown", "", ["model.kwargs.bogus=1"], ["tiny_resnet", "bogus"]),
+    ("head-kwarg-typo", "head: {name: amsoftmax, kwargs: {margin: 0.4}}\n", [], ["bad.yaml", "head.kwargs", "margin"]),
+    ("head-kwarg-nan", "", ["head.kwargs.s=.nan"], ["head.kwargs", "'s'"]),
+    ("num-layers-negative", "method: {num_layers: -1}\n", [], ["bad.yaml", "method.num_layers"]),
+    ("num-layers-too-many", "method: {kind: arface, num_layers: 5}\n", [], ["method.num_layers=5", "4 maskable"]),
+    ("keep-prob-zero", "method: {dropblock: {final_keep_prob: 0}}\n", [], ["method.dropblock.final_keep_prob"]),
+    ("stages-unknown", "method: {dropblock: {stages: [stage7]}}\n", [], ["method.dropblock.stages"]),
+    ("seed-negative", "seed: -1\n", [], ["bad.yaml", "seed"]),
+    ("name-path", "", ["name=../../escape"], ["name", "path separators"]),
+    ("pixel-std-zero", "data: {pixel_std: 0}\n", [], ["data.pixel_std"]),
+    ("milestones-order", "train: {schedule: multistep, milestones: [0.9, 0.5]}\n", [], ["train.milestones"]),
+    ("milestone-fraction-above-1", "train: {milestones: [2.5]}\n", [], ["train.milestones"]),
+    ("warmup-too-long", "train: {warmup_steps: 500}\n", [], ["train.warmup_steps", "train.steps"]),
+    ("unknown-key", "train: {lr: 0.1, nope: 1}\n", [], ["bad.yaml", "nope"]),
+    ("section-not-mapping", "", ["method=5"], ["method", "mapping"]),
+    ("section-override-unknown-key", "", ["method={kind: arface, bogus: 1}"], ["method.bogus"]),
+    ("date-in-kwargs", "", ["model.kwargs.when=2020-01-01"], ["model.kwargs"]),
+    ("bool-for-int", "train: {steps: true}\n", [], ["train.steps"]),
+    ("rec-without-path", "data: {kind: rec}\n", [], ["data.path"]),
+    ("device-unknown", "", ["train.device=tpu"], ["train.device"]),
+    ("yaml-broken", "train: [unclosed\n", [], ["bad.yaml", "not valid YAML"]),
+]
+
+
+def _one_line_error(capsys, rc, words, command="train"):
+    err = capsys.readouterr().err.strip()
+    assert rc == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"arface {command}: error: "), err
+    assert "Traceback" not in err and "weights_only=False" not in err and "TRUST_PICKLE" not in err
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
+@pytest.mark.parametrize("case,yaml_text,overrides,words", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_bad_config_value_is_one_line_naming_file_and_key(tmp_path, capsys, case, yaml_text, overrides, words):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(BASE + yaml_text)
+    out = tmp_path / "run"
+    tiny = [o for o in TINY if f"{o.split('=')[0].split('.')[-1]}:" not in yaml_text]  # the file's value is the case
+    rc = main(["train", str(cfg), *tiny, *overrides, "--out-dir", str(out), "--quiet"])
+    _one_line_error(capsys, rc, words)
+    assert not (out / "checkpoint_last.pt").exists() and not (out / "metrics.jsonl").exists()
+
+
+def test_config_file_not_utf8(tmp_path, capsys):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_bytes(b"name: caf\xe9\n")
+    _one_line_error(capsys, main(["train", str(cfg), "--quiet"]), ["bad.yaml", "UTF-8"])
+
+
+def test_yaml_12_floats_are_numbers(tmp_path):
+    from arface_repro.train.config import load_config
+
+    cfg = tmp_path / "ok.yaml"
+    cfg.write_text(BASE + "train: {lr: 1e-3, weight_decay: 5E-4}\n")
+    t = load_config(cfg)["train"]
+    assert t["lr"] == 0.001 and t["weight_decay"] == 0.0005
+
+
+def test_non_finite_loss_stops_training_naming_the_step(tmp_path, capsys):
+    out = tmp_path / "run"
+    rc = main(["train", str(ROOT / "configs" / "syn_plain.yaml"), *TINY, "train.steps=4", "train.lr=1.0e+30",
+               "--out-dir", str(out), "--quiet"])
+    line = _one_line_error(capsys, rc, ["loss is nan", "step 2 of 4", "train.lr"])
+    assert "checkpoint" not in line  # none was written in this run
+    assert not (out / "checkpoint_last.pt").exists()  # the diverged state is never saved
+
+
+def test_garbage_resume_checkpoint_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "ck.pt"
+    bad.write_bytes(bytes(range(256)) * 4)
+    rc = main(["train", str(ROOT / "configs" / "syn_plain.yaml"), *TINY, "--out-dir", str(tmp_path / "r"),
+               "--resume", str(bad), "--quiet"])
+    _one_line_error(capsys, rc, [str(bad), "not a readable arface training checkpoint"])
+
+
+@pytest.mark.parametrize("content", ["random", "text", "wrong-dict"])
+def test_garbage_mtcnn_weights_is_one_line(tmp_path, capsys, shared, content):
+    import torch
+
+    from conftest import require
+
+    src_root = require(shared / "data" / "lfw" / "deepfunneled-fold1")
+    person = sorted(p for p in src_root.iterdir() if p.is_dir())[0]
+    src = tmp_path / "src" / person.name
+    src.mkdir(parents=True)
+    first = sorted(person.iterdir())[0]
+    (src / first.name).write_bytes(first.read_bytes())
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("pnet", "rnet", "onet"):
+        path = weights / f"{name}.pt"
+        if content == "random":
+            path.write_bytes(bytes((i * 37) % 256 for i in range(300)))
+        elif content == "text":
+            path.write_text("not weights\n")
+        else:
+            torch.save({"conv1.weight": torch.zeros(3)}, path)
+    rc = main(["align", str(tmp_path / "src"), str(tmp_path / "dst"), "--weights", str(weights), "--quiet"])
+    _one_line_error(capsys, rc, ["pnet.pt", "MTCNN"], command="align")
+    assert not (tmp_path / "dst" / person.name / first.name).exists()
+
+
+def test_reproduce_table_override_goes_through_validation(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("reproduce_table_bad", ROOT / "scripts" / "reproduce_table.py")
+    rt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rt)
+    for override, words in (("train.lr=.nan", ["train.lr", "nan"]), ("train.batch_size=2.7", ["train.batch_size"]),
+                            ("model.name=os:system", ["unknown model architecture"])):
+        rc = rt.main(["XI", "--override", override, "--runs-dir", str(tmp_path / "runs"),
+                      "--tables-dir", str(tmp_path / "tables"), "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+        assert all(w in err for w in words) and f"override '{override}'" in err, err
+        assert not list((tmp_path / "runs").glob("*.json"))  # nothing trained, nothing recorded
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_corrupt_record_is_one_line_with_and_without_worker_processes(tmp_path, capsys, workers):
+    import cv2
+    import numpy as np
+
+    from arface_repro.data.rec_writer import FaceRecWriter
+
+    rng = np.random.default_rng(0)
+    with FaceRecWriter(tmp_path / "bad", 16, 4) as w:
+        for i in range(16):
+            ok, buf = cv2.imencode(".jpg", rng.integers(0, 256, (112, 112, 3), dtype=np.uint8))
+            w.add(i // 4, buf.tobytes() if i != 9 else b"\xff\xd8 not a jpeg")
+    rc = main(["train", str(ROOT / "configs" / "syn_random.yaml"), "data.kind=rec", f"data.path={tmp_path / 'bad'}",
+               f"data.num_workers={workers}", "train.batch_size=8", "train.steps=4", "--out-dir", str(tmp_path / "r"), "--quiet"])
+    err = capsys.readouterr().err
+    errors = [ln for ln in err.splitlines() if ln.startswith("arface train: error:")]
+    assert rc == 2 and "Traceback" not in err and len(errors) == 1, err
+    assert "bad.rec key 10: not a decodable image" in errors[0]
+    assert not (tmp_path / "r" / "checkpoint_last.pt").exists()

@@ -96,6 +96,24 @@ def drop_mask(boxes, keep, height: int, width: int):
     return (~dropped).to(torch.float32)
 
 
+def patch_boxes_torch(landmarks, patch_radius: float, height: int = 112, width: int = 112):
+    """torch twin of `patch_boxes` (same integers: float64 arithmetic, half-up rounding, clipping), made of
+    traceable ops only so that an exported ONNX graph computes the boxes itself. landmarks (..., 5, 2) ->
+    (..., 5, 4) int64."""
+    import torch
+
+    if patch_radius <= 0:
+        raise ConfigError(f"patch_radius must be > 0, got {patch_radius}")
+    lm = landmarks.to(torch.float64)
+    x, y = lm[..., 0], lm[..., 1]
+    r = float(patch_radius)
+    x0 = torch.floor(x - r + 0.5).clamp(0, width)
+    x1 = torch.floor(x + r + 0.5).clamp(0, width)
+    y0 = torch.floor(y - r + 0.5).clamp(0, height)
+    y1 = torch.floor(y + r + 0.5).clamp(0, height)
+    return torch.stack([x0, y0, x1, y1], -1).to(torch.int64)
+
+
 def modes_to_keep(modes):
     """torch: (N,) mode indices -> (N, 5) bool keep flags."""
     import torch

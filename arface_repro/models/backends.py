@@ -11,9 +11,13 @@ A model spec string picks the backend:
 - `onnx:PATH` (or a bare `*.onnx`) — onnxruntime; NCHW or NHWC is read from the input shape, as are a fixed
   batch size (the last batch is zero-padded and the padding rows dropped) and a fixed H×W.
 - `tflite:PATH` (or a bare `*.tflite`) — ai-edge-litert (optional extra `[tflite]`), NHWC, fixed or dynamic batch.
+- `arface:CKPT[,mask=on|off]` — an `arface train` checkpoint (or its run folder): Attention-Net, argmax input mask
+  and Feature-Net backbone (`arface_repro.models.arface_model`).
 
-Every backend: `model.embed(uint8 N×H×W×3 RGB) -> float32 N×D` (it applies `model.preprocess` itself),
-`model.spec`, `model.preprocess`, `model.file_sha256`, `model.embedding_size` (None until known for files).
+Every backend: `model.embed(uint8 N×H×W×3 RGB, landmarks=None) -> float32 N×D` (it applies `model.preprocess`
+itself), `model.spec`, `model.preprocess`, `model.file_sha256`, `model.embedding_size` (None until known for
+files). Models with `uses_landmarks` use the 5-point landmarks (N×5×2, pixels of the images given; None = the
+aligned template; see `arface_repro.models.input_landmarks`); the others ignore them.
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ from arface_repro.utils.hashing import sha256_bytes, sha256_file
 
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "backbone", "net")
 PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.")
-KINDS = ("torch", "torchscript", "onnx", "tflite")
+KINDS = ("torch", "torchscript", "onnx", "tflite", "arface")
 
 
 class EmbeddingModel:
     """Common interface. Subclasses implement `_run(float32 N×H×W×3) -> N×D` for a batch they accept."""
 
     kind = "?"
+    uses_landmarks = False  # True: `_run(x, landmarks)` gets N×5×2 landmarks in network-input pixels
 
     def __init__(self, spec: str, preprocess: Preprocess, file_sha256: str, fixed_batch: int | None = None,
                  embedding_size: int | None = None):
@@ -53,24 +58,37 @@ class EmbeddingModel:
         """What determines the outputs (used in embedding cache keys and result records)."""
         return {"kind": self.kind, "spec": self.spec, "sha256": self.file_sha256, "preprocess": self.preprocess.key()}
 
-    def embed(self, batch: np.ndarray) -> np.ndarray:
-        """uint8 N×H×W×3 RGB images -> float32 N×D raw (unnormalised) embeddings."""
+    def embed(self, batch: np.ndarray, landmarks=None) -> np.ndarray:
+        """uint8 N×H×W×3 RGB images -> float32 N×D raw (unnormalised) embeddings. `landmarks`: float N×5×2 in the
+        images' pixels, for models that use them (None: the aligned template); ignored by the others."""
         x = self.preprocess(batch, name=f"input to {self.spec}")
         n = len(x)
         if n == 0:
             return np.zeros((0, self.embedding_size or 0), dtype=np.float32)
+        lm = None
+        if self.uses_landmarks:
+            from arface_repro.models.input_landmarks import network_landmarks
+
+            lm = network_landmarks(landmarks, batch.shape[1:3], self.preprocess, n, f"input to {self.spec}")
+
+        def run(xs, ls):
+            return self._run(xs) if ls is None else self._run(xs, ls)
+
         if self.fixed_batch:
             b = self.fixed_batch
             outs = []
             for i in range(0, n, b):
                 chunk = x[i:i + b]
+                lchunk = None if lm is None else lm[i:i + b]
                 k = len(chunk)
                 if k < b:  # the network only takes exactly b images: zero-pad, then drop the padding rows
                     chunk = np.concatenate([chunk, np.zeros((b - k,) + chunk.shape[1:], np.float32)])
-                outs.append(self._checked(self._run(chunk), b)[:k])
+                    if lchunk is not None:
+                        lchunk = np.concatenate([lchunk, np.zeros((b - k, 5, 2), np.float32)])
+                outs.append(self._checked(run(chunk, lchunk), b)[:k])
             out = np.concatenate(outs)
         else:
-            out = self._checked(self._run(x), n)
+            out = self._checked(run(x, lm), n)
         self.embedding_size = out.shape[1]
         return out
 
@@ -181,6 +199,10 @@ def strip_prefixes(sd: dict) -> dict:
             elif p == "backbone." and any(k.startswith(p) for k in sd):
                 sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
                 changed = True
+            elif p == "model." and any(k.startswith(p) for k in sd) and all(k.startswith((p, "head.")) for k in sd):
+                # a Lightning module's checkpoint (AdaFace): the network under `model.`, the margin head under `head.`
+                sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
+                changed = True
     return sd
 
 
@@ -193,6 +215,12 @@ def build_torch_model(arch: str, sd: dict, path, **kwargs):
     from arface_repro.models.registry import create_model, list_models
 
     model = create_model(arch, **kwargs)
+    infer = getattr(model, "kwargs_from_state_dict", None)  # e.g. the IR family's flavour, told by its keys
+    if callable(infer):
+        extra = {k: v for k, v in infer(sd).items() if k not in kwargs}
+        if extra:
+            kwargs = {**kwargs, **extra}
+            model = create_model(arch, **kwargs)
     if "embedding_size" not in kwargs and getattr(model, "embedding_size", None):
         msd = model.state_dict()
         d = model.embedding_size
@@ -262,6 +290,24 @@ def _layout_from_shape(shape, spec: str) -> tuple[str, int | None, tuple[int, in
     return layout, fixed, (None if None in hw else (int(hw[0]), int(hw[1])))
 
 
+LANDMARKS_INPUT = "landmarks"
+PREPROCESS_METADATA = "arface_repro.preprocess"  # ONNX metadata: the Preprocess key() the exported network expects
+
+
+def _declared_preprocess(session, path) -> Preprocess:
+    """The preprocessing an ONNX file names in its metadata (written by `arface export-onnx`), else GENERIC."""
+    import json
+
+    text = session.get_modelmeta().custom_metadata_map.get(PREPROCESS_METADATA)
+    if not text:
+        return GENERIC
+    try:
+        fields = json.loads(text)
+        return Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    except (ValueError, TypeError, AttributeError, ConfigError) as exc:
+        raise FormatError(f"{path}: metadata {PREPROCESS_METADATA!r} is not a valid preprocessing ({exc})") from None
+
+
 def _preprocess_for(spec: str, base: Preprocess, overrides, hw) -> Preprocess:
     pre = base
     if hw is not None:
@@ -293,24 +339,31 @@ class OnnxModel(EmbeddingModel):
         except Exception as exc:
             raise FormatError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:300]})") from None
         inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise FormatError(f"{path}: expected one network input, found {[i.name for i in inputs]}")
+        # an optional second input 'landmarks' (N×5×2, network-input pixels): an exported ARFace model
+        self.landmarks_name = inputs[1].name if len(inputs) == 2 and inputs[1].name == LANDMARKS_INPUT else None
+        self.uses_landmarks = self.landmarks_name is not None
+        if len(inputs) != 1 and not self.uses_landmarks:
+            raise FormatError(f"{path}: expected one network input (and optionally '{LANDMARKS_INPUT}'), "
+                              f"found {[i.name for i in inputs]}")
         inp = inputs[0]
         if inp.type != "tensor(float)":
             raise FormatError(f"{path}: input {inp.name!r} is {inp.type}; only float32 image inputs are supported")
         self.input_name = inp.name
         self.output_name = self.session.get_outputs()[0].name
         self.layout, fixed, hw = _layout_from_shape(inp.shape, spec)
-        pre = _preprocess_for(spec, GENERIC, preprocess, hw)
+        pre = _preprocess_for(spec, _declared_preprocess(self.session, path), preprocess, hw)
         out_shape = self.session.get_outputs()[0].shape
         d = out_shape[1] if len(out_shape) >= 2 and isinstance(out_shape[1], int) else None
         super().__init__(spec, pre, sha256_file(path), fixed_batch=fixed, embedding_size=d)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _run(self, x: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         if self.layout == "NCHW":
             x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        feeds = {self.input_name: x}
+        if self.landmarks_name is not None:
+            feeds[self.landmarks_name] = np.ascontiguousarray(landmarks, dtype=np.float32)
         try:
-            return self.session.run([self.output_name], {self.input_name: x})[0]
+            return self.session.run([self.output_name], feeds)[0]
         except Exception as exc:
             raise ConfigError(f"{self.spec}: onnxruntime failed on input {x.shape} ({self.layout}): "
                               f"{str(exc).splitlines()[0][:300]}") from None
@@ -370,13 +423,18 @@ def parse_spec(spec: str) -> tuple[str, str | None, Path]:
             if not sep2 or not arch or not path:
                 raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH (architectures: arface list-models)")
             return kind, arch, Path(path)
+        if kind == "arface":  # -> (kind, options text or None, checkpoint file; a run folder's checkpoint_last.pt)
+            from arface_repro.models.arface_model import split_spec
+
+            return (kind, *split_spec(rest, spec))
         if not rest:
             raise ConfigError(f"model spec {spec!r}: no file path after '{kind}:'")
         return kind, None, Path(rest)
     suffix = Path(spec).suffix.lower()
     if suffix in (".onnx", ".tflite"):
         return suffix[1:], None, Path(spec)
-    raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH or tflite:PATH")
+    raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH or "
+                      f"arface:CKPT")
 
 
 def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None) -> EmbeddingModel:
@@ -409,9 +467,13 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
             raise FormatError(f"{path}: not a loadable TorchScript file ({str(exc).splitlines()[0][:300]})") from None
         pre = preprocess if isinstance(preprocess, Preprocess) else GENERIC.with_overrides(preprocess)
         return TorchModel(module, spec, pre, sha256_file(path), device)
+    if kind == "arface":
+        from arface_repro.models.arface_model import ARFaceModel
+
+        return ARFaceModel.from_checkpoint(path, spec, arch_text, preprocess, device)
     arch, kwargs = _parse_arch(arch_text)
     module = build_torch_model(arch, read_checkpoint(path), path, **kwargs)
-    base = default_for_arch(arch)
+    base = default_for_arch(arch, getattr(module, "flavour", None))
     pre = preprocess if isinstance(preprocess, Preprocess) else base.with_overrides(preprocess)
     return TorchModel(module, spec, pre, sha256_file(path), device)
 

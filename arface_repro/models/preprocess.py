@@ -134,10 +134,23 @@ def parse_overrides(text: str) -> dict:
 
 # Defaults per architecture of our registry (torch:ARCH:PATH). MobileFaceNet: (x − 127.5)/128 as the paper's
 # code and the shared TFLite model; IR-ResNet: insightface arcface_torch's (x/255 − 0.5)/0.5 = (x − 127.5)/127.5.
+# IR / IR-SE (arface_repro.models.ir): each code base's own convention, by flavour: face.evoLVe RGB, TreB1eN and
+# AdaFace BGR, all (x/255 − 0.5)/0.5.
 MOBILEFACENET = Preprocess()
 INSIGHTFACE = Preprocess(std=(127.5, 127.5, 127.5))
-GENERIC = Preprocess()  # exported files (ONNX/TFLite/TorchScript) unless overridden
+EVOLVE = Preprocess(std=(127.5, 127.5, 127.5))
+TREB1EN = Preprocess(color="BGR", std=(127.5, 127.5, 127.5))
+ADAFACE = Preprocess(color="BGR", std=(127.5, 127.5, 127.5))
+GENERIC = Preprocess()  # exported files (ONNX/TFLite/TorchScript) unless overridden or named in the file
+_IR_FLAVOURS = {"evolve": EVOLVE, "treb1en": TREB1EN, "adaface": ADAFACE}
 
 
-def default_for_arch(arch: str) -> Preprocess:
-    return INSIGHTFACE if arch.startswith("iresnet") else MOBILEFACENET
+def default_for_arch(arch: str, flavour: str | None = None) -> Preprocess:
+    """The input convention of a registry architecture (`flavour`: the IR family's code base, default evolve)."""
+    import re
+
+    if arch.startswith("iresnet"):
+        return INSIGHTFACE
+    if re.fullmatch(r"ir(_se)?\d+", arch):
+        return _IR_FLAVOURS.get(flavour or "evolve", EVOLVE)
+    return MOBILEFACENET

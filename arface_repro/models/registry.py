@@ -22,7 +22,8 @@ from typing import Callable
 from arface_repro.errors import ConfigError
 
 _REGISTRY: dict[str, Callable] = {}
-_BUILTIN_MODULES = ("arface_repro.models.mobilefacenet", "arface_repro.models.iresnet", "arface_repro.models.tiny_resnet")
+_BUILTIN_MODULES = ("arface_repro.models.mobilefacenet", "arface_repro.models.iresnet", "arface_repro.models.tiny_resnet",
+                    "arface_repro.models.ir")
 _builtins_loaded = False
 
 

@@ -11,6 +11,12 @@ A model spec string picks the backend:
 - `onnx:PATH` (or a bare `*.onnx`) — onnxruntime; NCHW or NHWC is read from the input shape, as are a fixed
   batch size (the last batch is zero-padded and the padding rows dropped) and a fixed H×W.
 - `tflite:PATH` (or a bare `*.tflite`) — ai-edge-litert (optional extra `[tflite]`), NHWC, fixed or dynamic batch.
+- `opencv:MODEL.pb`, `opencv:MODEL.onnx`, `opencv:NET.prototxt:WEIGHTS.caffemodel` — cv2.dnn (`opencv_backend`);
+  `onnx:` and bare `*.onnx` specs fall back to it when onnxruntime is not installed.
+- `caffe:NET.prototxt:WEIGHTS.caffemodel` — Caffe deploy networks run in PyTorch (`caffe_net`; OpenCV 5 has no
+  Caffe importer).
+- `PRESET:PATH` — a model preset `protocols/models/PRESET.yaml` (`presets`): backend, architecture and
+  preprocessing of a known checkpoint family, e.g. `facenet-20180408:graph_final.pb`.
 
 Every backend: `model.embed(uint8 N×H×W×3 RGB) -> float32 N×D` (it applies `model.preprocess` itself),
 `model.spec`, `model.preprocess`, `model.file_sha256`, `model.embedding_size` (None until known for files).
@@ -127,6 +133,8 @@ class TorchModel(EmbeddingModel):
                               f"{str(exc).splitlines()[0]}") from exc
         finally:
             self.module.train(was_training)
+        if isinstance(out, (tuple, list)):  # e.g. AdaFace returns (embedding, norm): the embedding is first
+            out = out[0]
         return out.float().cpu().numpy()
 
 
@@ -209,6 +217,11 @@ def build_torch_model(arch: str, sd: dict, path, **kwargs):
     from arface_repro.models.registry import create_model, list_models
 
     model = create_model(arch, **kwargs)
+    implied = getattr(model, "checkpoint_kwargs", None)  # e.g. the size of a stored training classifier
+    implied = {k: v for k, v in (implied(sd) if implied else {}).items() if k not in kwargs}
+    if implied:
+        kwargs = {**kwargs, **implied}
+        model = create_model(arch, **kwargs)
     if "embedding_size" not in kwargs and getattr(model, "embedding_size", None):
         msd = model.state_dict()
         d = model.embedding_size
@@ -392,7 +405,8 @@ def parse_spec(spec: str) -> tuple[str, str | None, Path]:
     suffix = Path(spec).suffix.lower()
     if suffix in (".onnx", ".tflite"):
         return suffix[1:], None, Path(spec)
-    raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH or tflite:PATH")
+    raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH, "
+                      f"opencv:PATH, caffe:NET.prototxt:WEIGHTS.caffemodel or PRESET:PATH (arface list-models)")
 
 
 def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None) -> EmbeddingModel:
@@ -409,10 +423,19 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
             return TorchModel.from_module(spec, type(spec).__name__, pre, device)
         raise ConfigError(f"cannot load a model from {type(spec).__name__}")
     spec = str(spec)
+    extra = _load_other_kind(spec, device, preprocess)
+    if extra is not None:
+        return extra
     kind, arch_text, path = parse_spec(spec)
     if not path.is_file():
         raise MissingDataError(f"{path}: model file not found (spec {spec!r})")
     if kind == "onnx":
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None:  # no onnxruntime: run the file with OpenCV
+            from arface_repro.models.opencv_backend import OpenCVModel
+
+            return OpenCVModel("onnx", [path], spec, preprocess, device)
         return OnnxModel(path, spec, preprocess, device)
     if kind == "tflite":
         return TfliteModel(path, spec, preprocess, device)
@@ -430,6 +453,26 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
     base = default_for_arch(arch)
     pre = preprocess if isinstance(preprocess, Preprocess) else base.with_overrides(preprocess)
     return TorchModel(module, spec, pre, sha256_file(path), device)
+
+
+def _load_other_kind(spec: str, device, preprocess) -> "EmbeddingModel | None":
+    """`opencv:`, `caffe:` and `PRESET:` specs (modules of their own); None for the kinds above."""
+    head, sep, rest = spec.partition(":")
+    if not sep or head in KINDS:
+        return None
+    if head == "opencv":
+        from arface_repro.models.opencv_backend import load_opencv_model
+
+        return load_opencv_model(spec, rest, preprocess, device)
+    if head == "caffe":
+        from arface_repro.models.opencv_backend import load_caffe_spec
+
+        return load_caffe_spec(spec, rest, preprocess, device)
+    from arface_repro.models import presets
+
+    if presets.is_preset(head):
+        return presets.load_preset_model(spec, device=device, preprocess=preprocess)
+    return None
 
 
 def file_sha256_of(spec) -> str:

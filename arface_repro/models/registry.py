@@ -16,7 +16,8 @@ from typing import Callable
 from arface_repro.errors import ConfigError
 
 _REGISTRY: dict[str, Callable] = {}
-_BUILTIN_MODULES = ("arface_repro.models.mobilefacenet", "arface_repro.models.iresnet")
+_BUILTIN_MODULES = ("arface_repro.models.mobilefacenet", "arface_repro.models.iresnet",
+                    "arface_repro.models.inception_resnet_v1")
 _builtins_loaded = False
 
 

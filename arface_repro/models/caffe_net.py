@@ -58,7 +58,10 @@ def read_prototxt(path: str | os.PathLike):
     try:
         text_format.Parse(path.read_text(encoding="utf-8", errors="replace"), net)
     except text_format.ParseError as exc:
-        raise FormatError(f"{path}: not a Caffe prototxt this reader understands: {exc}") from None
+        line = exc.GetLine() if hasattr(exc, "GetLine") else None
+        msg = str(exc).split(" : ", 1)[-1] if line else str(exc)
+        where = f"{path}: line {line}" if line else str(path)
+        raise FormatError(f"{where}: not a Caffe prototxt this reader understands: {msg}") from None
     return net
 
 

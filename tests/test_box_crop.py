@@ -12,6 +12,8 @@ from conftest import require
 
 cv2 = pytest.importorskip("cv2")
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def facenet_bb(det, margin, img_size):
     """Structural copy of facenet align_dataset_mtcnn.py's crop box (det: its 1-based detector box)."""

@@ -204,8 +204,7 @@ class CaffeNet(nn.Module):
             if p.axis != 1:
                 raise ConfigError(f"{where}: convolution axis {p.axis} not supported (only 1)")
             w = arrays[0]
-            expected = (int(p.num_output), None, kh, kw)
-            if w.ndim != 4 or w.shape[0] != expected[0] or w.shape[2:] != (kh, kw):
+            if w.ndim != 4 or w.shape[0] != p.num_output or w.shape[2:] != (kh, kw):
                 raise FormatError(f"{wwhere}: weights {w.shape}, expected {p.num_output}×C×{kh}×{kw}")
             s["w"] = self._add(w)
             s["b"] = None

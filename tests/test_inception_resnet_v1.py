@@ -181,3 +181,16 @@ def test_wrong_checkpoint_is_a_clear_error(tmp_path):
     torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="does not fit architecture 'inception_resnet_v1'"):
         load_model(f"torch:inception_resnet_v1:{tmp_path / 'other.pt'}")
+
+
+def test_hook_points_and_112_input():
+    m = create_model("inception_resnet_v1").eval()
+    assert len(m.mask_points) == 15 and set(m.mask_points) <= {p for v in m.stage_points.values() for p in v}
+    seen = {}
+    for names in m.stage_points.values():
+        for p in names:
+            m.get_submodule(p).register_forward_hook(lambda mod, i, o, p=p: seen.__setitem__(p, o.shape[-1]))
+    with torch.no_grad():
+        assert m(torch.randn(1, 3, 112, 112)).shape == (1, 512)
+    assert [seen[v[0]] for v in m.stage_points.values()] == [11, 11, 5, 2]
+

@@ -32,7 +32,8 @@ def test_every_preset_validates():
 def test_family_conventions():
     fn = presets.load_preset("facenet-20180408")
     assert fn.backend == "opencv" and fn.crop_settings() == {"mode": "box", "margin": 32, "size": (160, 160)}
-    assert fn.preprocess().describe() == "160×160 RGB, (x − 127.5)/128, fit=pad"
+    pre = fn.preprocess()
+    assert (pre.size, pre.color, pre.mean, pre.std, pre.norm) == ((160, 160), "RGB", (127.5,) * 3, (128.0,) * 3, "channel")
     assert [(r["benchmark"], r["value"]) for r in fn.reported] == [("LFW", 99.05)]
     sf = presets.load_preset("sphereface-20").preprocess()
     assert (sf.size, sf.color, sf.mean, sf.std) == ((112, 96), "BGR", (127.5,) * 3, (128.0,) * 3)

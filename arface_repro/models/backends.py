@@ -406,7 +406,8 @@ def parse_spec(spec: str) -> tuple[str, str | None, Path]:
     if suffix in (".onnx", ".tflite"):
         return suffix[1:], None, Path(spec)
     raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH, "
-                      f"opencv:PATH, caffe:NET.prototxt:WEIGHTS.caffemodel or PRESET:PATH (arface list-models)")
+                      f"opencv:PATH, caffe:NET.prototxt:WEIGHTS.caffemodel or PRESET:PATH "
+                      f"(presets: protocols/models/*.yaml)")
 
 
 def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None) -> EmbeddingModel:

@@ -10,6 +10,11 @@ module names (`conv2d_1a.conv`, `repeat_1.0.branch2.1.bn`, `mixed_6a.branch0.con
 Input N×3×160×160, (x − 127.5)/128 (facenet-pytorch's fixed_image_standardization). Output: the 512-d
 embedding after `last_bn`, unnormalised (facenet-pytorch L2-normalises it in `forward`; here the protocols
 normalise). Batch norms use eps 0.001 as in TensorFlow.
+
+Hook points (the registry's contract, for ARFace feature masking and DropBlock): `stage_points` = stem
+(`conv2d_4b`), the 5 Block35, the 10 Block17 and the 5 Block8 + `block8` (maps of 17, 8 and 3 px at 160×160
+input; 11, 5 and 2 px at 112×112); `mask_points` = the Block35 and Block17 residual blocks, whose maps are
+large enough (≥ 5×5 at 112 px) for a patch mask to land on whole cells.
 """
 
 from __future__ import annotations
@@ -113,6 +118,10 @@ class InceptionResnetV1(nn.Module):
         self.last_bn = nn.BatchNorm1d(embedding_size, eps=0.001, momentum=0.1)
         if num_classes:
             self.logits = nn.Linear(embedding_size, num_classes)  # training classifier: loaded, not used
+        self.stage_points = {"stage1": ["conv2d_4b"], "stage2": [f"repeat_1.{i}" for i in range(5)],
+                             "stage3": [f"repeat_2.{i}" for i in range(10)],
+                             "stage4": [f"repeat_3.{i}" for i in range(5)] + ["block8"]}
+        self.mask_points = self.stage_points["stage2"] + self.stage_points["stage3"]
 
     @staticmethod
     def checkpoint_kwargs(state_dict: dict) -> dict:

@@ -64,17 +64,6 @@ class Preprocess:
             del d["norm"]
         return json.dumps(d, sort_keys=True)
 
-    def describe(self) -> str:
-        """One line for people: '160×160 RGB, (x − 127.5)/128' or '… per-image prewhitening'."""
-        h, w = self.size
-        if self.norm == "prewhiten":
-            how = "per-image prewhitening (x − mean)/max(std, 1/√N)"
-        elif len(set(self.mean)) == 1 and len(set(self.std)) == 1:
-            how = f"(x − {self.mean[0]:g})/{self.std[0]:g}"
-        else:
-            how = f"(x − {'/'.join(f'{v:g}' for v in self.mean)})/{'/'.join(f'{v:g}' for v in self.std)}"
-        return f"{h}×{w} {self.color}, {how}, fit={self.fit}"
-
     def with_overrides(self, overrides: "str | dict | None") -> "Preprocess":
         """A copy with fields from a spec string ('std=127.5,color=BGR', 'preset=facenet') or dict replaced."""
         return self if not overrides else replace(self, **override_fields(overrides))

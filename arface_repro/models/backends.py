@@ -13,6 +13,12 @@ A model spec string picks the backend:
 - `tflite:PATH` (or a bare `*.tflite`) — ai-edge-litert (optional extra `[tflite]`), NHWC, fixed or dynamic batch.
 - `arface:CKPT[,mask=on|off]` — an `arface train` checkpoint (or its run folder): Attention-Net, argmax input mask
   and Feature-Net backbone (`arface_repro.models.arface_model`).
+- `opencv:MODEL.pb`, `opencv:MODEL.onnx`, `opencv:NET.prototxt:WEIGHTS.caffemodel` — cv2.dnn (`opencv_backend`);
+  `onnx:` and bare `*.onnx` specs fall back to it when onnxruntime is not installed.
+- `caffe:NET.prototxt:WEIGHTS.caffemodel` — Caffe deploy networks run in PyTorch (`caffe_net`; OpenCV 5 has no
+  Caffe importer).
+- `PRESET:PATH` — a model preset `protocols/models/PRESET.yaml` (`presets`): backend, architecture and
+  preprocessing of a known checkpoint family, e.g. `facenet-20180408:graph_final.pb`.
 
 Every backend: `model.embed(uint8 N×H×W×3 RGB, landmarks=None) -> float32 N×D` (it applies `model.preprocess`
 itself), `model.spec`, `model.preprocess`, `model.file_sha256`, `model.embedding_size` (None until known for
@@ -144,6 +150,8 @@ class TorchModel(EmbeddingModel):
                               f"{str(exc).splitlines()[0]}") from exc
         finally:
             self.module.train(was_training)
+        if isinstance(out, (tuple, list)):  # e.g. AdaFace returns (embedding, norm): the embedding is first
+            out = out[0]
         return out.float().cpu().numpy()
 
 
@@ -215,12 +223,11 @@ def build_torch_model(arch: str, sd: dict, path, **kwargs):
     from arface_repro.models.registry import create_model, list_models
 
     model = create_model(arch, **kwargs)
-    infer = getattr(model, "kwargs_from_state_dict", None)  # e.g. the IR family's flavour, told by its keys
-    if callable(infer):
-        extra = {k: v for k, v in infer(sd).items() if k not in kwargs}
-        if extra:
-            kwargs = {**kwargs, **extra}
-            model = create_model(arch, **kwargs)
+    infer = getattr(model, "kwargs_from_state_dict", None)  # e.g. the IR flavour told by its keys, or the size
+    extra = {k: v for k, v in (infer(sd) if callable(infer) else {}).items() if k not in kwargs}  # of a stored classifier
+    if extra:
+        kwargs = {**kwargs, **extra}
+        model = create_model(arch, **kwargs)
     if "embedding_size" not in kwargs and getattr(model, "embedding_size", None):
         msd = model.state_dict()
         d = model.embedding_size
@@ -433,8 +440,9 @@ def parse_spec(spec: str) -> tuple[str, str | None, Path]:
     suffix = Path(spec).suffix.lower()
     if suffix in (".onnx", ".tflite"):
         return suffix[1:], None, Path(spec)
-    raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH or "
-                      f"arface:CKPT")
+    raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH, "
+                      f"arface:CKPT, opencv:PATH, caffe:NET.prototxt:WEIGHTS.caffemodel or PRESET:PATH "
+                      f"(presets: protocols/models/*.yaml)")
 
 
 def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None) -> EmbeddingModel:
@@ -451,10 +459,19 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
             return TorchModel.from_module(spec, type(spec).__name__, pre, device)
         raise ConfigError(f"cannot load a model from {type(spec).__name__}")
     spec = str(spec)
+    extra = _load_other_kind(spec, device, preprocess)
+    if extra is not None:
+        return extra
     kind, arch_text, path = parse_spec(spec)
     if not path.is_file():
         raise MissingDataError(f"{path}: model file not found (spec {spec!r})")
     if kind == "onnx":
+        import importlib.util
+
+        if importlib.util.find_spec("onnxruntime") is None:  # no onnxruntime: run the file with OpenCV
+            from arface_repro.models.opencv_backend import OpenCVModel
+
+            return OpenCVModel("onnx", [path], spec, preprocess, device)
         return OnnxModel(path, spec, preprocess, device)
     if kind == "tflite":
         return TfliteModel(path, spec, preprocess, device)
@@ -476,6 +493,26 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
     base = default_for_arch(arch, getattr(module, "flavour", None))
     pre = preprocess if isinstance(preprocess, Preprocess) else base.with_overrides(preprocess)
     return TorchModel(module, spec, pre, sha256_file(path), device)
+
+
+def _load_other_kind(spec: str, device, preprocess) -> "EmbeddingModel | None":
+    """`opencv:`, `caffe:` and `PRESET:` specs (modules of their own); None for the kinds above."""
+    head, sep, rest = spec.partition(":")
+    if not sep or head in KINDS:
+        return None
+    if head == "opencv":
+        from arface_repro.models.opencv_backend import load_opencv_model
+
+        return load_opencv_model(spec, rest, preprocess, device)
+    if head == "caffe":
+        from arface_repro.models.opencv_backend import load_caffe_spec
+
+        return load_caffe_spec(spec, rest, preprocess, device)
+    from arface_repro.models import presets
+
+    if presets.is_preset(head):
+        return presets.load_preset_model(spec, device=device, preprocess=preprocess)
+    return None
 
 
 def file_sha256_of(spec) -> str:

@@ -5,10 +5,15 @@ Every backend's `embed(batch)` takes uint8 N×H×W×3 RGB images and applies its
    sides, so a 112×96 SphereFace crop becomes the 112×112 ArcFace crop (8 columns each side, the two templates
    differ by exactly 8 px in x); `resize` uses cv2.resize (bilinear); `none` demands the exact size.
 2. reorder channels to `color` (RGB or BGR),
-3. (x − mean) / std per channel, float32, N×H×W×3 (backends transpose to NCHW where the network wants it).
+3. normalise, float32, N×H×W×3 (backends transpose to NCHW where the network wants it):
+   `norm=channel` (default): (x − mean) / std per channel;
+   `norm=prewhiten`: facenet's per-image standardisation (x − mean(x)) / max(std(x), 1/√N) over all
+   N = H·W·3 values of each image, computed in float64 like facenet's numpy `prewhiten` (mean/std unused).
 
-Spec strings for overrides: "color=BGR,mean=127.5,std=127.5,size=112x112,fit=pad" (mean/std also as a
-3-tuple "mean=123.7/116.3/103.5"). The `key()` is part of the embedding cache key.
+Spec strings for overrides: "color=BGR,mean=127.5,std=127.5,size=112x112,fit=pad,norm=channel" (mean/std
+also as a 3-tuple "mean=123.7/116.3/103.5"), and "preset=NAME" for a named convention (PRESETS below;
+fields written after it override it, e.g. "preset=facenet,norm=prewhiten"). The `key()` is part of the
+embedding cache key.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import numpy as np
 from arface_repro.errors import ConfigError
 
 FITS = ("pad", "resize", "none")
+NORMS = ("channel", "prewhiten")
+FIELDS = ("color", "mean", "std", "size", "fit", "norm")
 
 
 @dataclass(frozen=True)
@@ -30,12 +37,15 @@ class Preprocess:
     std: tuple[float, float, float] = (128.0, 128.0, 128.0)
     size: tuple[int, int] = (112, 112)  # (height, width) the network takes
     fit: str = "pad"
+    norm: str = "channel"
 
     def __post_init__(self) -> None:
         if self.color not in ("RGB", "BGR"):
             raise ConfigError(f"preprocess color must be RGB or BGR, got {self.color!r}")
         if self.fit not in FITS:
             raise ConfigError(f"preprocess fit must be one of {', '.join(FITS)}, got {self.fit!r}")
+        if self.norm not in NORMS:
+            raise ConfigError(f"preprocess norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         object.__setattr__(self, "mean", _triple(self.mean, "mean"))
         object.__setattr__(self, "std", _triple(self.std, "std"))
         if any(s == 0 for s in self.std):
@@ -46,18 +56,17 @@ class Preprocess:
         object.__setattr__(self, "size", size)
 
     def key(self) -> str:
-        """Canonical JSON text of the settings (stored with features and used in cache keys)."""
-        return json.dumps(asdict(self), sort_keys=True)
+        """Canonical JSON text of the settings (stored with features and used in cache keys).
+
+        `norm` appears only when it is not the default, so keys written before it existed stay valid."""
+        d = asdict(self)
+        if d["norm"] == "channel":
+            del d["norm"]
+        return json.dumps(d, sort_keys=True)
 
     def with_overrides(self, overrides: "str | dict | None") -> "Preprocess":
-        """A copy with fields from a spec string ('std=127.5,color=BGR') or dict replaced."""
-        if not overrides:
-            return self
-        fields = parse_overrides(overrides) if isinstance(overrides, str) else dict(overrides)
-        unknown = set(fields) - {"color", "mean", "std", "size", "fit"}
-        if unknown:
-            raise ConfigError(f"unknown preprocess field(s) {sorted(unknown)}; known: color, mean, std, size, fit")
-        return replace(self, **fields)
+        """A copy with fields from a spec string ('std=127.5,color=BGR', 'preset=facenet') or dict replaced."""
+        return self if not overrides else replace(self, **override_fields(overrides))
 
     def fit_image(self, img: np.ndarray, name: str = "image") -> np.ndarray:
         """One uint8 H×W×3 image fitted to `size` (see module docstring); a size it cannot fit is a ConfigError."""
@@ -87,10 +96,24 @@ class Preprocess:
         x = self.fit_batch(batch, name)
         if self.color == "BGR":
             x = x[..., ::-1]
+        if self.norm == "prewhiten":
+            return prewhiten(x)
         x = x.astype(np.float32)
         x -= np.asarray(self.mean, dtype=np.float32)
         x /= np.asarray(self.std, dtype=np.float32)
         return x
+
+
+def prewhiten(batch: np.ndarray) -> np.ndarray:
+    """facenet's per-image standardisation of uint8 N×H×W×C images -> float32.
+
+    Each image: (x − mean) / max(std, 1/√N) with mean, std (ddof 0) over its N = H·W·C values, in float64
+    as facenet's numpy `prewhiten` computes it (TensorFlow's per_image_standardization is the same formula)."""
+    x = batch.astype(np.float64)
+    n = x[0].size if len(x) else 1
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    std = x.std(axis=(1, 2, 3), keepdims=True)
+    return ((x - mean) / np.maximum(std, 1.0 / np.sqrt(n))).astype(np.float32)
 
 
 def check_batch(batch: np.ndarray, name: str = "batch") -> None:
@@ -111,17 +134,22 @@ def _triple(v, what: str) -> tuple[float, float, float]:
 
 
 def parse_overrides(text: str) -> dict:
-    """'color=BGR,mean=127.5,std=128,size=112x112,fit=pad' -> dict of typed fields."""
+    """'color=BGR,mean=127.5,std=128,size=112x112,fit=pad' -> dict of typed fields (in the order written;
+    'preset=NAME' is kept as a 'preset' entry, see `override_fields`)."""
     out: dict = {}
     for item in filter(None, (s.strip() for s in text.split(","))):
         if "=" not in item:
             raise ConfigError(f"preprocess override {item!r} is not key=value (in {text!r})")
         k, v = (s.strip() for s in item.split("=", 1))
+        if k in out:
+            raise ConfigError(f"preprocess field {k!r} given twice (in {text!r})")
         try:
             if k in ("mean", "std"):
                 out[k] = tuple(float(x) for x in v.split("/"))
             elif k == "size":
                 hw = v.lower().split("x")
+                if len(hw) > 2:
+                    raise ValueError
                 out[k] = (int(hw[0]), int(hw[-1]))
             elif k == "color":
                 out[k] = v.upper()
@@ -132,15 +160,66 @@ def parse_overrides(text: str) -> dict:
     return out
 
 
+def override_fields(overrides: "str | dict | None") -> dict:
+    """The Preprocess fields an override string/dict sets, a 'preset' expanded in place (later fields win).
+
+    Unknown fields and unknown presets are ConfigErrors listing the known ones."""
+    if not overrides:
+        return {}
+    items = parse_overrides(overrides) if isinstance(overrides, str) else dict(overrides)
+    out: dict = {}
+    for k, v in items.items():
+        if k == "preset":
+            if v not in PRESETS:
+                raise ConfigError(f"unknown preprocess preset {v!r}; known: {', '.join(PRESETS)}")
+            out.update(PRESETS[v][1])
+        elif k in FIELDS:
+            out[k] = v
+        else:
+            raise ConfigError(f"unknown preprocess field(s) {[k]}; known: {', '.join(FIELDS)}, preset")
+    return out
+
+
+def resolve(base: Preprocess, overrides: "Preprocess | str | dict | None") -> tuple[Preprocess, set]:
+    """(preprocess, names of the fields the caller set explicitly): a Preprocess object sets them all."""
+    if isinstance(overrides, Preprocess):
+        return overrides, set(FIELDS)
+    fields = override_fields(overrides)
+    return replace(base, **fields), set(fields)
+
+
+# Named conventions for `preset=NAME` (description, fields). The normalisations: `fixed` (x − 127.5)/128
+# (facenet's fixed_image_standardization, MobileFaceNet, SphereFace), `arcface` (x/255 − 0.5)/0.5 =
+# (x − 127.5)/127.5 (insightface, AdaFace), `prewhiten` (facenet's per-image standardisation).
+_FIXED = {"mean": (127.5,) * 3, "std": (128.0,) * 3, "norm": "channel"}
+_ARCFACE = {"mean": (127.5,) * 3, "std": (127.5,) * 3, "norm": "channel"}
+PRESETS: dict[str, tuple[str, dict]] = {
+    "fixed": ("(x − 127.5)/128", _FIXED),
+    "arcface": ("(x/255 − 0.5)/0.5 = (x − 127.5)/127.5", _ARCFACE),
+    "prewhiten": ("per image (x − mean)/max(std, 1/√N)", {"norm": "prewhiten"}),
+    "facenet": ("facenet 2018 models: 160×160 RGB, (x − 127.5)/128",
+                {"color": "RGB", "size": (160, 160), **_FIXED}),
+    "facenet-prewhiten": ("facenet models with per-image prewhitening: 160×160 RGB",
+                          {"color": "RGB", "size": (160, 160), "norm": "prewhiten"}),
+    "insightface": ("insightface arcface_torch: 112×112 RGB, (x/255 − 0.5)/0.5",
+                    {"color": "RGB", "size": (112, 112), **_ARCFACE}),
+    "adaface": ("AdaFace: 112×112 BGR, (x/255 − 0.5)/0.5", {"color": "BGR", "size": (112, 112), **_ARCFACE}),
+    "sphereface": ("SphereFace/CosFace/AM-Softmax Caffe releases: 112×96 BGR, (x − 127.5)/128",
+                   {"color": "BGR", "size": (112, 96), **_FIXED}),
+    "mobilefacenet": ("MobileFaceNet: 112×112 RGB, (x − 127.5)/128", {"color": "RGB", "size": (112, 112), **_FIXED}),
+}
+
 # Defaults per architecture of our registry (torch:ARCH:PATH). MobileFaceNet: (x − 127.5)/128 as the paper's
 # code and the shared TFLite model; IR-ResNet: insightface arcface_torch's (x/255 − 0.5)/0.5 = (x − 127.5)/127.5.
 # IR / IR-SE (arface_repro.models.ir): each code base's own convention, by flavour: face.evoLVe RGB, TreB1eN and
-# AdaFace BGR, all (x/255 − 0.5)/0.5.
+# AdaFace BGR, all (x/255 − 0.5)/0.5. facenet-pytorch's Inception-ResNet-v1: 160×160, (x − 127.5)/128 (its
+# fixed_image_standardization).
 MOBILEFACENET = Preprocess()
 INSIGHTFACE = Preprocess(std=(127.5, 127.5, 127.5))
 EVOLVE = Preprocess(std=(127.5, 127.5, 127.5))
 TREB1EN = Preprocess(color="BGR", std=(127.5, 127.5, 127.5))
 ADAFACE = Preprocess(color="BGR", std=(127.5, 127.5, 127.5))
+FACENET = Preprocess(size=(160, 160))
 GENERIC = Preprocess()  # exported files (ONNX/TFLite/TorchScript) unless overridden or named in the file
 _IR_FLAVOURS = {"evolve": EVOLVE, "treb1en": TREB1EN, "adaface": ADAFACE}
 
@@ -149,6 +228,8 @@ def default_for_arch(arch: str, flavour: str | None = None) -> Preprocess:
     """The input convention of a registry architecture (`flavour`: the IR family's code base, default evolve)."""
     import re
 
+    if arch.startswith("inception_resnet"):
+        return FACENET
     if arch.startswith("iresnet"):
         return INSIGHTFACE
     if re.fullmatch(r"ir(_se)?\d+", arch):

@@ -23,7 +23,7 @@ from arface_repro.errors import ConfigError
 
 _REGISTRY: dict[str, Callable] = {}
 _BUILTIN_MODULES = ("arface_repro.models.mobilefacenet", "arface_repro.models.iresnet", "arface_repro.models.tiny_resnet",
-                    "arface_repro.models.ir")
+                    "arface_repro.models.ir", "arface_repro.models.inception_resnet_v1")
 _builtins_loaded = False
 
 

@@ -1,0 +1,261 @@
+"""The `opencv:` backend: TensorFlow frozen graphs, ONNX and (OpenCV 4) Caffe models run by cv2.dnn.
+
+Specs:
+- `opencv:MODEL.pb` — a TensorFlow frozen GraphDef (`cv2.dnn.readNetFromTensorflow`); `opencv:MODEL.pb:GRAPH.pbtxt`
+  adds OpenCV's text graph config;
+- `opencv:MODEL.onnx` — ONNX through OpenCV (also what a bare `*.onnx` / `onnx:` spec falls back to when
+  onnxruntime is not installed);
+- `opencv:NET.prototxt:WEIGHTS.caffemodel` — Caffe through `cv2.dnn.readNetFromCaffe`. OpenCV 5 removed that
+  importer; with it the spec is run by the package's own Caffe reader (`caffe_net`, model kind 'caffe').
+
+Same `EmbeddingModel` interface as the other backends. What the file declares is used and checked:
+- input size: a TF graph's Placeholder shape, an ONNX input shape, a prototxt input shape. When the file
+  does not declare it, the preprocessing must give it (`--preprocess size=160x160`), else a ConfigError;
+  a size different from a declared one is a ConfigError too (OpenCV can crash the process on a wrong size).
+- batch: at load, two different inputs are run one by one and together; if the batch of two fails or does
+  not reproduce the single outputs, the model is run one image at a time (`fixed_batch = 1`). (OpenCV 5.0
+  rejects batch 2 on the shared facenet graph.) A fixed batch > 1 declared by an ONNX input is padded.
+- channel order: cv2.dnn gets the blob as the preprocessing makes it (RGB unless `color=BGR`; Caffe files
+  default to BGR); the blob is N×C×H×W (OpenCV's layout for TF graphs too), N×H×W×C only when an ONNX
+  input declares it.
+- several outputs: the first one the file declares (ONNX) or OpenCV's default output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.models.backends import EmbeddingModel, _layout_from_shape
+from arface_repro.models.preprocess import Preprocess, resolve
+from arface_repro.utils.hashing import sha256_bytes, sha256_file
+
+FIRST = {".pb": "tensorflow", ".onnx": "onnx", ".prototxt": "caffe"}
+SECOND = {"tensorflow": (".pbtxt",), "caffe": (".caffemodel",)}
+PROBE_RTOL = 1e-4
+
+
+def split_spec(rest: str) -> tuple[str, list[Path]]:
+    """'MODEL.pb' / 'MODEL.pb:G.pbtxt' / 'NET.prototxt:W.caffemodel' / 'M.onnx' -> (format, files).
+
+    The split is at the ':' after a known first-file suffix, so paths may contain ':' elsewhere."""
+    for i, ch in enumerate(rest):
+        if ch != ":":
+            continue
+        first, second = rest[:i], rest[i + 1:]
+        fmt = FIRST.get(Path(first).suffix.lower())
+        if fmt in SECOND and Path(second).suffix.lower() in SECOND[fmt]:
+            return fmt, [Path(first), Path(second)]
+    fmt = FIRST.get(Path(rest).suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"opencv spec {rest!r}: expected MODEL.pb[:GRAPH.pbtxt], MODEL.onnx or "
+                          f"NET.prototxt:WEIGHTS.caffemodel")
+    if fmt == "caffe":
+        raise ConfigError(f"opencv spec {rest!r}: a Caffe model needs NET.prototxt:WEIGHTS.caffemodel")
+    return fmt, [Path(rest)]
+
+
+def has_caffe_importer() -> bool:
+    import cv2
+
+    return hasattr(cv2.dnn, "readNetFromCaffe")
+
+
+# ---------------------------------------------------------------- what the files declare
+
+
+def tensorflow_input(path: Path) -> tuple[str | None, list | None]:
+    """(name, NHWC shape with None for unknown dims) of the graph's single Placeholder, or (None, None)."""
+    from google.protobuf.message import DecodeError
+
+    from arface_repro.models.proto_schemas import tensorflow
+
+    graph = tensorflow()["GraphDef"]()
+    try:
+        graph.ParseFromString(path.read_bytes())
+    except DecodeError as exc:
+        raise FormatError(f"{path}: not a TensorFlow GraphDef ({exc})") from None
+    holders = [n for n in graph.node if n.op == "Placeholder"]
+    if len(holders) != 1:
+        return (holders[0].name if holders else None), None
+    node = holders[0]
+    if "shape" not in node.attr or node.attr["shape"].shape.unknown_rank or not node.attr["shape"].shape.dim:
+        return node.name, None
+    return node.name, [int(d.size) if d.size > 0 else None for d in node.attr["shape"].shape.dim]
+
+
+def onnx_io(path: Path) -> tuple[list | None, str | None]:
+    """(shape of the single graph input with None for symbolic dims, name of the first output)."""
+    from google.protobuf.message import DecodeError
+
+    from arface_repro.models.proto_schemas import onnx
+
+    model = onnx()["ModelProto"]()
+    try:
+        model.ParseFromString(path.read_bytes())
+    except DecodeError as exc:
+        raise FormatError(f"{path}: not an ONNX model ({exc})") from None
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise FormatError(f"{path}: expected one network input, found {[i.name for i in inputs]}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    shape = [int(d.dim_value) if d.HasField("dim_value") and d.dim_value > 0 else None for d in dims] or None
+    out = model.graph.output[0].name if model.graph.output else None
+    return shape, out
+
+
+def caffe_input(prototxt: Path) -> list | None:
+    from arface_repro.models.caffe_net import CaffeNet, read_prototxt
+
+    return CaffeNet._declared_input(read_prototxt(prototxt))[1]
+
+
+# ---------------------------------------------------------------- the backend
+
+
+class OpenCVModel(EmbeddingModel):
+    kind = "opencv"
+
+    def __init__(self, fmt: str, files: list[Path], spec: str, preprocess=None, device=None):
+        import cv2
+
+        self.format, self.files = fmt, files
+        self.output_name = None
+        self.layout, declared_batch, hw = "NCHW", None, None
+        base = Preprocess()
+        if fmt == "tensorflow":
+            _, shape = tensorflow_input(files[0])
+            if shape is not None and len(shape) == 4:  # TF Placeholders are N×H×W×C; OpenCV takes N×C×H×W
+                hw = (shape[1], shape[2]) if shape[1] and shape[2] else None
+                if shape[3] not in (None, 3):
+                    raise FormatError(f"{files[0]}: input has {shape[3]} channels; 3 (colour) expected")
+        elif fmt == "onnx":
+            shape, self.output_name = onnx_io(files[0])
+            if shape is not None:
+                self.layout, declared_batch, hw = _layout_from_shape(shape, spec)
+        else:
+            shape = caffe_input(files[0])
+            base = Preprocess(color="BGR")
+            if shape is not None and len(shape) == 4 and min(shape[2:4]) > 0:
+                hw = (int(shape[2]), int(shape[3]))
+        if hw is not None:
+            base = base.with_overrides({"size": hw})
+        pre, given = resolve(base, preprocess)
+        if hw is None and "size" not in given:
+            raise ConfigError(f"{spec}: {files[0]} does not declare its input size; give it with the "
+                              f"preprocessing, e.g. --preprocess size=160x160")
+        if hw is not None and pre.size != hw:
+            raise ConfigError(f"{spec}: the network takes {hw[0]}×{hw[1]} inputs but the preprocessing asks "
+                              f"for {pre.size[0]}×{pre.size[1]}")
+        try:
+            if fmt == "tensorflow":
+                self.net = cv2.dnn.readNetFromTensorflow(*[str(f) for f in files])
+            elif fmt == "onnx":
+                self.net = cv2.dnn.readNetFromONNX(str(files[0]))
+            else:
+                self.net = cv2.dnn.readNetFromCaffe(str(files[0]), str(files[1]))
+        except cv2.error as exc:
+            raise FormatError(f"{files[0]}: OpenCV {cv2.__version__} cannot read this {fmt} model: "
+                              f"{_first_line(exc)}") from None
+        self._set_device(device)
+        digest = sha256_file(files[0]) if len(files) == 1 else \
+            sha256_bytes("".join(sha256_file(f) for f in files).encode())
+        super().__init__(spec, pre, digest, fixed_batch=declared_batch if declared_batch and declared_batch > 1 else None)
+        self.batch_note = self._probe_batch()
+
+    def identity(self) -> dict:
+        import cv2
+
+        return {**super().identity(), "engine": f"opencv-{cv2.__version__}"}
+
+    def _set_device(self, device) -> None:
+        import cv2
+
+        if device is None or str(device) == "cpu":
+            return
+        if not str(device).startswith("cuda"):
+            raise ConfigError(f"opencv backend: device {device!r} not supported (cpu or cuda)")
+        if cv2.cuda.getCudaEnabledDeviceCount() == 0:
+            raise ConfigError(f"this OpenCV {cv2.__version__} build has no CUDA (device {device!r} asked for); "
+                              f"use device cpu")
+        self.net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
+        self.net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        if self.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        self.net.setInput(np.ascontiguousarray(x, dtype=np.float32))
+        out = self.net.forward(self.output_name) if self.output_name else self.net.forward()
+        return np.asarray(out)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        import cv2
+
+        try:
+            return self._forward(x)
+        except cv2.error as exc:
+            raise ConfigError(f"{self.spec}: OpenCV failed on input {x.shape} (N×H×W×C): {_first_line(exc)}") from None
+
+    def _probe_batch(self) -> str:
+        """Decide whether the network runs whole batches (see module docstring); returns what was found."""
+        import cv2
+
+        h, w = self.preprocess.size
+        n = max(2, self.fixed_batch or 0)
+        images = np.random.default_rng(0).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+        probe = self.preprocess(images, name="batch probe")
+        if self.fixed_batch:
+            self.embedding_size = self._checked(self._run(probe), n).shape[1]
+            return f"fixed batch {n} declared by the file (the last batch is zero-padded)"
+        singles = np.concatenate([self._checked(self._run(probe[i:i + 1]), 1) for i in range(2)])
+        self.embedding_size = singles.shape[1]
+        try:
+            together = self._checked(self._forward(probe), 2)
+        except (cv2.error, FormatError) as exc:
+            self.fixed_batch = 1
+            return f"batch of 2 rejected by OpenCV ({_first_line(exc)[:120]}): one image at a time"
+        scale = max(float(np.abs(singles).max()), 1e-12)
+        if float(np.abs(together - singles).max()) > PROBE_RTOL * scale:
+            self.fixed_batch = 1
+            return "a batch of 2 gives other outputs than single images: one image at a time"
+        return "batched"
+
+
+def _first_line(exc: Exception) -> str:
+    """The informative part of a cv2.error ('(-215:Assertion failed) ... in function ...')."""
+    lines = [s.strip() for s in str(exc).splitlines() if s.strip()]
+    text = next((s for s in lines if "error:" in s), lines[-1] if lines else type(exc).__name__)
+    return text.split("error: ", 1)[-1]
+
+
+def load_opencv_model(spec: str, rest: str, preprocess=None, device=None) -> EmbeddingModel:
+    """Entry point for `opencv:REST` specs (see module docstring)."""
+    fmt, files = split_spec(rest)
+    for f in files:
+        if not f.is_file():
+            raise MissingDataError(f"{f}: model file not found (spec {spec!r})")
+    if fmt == "caffe" and not has_caffe_importer():
+        from arface_repro.models.caffe_net import load_caffe_model
+
+        return load_caffe_model(spec, files[0], files[1], preprocess, device)
+    return OpenCVModel(fmt, files, spec, preprocess, device)
+
+
+def load_caffe_spec(spec: str, rest: str, preprocess=None, device=None) -> EmbeddingModel:
+    """Entry point for `caffe:NET.prototxt:WEIGHTS.caffemodel` (the package's own Caffe reader)."""
+    fmt, files = split_spec(rest) if ":" in rest else (None, [])
+    if fmt != "caffe":
+        raise ConfigError(f"model spec {spec!r}: expected caffe:NET.prototxt:WEIGHTS.caffemodel")
+    for f in files:
+        if not f.is_file():
+            raise MissingDataError(f"{f}: model file not found (spec {spec!r})")
+    from arface_repro.models.caffe_net import load_caffe_model
+
+    return load_caffe_model(spec, files[0], files[1], preprocess, device)
+
+
+__all__ = ["OpenCVModel", "load_opencv_model", "load_caffe_spec", "split_spec", "tensorflow_input", "onnx_io",
+           "has_caffe_importer"]

@@ -57,10 +57,17 @@ def block_columns(n_rows: int, max_memory_gb: float | None, *, temporaries: int 
 
 
 def chunk_grid(n: int, size: int) -> list[tuple[int, int]]:
-    """[(start, stop), ...] covering range(n) in blocks of `size` (last one shorter)."""
+    """[(start, stop), ...] covering range(n) in blocks of `size` (last one shorter).
+
+    A last block of one item is merged into the one before: a BLAS product with a dimension of 1 runs a
+    matrix-vector kernel whose float32 rounding differs from the matrix-matrix kernel's, which would make
+    that block's scores differ in the last bit from a whole-matrix product."""
     if size <= 0:
         raise ValueError("chunk size must be positive")
-    return [(s, min(n, s + size)) for s in range(0, n, size)]
+    out = [(s, min(n, s + size)) for s in range(0, n, size)]
+    if len(out) > 1 and out[-1][1] - out[-1][0] == 1:
+        out[-2:] = [(out[-2][0], n)]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -260,13 +267,14 @@ def make_backend(device: str = "auto") -> Backend:
 
 
 class TopK:
-    """Exact running multiset of the k largest values of a stream (float32, sorted on demand)."""
+    """Exact running multiset of the k largest values of a stream (float32 unless `dtype`, sorted on demand)."""
 
-    def __init__(self, k: int):
+    def __init__(self, k: int, dtype=np.float32):
         if k < 1:
             raise ValueError("k must be at least 1")
         self.k = int(k)
-        self._vals = np.empty(0, np.float32)
+        self.dtype = np.dtype(dtype)
+        self._vals = np.empty(0, self.dtype)
         self.seen = 0
 
     @property
@@ -276,7 +284,7 @@ class TopK:
 
     def push(self, values: np.ndarray, n_seen: int | None = None) -> None:
         """Add candidate values (already filtered to > tau is fine); `n_seen` = how many the block held."""
-        v = np.asarray(values, np.float32).ravel()
+        v = np.asarray(values, self.dtype).ravel()
         self.seen += int(v.size if n_seen is None else n_seen)
         if v.size == 0:
             return
@@ -301,7 +309,7 @@ class TopK:
         """Merge the top-k of all ranks; returns the global top-k sorted descending."""
         if ctx.active:
             parts = ctx.all_gather(self._vals)
-            merged = TopK(self.k)
+            merged = TopK(self.k, self.dtype)
             merged.push(np.concatenate(parts), n_seen=0)
             return merged.values()
         return self.values()

@@ -11,8 +11,8 @@ and the table equal digit for digit (tests/test_ijb_reference.py holds a structu
    (`np.mean`, float32, images in file order) and the media averages summed (float32, media in ascending
    id order); the sum goes into a float64 matrix (insightface's `np.zeros` is float64) and is
    L2-normalised in float64 — by `sklearn.preprocessing.normalize` for 1:1 (`ijb_11.py`) or by
-   `x / sqrt(sum(x**2))` for 1:N (`ijb_1n.py`). Segment sums use `np.add.reduceat`, which adds the rows
-   of a segment one after the other exactly as the reference's per-template loop does.
+   `x / sqrt(sum(x**2))` for 1:N (`ijb_1n.py`). Segment sums (`segment_sums`) add the rows of a
+   segment one after the other, as `np.sum(axis=0)` in the reference's per-template loop does.
 3. Pair scores (`pair_scores`): `np.sum(f1 * f2, -1)` in float64 on pair chunks, the reference's own
    expression (a BLAS product would sum in another order). Chunks lie on a fixed grid, so sharding them
    over processes gives bit-identical scores; threads share a process's chunks.
@@ -97,6 +97,27 @@ def _runs(keys: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
 
 
+def segment_sums(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Row sums of consecutive segments (segment k = rows starts[k] .. starts[k+1]-1), each a left fold
+    ((x0 + x1) + x2) + … in x's dtype: the order in which `np.sum(a, axis=0)` adds the rows of a
+    C-contiguous block (`np.add.reduceat` adds in another order). Vectorised across segments: step p adds
+    the p-th row of every segment that has one."""
+    n = x.shape[0]
+    starts = np.asarray(starts, np.int64)
+    lens = np.diff(np.append(starts, n))
+    out = x[starts].copy()
+    if lens.size == 0 or lens.max() <= 1:
+        return out
+    seg = np.repeat(np.arange(starts.size), lens)
+    pos = np.arange(n) - np.repeat(starts, lens)
+    order = np.argsort(pos, kind="stable")
+    level = np.concatenate([[0], np.cumsum(np.bincount(pos))])
+    for p in range(1, int(lens.max())):
+        rows = order[level[p]:level[p + 1]]
+        out[seg[rows]] += x[rows]
+    return out
+
+
 def normalize_templates(x: np.ndarray, norm: str = "sklearn", tids: np.ndarray | None = None) -> np.ndarray:
     """Row L2 normalisation in float64, as the reference script does it (see TEMPLATE_NORMS)."""
     if norm not in TEMPLATE_NORMS:
@@ -163,12 +184,12 @@ def template_features(features: np.ndarray, flip_features: np.ndarray | None, fa
         key_t, key_m = t_sorted[s:e], m_sorted[s:e]
         m_start = np.flatnonzero(np.concatenate([[True], (key_t[1:] != key_t[:-1]) | (key_m[1:] != key_m[:-1])]))
         counts = np.diff(np.append(m_start, e - s))
-        media = np.add.reduceat(x, m_start, axis=0)   # float32, rows added in order
+        media = segment_sums(x, m_start)   # float32, rows added in order
         many = counts > 1
         media[many] = media[many] / counts[many, None]   # np.mean: float32 sum / count
         mt = key_t[m_start]
         tt_start = _runs(mt)
-        out[t0:t1] = np.add.reduceat(media, tt_start, axis=0)   # media summed in order, float32 -> float64
+        out[t0:t1] = segment_sums(media, tt_start)   # media summed in order, float32 -> float64
         t0 = t1
     return tids, normalize_templates(out, norm, tids)
 

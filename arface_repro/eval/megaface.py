@@ -32,7 +32,9 @@ Noise lists, labelled in records as `noise`:
 * 'none': lists ignored.
 
 Audit against FaceX-Zoo's evaluator (tests/test_megaface_reference.py holds a structural copy): same
-scores (float32 products; FaceX-Zoo does not re-normalise, so the copy is given the normalised features),
+scores (float32 products; the mated scores by `np.dot(F, F.T)` on one array, which BLAS computes as a
+symmetric product (syrk) whose last bit can differ from a general product's; FaceX-Zoo does not
+re-normalise, so the copy is given the normalised features),
 same rank rule; FaceX-Zoo takes one distractor list per run, scores the full probe × distractor matrix
 and runs one `argpartition` per rank; the results here equal its CMC exactly.
 """
@@ -182,7 +184,8 @@ def evaluate(probe_feats: np.ndarray, probe_ids: Sequence, distractors, *, sets:
         m = np.flatnonzero(inv == g)
         if m.size < 2:
             continue
-        intra = pf[m] @ pf[m].T
+        x = pf[m]
+        intra = np.dot(x, x.T)  # one operand twice: BLAS syrk, as FaceX-Zoo's np.dot(feature_list, feature_list.T)
         pos = intra.T  # pos[j, i] = intra[i][j]
         off = ~np.eye(m.size, dtype=bool)
         n_ordered += int(off.sum())

@@ -32,6 +32,7 @@ import numpy as np
 from arface_repro.eval.chunked import Backend, DistContext, TopK, _row_topk_np, budget_bytes, chunk_grid
 
 ROW_GROUP = 512
+SUB_BLOCK = 2048   # columns per product inside a task: a row group x 2048 float32 block stays in cache
 
 
 @dataclass
@@ -58,6 +59,8 @@ def column_grid(n_cols: int, width: int, cuts: Sequence[int]) -> list[tuple[int,
 def _merge_rows(cur: np.ndarray, sub: np.ndarray, tau: np.ndarray) -> np.ndarray:
     """New top-k of rows whose current top-k is `cur` (h×k) and who gained the block rows `sub` (h×w)."""
     k = cur.shape[1]
+    if k == 1:
+        return np.maximum(cur, sub.max(axis=1, keepdims=True))
     mask = sub > tau[:, None]
     cnt = np.count_nonzero(mask, axis=1)
     out = np.empty_like(cur)
@@ -115,29 +118,41 @@ def scan_top(probes: np.ndarray, columns: Callable[[int, int], np.ndarray], n_co
     pending = list(sizes)
     po_all = None if push_out is None else np.asarray(push_out, bool)
 
-    def task(gi: int, c0: int, c1: int, cols: np.ndarray, po: np.ndarray) -> None:
+    bufs = [np.empty((e - s) * SUB_BLOCK, np.float32) for s, e in row_grid] if backend.kind == "numpy" else []
+
+    def task(gi: int, c0: int, c1: int, cols: np.ndarray, po_mask: np.ndarray | None) -> None:
         r0, r1 = row_grid[gi]
-        s = probes[r0:r1] @ cols.T
-        if po.size:
-            s[:, po] = -np.inf
-        rm = s.max(axis=1)
-        if track_rows:
-            cur = rows[r0:r1]
-            hit = np.flatnonzero(rm > cur[:, -1])
-            if hit.size:
-                if k_row == 1:
-                    cur[hit, 0] = rm[hit]
-                else:
-                    cur[hit] = _merge_rows(cur[hit], s[hit], cur[hit, -1])
-        if gtops and c1 <= global_end:
-            top = gtops[gi]
-            tau = max(top.tau, floor)
-            gh = np.flatnonzero(rm > tau)
-            if gh.size:
-                sub = s[gh]
-                if exclude is not None:
-                    sub[exclude(r0 + gh, c0, c1)] = -np.inf
-                top.push(sub[sub > tau] if math.isfinite(tau) else sub[np.isfinite(sub)], n_seen=0)
+        p = probes[r0:r1]
+        cur = rows[r0:r1]
+        top = gtops[gi] if gtops and c1 <= global_end else None
+        buf = bufs[gi]
+        for j0, j1 in chunk_grid(c1 - c0, SUB_BLOCK):  # blocks small enough to stay in cache while reduced
+            w = j1 - j0
+            s = np.matmul(p, cols[j0:j1].T, out=buf[: p.shape[0] * w].reshape(p.shape[0], w)) if w <= SUB_BLOCK \
+                else p @ cols[j0:j1].T
+            if po_mask is not None:
+                po = np.flatnonzero(po_mask[j0:j1])
+                if po.size:
+                    s[:, po] = -np.inf
+            rm = s.max(axis=1)
+            if track_rows:
+                tau = cur[:, -1]
+                hit = np.flatnonzero(rm > tau)
+                if hit.size == rm.size:
+                    cur[:] = _merge_rows(cur, s, tau)
+                elif hit.size:
+                    if k_row == 1:
+                        cur[hit, 0] = rm[hit]
+                    else:
+                        cur[hit] = _merge_rows(cur[hit], s[hit], tau[hit])
+            if top is not None:
+                tau = max(top.tau, floor)
+                gh = np.flatnonzero(rm > tau)
+                if gh.size:
+                    sub = s[gh]
+                    if exclude is not None:
+                        sub[exclude(r0 + gh, c0 + j0, c0 + j1)] = -np.inf
+                    top.push(sub[sub > tau] if math.isfinite(tau) else sub[np.isfinite(sub)], n_seen=0)
 
     it = mine
     if progress:
@@ -158,15 +173,16 @@ def scan_top(probes: np.ndarray, columns: Callable[[int, int], np.ndarray], n_co
             while pending and c0 >= pending[0]:
                 snaps[pending.pop(0)] = rows.copy()
             cols = np.ascontiguousarray(columns(c0, c1), np.float32)
-            po = np.empty(0, np.int64) if po_all is None else np.flatnonzero(po_all[c0:c1])
+            po_mask = None if po_all is None or not po_all[c0:c1].any() else po_all[c0:c1]
+            po = np.empty(0, np.int64) if po_mask is None else np.flatnonzero(po_mask)
             if backend.kind != "numpy":
                 _torch_block(backend, p_dev, cols, po, rows, k_row, gtops[0] if gtops else None,
                              bool(gtops) and c1 <= global_end, exclude, floor, c0, c1)
             elif pool is None:
                 for gi in range(len(row_grid)):
-                    task(gi, c0, c1, cols, po)
+                    task(gi, c0, c1, cols, po_mask)
             else:
-                list(pool.map(lambda gi: task(gi, c0, c1, cols, po), range(len(row_grid))))
+                list(pool.map(lambda gi: task(gi, c0, c1, cols, po_mask), range(len(row_grid))))
     finally:
         if pool is not None:
             pool.shutdown()

@@ -160,3 +160,48 @@ def test_ijbc_with_a_model_end_to_end(shared, tmp_path):
                       zip(store.paths.tolist(), meta_lm)])
     np.testing.assert_allclose(store.features, m.embed(crops), atol=1e-5)
     np.testing.assert_allclose(store.flip_features, m.embed(np.ascontiguousarray(crops[:, :, ::-1])), atol=1e-5)
+
+
+def _write_random(root: Path, rels, seed: int, hw=(112, 112)):
+    rng = np.random.default_rng(seed)
+    for r in rels:
+        (root / r).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / r), rng.integers(0, 255, (*hw, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("protocol", ["megaface", "ytf", "rmfrd"])
+def test_model_extraction_for_image_protocols(protocol, shared, tmp_path):
+    """`--model` finds each protocol's images under --data-root (layout in protocols/<name>.yaml)."""
+    from arface_repro.cli import main
+    from arface_repro.io import megaface_devkit as dk
+
+    spec = f"onnx:{require(shared / 'models/mobilefacenet-expo/MobileFaceNet.onnx')}"
+    args = []
+    if protocol == "megaface":
+        ids = [f"P{i}" for i in (0, 0, 0, 1, 1, 2, 2)]
+        fs = [f"{p}/{p}_{k}.png" for k, p in enumerate(ids)]
+        md = [f"000/u{k}@N00/{k}_0.jpg" for k in range(20)]
+        (tmp_path / "devkit/templatelists").mkdir(parents=True)
+        dk.write_facescrub_list(tmp_path / "devkit/templatelists/facescrub_features_list.json", ids, fs)
+        dk.write_megaface_list(tmp_path / "devkit/templatelists/megaface_features_list.json_1000000_1", md)
+        _write_random(tmp_path, [f"FaceScrub/{p}" for p in fs] + [f"MegaFace/{p}" for p in md], 1)
+        args = ["--noise-rule", "none", "--sizes", "10,20"]
+        n_images, key = 27, "Id@20"
+    elif protocol == "ytf":
+        lines = []
+        for s in range(1, 11):
+            lines += [f"{s}, {2 * s - 1}, A/0, A/1, 1", f"{s}, {2 * s}, A/0, B/0, 0"]
+        (tmp_path / "splits.txt").write_text("\n".join(lines) + "\n")
+        _write_random(tmp_path, [f"aligned_images_DB/{v}/aligned_detect_{k}.jpg" for v in ("A/0", "A/1", "B/0")
+                                 for k in range(2)], 2)
+        n_images, key = 6, "YTF"
+    else:
+        _write_random(tmp_path, [f"AFDB_masked_face_dataset/p{i}/m.jpg" for i in range(3)]
+                      + [f"AFDB_face_dataset/p{i}/u{k}.jpg" for i in range(3) for k in range(2)], 3)
+        n_images, key = 9, "Rank-1"
+    out = tmp_path / "rec.json"
+    assert main(["evaluate", "--protocol", protocol, "--model", spec, "--data-root", str(tmp_path), "--workers", "0",
+                 "--cache-dir", "none", "--flip", "none", "--out", str(out), "--quiet", *args]) == 0
+    rec = json.loads(out.read_text())
+    assert rec["model"] == spec and rec["extraction"]["images"] == n_images and rec["extraction"]["flip_pass"] is False
+    assert key in rec["metrics"]

@@ -14,6 +14,11 @@ Video comparison variants (the `pooling` label in records):
   (normalised frames), then its min / mean / max.
 Then the insightface k-fold procedure (arface_repro.eval.kfold.kfold_accuracy: thresholds 0..4 step
 0.01, the first best threshold on the other 9 folds) with the 10 splits as folds.
+
+Audit: no public reference implementation scores YTF videos (the ARFace paper only says "similar to the
+LFW testing protocol, the 10-fold cross validation"); the k-fold rule is insightface's `verification.py`
+rule on the video features, the pooling is DESIGN.md's, and the distances are float64 (the video means
+are float64). Labelled `rule` (same rule, no reference numbers to match) in protocols/ytf.yaml.
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ class TrillionPairs(Protocol):
         from arface_repro.io import trillion_pairs as tpio
 
         p = self.path("probe_features", path, option="features")
+        self.files.pop("probe_features", None)
+        self.provenance.features = str(p)
         if str(p).endswith(".npz"):
             from arface_repro.io.feature_store import load_feature_store
 

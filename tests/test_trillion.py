@@ -9,8 +9,9 @@ import pytest
 
 from arface_repro.errors import FormatError
 from arface_repro.eval import trillion_pairs as tp
-from arface_repro.eval.chunked import Backend, RowTopK, TopK, make_backend, strict_k
+from arface_repro.eval.chunked import TopK, make_backend, strict_k
 from arface_repro.eval.megaface import l2n
+from arface_repro.eval.topk_scan import scan_top
 from arface_repro.io import trillion_pairs as tpio
 
 
@@ -48,20 +49,28 @@ def test_streaming_topk_equals_full_sort():
     rng = np.random.default_rng(0)
     stream = np.round(rng.standard_normal(200_000), 2).astype(np.float32)  # many ties
     top = TopK(777)
-    b = Backend()
     for s in range(0, stream.size, 9999):
-        top.push_block(b, stream[s:s + 9999].reshape(-1, 1))
+        blk = stream[s:s + 9999]
+        top.push(blk[blk > top.tau], n_seen=blk.size)
     np.testing.assert_array_equal(top.values(), np.sort(stream)[::-1][:777])
     assert top.seen == stream.size
-    rows = RowTopK(50, 10)
-    mat = np.round(rng.standard_normal((50, 5000)), 1).astype(np.float32)
-    for s in range(0, 5000, 333):
-        rows.push_block(b, mat[:, s:s + 333])
-    np.testing.assert_array_equal(rows.vals, -np.sort(-mat, axis=1)[:, :10])
-    r1 = RowTopK(50, 1)
-    for s in range(0, 5000, 333):
-        r1.push_block(make_backend("torch-cpu"), make_backend("torch-cpu").put(mat[:, s:s + 333]))
-    np.testing.assert_array_equal(r1.vals[:, 0], mat.max(axis=1))
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+def test_scan_top_rows_snapshots_and_global(device):
+    """Per-row top-k snapshots at nested sizes and the global top-k, as full sorts of the whole matrix give."""
+    rng = np.random.default_rng(1)
+    p = l2n(rng.standard_normal((50, 8)).astype(np.float32))
+    d = l2n(np.round(rng.standard_normal((5000, 8)), 1).astype(np.float32))  # ties
+    full = p @ d.T
+    res = scan_top(p, lambda a, b: d[a:b], 5000, k_row=10, snapshots=[7, 300, 2000], k_global=123, global_end=2000,
+                   backend=make_backend(device), max_memory_gb=2e-5, threads=2)
+    for s in (7, 300, 2000, 5000):
+        ref = -np.sort(-full[:, :s], axis=1)[:, :10]
+        if s < 10:
+            ref = np.concatenate([ref, np.full((50, 10 - s), -np.inf, np.float32)], axis=1)
+        np.testing.assert_array_equal(res.row_top[s], ref)
+    np.testing.assert_array_equal(res.global_top, np.sort(full[:, :2000].ravel())[::-1][:123])
 
 
 def brute_force(probes, probe_ids, distractors, ver_fpr, id_fpr):

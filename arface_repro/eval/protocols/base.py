@@ -90,6 +90,7 @@ class Protocol:
         parser.add_argument("--flip", choices=FLIP_MODES, default=None,
                             help=f"combine f(x) and f(flip x): add (insightface), concat or none (default: {default_help}); "
                                  "with --model, none skips the flipped pass")
+        parser.add_argument("--no-flip", dest="flip", action="store_const", const="none", help="same as --flip none")
 
     @classmethod
     def parser(cls, prog: str | None = None) -> argparse.ArgumentParser:

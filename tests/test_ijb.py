@@ -67,6 +67,7 @@ def test_pair_scores_are_the_reference_expression(device):
     if device == "cpu":
         np.testing.assert_array_equal(got, ref)  # bit for bit, for any chunking
         np.testing.assert_array_equal(ijb.pair_scores(tf, i1, i2, chunk=20000), ref)
+        np.testing.assert_array_equal(ijb.pair_scores(tf, i1[::-1].copy(), i2, chunk=777), np.sum(tf[t2id[i1[::-1]]] * tf[t2id[i2]], -1).flatten())
     else:
         np.testing.assert_allclose(got, ref, rtol=0, atol=ijb.SCORE_TOLERANCE_CUDA)
 

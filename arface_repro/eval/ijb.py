@@ -222,6 +222,7 @@ def template_index(tids: np.ndarray, query: np.ndarray, what: str = "pair list")
 
 
 PAIR_CHUNK = 16384   # pairs per chunk of the fixed grid
+INNER = 128          # pairs per numpy call inside a chunk (two 128 x 512 float64 operands fit in L2)
 
 
 def _threads() -> int:
@@ -258,9 +259,18 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
     else:
         def work(se):
             s, e = se
-            a = np.take(feats, i1[s:e], axis=0)
-            np.multiply(a, np.take(feats, i2[s:e], axis=0), out=a)
-            np.sum(a, axis=-1, out=scores[s:e])
+            a = np.empty((INNER, d))
+            b = np.empty((INNER, d))
+            for u in range(s, e, INNER):  # cache-sized pieces: gathers, products and sums stay in L2
+                v = min(e, u + INNER)
+                k = v - u
+                np.take(feats, i2[u:v], axis=0, out=b[:k])
+                if i1[u] == i1[v - 1] and (k < 3 or (i1[u:v] == i1[u]).all()):   # one first template (sorted lists)
+                    np.multiply(feats[i1[u]][None, :], b[:k], out=a[:k])
+                else:
+                    np.take(feats, i1[u:v], axis=0, out=a[:k])
+                    np.multiply(a[:k], b[:k], out=a[:k])
+                np.sum(a[:k], axis=-1, out=scores[u:v])
 
         threads = _threads()
         if threads > 1 and len(mine) > 1:

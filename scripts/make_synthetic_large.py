@@ -11,6 +11,14 @@ a probe matrix with identities plus a distractor matrix. `--scale` shrinks every
   python scripts/make_synthetic_large.py trillion OUT_DIR [--probes 20000 --distractors 200000]
   python scripts/make_synthetic_large.py ytf OUT_DIR          (frames for the real splits.txt videos)
   python scripts/make_synthetic_large.py rmfrd OUT_DIR
+
+Files are laid out as protocols/<name>.yaml expects them under a data root, so for example
+  arface evaluate --protocol ijbc --data-root OUT_DIR --features OUT_DIR/ijbc_features.npz
+  arface evaluate --protocol megaface --data-root OUT_DIR --features OUT_DIR/facescrub.npz \
+      --distractor-features OUT_DIR/megaface_distractors.bin --noise-rule none
+  arface evaluate --protocol trillion --data-root OUT_DIR
+  arface evaluate --protocol ytf --data-root OUT_DIR --features OUT_DIR/ytf_frames.npz
+  arface evaluate --protocol rmfrd --features OUT_DIR/rmfrd.npz
 """
 
 from __future__ import annotations
@@ -190,10 +198,12 @@ def write_megaface(out: Path, n_dis: int, dim: int = 128, seed: int = 0) -> None
     for i in ids:
         count[i] = count.get(i, 0) + 1
         paths.append(f"{names[i]}/{names[i]}_{count[i]}.png")
-    dk.write_facescrub_list(out / "facescrub_features_list.json", [names[i] for i in ids], paths)
+    lists = out / "devkit" / "templatelists"
+    lists.mkdir(parents=True, exist_ok=True)
+    dk.write_facescrub_list(lists / "facescrub_features_list.json", [names[i] for i in ids], paths)
     save_feature_store(out / "facescrub.npz", x, paths)
     mpaths = [f"{i // 1000:03d}/{i}@N00/{i}_0.jpg" for i in range(n_dis)]
-    dk.write_megaface_list(out / f"megaface_features_list.json_1000000_1", mpaths)
+    dk.write_megaface_list(lists / "megaface_features_list.json_1000000_1", mpaths)
     tpio.write_features(out / "megaface_distractors.bin", LazyGaussianRows(n_dis, dim, seed + 7).materialize())
 
 
@@ -203,11 +213,11 @@ def write_trillion(out: Path, n_probe: int, n_dis: int, dim: int = 128, seed: in
     out.mkdir(parents=True, exist_ok=True)
     x, ids = identity_probes(max(2, n_probe // 48), n_probe, dim, seed, sigma=0.9)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    tpio.write_features(out / "probe.bin", x)
-    (out / "probe_labels.txt").write_text("".join(f"img{i}.jpg id{k}\n" for i, k in enumerate(ids)))
+    tpio.write_features(out / "testdata_features.bin", x)
+    (out / "testdata_labels.txt").write_text("".join(f"img{i}.jpg id{k}\n" for i, k in enumerate(ids)))
     d = LazyGaussianRows(n_dis, dim, seed + 5).materialize()
     d /= np.linalg.norm(d, axis=1, keepdims=True)
-    tpio.write_features(out / "distractors.bin", d)
+    tpio.write_features(out / "distractor_features.bin", d)
 
 
 def write_ytf(out: Path, splits: Path, dim: int = 128, seed: int = 0) -> None:
@@ -225,6 +235,7 @@ def write_ytf(out: Path, splits: Path, dim: int = 128, seed: int = 0) -> None:
             paths.append(f"{v}/aligned_detect_{k}.jpg")
             feats.append(centre[v.split("/")[0]] + 6.0 * rng.standard_normal(dim))
     save_feature_store(out / "ytf_frames.npz", np.asarray(feats, np.float32), paths)
+    (out / "splits.txt").write_text(Path(splits).read_text())
 
 
 def write_rmfrd(out: Path, n_people: int = 525, dim: int = 128, seed: int = 0) -> None:

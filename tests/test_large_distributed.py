@@ -1,5 +1,6 @@
-"""Sharded runs: 2 gloo processes (torch.multiprocessing.spawn, FileStore init) give exactly the numbers
-of one process for IJB 1:1 and 1:N, MegaFace, Trillion-Pairs and RMFRD; plus the chunk-grid helpers."""
+"""Sharded runs: 2 gloo processes (torch.multiprocessing.spawn, FileStore init) give records identical to one
+process's for every protocol that shards (IJB 1:1, IJB 1:N both rules, MegaFace, Trillion-Pairs, RMFRD), built
+through the protocol classes as `arface evaluate` builds them; plus the chunk-grid helpers."""
 
 from __future__ import annotations
 
@@ -16,54 +17,72 @@ from arface_repro.eval.chunked import DistContext, block_columns, budget_bytes, 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 MEM = 2e-5  # a tiny budget: many blocks, so both ranks get several
+VOLATILE = ("created_utc", "command", "git_commit", "world_size")
 
 
-def _inputs():
+def _write_inputs(root: Path) -> None:
     import make_synthetic_large as synth
 
-    from arface_repro.eval import ijb
+    from arface_repro.io import megaface_devkit as dk
+    from arface_repro.io import trillion_pairs as tpio
+    from arface_repro.io.feature_store import save_feature_store
 
-    rng = np.random.default_rng(11)
     sz = {k: max(4, int(v * 0.002)) for k, v in synth.IJBC.items()}
     data = synth.synth_ijb(**sz, seed=3)
     f, g = synth.ijb_features(data, 24, seed=4, sigma=5.0)
-    meta = ijb.IJBMeta(data.images, data.templates, data.medias, data.faceness, None, data.t1, data.t2,
-                       data.labels, {})
-    subj = data.subjects_of_template
-    tmpl = np.arange(subj.size) + 1
-    gal = {"G1": (tmpl[: data.n_gallery][subj[: data.n_gallery] % 2 == 0], subj[: data.n_gallery][subj[: data.n_gallery] % 2 == 0]),
-           "G2": (tmpl[: data.n_gallery][subj[: data.n_gallery] % 2 == 1], subj[: data.n_gallery][subj[: data.n_gallery] % 2 == 1])}
-    probes = (tmpl[data.n_gallery:], subj[data.n_gallery:])
+    synth.write_ijb(root / "ijbc", data, f, g, "ijbc")
+    rng = np.random.default_rng(11)
     ids = rng.integers(0, 30, 300)
     c = rng.standard_normal((30, 16))
     p = (c[ids] + 0.7 * rng.standard_normal((300, 16))).astype(np.float32)
     d = rng.standard_normal((5000, 16)).astype(np.float32)
-    return dict(f=f, g=g, meta=meta, gal=gal, probes=probes, p=p, ids=ids, d=d)
+    mfr = root / "megaface"
+    (mfr / "devkit/templatelists").mkdir(parents=True)
+    names = [f"P{i}" for i in ids]
+    fs_paths = [f"P{i}/P{i}_{k}.png" for k, i in enumerate(ids)]
+    md_paths = [f"{k // 100}/u{k}@N00/{k}_0.jpg" for k in range(5000)]
+    dk.write_facescrub_list(mfr / "devkit/templatelists/facescrub_features_list.json", names, fs_paths)
+    dk.write_megaface_list(mfr / "devkit/templatelists/megaface_features_list.json_1000000_1", md_paths)
+    (mfr / "facescrub_noises.txt").write_text("# noise\n" + fs_paths[3].split("/")[-1] + "\n")
+    (mfr / "megaface_noises.txt").write_text("# noise\n" + "\n".join(md_paths[::97]) + "\n")
+    save_feature_store(mfr / "facescrub.npz", p, fs_paths)
+    tpio.write_features(mfr / "distractors.bin", d)
+    tr = root / "trillion"
+    tr.mkdir()
+    tpio.write_features(tr / "testdata_features.bin", p / np.linalg.norm(p, axis=1, keepdims=True))
+    (tr / "testdata_labels.txt").write_text("".join(f"{i}\n" for i in ids))
+    tpio.write_features(tr / "distractor_features.bin", d / np.linalg.norm(d, axis=1, keepdims=True))
+    half = ids % 2 == 0
+    paths = [f"AFDB_masked_face_dataset/p{i}/{k}.jpg" for k, i in enumerate(ids[half])]
+    paths += [f"AFDB_face_dataset/p{i}/{k}.jpg" for k, i in enumerate(ids[~half] // 2 * 2)]
+    save_feature_store(root / "rmfrd.npz", np.concatenate([p[half], p[~half]]), paths)
 
 
-def _compute(ctx):
-    from arface_repro.eval import ijb, ijb_1n, megaface, rmfrd, trillion_pairs
+CASES = [
+    ("ijbc", "ijbc/ijbc_features.npz", dict(data_root="ijbc", curve_points=50)),
+    ("ijbc-1n", "ijbc/ijbc_features.npz", dict(data_root="ijbc")),
+    ("ijbc-1n", "ijbc/ijbc_features.npz", dict(data_root="ijbc", rule="open-set")),
+    ("megaface", "megaface/facescrub.npz", dict(data_root="megaface", distractor_features="megaface/distractors.bin",
+                                                sizes="10,1000,5000")),
+    ("trillion", None, dict(data_root="trillion", ver_fpr=1e-5, id_fpr=0.05)),
+    ("rmfrd", "rmfrd.npz", dict()),
+]
 
-    x = _inputs()
-    out = {}
-    r = ijb.evaluate_11_arrays(x["f"], x["g"], x["meta"], ctx=ctx, max_memory_gb=MEM, max_curve_points=0)
-    out["ijb_scores"], out["ijb_tar"] = r["scores"], r["tar"]
-    out["ijb_1n"] = ijb_1n.evaluate_1n(x["f"], x["g"], x["meta"], x["gal"], x["probes"], ctx=ctx, max_memory_gb=MEM)
-    out["ijb_1n_if"] = ijb_1n.evaluate_1n(x["f"], x["g"], x["meta"], x["gal"], x["probes"], rule="insightface", ctx=ctx,
-                                          max_memory_gb=MEM)
-    noise = np.zeros(5000, bool)
-    noise[::97] = True
-    out["megaface"] = megaface.evaluate(x["p"], x["ids"], x["d"], sets={10: np.arange(10), 1000: np.arange(1000),
-                                                                        5000: np.arange(5000)},
-                                        distractor_noise=noise, far=1e-4, ctx=ctx, max_memory_gb=MEM)
-    out["trillion"] = trillion_pairs.evaluate(x["p"], x["ids"], x["d"], ver_fpr=1e-5, id_fpr=0.05, ctx=ctx, max_memory_gb=MEM)
-    half = x["ids"] % 2 == 0
-    out["rmfrd"] = rmfrd.evaluate_arrays(x["p"][half], x["ids"][half], x["p"][~half], x["ids"][~half] + 0 * 1,
-                                         ctx=ctx, max_memory_gb=MEM)
+
+def _records(root: Path) -> list[dict]:
+    from arface_repro.eval.protocols import get_protocol
+
+    out = []
+    for name, features, kw in CASES:
+        kw = {k: (str(root / v) if k in ("data_root", "distractor_features") else v) for k, v in kw.items()}
+        proto = get_protocol(name).from_options(max_memory_gb=MEM, quiet=True, **kw)
+        rec = proto.evaluate(proto.read_features(None if features is None else str(root / features)))
+        assert rec["world_size"] == proto.ctx.world
+        out.append({k: v for k, v in rec.items() if k not in VOLATILE})
     return out
 
 
-def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
+def _worker(rank: int, world: int, init_file: str, root: str) -> None:
     import torch
     import torch.distributed as dist
 
@@ -72,39 +91,29 @@ def _worker(rank: int, world: int, init_file: str, out_dir: str) -> None:
     try:
         ctx = DistContext()
         assert ctx.active and ctx.world == world and ctx.rank == rank
-        res = _compute(ctx)
-        with open(Path(out_dir) / f"rank{rank}.pkl", "wb") as fh:
+        res = _records(Path(root))
+        with open(Path(root) / f"rank{rank}.pkl", "wb") as fh:
             pickle.dump(res, fh)
     finally:
         dist.destroy_process_group()
 
 
-def _assert_same(a, b, path="result"):
-    if isinstance(a, dict):
-        assert set(a) == set(b), path
-        for k in a:
-            _assert_same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, np.ndarray):
-        np.testing.assert_array_equal(a, b, err_msg=path)
-    elif isinstance(a, (list, tuple)):
-        assert len(a) == len(b), path
-        for i, (u, v) in enumerate(zip(a, b)):
-            _assert_same(u, v, f"{path}[{i}]")
-    else:
-        assert a == b or (a != a and b != b), f"{path}: {a} != {b}"
-
-
-def test_two_processes_equal_one(tmp_path):
+def test_two_processes_give_the_records_of_one(tmp_path):
     import torch.multiprocessing as mp
 
-    single = _compute(DistContext(use_distributed=False))
+    _write_inputs(tmp_path)
+    single = _records(tmp_path)
     mp.spawn(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     for rank in (0, 1):
         with open(tmp_path / f"rank{rank}.pkl", "rb") as fh:
-            _assert_same(single, pickle.load(fh), f"rank{rank}")
+            got = pickle.load(fh)
+        for (name, _, kw), a, b in zip(CASES, single, got):
+            assert a == b, f"rank {rank}: {name} {kw}"
     # the comparisons are meaningful: non-trivial operating points
-    assert 0 < single["megaface"]["cmc"][5000][0] < 1 and 0 < single["trillion"]["ver"] < 1
-    assert 0 < single["ijb_tar"]["strict"][1e-2] < 1
+    by = {c[0] + c[2].get("rule", ""): r for c, r in zip(CASES, single)}
+    assert 0 < by["megaface"]["metrics"]["Id@5000"] < 100 and 0 < by["trillion"]["metrics"]["Ver@FPR=1e-5"] < 100
+    assert 0 < by["ijbc"]["metrics_other_rule"]["metrics"]["TAR@FAR=1e-2"] < 100
+    assert by["megaface"]["noise_counts"] == {"facescrub": 1, "megaface": 52}
 
 
 def test_chunk_grid_and_budget():

@@ -59,6 +59,28 @@ def test_shared_noise_lists(shared):
     assert mask.tolist() == [True, False]
 
 
+def brute_force_cmc(probe_feats, probe_ids, distractors, max_rank=10, ties="against"):
+    """Every gallery built explicitly (image i + all distractors), the rank of the mate read from it."""
+    pf, dis = mf.l2n(probe_feats), mf.l2n(distractors)
+    ids = np.asarray(probe_ids)
+    hits = np.zeros(max_rank, np.int64)
+    total = 0
+    for ident in np.unique(ids):
+        m = np.flatnonzero(ids == ident)
+        intra = pf[m] @ pf[m].T
+        for a, i in enumerate(m):
+            for b, j in enumerate(m):
+                if i == j:
+                    continue
+                mated = intra[a, b]
+                sc = (pf[j:j + 1] @ dis.T)[0] if len(dis) > 1 else dis @ pf[j]
+                above = (sc >= mated).sum() if ties == "against" else (sc > mated).sum()
+                total += 1
+                for r in range(max_rank):
+                    hits[r] += 1 + int(above) <= r + 1
+    return (hits / total).tolist()
+
+
 def _data(seed=1, n_dis=400):
     rng = np.random.default_rng(seed)
     ids = np.repeat(np.arange(7), [3, 4, 2, 5, 1, 3, 6])
@@ -72,19 +94,24 @@ def _data(seed=1, n_dis=400):
 def test_cmc_matches_brute_force_for_every_set(device):
     p, ids, d = _data()
     sets = {10: np.arange(10), 100: np.arange(100), 400: np.arange(400), 37: np.arange(0, 370, 10)}
-    res = mf.evaluate(p, ids, d, sets=sets, noise_rule="none", max_memory_gb=2e-5, backend=make_backend(device))
-    for size, idx in sets.items():
-        assert res["cmc"][size] == pytest.approx(mf.brute_force_cmc(p, ids, d[idx]), abs=1e-12)
+    for rule, ties in (("facex-zoo", "for"), ("ties-against", "against")):
+        res = mf.evaluate(p, ids, d, sets=sets, noise_rule="none", max_memory_gb=2e-5, backend=make_backend(device),
+                          rule=rule)
+        for size, idx in sets.items():
+            assert res["cmc"][size] == pytest.approx(brute_force_cmc(p, ids, d[idx], ties=ties), abs=1e-12)
+    assert res["passes"] == 2  # 10 ⊂ 100 ⊂ 400 share one pass; the strided set of 37 gets its own
     assert 0 < res["cmc"][400][0] < res["cmc"][400][9] < 1  # non-trivial curve
     assert res["n_ordered_pairs"] == sum(k * (k - 1) for k in [3, 4, 2, 5, 3, 6])
 
 
-def test_ties_count_against_probe():
-    # probe identity of 2 identical images; one distractor equal to them -> mated score ties at rank 2
+def test_ties_rules():
+    # probe identity of 2 identical images; one distractor equal to them -> the mated score ties with it
     p = np.array([[1, 0], [1, 0]], np.float32)
     d = np.array([[2, 0], [0, 1], [0, -1]], np.float32)
-    res = mf.evaluate(p, [0, 0], d, sets={3: np.arange(3)}, noise_rule="none", far=0.5)
+    res = mf.evaluate(p, [0, 0], d, sets={3: np.arange(3)}, noise_rule="none", far=0.5, rule="ties-against")
     assert res["cmc"][3][:2] == [0.0, 1.0]
+    res = mf.evaluate(p, [0, 0], d, sets={3: np.arange(3)}, noise_rule="none", far=0.5)  # FaceX-Zoo: >= wins
+    assert res["cmc"][3][:2] == [1.0, 1.0]
 
 
 def test_verification_matches_full_sort():
@@ -108,14 +135,15 @@ def test_noise_rules():
     dnoise[:50] = True
     f, _, _ = mf.clean_probes(p, ids, pnoise, "insightface")
     pn = mf.l2n(p)
-    c = pn[1:3].astype(np.float64).mean(0)
-    np.testing.assert_allclose(f[0], c / np.linalg.norm(c), atol=1e-6)
+    c = pn[1] + pn[2]
+    np.testing.assert_array_equal(f[0], c / np.linalg.norm(c))
     ins = mf.evaluate(p, ids, d, sets={400: np.arange(400)}, probe_noise=pnoise, distractor_noise=dnoise, noise_rule="insightface")
     exc = mf.evaluate(p, ids, d, sets={400: np.arange(400)}, probe_noise=pnoise, distractor_noise=dnoise, noise_rule="exclude")
+    # the noisy FaceScrub image becomes its identity's normalised float32 sum of clean features
     # insightface: noisy distractors cannot rank but still count as impostors; exclude: removed
     assert ins["n_impostor"] == ids.size * 400 and exc["n_impostor"] == (ids.size - 2) * 350
-    assert exc["cmc"][400] == pytest.approx(mf.brute_force_cmc(p[~pnoise], ids[~pnoise], d[50:]))
-    ref = mf.brute_force_cmc(np.vstack([f]), ids, d[50:])  # pushed-out distractors never beat a mate
+    assert exc["cmc"][400] == pytest.approx(brute_force_cmc(p[~pnoise], ids[~pnoise], d[50:], ties="for"))
+    ref = brute_force_cmc(np.vstack([f]), ids, d[50:], ties="for")  # pushed-out distractors never beat a mate
     assert ins["cmc"][400] == pytest.approx(ref)
     with pytest.raises(FormatError, match="every image is in the noise list"):
         mf.clean_probes(p, ids, ids == 2, "insightface")
@@ -154,7 +182,7 @@ def test_cli_from_devkit_files(tmp_path):
     mdn = tmp_path / "mdn.txt"
     mdn.write_text("#comment\n" + md_paths[5] + "\n")
     out = tmp_path / "rec.json"
-    rc = main(["evaluate-large", "--protocol", "megaface", "--facescrub-dir", str(tmp_path / "fs"), "--megaface-dir",
+    rc = main(["evaluate", "--protocol", "megaface", "--facescrub-dir", str(tmp_path / "fs"), "--megaface-dir",
                str(tmp_path / "md"), "--algo", "algo", "--facescrub-list", str(tmp_path / "facescrub_features_list.json"),
                "--megaface-list", str(tmp_path / "megaface_features_list.json_1000000_1"), "--set-lists", str(sets_dir),
                "--sizes", "10,300", "--noise-rule", "exclude", "--facescrub-noises", str(noises),
@@ -165,9 +193,9 @@ def test_cli_from_devkit_files(tmp_path):
     keep[0] = False
     dkeep = np.ones(300, bool)
     dkeep[5] = False
-    ref300 = mf.brute_force_cmc(p[keep], ids[keep], d[dkeep])
-    ref10 = mf.brute_force_cmc(p[keep], ids[keep], d[pick[10][pick[10] != 5]])
+    ref300 = brute_force_cmc(p[keep], ids[keep], d[dkeep])
+    ref10 = brute_force_cmc(p[keep], ids[keep], d[pick[10][pick[10] != 5]])
     assert rec["metrics"]["Id@300"] == pytest.approx(100 * ref300[0])
     assert rec["cmc"]["1e1"] == pytest.approx([100 * v for v in ref10])
-    assert rec["rule"].endswith("noise=exclude") and rec["noise_counts"] == {"facescrub": 1, "megaface": 1}
+    assert rec["rule"] == "facex-zoo" and rec["noise"] == "exclude" and rec["noise_counts"] == {"facescrub": 1, "megaface": 1}
     assert "Ver@FAR=1e-6" in rec["metrics"]

@@ -9,7 +9,9 @@ import pytest
 
 from arface_repro.errors import FormatError
 from arface_repro.eval import trillion_pairs as tp
-from arface_repro.eval.chunked import Backend, RowTopK, TopK, make_backend
+from arface_repro.eval.chunked import TopK, make_backend, strict_k
+from arface_repro.eval.megaface import l2n
+from arface_repro.eval.topk_scan import scan_top
 from arface_repro.io import trillion_pairs as tpio
 
 
@@ -47,20 +49,52 @@ def test_streaming_topk_equals_full_sort():
     rng = np.random.default_rng(0)
     stream = np.round(rng.standard_normal(200_000), 2).astype(np.float32)  # many ties
     top = TopK(777)
-    b = Backend()
     for s in range(0, stream.size, 9999):
-        top.push_block(b, stream[s:s + 9999].reshape(-1, 1))
+        blk = stream[s:s + 9999]
+        top.push(blk[blk > top.tau], n_seen=blk.size)
     np.testing.assert_array_equal(top.values(), np.sort(stream)[::-1][:777])
     assert top.seen == stream.size
-    rows = RowTopK(50, 10)
-    mat = np.round(rng.standard_normal((50, 5000)), 1).astype(np.float32)
-    for s in range(0, 5000, 333):
-        rows.push_block(b, mat[:, s:s + 333])
-    np.testing.assert_array_equal(rows.vals, -np.sort(-mat, axis=1)[:, :10])
-    r1 = RowTopK(50, 1)
-    for s in range(0, 5000, 333):
-        r1.push_block(make_backend("torch-cpu"), make_backend("torch-cpu").put(mat[:, s:s + 333]))
-    np.testing.assert_array_equal(r1.vals[:, 0], mat.max(axis=1))
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+def test_scan_top_rows_snapshots_and_global(device):
+    """Per-row top-k snapshots at nested sizes and the global top-k, as full sorts of the whole matrix give."""
+    rng = np.random.default_rng(1)
+    p = l2n(rng.standard_normal((50, 8)).astype(np.float32))
+    d = l2n(np.round(rng.standard_normal((5000, 8)), 1).astype(np.float32))  # ties
+    full = p @ d.T
+    res = scan_top(p, lambda a, b: d[a:b], 5000, k_row=10, snapshots=[7, 300, 2000], k_global=123, global_end=2000,
+                   backend=make_backend(device), max_memory_gb=2e-5, threads=2)
+    for s in (7, 300, 2000, 5000):
+        ref = -np.sort(-full[:, :s], axis=1)[:, :10]
+        if s < 10:
+            ref = np.concatenate([ref, np.full((50, 10 - s), -np.inf, np.float32)], axis=1)
+        np.testing.assert_array_equal(res.row_top[s], ref)
+    np.testing.assert_array_equal(res.global_top, np.sort(full[:, :2000].ravel())[::-1][:123])
+
+
+def brute_force(probes, probe_ids, distractors, ver_fpr, id_fpr):
+    """Full score matrices and full sorts (small inputs only)."""
+    p, d = l2n(probes), l2n(distractors)
+    ids = np.asarray(probe_ids)
+    pp = p @ p.T
+    iu = np.triu_indices(p.shape[0], 1)
+    same = ids[iu[0]] == ids[iu[1]]
+    gen = pp[iu][same]
+    imp = np.concatenate([(p @ d.T).ravel(), pp[iu][~same]])
+    imp_sorted = -np.sort(-imp)
+    k = strict_k(ver_fpr, imp.size)
+    ver = float(np.mean(gen > imp_sorted[k])) if k < imp.size else 1.0
+    enrolled, queries, own = tp.enrolment(ids)
+    gal = np.vstack([p[enrolled], d])
+    s = p[queries] @ gal.T
+    r = np.arange(queries.size)
+    mated = s[r, own]
+    s[r, own] = -np.inf
+    nonm = s.max(axis=1)
+    k2 = strict_k(id_fpr, queries.size)
+    v = -np.sort(-nonm)[k2] if k2 < queries.size else -np.inf
+    return {"ver": ver, "id": float(np.mean((mated > v) & (mated > nonm))), "imp_sorted": imp_sorted, "gen": gen}
 
 
 def _data(seed=0, n=400, m=6000, sigma=0.6):
@@ -77,7 +111,7 @@ def _data(seed=0, n=400, m=6000, sigma=0.6):
 def test_protocol_matches_brute_force(device, ver_fpr, id_fpr):
     p, ids, d = _data()
     res = tp.evaluate(p, ids, d, ver_fpr=ver_fpr, id_fpr=id_fpr, max_memory_gb=1e-4, backend=make_backend(device))
-    ref = tp.brute_force(p, ids, d, ver_fpr, id_fpr)
+    ref = brute_force(p, ids, d, ver_fpr, id_fpr)
     assert res["ver"] == pytest.approx(ref["ver"], abs=1e-12)
     assert res["id"] == pytest.approx(ref["id"], abs=1e-12)
     assert res["n_genuine"] == ref["gen"].size and res["n_impostor"] == ref["imp_sorted"].size
@@ -116,13 +150,13 @@ def test_cli_record(tmp_path):
     tpio.write_features(tmp_path / "dis.bin", d)
     (tmp_path / "labels.txt").write_text("".join(f"img{k}.jpg {i}\n" for k, i in enumerate(ids)))
     out = tmp_path / "rec.json"
-    assert main(["evaluate-large", "--protocol", "trillion", "--probe-features", str(tmp_path / "probe.bin"),
+    assert main(["evaluate", "--protocol", "trillion", "--features", str(tmp_path / "probe.bin"),
                  "--probe-labels", str(tmp_path / "labels.txt"), "--distractor-features", str(tmp_path / "dis.bin"),
                  "--out", str(out), "--quiet"]) == 0
     rec = json.loads(out.read_text())
-    ref = tp.brute_force(p, ids.astype(str), d, 1e-9, 1e-3)
+    ref = brute_force(p, ids.astype(str), d, 1e-9, 1e-3)
     assert rec["metrics"] == pytest.approx({"Ver@FPR=1e-9": 100 * ref["ver"], "Id@FPR=1e-3": 100 * ref["id"]})
     (tmp_path / "labels.txt").write_text("a\n")
-    assert main(["evaluate-large", "--protocol", "trillion", "--probe-features", str(tmp_path / "probe.bin"),
+    assert main(["evaluate", "--protocol", "trillion", "--features", str(tmp_path / "probe.bin"),
                  "--probe-labels", str(tmp_path / "labels.txt"), "--distractor-features", str(tmp_path / "dis.bin"),
                  "--out", str(out), "--quiet"]) == 2  # clear error, exit status 2

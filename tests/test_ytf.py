@@ -153,15 +153,15 @@ def test_cli_ytf_and_rmfrd(tmp_path):
     p.write_text("".join(f"{s}, {k + 1}, {a}, {b}, {int(y)}\n" for k, (s, a, b, y) in
                          enumerate(zip(pairs.split, pairs.video1, pairs.video2, pairs.issame))))
     out = tmp_path / "ytf.json"
-    assert main(["evaluate-large", "--protocol", "ytf", "--features", str(tmp_path / "ytf.npz"), "--pairs", str(p),
+    assert main(["evaluate", "--protocol", "ytf", "--features", str(tmp_path / "ytf.npz"), "--pairs", str(p),
                  "--pooling", "max-dist", "--out", str(out), "--quiet"]) == 0
     rec = json.loads(out.read_text())
     assert rec["metrics"]["YTF"] == pytest.approx(100 * ytf.evaluate(st, pairs, "max-dist")["accuracy"])
-    assert len(rec["per_fold"]["YTF"]) == 10 and rec["rule"].endswith("pooling=max-dist")
+    assert len(rec["per_fold"]["YTF"]) == 10 and rec["rule"] == "insightface" and rec["pooling"] == "max-dist"
     rs = _rmfrd_store()
     save_feature_store(tmp_path / "rm.npz", rs.features, rs.paths)
     out = tmp_path / "rm.json"
-    assert main(["evaluate-large", "--protocol", "rmfrd", "--features", str(tmp_path / "rm.npz"), "--out", str(out), "--quiet"]) == 0
+    assert main(["evaluate", "--protocol", "rmfrd", "--features", str(tmp_path / "rm.npz"), "--out", str(out), "--quiet"]) == 0
     rec = json.loads(out.read_text())
     assert rec["rule"] == rmfrd.PROTOCOL_LABEL
     assert rec["metrics"] == pytest.approx(rmfrd.metrics_from(rmfrd.evaluate(rs, flip="none")))

@@ -2,6 +2,8 @@
 
 Model specs: torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH (see `arface list-models`).
 The store holds `features` = f(x) and, unless --no-flip, `flip_features` = f(mirrored x), both unnormalised.
+Models that take 5 landmarks per image get them from --landmarks (default <data-root>/landmarks.txt, as
+`arface align` writes it, when present), else the aligned template; the store's `landmarks` entry says which.
 """
 
 from __future__ import annotations
@@ -23,23 +25,33 @@ def register(sub) -> None:
     p.add_argument("--preprocess", default=None,
                    help="override preprocessing, e.g. 'color=BGR,std=127.5,fit=resize' (fields color, mean, std, size, fit)")
     p.add_argument("--cache-dir", default=None, help="reuse/save extracted features here (keyed by model+images+settings)")
+    p.add_argument("--landmarks", help="5-point landmarks per image (relpath x1 y1 ... x5 y5) for models that use them "
+                                       "(default <data-root>/landmarks.txt when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from arface_repro.errors import ConfigError
-    from arface_repro.eval.embed import extract_features
+    from arface_repro.eval.embed import extract_features, landmarks_source
     from arface_repro.eval.image_list import read_image_list
     from arface_repro.io.feature_store import save_feature_store
+    from arface_repro.models.backends import load_model
 
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     paths = read_image_list(args.list) if args.list else None
-    store = extract_features(args.model, args.data_root, paths, batch_size=args.batch_size, flip=not args.no_flip,
-                             workers=args.workers, cache_dir=args.cache_dir, device=args.device,
-                             preprocess=args.preprocess, quiet=args.quiet)
+    model = load_model(args.model, device=args.device, preprocess=args.preprocess)
+    lm, lm_info = None, {"source": "unused"}
+    if getattr(model, "uses_landmarks", False):
+        lm, lm_info = landmarks_source(args, Path(args.data_root))
+    store = extract_features(model, args.data_root, paths, batch_size=args.batch_size, flip=not args.no_flip,
+                             workers=args.workers, cache_dir=args.cache_dir, quiet=args.quiet, landmarks=lm,
+                             landmarks_sha256=lm_info.get("sha256"))
     meta = {k: str(v) for k, v in store.meta.items() if k in ("model_spec", "model_sha256", "preprocess", "flip")}
+    meta["landmarks"] = lm_info["source"] + (f" {lm_info['path']} sha256 {lm_info['sha256']}" if "path" in lm_info else "")
     save_feature_store(args.out, store.features, store.paths, store.flip_features, **meta)
     if not args.quiet:
         print(f"wrote {args.out}: {len(store)} × {store.dim} features"

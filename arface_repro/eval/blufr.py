@@ -9,11 +9,12 @@ has its best mated score and that entry's rank in a stable descending sort.
 
 Speed without changing a number: a trial has ~53 M impostor pairs, and sorting them (what the MATLAB code
 does) dominates. Here the scores of all image pairs are computed once, blockwise in float32, and kept as
-uint16 bin indices; each trial histograms its own impostor pairs into the 65,535 bins, and for
-each needed order statistic only the impostors in its bin and the bin either side are rescored exactly in
-float64 and sorted. Because a bin (3.05e-5) is wider than twice the float32 scoring error (≤ 1.2e-5 for
+uint16 bin indices; one pass over those pairs histograms them for five trials at once (the key is the
+pair's trial-membership bits and its bin), the few genuine pairs are subtracted, and for each needed
+order statistic of each trial only the impostors in its bin and the bin either side are rescored exactly
+in float64 (once for all trials) and selected. Because a bin (3.05e-5) is wider than twice the float32 scoring error (≤ 1.2e-5 for
 unit vectors of 192 dims in the worst case), the selected value is the exact float64 order statistic (see
-`_exact_kth_largest` for the argument). Genuine scores are always computed in float64.
+`_kth_from_candidates` for the argument). Genuine scores are always computed in float64.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ REPORT_VERIFY_FAR = 1e-3   # VR @ FAR = 0.1 %
 REPORT_OSI_FAR = 1e-2      # DIR @ FAR = 1 %, rank 1
 REPORT_RANK = 1
 N_BINS = 65535
-_DUMP = N_BINS             # bin id for pairs that are not impostors (upper triangle, diagonal, genuine)
 
 
 def matlab_round(x: np.ndarray) -> np.ndarray:
@@ -100,12 +100,32 @@ def _genuine_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(ii), np.concatenate(jj)
 
 
+def _workers() -> int:
+    import os
+
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+
+
+def _in_threads(fn, items) -> list:
+    """fn over items in a thread pool (numpy releases the GIL in the heavy calls); results in item order."""
+    items = list(items)
+    if _workers() == 1 or len(items) < 2:
+        return [fn(it) for it in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(_workers()) as pool:
+        return list(pool.map(fn, items))
+
+
 def _rowdot(x: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 1 << 14) -> np.ndarray:
     """float64 scores x[i] . x[j]. Genuine and impostor scores both come from here, so identical
     feature vectors give bit-identical scores, as with the single matrix product of the MATLAB code."""
     out = np.empty(i.size)
-    for s in range(0, i.size, chunk):
+
+    def part(s):
         out[s:s + chunk] = np.einsum("ij,ij->i", x[i[s:s + chunk]], x[j[s:s + chunk]])
+
+    _in_threads(part, range(0, i.size, chunk))
     return out
 
 
@@ -130,42 +150,128 @@ class QuantizedGram:
         right[:, :d] = x64
         right[:, d] = 1.0
         self.q = np.zeros((n, n), dtype=np.uint16)   # only q[i, j], j < i, is used
-        for r0 in range(0, n, block):
+
+        def fill(r0):
             r1 = min(n, r0 + block)
             self.q[r0:r1, :r1] = (left[r0:r1] @ right[:r1].T).astype(np.uint16)
 
+        from threadpoolctl import threadpool_limits
 
-class _ImpostorBins:
-    """The impostor pairs of one test set (global indices `idx`): their bins, histogram and exact order
-    statistics. Genuine pairs, the diagonal and the upper triangle go to a dump bin."""
-
-    def __init__(self, gram: QuantizedGram, idx: np.ndarray, gen_i: np.ndarray, gen_j: np.ndarray,
-                 block: int = 1024):
-        self.x64 = gram.x64
-        self.idx = idx
-        n = idx.size
-        self.blocks: list[tuple[int, int, np.ndarray]] = []
-        hist = np.zeros(N_BINS + 1, dtype=np.int64)
-        order = np.argsort(gen_i, kind="stable")
-        gi, gj = gen_i[order], gen_j[order]
-        for r0 in range(0, n, block):
-            r1 = min(n, r0 + block)
-            q = np.take(gram.q[idx[r0:r1]], idx[:r1], axis=1)   # C-contiguous result
-            q[:, r0:r1][np.triu(np.ones((r1 - r0, r1 - r0), dtype=bool))] = _DUMP
-            lo, hi = np.searchsorted(gi, [r0, r1])
-            q[gi[lo:hi] - r0, gj[lo:hi]] = _DUMP
-            hist += np.bincount(q.ravel(), minlength=N_BINS + 1)
-            self.blocks.append((r0, r1, q))
-        self.hist = hist[:N_BINS]
-        self.n_imp = int(self.hist.sum())
-        self.cum_desc = np.cumsum(self.hist[::-1])[::-1]   # impostors in bins >= b
-
-    def kth_largest(self, ks: np.ndarray) -> np.ndarray:
-        return _exact_kth_largest(self, np.asarray(ks, dtype=np.int64))
+        with threadpool_limits(1, user_api="blas"):   # one BLAS thread per block, blocks in parallel threads
+            _in_threads(fill, range(0, n, block))
 
 
-def _exact_kth_largest(bins: _ImpostorBins, ks: np.ndarray) -> np.ndarray:
-    """Exact float64 k-th largest impostor scores (1-based k) from the float32 histogram.
+TRIAL_GROUP = 5   # trials histogrammed together in one pass: 2^5 membership masks x 65,536 bins stay in cache
+
+
+def _pair_blocks(n: int, block: int):
+    """Row blocks of the strict lower triangle: (r0, r1, mask of the block's own upper part incl. diagonal)."""
+    for r0 in range(0, n, block):
+        r1 = min(n, r0 + block)
+        yield r0, r1, np.triu(np.ones((r1 - r0, r1 - r0), dtype=bool))
+
+
+def _membership(n: int, sets: list[np.ndarray]) -> np.ndarray:
+    """Bit t of masks[i] says image i is in set t."""
+    masks = np.zeros(n, np.uint32)
+    for t, idx in enumerate(sets):
+        masks[idx] |= np.uint32(1 << t)
+    return masks
+
+
+def _set_histograms(gram: QuantizedGram, sets: list[np.ndarray], block: int) -> np.ndarray:
+    """Per set, the histogram over bins of ALL its pairs (genuine included), in passes over the lower
+    triangle that serve TRIAL_GROUP sets at once: key = (membership bits of the pair) << 16 | bin."""
+    n = gram.q.shape[0]
+    masks = _membership(n, sets)
+    hist = np.zeros((len(sets), N_BINS + 1), np.int64)
+    for g in range(0, len(sets), TRIAL_GROUP):
+        width = min(TRIAL_GROUP, len(sets) - g)
+        sub = ((masks >> np.uint32(g)) & np.uint32((1 << width) - 1)).astype(np.intp) << 16
+        size = (1 << width) << 16
+
+        def count(blk, sub=sub, size=size):
+            r0, r1, upper = blk
+            key = sub[r0:r1, None] & sub[None, :r1]
+            key[:, r0:r1][upper] = 0                    # j >= i: not a pair of the lower triangle
+            key |= gram.q[r0:r1, :r1]
+            return np.bincount(key.ravel(), minlength=size)
+
+        acc = np.sum(_in_threads(count, _pair_blocks(n, block)), axis=0).reshape(1 << width, 1 << 16)
+        codes = np.arange(1 << width)
+        for t in range(width):
+            hist[g + t] = acc[(codes >> t) & 1 == 1].sum(axis=0)[: N_BINS + 1]
+    return hist
+
+
+def eval_roc_sets(gram: QuantizedGram, sets: list[np.ndarray], labels_all: np.ndarray, far_points=VERIFY_FARS,
+                  block: int = 1024) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """EvalROC on several test sets (global indices into the gram's images) at once: [(VR, FAR, thr)].
+
+    The bins of every set come from shared passes over the pairs (`_set_histograms`), the genuine pairs'
+    bins are subtracted, and the exact order statistics are rescored once for the candidates of all sets
+    (see `_kth_from_candidates` for why the neighbouring bins suffice)."""
+    n = gram.q.shape[0]
+    labels_all = np.asarray(labels_all)
+    sets = [np.sort(np.asarray(s)) for s in sets]
+    hist = _set_histograms(gram, sets, block)
+    union = np.unique(np.concatenate(sets))
+    ui, uj = _genuine_pairs(labels_all[union])            # every same-label pair of any set, scored once
+    ui, uj = union[ui], union[uj]                         # ui > uj: lower triangle
+    u_scores = _rowdot(gram.x64, ui, uj)
+    u_bins = gram.q[ui, uj]
+    masks = _membership(n, sets)
+    u_masks = masks[ui] & masks[uj]
+    gens, cums, n_imps, needs = [], [], [], []
+    for t, idx in enumerate(sets):
+        mine = ((u_masks >> np.uint32(t)) & 1).astype(bool)
+        hist[t] -= np.bincount(u_bins[mine], minlength=N_BINS + 1)
+        h = hist[t, :N_BINS]
+        n_imp = int(h.sum())
+        gen = np.sort(u_scores[mine])
+        if n_imp == 0 or gen.size == 0:
+            raise ValueError("BLUFR verification needs both genuine and impostor pairs in the test set")
+        cum = np.cumsum(h[::-1])[::-1]
+        false_alarms = matlab_round(np.asarray(far_points) * n_imp).astype(np.int64)
+        ks = np.unique(np.concatenate([false_alarms[(false_alarms > 0) & (false_alarms < n_imp)], [1, n_imp]]))
+        gens.append(gen), cums.append(cum), n_imps.append(n_imp), needs.append(ks)
+    # one pass collects the candidates of every (set, order statistic): pairs in bins b-1 .. b+1
+    want = np.zeros(N_BINS + 1, dtype=bool)
+    bk = []
+    for cum, ks in zip(cums, needs):
+        b = np.searchsorted(-cum, -ks, side="right") - 1
+        bk.append(b)
+        for v in np.unique(b):
+            want[max(0, v - 1):min(N_BINS, v + 2)] = True
+    def collect(blk):
+        r0, r1, upper = blk
+        hit = want[gram.q[r0:r1, :r1]]
+        hit[:, r0:r1][upper] = False
+        rr, cc = np.nonzero(hit)
+        keep = (masks[rr + r0] & masks[cc]) != 0
+        return rr[keep] + r0, cc[keep]
+
+    found = _in_threads(collect, _pair_blocks(n, block))
+    ci, cj = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+    cb = gram.q[ci, cj].astype(np.int64)
+    exact = _rowdot(gram.x64, ci, cj)                     # candidates in row order: cache-friendly gathers
+    order = np.argsort(cb, kind="stable")
+    ci, cj, cb, exact = ci[order], cj[order], cb[order], exact[order]
+    cmask = masks[ci] & masks[cj]
+    impostor = labels_all[ci] != labels_all[cj]
+    out = []
+    for t in range(len(sets)):
+        mine = ((cmask >> np.uint32(t)) & 1).astype(bool) & impostor
+        lookup = dict(zip(needs[t].tolist(), _kth_from_candidates(cums[t], needs[t], bk[t], cb, exact, mine)))
+        thr, far = thresholds_from_impostors(far_points, n_imps[t], lambda ks: np.array([lookup[int(k)] for k in ks]),
+                                             gens[t])
+        out.append((_share_at_least(gens[t], thr), far, thr))
+    return out
+
+
+def _kth_from_candidates(cum: np.ndarray, ks: np.ndarray, b_k: np.ndarray, cb: np.ndarray, exact: np.ndarray,
+                         mine: np.ndarray) -> np.ndarray:
+    """Exact float64 k-th largest impostor scores (1-based k) of one set from the bin histogram.
 
     Bin j holds float32 scores in [e_j, e_j + w); exact scores differ by at most err < w / 2. For k, let
     b be the bin with cum[b] >= k > cum[b+1] (cum[j] = impostors in bins >= j), A = cum[b+2], and C the
@@ -175,28 +281,12 @@ def _exact_kth_largest(bins: _ImpostorBins, ks: np.ndarray) -> np.ndarray:
     bins b..b+1, > e_b − err > e_{b-1} + err, above every exact score of bins <= b-2. So exactly A
     impostors outside C lie above v and none below it is needed: v is the exact k-th largest.
     """
-    cum = bins.cum_desc
-    # b_k = largest b with cum[b] >= k  (cum is non-increasing)
-    b_k = np.searchsorted(-cum, -ks, side="right") - 1
-    lut = np.zeros(N_BINS + 1, dtype=bool)
-    for b in np.unique(b_k):
-        lut[max(0, b - 1):min(N_BINS, b + 2)] = True
-    cand_i, cand_j, cand_bin = [], [], []
-    for r0, r1, q in bins.blocks:
-        rr, cc = np.nonzero(lut[q])
-        cand_i.append(rr + r0)
-        cand_j.append(cc)
-        cand_bin.append(q[rr, cc])
-    ci, cj, cb = np.concatenate(cand_i), np.concatenate(cand_j), np.concatenate(cand_bin).astype(np.int64)
-    exact = _rowdot(bins.x64, bins.idx[ci], bins.idx[cj])   # in row order: cache-friendly gathers
-    order = np.argsort(cb, kind="stable")
-    exact, cb = exact[order], cb[order]
     out = np.empty(ks.size)
     for t, (k, b) in enumerate(zip(ks, b_k)):
         above = int(cum[b + 2]) if b + 2 < N_BINS else 0
         lo, hi = np.searchsorted(cb, [b - 1, b + 2])
-        sel = np.sort(exact[lo:hi])[::-1]
-        out[t] = sel[k - above - 1]
+        sel = exact[lo:hi][mine[lo:hi]]
+        out[t] = -np.partition(-sel, k - above - 1)[k - above - 1]
     return out
 
 
@@ -209,32 +299,43 @@ def eval_roc(x: np.ndarray, labels: np.ndarray, far_points=VERIFY_FARS, block: i
     """
     if gram is None:
         gram, idx = QuantizedGram(np.asarray(x, dtype=np.float64), block), np.arange(len(labels))
-    order = np.argsort(idx, kind="stable")        # ascending global order keeps every pair in the lower triangle
-    idx, labels = np.asarray(idx)[order], np.asarray(labels)[order]
-    gi, gj = _genuine_pairs(labels)
-    gen = np.sort(_rowdot(gram.x64, idx[gi], idx[gj]))
-    bins = _ImpostorBins(gram, idx, gi, gj, block)
-    if bins.n_imp == 0 or gen.size == 0:
-        raise ValueError("BLUFR verification needs both genuine and impostor pairs in the test set")
-    thr, far = thresholds_from_impostors(far_points, bins.n_imp, bins.kth_largest, gen)
-    return _share_at_least(gen, thr), far, thr
+    idx = np.asarray(idx)
+    labels_all = np.zeros(gram.q.shape[0], dtype=np.asarray(labels).dtype)
+    labels_all[idx] = labels
+    return eval_roc_sets(gram, [idx], labels_all, far_points, block)[0]
 
 
 def open_set_roc(score: np.ndarray, gal_labels: np.ndarray, prob_labels: np.ndarray,
                  far_points=OSI_FARS, rank_points=RANKS):
-    """OpenSetROC on a gallery × probe score matrix: (DIR[rank, far], FAR, thresholds)."""
-    mated = gal_labels[:, None] == prob_labels[None, :]
-    is_gen = mated.any(axis=0)
-    imp = np.sort(score[:, ~is_gen].max(axis=0))[::-1]
-    s_gen = score[:, is_gen]
-    m_gen = mated[:, is_gen]
-    masked = np.where(m_gen, s_gen, -np.inf)
-    best = np.argmax(masked, axis=0)                      # first best mated entry
-    cols = np.arange(s_gen.shape[1])
-    gen_score = s_gen[best, cols]
-    # rank in a stable descending sort: entries strictly greater, plus equal ones that come earlier
-    greater = (s_gen > gen_score[None, :]).sum(axis=0)
-    equal_before = ((s_gen == gen_score[None, :]) & (np.arange(s_gen.shape[0])[:, None] < best[None, :])).sum(axis=0)
+    """OpenSetROC on a gallery × probe score matrix: (DIR[rank, far], FAR, thresholds).
+
+    A probe is genuine when its label is in the gallery; its score is its best mated score (the first
+    such gallery row on ties) and its rank that entry's position in a stable descending sort of its
+    column. Mates are looked up by label (each probe has few), so the dense matrix is read three times:
+    column maxima, entries above, entries equal."""
+    gal_labels, prob_labels = np.asarray(gal_labels), np.asarray(prob_labels)
+    order = np.argsort(gal_labels, kind="stable")
+    sl = gal_labels[order]
+    lo, hi = np.searchsorted(sl, prob_labels, "left"), np.searchsorted(sl, prob_labels, "right")
+    cnt = hi - lo
+    is_gen = cnt > 0
+    imp = np.sort(score.max(axis=0)[~is_gen])[::-1]
+    gcols = np.flatnonzero(is_gen)
+    rep = np.repeat(gcols, cnt[gcols])
+    starts = np.repeat(lo[gcols] - np.concatenate([[0], np.cumsum(cnt[gcols])[:-1]]), cnt[gcols])
+    rows = order[np.arange(rep.size) + starts]
+    vals = score[rows, rep]
+    first = np.lexsort((rows, -vals, rep))          # per column: the largest value, then the lowest row
+    head = first[np.concatenate([[True], rep[first][1:] != rep[first][:-1]])]
+    gen_score, best = vals[head], rows[head]
+    thr_col = np.full(score.shape[1], np.inf)
+    thr_col[gcols] = gen_score
+    greater = np.count_nonzero(score > thr_col[None, :], axis=0)[gcols]
+    equal = np.count_nonzero(score == thr_col[None, :], axis=0)[gcols]
+    equal_before = np.zeros(gcols.size, np.int64)
+    for k in np.flatnonzero(equal > 1):              # exact ties with the best mated score: rare
+        c = gcols[k]
+        equal_before[k] = int(np.count_nonzero(score[: best[k], c] == gen_score[k]))
     gen_rank = greater + equal_before + 1
     n_imp = imp.size
     if n_imp == 0:
@@ -258,25 +359,15 @@ def _mean_minus_std(v: np.ndarray) -> float:
     return float((np.mean(v) - (np.std(v, ddof=1) if v.size > 1 else 0.0)) * 100.0)
 
 
-_SHARED: dict = {}   # what forked trial workers read (the score bins are shared copy-on-write, not pickled)
-
-
-def _run_trial(t: int) -> tuple[int, np.ndarray, np.ndarray]:
-    x, config, gram = _SHARED["x"], _SHARED["config"], _SHARED["gram"]
-    labels = config.labels
-    ti = config.test_index[t]
-    vr, _, _ = eval_roc(None, labels[ti], gram=gram, idx=ti)
+def _open_set_trial(x: np.ndarray, config: BlufrConfig, t: int) -> np.ndarray:
     gal, prob = config.gal_index[t], config.prob_index[t]
-    d, _, _ = open_set_roc(x[gal] @ x[prob].T, labels[gal], labels[prob])
-    return t, vr, d
+    d, _, _ = open_set_roc(x[gal] @ x[prob].T, config.labels[gal], config.labels[prob])
+    return d
 
 
 def _default_workers(n_trials: int) -> int:
-    import multiprocessing as mp
     import os
 
-    if "fork" not in mp.get_all_start_methods():
-        return 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cpus, n_trials))
 
@@ -285,31 +376,28 @@ def evaluate_blufr(features: np.ndarray, config: BlufrConfig, trials: list[int] 
                    progress=None, workers: int | None = None) -> BlufrResult:
     """All (or the given 0-based) trials on features aligned with `config.image_list` (row k = image k).
 
-    Trials run in `workers` forked processes (default: one per CPU; 1 = in this process). The result does
-    not depend on the number of workers.
+    Verification of every trial comes from shared passes over one quantised score matrix; the open-set
+    part runs per trial in `workers` threads (default one per CPU). The result does not depend on the
+    number of workers.
     """
     x = l2_normalize(np.asarray(features, dtype=np.float64))
     trials = list(range(config.n_trials)) if trials is None else list(trials)
     workers = _default_workers(len(trials)) if workers is None else max(1, int(workers))
-    _SHARED.update(x=x, config=config, gram=QuantizedGram(x))
-    results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    try:
-        if workers == 1:
-            outcomes = map(_run_trial, trials)
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor
+    gram = QuantizedGram(x)
+    veri = eval_roc_sets(gram, [config.test_index[t] for t in trials], config.labels)
+    del gram
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
 
-            pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"))
-            outcomes = pool.map(_run_trial, trials)
-        for t, vr, d in outcomes:
-            results[t] = (vr, d)
-            if progress is not None:
-                progress(t)
-        if workers > 1:
-            pool.shutdown()
-    finally:
-        _SHARED.clear()
+        with ThreadPoolExecutor(workers) as pool:
+            dirs = list(pool.map(lambda t: _open_set_trial(x, config, t), trials))
+    else:
+        dirs = [_open_set_trial(x, config, t) for t in trials]
+    results = {}
+    for t, (vr, _, _), d in zip(trials, veri, dirs):
+        results[t] = (vr, d)
+        if progress is not None:
+            progress(t)
     vr = np.array([results[t][0] for t in trials])
     dir_ = np.array([results[t][1] for t in trials])
     vi, oi = _far_index(VERIFY_FARS, REPORT_VERIFY_FAR), _far_index(OSI_FARS, REPORT_OSI_FAR)

@@ -8,7 +8,7 @@ Three ideas keep the big protocols exact and memory-bounded:
   the merged results (top-k values, counts) equal the single-process ones exactly.
 * **Running top-k.** FAR/FPR targets such as 1e-6 or 1e-9 need only the few highest impostor scores;
   `TopK` keeps the exact multiset of the k largest values seen so far (values not above the current
-  k-th largest are discarded before any sort). `RowTopK` does the same per query row.
+  k-th largest are discarded before any sort); `topk_scan.scan_top` does it per query row as well.
 * **Backends.** `Backend` computes `a @ b.T` and the per-block reductions with numpy (CPU BLAS), or with
   torch on CUDA when present (or on CPU when asked, which the tests use to cover that path). torch is
   imported only when a torch backend is requested.
@@ -23,7 +23,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -57,10 +57,17 @@ def block_columns(n_rows: int, max_memory_gb: float | None, *, temporaries: int 
 
 
 def chunk_grid(n: int, size: int) -> list[tuple[int, int]]:
-    """[(start, stop), ...] covering range(n) in blocks of `size` (last one shorter)."""
+    """[(start, stop), ...] covering range(n) in blocks of `size` (last one shorter).
+
+    A last block of one item is merged into the one before: a BLAS product with a dimension of 1 runs a
+    matrix-vector kernel whose float32 rounding differs from the matrix-matrix kernel's, which would make
+    that block's scores differ in the last bit from a whole-matrix product."""
     if size <= 0:
         raise ValueError("chunk size must be positive")
-    return [(s, min(n, s + size)) for s in range(0, n, size)]
+    out = [(s, min(n, s + size)) for s in range(0, n, size)]
+    if len(out) > 1 and out[-1][1] - out[-1][0] == 1:
+        out[-2:] = [(out[-2][0], n)]
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -164,62 +171,6 @@ class Backend:
             return np.asarray(x)
         return x.detach().cpu().numpy()
 
-    def above(self, s, tau: float) -> np.ndarray:
-        """All entries of block `s` strictly greater than `tau`, as a numpy 1-D array."""
-        if self.kind == "numpy":
-            return s[s > tau] if np.isfinite(tau) else s.ravel().copy()
-        return self.numpy(s[s > tau]) if math.isfinite(tau) else self.numpy(s.reshape(-1))
-
-    def row_above(self, s, tau_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, top-k values per such row) for the rows of `s` having any entry > their tau.
-
-        Returned values: float32 (len(rows), k) sorted descending, padded with -inf.
-        """
-        if self.kind == "numpy":
-            return _row_above_np(s, tau_rows, k)
-        import torch  # noqa: PLC0415
-        t = torch.from_numpy(tau_rows).to(s.device)
-        hit = (s > t[:, None]).any(dim=1)
-        rows_t = torch.nonzero(hit).flatten()
-        if rows_t.numel() == 0:
-            return np.empty(0, np.int64), np.empty((0, k), np.float32)
-        sub = s[rows_t]
-        kk = min(k, sub.shape[1])
-        vals = torch.topk(sub, kk, dim=1, largest=True, sorted=True).values
-        out = self.numpy(vals).astype(np.float32)
-        if kk < k:
-            out = np.concatenate([out, np.full((out.shape[0], k - kk), -np.inf, np.float32)], axis=1)
-        return self.numpy(rows_t).astype(np.int64), out
-
-
-def _row_above_np(s: np.ndarray, tau_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """numpy `row_above`: rows with few candidates are merged from the candidates alone (sparse path),
-    rows with many (the first blocks) by a partial sort of the whole row."""
-    mask = s > tau_rows[:, None]
-    cnt = np.count_nonzero(mask, axis=1)
-    rows = np.flatnonzero(cnt)
-    if rows.size == 0:
-        return rows, np.empty((0, k), np.float32)
-    wide = 8 * k
-    many = rows[cnt[rows] > wide]
-    few = rows[cnt[rows] <= wide]
-    parts_r, parts_v = [], []
-    if many.size:
-        parts_r.append(many)
-        parts_v.append(_row_topk_np(s[many], k))
-    if few.size:
-        sub_mask = mask[few]
-        r, c = np.nonzero(sub_mask)
-        vals = s[few[r], c]
-        width = max(k, int(cnt[few].max()))
-        pad = np.full((few.size, width), -np.inf, np.float32)
-        start = np.concatenate([[0], np.cumsum(cnt[few])[:-1]])
-        pos = np.arange(r.size) - start[r]
-        pad[r, pos] = vals
-        parts_r.append(few)
-        parts_v.append(_row_topk_np(pad, k))
-    return np.concatenate(parts_r), np.concatenate(parts_v)
-
 
 def _row_topk_np(s: np.ndarray, k: int) -> np.ndarray:
     """Top-k values of each row, sorted descending, padded with -inf when a row is shorter than k."""
@@ -260,13 +211,14 @@ def make_backend(device: str = "auto") -> Backend:
 
 
 class TopK:
-    """Exact running multiset of the k largest values of a stream (float32, sorted on demand)."""
+    """Exact running multiset of the k largest values of a stream (float32 unless `dtype`, sorted on demand)."""
 
-    def __init__(self, k: int):
+    def __init__(self, k: int, dtype=np.float32):
         if k < 1:
             raise ValueError("k must be at least 1")
         self.k = int(k)
-        self._vals = np.empty(0, np.float32)
+        self.dtype = np.dtype(dtype)
+        self._vals = np.empty(0, self.dtype)
         self.seen = 0
 
     @property
@@ -276,7 +228,7 @@ class TopK:
 
     def push(self, values: np.ndarray, n_seen: int | None = None) -> None:
         """Add candidate values (already filtered to > tau is fine); `n_seen` = how many the block held."""
-        v = np.asarray(values, np.float32).ravel()
+        v = np.asarray(values, self.dtype).ravel()
         self.seen += int(v.size if n_seen is None else n_seen)
         if v.size == 0:
             return
@@ -284,11 +236,6 @@ class TopK:
         if allv.size > self.k:
             allv = np.partition(allv, allv.size - self.k)[allv.size - self.k:]
         self._vals = allv
-
-    def push_block(self, backend: Backend, s) -> None:
-        """Add every entry of a backend score block."""
-        n = int(np.prod(s.shape))
-        self.push(backend.above(s, self.tau), n_seen=n)
 
     def merge(self, other_values: np.ndarray) -> None:
         self.push(other_values, n_seen=0)
@@ -301,42 +248,10 @@ class TopK:
         """Merge the top-k of all ranks; returns the global top-k sorted descending."""
         if ctx.active:
             parts = ctx.all_gather(self._vals)
-            merged = TopK(self.k)
+            merged = TopK(self.k, self.dtype)
             merged.push(np.concatenate(parts), n_seen=0)
             return merged.values()
         return self.values()
-
-
-class RowTopK:
-    """Exact running top-k per query row over column blocks (values sorted descending, -inf padded)."""
-
-    def __init__(self, n_rows: int, k: int):
-        self.k = int(k)
-        self.vals = np.full((n_rows, self.k), -np.inf, np.float32)
-
-    def push_block(self, backend: Backend, s, row_offset: int = 0) -> None:
-        n = s.shape[0]
-        cur = self.vals[row_offset: row_offset + n]
-        if self.k == 1:  # running maximum: one pass
-            m = s.max(axis=1) if backend.kind == "numpy" else backend.numpy(s.max(dim=1).values)
-            np.maximum(cur[:, 0], m, out=cur[:, 0])
-            return
-        rows, top = backend.row_above(s, np.ascontiguousarray(cur[:, -1]), self.k)
-        if rows.size:
-            both = np.concatenate([cur[rows], top], axis=1)
-            cur[rows] = _row_topk_np(both, self.k)
-
-    def push_values(self, vals: np.ndarray) -> None:
-        """Merge another (n_rows × k') array of candidate values."""
-        both = np.concatenate([self.vals, np.asarray(vals, np.float32)], axis=1)
-        self.vals = _row_topk_np(both, self.k)
-
-    def gather(self, ctx: DistContext) -> np.ndarray:
-        """Merge across ranks (all ranks hold all rows); returns n_rows × k sorted descending."""
-        if ctx.active:
-            parts = ctx.all_gather(self.vals[None])
-            self.vals = _row_topk_np(np.concatenate([p[0] for p in parts], axis=1), self.k)
-        return self.vals
 
 
 # --------------------------------------------------------------------------------------------------
@@ -366,8 +281,3 @@ def tar_at_far_from_top(genuine: np.ndarray, top_impostors: np.ndarray, n_impost
     v = float(top_impostors[k])
     tar = float(np.count_nonzero(genuine > v)) / max(1, genuine.size)
     return tar, v
-
-
-def iter_blocks(n: int, size: int, ctx: DistContext) -> Iterator[tuple[int, int]]:
-    """This rank's blocks of the fixed grid over range(n)."""
-    yield from ctx.mine(chunk_grid(n, size))

@@ -7,7 +7,18 @@ FeatureStore whose `features` = f(x) and, with flip=True, `flip_features` = f(ho
 
 Cache: with `cache_dir`, the store is saved as `emb-<key>.npz` where the key hashes the model identity (backend,
 spec, sha256 of the model file or of an in-memory state dict, preprocessing), the data root, the image list with
-each file's size and mtime, and the flip flag; a second call with the same key loads it and skips the network.
+each file's size and mtime, the flip flag, the alignment landmarks and the landmarks given to the model; a second
+call with the same key loads it and skips the network.
+
+Alignment (`align`): per-image 5 points in the source image; each image is warped to the 112×112 ArcFace template
+(`data.alignment.align_face`) before it is fitted to the model (IJB loose crops).
+
+Landmarks for models that use them (`model.uses_landmarks`, e.g. an ARFace model masking patches around the 5
+points): `embed(images, landmarks=N×5×2)` in the pixel coordinates of the images passed, i.e. after alignment and
+after the model's pad/resize fitting. They come from the alignment (the template points moved by the warp), else
+from a landmarks file (`arface align`'s `relpath x1 y1 … x5 y5`, crop pixels), else None (the aligned template).
+The flipped pass gets `data.alignment.mirror_landmarks` of them. Models that do not use landmarks are called as
+`embed(images)`.
 """
 
 from __future__ import annotations
@@ -24,14 +35,17 @@ from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.image_list import list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, load_feature_store, normalize_rel_path, save_feature_store
 
-__all__ = ["extract_features", "embed_arrays", "list_images", "read_image_list", "cache_key"]
+__all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list", "cache_key",
+           "fit_landmarks"]
 
 
 class _ImageDataset:
-    """Reads one image (cv2, -> RGB) and fits it to the model's input size; errors come back as text."""
+    """Reads one image (cv2, -> RGB), aligns it when asked, fits it to the model's input size, and carries its
+    landmarks into the fitted image's coordinates; errors come back as text."""
 
-    def __init__(self, root: Path, paths: Sequence[str], preprocess):
+    def __init__(self, root: Path, paths: Sequence[str], preprocess, align=None, landmarks=None):
         self.root, self.paths, self.preprocess = root, list(paths), preprocess
+        self.align, self.landmarks = align, landmarks
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -42,21 +56,51 @@ class _ImageDataset:
         full = self.root / self.paths[i]
         img = cv2.imread(str(full), cv2.IMREAD_COLOR)
         if img is None:
-            return i, None, f"{full}: not a readable image (cv2.imread failed)"
+            return i, None, None, f"{full}: not a readable image (cv2.imread failed)"
         try:
-            return i, self.preprocess.fit_image(img[:, :, ::-1], name=str(full)), None
+            rgb = np.ascontiguousarray(img[:, :, ::-1])
+            lm = None
+            if self.align is not None:
+                from arface_repro.data.alignment import align_face
+
+                rgb, lm = align_face(rgb, self.align[i])
+            elif self.landmarks is not None:
+                lm = self.landmarks.get(self.paths[i])
+                if lm is None:
+                    return i, None, None, f"{full}: no entry in the landmarks file"
+            fitted = self.preprocess.fit_image(rgb, name=str(full))
+            if lm is not None:
+                lm = fit_landmarks(lm, rgb.shape[:2], self.preprocess)
+            return i, fitted, lm, None
         except Exception as exc:  # returned, not raised: worker exceptions lose their type and message
-            return i, None, str(exc)
+            return i, None, None, f"{full}: {exc}"
+
+
+def fit_landmarks(lm: np.ndarray, src_hw: tuple[int, int], preprocess) -> np.ndarray:
+    """5 points of an H×W image moved as `preprocess.fit_image` moves its pixels (pad: shift; resize: scale)."""
+    lm = np.asarray(lm, np.float32).copy()
+    h, w = src_hw
+    th, tw = preprocess.size
+    if (h, w) == (th, tw):
+        return lm
+    if preprocess.fit == "pad":
+        lm[:, 0] += (tw - w) / 2
+        lm[:, 1] += (th - h) / 2
+    else:  # resize: pixel centres map (x + 0.5) * tw / w - 0.5
+        lm[:, 0] = (lm[:, 0] + 0.5) * (tw / w) - 0.5
+        lm[:, 1] = (lm[:, 1] + 0.5) * (th / h) - 0.5
+    return lm
 
 
 def _collate(items):
     return items
 
 
-def cache_key(model, data_root: Path, paths: Sequence[str], stats: Sequence[tuple[int, int]], flip: bool) -> str:
+def cache_key(model, data_root: Path, paths: Sequence[str], stats: Sequence[tuple[int, int]], flip: bool,
+              align_sha256: str | None = None, landmarks_sha256: str | None = None) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"model": model.identity(), "root": str(data_root.resolve()), "flip": bool(flip),
-                         "version": 1}, sort_keys=True).encode())
+                         "align": align_sha256, "landmarks": landmarks_sha256, "version": 2}, sort_keys=True).encode())
     for p, (size, mtime) in zip(paths, stats):
         h.update(f"\n{p}\t{size}\t{mtime}".encode())
     return h.hexdigest()
@@ -101,7 +145,7 @@ def embed_arrays(model, images, batch_size: int = 64, flip: bool = True, quiet: 
     n = len(images)
     for s in tqdm(range(0, n, batch_size), disable=quiet, unit="batch", desc="embedding"):
         x = np.stack([m.preprocess.fit_image(np.asarray(im), name=f"image {s + j}") for j, im in enumerate(images[s:s + batch_size])])
-        f, g = _embed_batch(m, x, flip)
+        f, g = _embed_batch(m, x, flip, None)
         feats.append(f)
         if g is not None:
             flips.append(g)
@@ -110,7 +154,16 @@ def embed_arrays(model, images, batch_size: int = 64, flip: bool = True, quiet: 
     return np.concatenate(feats), (np.concatenate(flips) if flip else None)
 
 
-def _embed_batch(m, x: np.ndarray, flip: bool):
+def _embed_batch(m, x: np.ndarray, flip: bool, lm: np.ndarray | None):
+    """f(x) and f(mirror x) in one call; `lm` (N×5×2 in x's pixels, or None) only for models that use landmarks."""
+    if getattr(m, "uses_landmarks", False):
+        if not flip:
+            return m.embed(x, landmarks=lm), None
+        from arface_repro.data.alignment import mirror_landmarks
+
+        both = None if lm is None else np.concatenate([lm, mirror_landmarks(lm, x.shape[2])])
+        out = m.embed(np.concatenate([x, x[:, :, ::-1]]), landmarks=both)
+        return out[: len(x)], out[len(x):]
     if not flip:
         return m.embed(x), None
     out = m.embed(np.concatenate([x, x[:, :, ::-1]]))  # one call: original images then their mirror images
@@ -129,12 +182,17 @@ def extract_features(
     device=None,
     preprocess=None,
     quiet: bool = False,
+    align: np.ndarray | None = None,
+    landmarks: dict | None = None,
+    landmarks_sha256: str | None = None,
 ) -> FeatureStore:
     """FeatureStore of `rel_paths` (default: every image under `data_root`, sorted) embedded by `model`.
 
     `model`: a spec string (`onnx:F`, `torch:ARCH:F`, ...), an EmbeddingModel, or an nn.Module (see
     models/backends.load_model). Duplicated paths are embedded once; the store keeps the first-seen order.
     `workers` DataLoader reader processes (default min(4, CPUs); 0 = read in this process).
+    `align`: N×5×2 source-image landmarks, one per path (paths must then be distinct): align each image first.
+    `landmarks`: {path: 5×2 crop landmarks} for models that use landmarks (`landmarks_sha256` keys the cache).
     `store.meta` has model_spec, model_sha256, preprocess, flip, cache ('hit', 'miss' or 'off'), cache_path.
     """
     from arface_repro.models.backends import load_model
@@ -142,12 +200,22 @@ def extract_features(
     root = Path(data_root)
     if not root.is_dir():
         raise MissingDataError(f"{root}: data root is not a directory")
-    paths = _dedupe(list_images(root) if rel_paths is None else rel_paths)
+    given = list_images(root) if rel_paths is None else [normalize_rel_path(p) for p in rel_paths]
+    paths = _dedupe(given)
+    if align is not None:
+        align = np.asarray(align, np.float32)
+        if len(paths) != len(given) or align.shape != (len(paths), 5, 2):
+            raise FormatError(f"alignment needs one (5, 2) landmark set per distinct image; got {align.shape} "
+                              f"for {len(given)} paths ({len(paths)} distinct)")
     if not paths:
         raise MissingDataError(f"{root}: no images to embed")
     stats = _stat_all(root, paths)
     m = load_model(model, device=device, preprocess=preprocess)
-    key = cache_key(m, root, paths, stats, flip)
+    uses = bool(getattr(m, "uses_landmarks", False))
+    if not uses:
+        landmarks = landmarks_sha256 = None
+    align_sha = hashlib.sha256(np.ascontiguousarray(align).tobytes()).hexdigest() if align is not None else None
+    key = cache_key(m, root, paths, stats, flip, align_sha, landmarks_sha256)
     meta = {"model_spec": m.spec, "model_sha256": m.file_sha256, "preprocess": m.preprocess.key(),
             "flip": str(bool(flip)), "cache_key": key, "data_root": str(root)}
     cache_path = Path(cache_dir) / f"emb-{key[:32]}.npz" if cache_dir is not None else None
@@ -160,7 +228,8 @@ def extract_features(
             cached.meta.update(cache="hit", cache_path=str(cache_path))
             return cached
 
-    feats, flips = _run_extraction(m, root, paths, batch_size, flip, workers, quiet)
+    feats, flips = _run_extraction(m, root, paths, batch_size, flip, workers, quiet, align,
+                                   landmarks if uses else None)
     if cache_path is not None:
         save_feature_store(cache_path, feats, paths, flips, **meta)
     meta.update(cache="miss" if cache_path is not None else "off", cache_path=str(cache_path or ""))
@@ -168,25 +237,28 @@ def extract_features(
                         source=str(cache_path) if cache_path else f"<extracted by {m.spec}>", meta=meta)
 
 
-def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool, workers, quiet: bool):
+def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool, workers, quiet: bool,
+                    align=None, landmarks=None):
     from torch.utils.data import DataLoader
     from tqdm import tqdm
 
     if workers is None:
         workers = min(4, os.cpu_count() or 1)
-    ds = _ImageDataset(root, paths, m.preprocess)
+    uses = bool(getattr(m, "uses_landmarks", False))
+    ds = _ImageDataset(root, paths, m.preprocess, align, landmarks)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
                         persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
     n = len(paths)
     feats = flips = None
     with tqdm(total=n, disable=quiet, unit="img", desc=f"embedding ({m.kind})") as bar:
         for items in loader:
-            errors = [e for _, _, e in items if e is not None]
+            errors = [e for _, _, _, e in items if e is not None]
             if errors:
                 raise FormatError(errors[0] + (f" (and {len(errors) - 1} more in this batch)" if len(errors) > 1 else ""))
-            idx = np.asarray([i for i, _, _ in items])
-            x = np.stack([im for _, im, _ in items])
-            f, g = _embed_batch(m, x, flip)
+            idx = np.asarray([i for i, _, _, _ in items])
+            x = np.stack([im for _, im, _, _ in items])
+            lm = np.stack([l for _, _, l, _ in items]) if uses and items[0][2] is not None else None
+            f, g = _embed_batch(m, x, flip, lm)
             if feats is None:
                 feats = np.empty((n, f.shape[1]), np.float32)
                 flips = np.empty((n, f.shape[1]), np.float32) if flip else None
@@ -195,3 +267,58 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
                 flips[idx] = g
             bar.update(len(items))
     return feats, flips
+
+
+def landmarks_source(opts, data_root: Path | None) -> tuple[dict | None, dict]:
+    """({path: 5×2} or None, record entry) from --landmarks, else <data-root>/landmarks.txt when present."""
+    from arface_repro.data.face_datasets import read_landmarks_file
+    from arface_repro.utils.hashing import sha256_file
+
+    path = getattr(opts, "landmarks", None)
+    if path:
+        if not Path(path).is_file():
+            raise MissingDataError(f"{path}: landmarks file not found")
+        what = "--landmarks"
+    elif data_root is not None and (data_root / "landmarks.txt").is_file():
+        path, what = data_root / "landmarks.txt", "<data-root>/landmarks.txt"
+    else:
+        return None, {"source": "template", "note": "no landmarks file: the aligned template points"}
+    return read_landmarks_file(path), {"source": what, "path": str(path), "sha256": sha256_file(path)}
+
+
+def extract_for_protocol(proto, opts) -> FeatureStore:
+    """Embed the images `proto.images()` asks for with `opts.model`; fills `proto.provenance`."""
+    from arface_repro.errors import ConfigError
+    from arface_repro.models.backends import load_model
+
+    if opts.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {opts.batch_size}")
+    req = proto.images()
+    device = None if opts.device in (None, "auto") else opts.device
+    m = load_model(opts.model, device=device, preprocess=opts.preprocess)
+    flip = proto.wants_flip()
+    uses = bool(getattr(m, "uses_landmarks", False))
+    lm_info = {"source": "unused", "note": "the model does not take landmarks"}
+    if req.arrays is not None:
+        feats, flips = embed_arrays(m, req.arrays, batch_size=opts.batch_size, flip=flip, quiet=opts.quiet)
+        store = FeatureStore(feats, req.paths, flips, source=f"<{req.what} embedded by {m.spec}>")
+        if uses:
+            lm_info = {"source": "template", "note": "in-memory aligned images: the template points"}
+        cache = "off"
+    else:
+        lm, lm_sha = None, None
+        if uses:
+            if req.align is not None:
+                lm_info = {"source": "alignment", "note": f"the 5 points of {req.what}, moved by the alignment warp"}
+            else:
+                lm, lm_info = landmarks_source(opts, proto.data_root)
+                lm_sha = lm_info.get("sha256")
+        store = extract_features(m, req.root, req.paths, batch_size=opts.batch_size, flip=flip, workers=opts.workers,
+                                 cache_dir=None if opts.cache_dir == "none" else opts.cache_dir, quiet=opts.quiet,
+                                 align=req.align, landmarks=lm, landmarks_sha256=lm_sha)
+        cache = store.meta.get("cache")
+    pv = proto.provenance
+    pv.model, pv.model_info, pv.features = opts.model, m.identity(), None
+    pv.landmarks = lm_info
+    pv.extraction = {"images": len(store), "flip_pass": bool(flip), "aligned": req.align is not None, "cache": cache}
+    return store

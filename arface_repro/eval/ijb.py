@@ -1,22 +1,30 @@
-"""IJB-B / IJB-C 1:1 verification (template-based), as insightface's `ijb_11.py` computes it.
+"""IJB-B / IJB-C 1:1 verification (template-based), with the arithmetic of insightface's `ijb_11.py`.
 
-Image features -> template features -> pair scores -> TAR@FAR table:
+Image features -> template features -> pair scores -> TAR@FAR table, each step in the precision and
+order of operations of the reference, so that from the same image features the scores are bit-identical
+and the table equal digit for digit (tests/test_ijb_reference.py holds a structural copy of the reference):
 
-1. Per image (`image_features`): combine the network outputs of the image and of its horizontal flip
-   ('add' = sum, default; 'concat'; 'none' = no flip), optionally L2-normalise each image (off by
-   default: the norm acts as a quality weight), optionally multiply by the detector's faceness score
-   (on by default).
-2. Per template (`template_features`): average the images that share a media id, sum the media
-   averages, L2-normalise. This equals one weighted sum per template (weight = 1 / images in that
-   media), which is computed as a sparse-matrix product in image chunks (float64 accumulation).
-3. Pair scores (`pair_scores`): dot products of template features. Pairs are grouped by their first
-   template; for a block of first templates the dense block of dot products with the second templates
-   they meet is one BLAS matmul, from which the pairs are gathered (no Python loop over pairs). Blocks
-   lie on a fixed grid, so sharding them over processes gives bit-identical scores.
-4. Table (`tar_table`): TAR at FAR 1e-6 … 1e-1 by the 'nearest' rule (insightface: sklearn roc_curve,
-   TPR at the ROC point whose FPR is nearest to the target; on equal distance the point later in
-   sklearn's order, i.e. the larger TPR — insightface flips the arrays and takes the first minimum) or
-   the 'strict' rule (TAR at the most permissive threshold whose FAR ≤ target).
+1. Per image (`image_features`, float32 like the network outputs): f(x) + f(flip x) ('add', default;
+   'concat'; 'none'), optionally L2-normalised (`x / sqrt(sum(x**2))` in float32; off by default: the
+   norm acts as a quality weight), then multiplied by the detector's faceness score (on by default).
+2. Per template (`template_features`): within a template, the images of one media are averaged
+   (`np.mean`, float32, images in file order) and the media averages summed (float32, media in ascending
+   id order); the sum goes into a float64 matrix (insightface's `np.zeros` is float64) and is
+   L2-normalised in float64 — by `sklearn.preprocessing.normalize` for 1:1 (`ijb_11.py`) or by
+   `x / sqrt(sum(x**2))` for 1:N (`ijb_1n.py`). Segment sums (`segment_sums`) add the rows of a
+   segment one after the other, as `np.sum(axis=0)` in the reference's per-template loop does.
+3. Pair scores (`pair_scores`): `np.sum(f1 * f2, -1)` in float64 on pair chunks, the reference's own
+   expression (a BLAS product would sum in another order). Chunks lie on a fixed grid, so sharding them
+   over processes gives bit-identical scores; threads share a process's chunks.
+4. Table (`tar_table`): the ROC exactly as `sklearn.metrics.roc_curve` computes it, on the float64
+   scores; TAR at FAR 1e-6 … 1e-1 by the 'nearest' rule (insightface: TPR at the ROC point whose FPR is
+   nearest to the target; on equal distance the point later in sklearn's order, i.e. the larger TPR —
+   insightface flips the arrays and takes the first minimum) or the 'strict' rule (TAR at the most
+   permissive threshold whose FAR ≤ target).
+
+On CUDA (`--device cuda`) the pair scores are the same float64 expression in torch, whose reduction
+order differs: scores agree with the CPU ones within 1e-15 (documented tolerance), and the table within
+one pair at each FAR.
 """
 
 from __future__ import annotations
@@ -24,8 +32,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -34,6 +41,8 @@ from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_
 
 FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FLIP_MODES = ("add", "concat", "none")
+TEMPLATE_NORMS = ("sklearn", "sum")   # ijb_11.py: sklearn.preprocessing.normalize; ijb_1n.py: x / sqrt(sum(x**2))
+SCORE_TOLERANCE_CUDA = 1e-15
 
 
 def far_key(far: float) -> str:
@@ -62,68 +71,126 @@ class CombineOptions:
 
 def image_features(features: np.ndarray, flip_features: np.ndarray | None, faceness: np.ndarray | None,
                    opts: CombineOptions, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-    """Combined per-image features (float64) of the selected rows."""
-    f = np.asarray(features[rows], np.float64)
+    """Combined per-image features of the selected rows, float32 as insightface computes them.
+
+    `faceness` is indexed like `features` (by `rows`)."""
+    f = np.asarray(features[rows], np.float32)
     if opts.flip != "none":
         if flip_features is None:
             raise MissingDataError(f"flip mode {opts.flip!r} needs flip features; the feature store has none (use --flip none)")
-        g = np.asarray(flip_features[rows], np.float64)
+        g = np.asarray(flip_features[rows], np.float32)
         f = f + g if opts.flip == "add" else np.concatenate([f, g], axis=1)
     if opts.normalize:
-        f /= np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-30)
+        f = f / np.sqrt(np.sum(f ** 2, -1, keepdims=True))
     if opts.faceness:
         if faceness is None:
             raise MissingDataError("faceness weighting needs the *_name_5pts_score.txt scores")
-        f *= np.asarray(faceness[rows], np.float64)[:, None]
+        f = f * np.asarray(faceness[rows], np.float32)[:, None]
     return f
 
 
-def pooling_weights(templates: np.ndarray, medias: np.ndarray):
-    """(template ids sorted, sparse T×N matrix of weights 1/|images of the image's media in its template|)."""
-    from scipy import sparse  # noqa: PLC0415
+def _runs(keys: np.ndarray) -> np.ndarray:
+    """Start index of every run of equal consecutive values."""
+    if keys.size == 0:
+        return np.empty(0, np.int64)
+    return np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
 
-    templates = np.asarray(templates, np.int64)
-    medias = np.asarray(medias, np.int64)
-    n = templates.size
-    tids, t_inv = np.unique(templates, return_inverse=True)
-    # (template, media) groups and their sizes
-    key = t_inv.astype(np.int64) * (int(medias.max() - medias.min()) + 1) + (medias - medias.min())
-    _, g_inv, g_cnt = np.unique(key, return_inverse=True, return_counts=True)
-    w = 1.0 / g_cnt[g_inv]
-    mat = sparse.csr_matrix((w, (t_inv, np.arange(n))), shape=(tids.size, n))
-    return tids, mat
+
+def segment_sums(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Row sums of consecutive segments (segment k = rows starts[k] .. starts[k+1]-1), each a left fold
+    ((x0 + x1) + x2) + … in x's dtype: the order in which `np.sum(a, axis=0)` adds the rows of a
+    C-contiguous block (`np.add.reduceat` adds in another order). Vectorised across segments: step p adds
+    the p-th row of every segment that has one."""
+    n = x.shape[0]
+    starts = np.asarray(starts, np.int64)
+    lens = np.diff(np.append(starts, n))
+    out = x[starts].copy()
+    if lens.size == 0 or lens.max() <= 1:
+        return out
+    seg = np.repeat(np.arange(starts.size), lens)
+    pos = np.arange(n) - np.repeat(starts, lens)
+    order = np.argsort(pos, kind="stable")
+    level = np.concatenate([[0], np.cumsum(np.bincount(pos))])
+    for p in range(1, int(lens.max())):
+        rows = order[level[p]:level[p + 1]]
+        out[seg[rows]] += x[rows]
+    return out
+
+
+def normalize_templates(x: np.ndarray, norm: str = "sklearn", tids: np.ndarray | None = None) -> np.ndarray:
+    """Row L2 normalisation in float64, as the reference script does it (see TEMPLATE_NORMS)."""
+    if norm not in TEMPLATE_NORMS:
+        raise ConfigError(f"template normalisation {norm!r}: expected one of {', '.join(TEMPLATE_NORMS)}")
+    sq = np.einsum("ij,ij->i", x, x) if norm == "sklearn" else np.sum(x ** 2, -1)
+    zero = np.flatnonzero(sq == 0)
+    if zero.size:
+        what = f"template {tids[zero[0]]}" if tids is not None else f"template row {zero[0]}"
+        raise FormatError(f"{what} has an all-zero feature (zero faceness?); cannot normalise")
+    if norm == "sklearn":
+        from sklearn.preprocessing import normalize  # noqa: PLC0415
+
+        return normalize(x)
+    return x / np.sqrt(np.sum(x ** 2, -1, keepdims=True))
 
 
 def template_features(features: np.ndarray, flip_features: np.ndarray | None, faceness: np.ndarray | None,
                       templates: np.ndarray, medias: np.ndarray, opts: CombineOptions = CombineOptions(),
-                      max_memory_gb: float | None = None, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(template ids, L2-normalised template features float32), images processed in memory-bounded chunks.
+                      max_memory_gb: float | None = None, rows: np.ndarray | None = None,
+                      norm: str = "sklearn", select: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted template ids, L2-normalised float64 template features) by the reference's arithmetic.
 
     Image i (with `templates[i]`, `medias[i]`, `faceness[i]`) has features `features[rows[i]]` (and
-    `flip_features[rows[i]]`); `rows` defaults to 0..N-1, and lets a feature store in any order be used
-    without copying it. Template = Σ_media mean(images of that media), then L2-normalised.
+    `flip_features[rows[i]]`); `rows` defaults to 0..N-1 and lets a feature store in any order be used
+    without copying it. `select`: only these template ids (default all). Images are processed in
+    template-aligned chunks that fit the memory budget.
     """
-    n = len(templates)
-    if len(medias) != n or (rows is None and features.shape[0] != n) or (rows is not None and len(rows) != n):
+    templates = np.asarray(templates)
+    medias = np.asarray(medias)
+    n = templates.size
+    if medias.size != n or (rows is None and features.shape[0] != n) or (rows is not None and len(rows) != n):
         raise FormatError(f"{features.shape[0] if rows is None else len(rows)} feature rows for {n} template/media entries")
-    tids, w = pooling_weights(templates, medias)
+    if faceness is not None and len(faceness) != n:
+        raise FormatError(f"{len(faceness)} faceness scores for {n} images")
+    idx = np.arange(n)
+    if select is not None:
+        idx = idx[np.isin(templates, select)]
+    # the reference's order: templates ascending, media ascending within a template, images in file order
+    order = idx[np.lexsort((idx, medias[idx], templates[idx]))]
+    t_sorted, m_sorted = templates[order], medias[order]
+    t_start = _runs(t_sorted)
+    tids = t_sorted[t_start]
+    if select is not None:
+        missing = np.setdiff1d(np.asarray(select), tids)
+        if missing.size:
+            raise MissingDataError(f"{missing.size} template(s) have no images, e.g. {missing[0]}")
     d = features.shape[1] * (2 if opts.flip == "concat" else 1)
-    out = np.zeros((tids.size, d), np.float64)
-    step = max(1024, budget_bytes(max_memory_gb) // 8 // (d * 8 * 3))
-    wc = w.tocsc()
-    for s, e in chunk_grid(n, step):
-        sel = slice(s, e) if rows is None else np.asarray(rows[s:e])
-        x = image_features(features, flip_features, None, CombineOptions(opts.flip, opts.normalize, False), sel)
+    out = np.empty((tids.size, d), np.float64)
+    step = max(1024, budget_bytes(max_memory_gb) // 8 // (d * 4 * 4))
+    fc = None if faceness is None else np.asarray(faceness, np.float32)
+    t_bounds = np.append(t_start, order.size)
+    t0 = 0
+    while t0 < tids.size:  # chunks of whole templates, about `step` images each
+        t1 = int(np.searchsorted(t_bounds, t_bounds[t0] + step, side="right")) - 1
+        t1 = min(tids.size, max(t1, t0 + 1))
+        s, e = int(t_bounds[t0]), int(t_bounds[t1])
+        sel = order[s:e]
+        src = sel if rows is None else np.asarray(rows)[sel]
+        x = image_features(features, flip_features, None, CombineOptions(opts.flip, opts.normalize, False), src)
         if opts.faceness:
-            if faceness is None:
+            if fc is None:
                 raise MissingDataError("faceness weighting needs the *_name_5pts_score.txt scores")
-            x *= np.asarray(faceness[s:e], np.float64)[:, None]
-        out += wc[:, s:e] @ x
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    zero = np.flatnonzero(norms[:, 0] == 0)
-    if zero.size:
-        raise FormatError(f"template {tids[zero[0]]} has an all-zero feature (zero faceness?); cannot normalise")
-    return tids, (out / norms).astype(np.float32)
+            x = x * fc[sel][:, None]
+        key_t, key_m = t_sorted[s:e], m_sorted[s:e]
+        m_start = np.flatnonzero(np.concatenate([[True], (key_t[1:] != key_t[:-1]) | (key_m[1:] != key_m[:-1])]))
+        counts = np.diff(np.append(m_start, e - s))
+        media = segment_sums(x, m_start)   # float32, rows added in order
+        many = counts > 1
+        media[many] = media[many] / counts[many, None]   # np.mean: float32 sum / count
+        mt = key_t[m_start]
+        tt_start = _runs(mt)
+        out[t0:t1] = segment_sums(media, tt_start)   # media summed in order, float32 -> float64
+        t0 = t1
+    return tids, normalize_templates(out, norm, tids)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,76 +220,74 @@ def template_index(tids: np.ndarray, query: np.ndarray, what: str = "pair list")
     return pos
 
 
+PAIR_CHUNK = 16384   # pairs per chunk of the fixed grid
+INNER = 128          # pairs per numpy call inside a chunk (two 128 x 512 float64 operands fit in L2)
+
+
+def _threads() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+
+
 def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: Backend | None = None,
                 ctx: DistContext | None = None, max_memory_gb: float | None = None,
-                rows_per_block: int | None = None) -> np.ndarray:
-    """score[p] = feats[i1[p]] · feats[i2[p]] for every pair, float32, in pair order (all ranks get all).
-
-    Pairs are grouped by i1 (no sort when the list already is, as IJB lists are); blocks of
-    `rows_per_block` distinct i1 values take one matmul against the distinct i2 values they pair with,
-    from which the pairs are gathered (or a row-wise dot product when that block is too sparse).
-    Distinct values and inverse indices come from lookup tables, not sorts.
-    """
+                chunk: int = PAIR_CHUNK) -> np.ndarray:
+    """score[p] = np.sum(feats[i1[p]] * feats[i2[p]]) in float64, the reference's expression; all ranks
+    get all scores. Chunks of `chunk` pairs lie on a fixed grid (the result does not depend on the
+    number of processes or threads)."""
     backend = backend or Backend()
     ctx = ctx or DistContext()
-    n_t = feats.shape[0]
+    feats = np.ascontiguousarray(feats, np.float64)
+    n_t, d = feats.shape
     i1 = np.asarray(i1)
     i2 = np.asarray(i2)
     if i1.size and (i1.min() < 0 or i1.max() >= n_t or i2.min() < 0 or i2.max() >= n_t):
         raise ValueError("pair indices out of range of the template features")
-    order = None if i1.size < 2 or bool(np.all(i1[1:] >= i1[:-1])) else np.argsort(i1, kind="stable")
-    s1 = i1 if order is None else i1[order]
-    starts = np.flatnonzero(np.concatenate([[True], s1[1:] != s1[:-1]])) if s1.size else np.empty(0, np.int64)
-    u1 = s1[starts]
-    bounds = np.append(starts, s1.size)
-    budget = budget_bytes(max_memory_gb) // 4
-    if rows_per_block is None:  # a dense block of rows × all templates stays within the budget
-        rows_per_block = int(min(256, max(8, budget // (8 * max(1, n_t)))))
-    scores = np.empty(i1.size, np.float32)
-    mine_idx: list[np.ndarray] = []
-    host = np.ascontiguousarray(feats, np.float32)
-    dev_feats = backend.put(host) if backend.kind == "torch" else host
-    present = np.zeros(n_t, bool)
-    lut = np.empty(n_t, np.int64)
-    for b0, b1 in ctx.mine(chunk_grid(u1.size, rows_per_block)):
-        p0, p1 = int(bounds[b0]), int(bounds[b1])
-        idx = np.arange(p0, p1) if order is None else order[p0:p1]
-        cols = i2[p0:p1] if order is None else i2[idx]
-        present[cols] = True
-        ucols = np.flatnonzero(present)
-        present[ucols] = False
-        lut[ucols] = np.arange(ucols.size)
-        cinv = lut[cols]
-        ur = u1[b0:b1]
-        rinv = np.repeat(np.arange(ur.size), np.diff(bounds[b0:b1 + 1]))
-        dense = ur.size * ucols.size
-        if dense <= 16 * cinv.size and dense * 4 * 2 <= budget:
-            flat = rinv * ucols.size + cinv
-            if backend.kind == "numpy":
-                blk = dev_feats[ur] @ dev_feats[ucols].T
-                sc = np.take(blk.ravel(), flat)
-            else:
-                import torch  # noqa: PLC0415
-                dev = backend.device
-                blk = dev_feats[torch.from_numpy(ur).to(dev)] @ dev_feats[torch.from_numpy(ucols).to(dev)].T
-                sc = backend.numpy(blk.reshape(-1)[torch.from_numpy(flat).to(dev)])
+    # two float64 operands of `chunk` rows per thread must fit the budget
+    chunk = int(max(256, min(chunk, budget_bytes(max_memory_gb) // (2 * 8 * d * _threads()))))
+    scores = np.empty(i1.size, np.float64)
+    mine = ctx.mine(chunk_grid(i1.size, chunk))
+
+    if backend.kind == "torch":
+        import torch  # noqa: PLC0415
+
+        ft = torch.from_numpy(feats).to(backend.device)
+        for s, e in mine:
+            a = ft[torch.from_numpy(np.asarray(i1[s:e], np.int64)).to(backend.device)]
+            b = ft[torch.from_numpy(np.asarray(i2[s:e], np.int64)).to(backend.device)]
+            scores[s:e] = (a * b).sum(-1).cpu().numpy()
+    else:
+        def work(se):
+            s, e = se
+            a = np.empty((INNER, d))
+            b = np.empty((INNER, d))
+            for u in range(s, e, INNER):  # cache-sized pieces: gathers, products and sums stay in L2
+                v = min(e, u + INNER)
+                k = v - u
+                np.take(feats, i2[u:v], axis=0, out=b[:k])
+                if i1[u] == i1[v - 1] and (k < 3 or (i1[u:v] == i1[u]).all()):   # one first template (sorted lists)
+                    np.multiply(feats[i1[u]][None, :], b[:k], out=a[:k])
+                else:
+                    np.take(feats, i1[u:v], axis=0, out=a[:k])
+                    np.multiply(a[:k], b[:k], out=a[:k])
+                np.sum(a[:k], axis=-1, out=scores[u:v])
+
+        threads = _threads()
+        if threads > 1 and len(mine) > 1:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(work, mine))
         else:
-            rows = s1[p0:p1]
-            sc = np.empty(cinv.size, np.float32)
-            step = max(1, budget // (host.shape[1] * 4 * 2))
-            for a, e in chunk_grid(cinv.size, step):
-                sc[a:e] = np.einsum("ij,ij->i", host[rows[a:e]], host[cols[a:e]])
-        scores[idx] = sc
-        if ctx.active:
-            mine_idx.append(idx)
+            for se in mine:
+                work(se)
     if ctx.active:
-        idx_all = np.concatenate(mine_idx) if mine_idx else np.empty(0, np.int64)
+        idx_all = np.concatenate([np.arange(s, e) for s, e in mine]) if mine else np.empty(0, np.int64)
         got_idx = ctx.all_gather(idx_all)
         got_sc = ctx.all_gather(scores[idx_all])
         for gi, gs in zip(got_idx, got_sc):
             scores[gi] = gs
         if sum(g.size for g in got_idx) != i1.size:  # pragma: no cover - internal consistency
-            raise RuntimeError("pair_scores lost pairs while merging blocks")
+            raise RuntimeError("pair_scores lost pairs while merging chunks")
     return scores
 
 
@@ -264,12 +329,14 @@ def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     drop_intermediate=False)` returns it, and the mask of the points sklearn keeps with its default
     drop_intermediate=True.
 
-    Faster than sklearn on 15M scores: only the impostor scores are sorted (float32, no argsort); the
+    Faster than sklearn on 15M scores: only the impostor scores are sorted (in their dtype, no argsort); the
     few genuine scores are merged in by binary search. Per distinct score value (descending) tps/fps are
     the numbers of genuine/impostor scores ≥ it — the same integers sklearn accumulates — and the rates
     are the same float64 divisions.
     """
-    scores = np.asarray(scores, np.float32).ravel()
+    scores = np.asarray(scores).ravel()
+    if scores.dtype not in (np.float32, np.float64):
+        scores = scores.astype(np.float64)
     labels = np.asarray(labels).ravel().astype(bool)
     if not np.isfinite(scores).all():
         raise FormatError("scores contain NaN or inf")
@@ -380,30 +447,40 @@ class IJBMeta:
 
 
 def load_ijb_meta(meta_dir: str | os.PathLike, dataset: str, need_pairs: bool = True) -> IJBMeta:
-    """Read face_tid_mid, name_5pts_score and (optionally) template_pair_label; check they agree."""
+    """Read `<dataset>_face_tid_mid.txt`, `_name_5pts_score.txt` (when present) and (optionally)
+    `_template_pair_label.txt` from a meta folder; check they agree."""
     from arface_repro.io import ijb_meta  # noqa: PLC0415
 
     f_tm = ijb_meta.find_meta(meta_dir, dataset, "face_tid_mid.txt")
-    tm = ijb_meta.read_face_tid_mid(f_tm)
-    files = {"face_tid_mid": str(f_tm)}
-    faceness = landmarks = None
     try:
         f_5 = ijb_meta.find_meta(meta_dir, dataset, "name_5pts_score.txt")
     except MissingDataError:
         f_5 = None
-    if f_5 is not None:
-        fp = ijb_meta.read_name_5pts_score(f_5)
+    f_p = ijb_meta.find_meta(meta_dir, dataset, "template_pair_label.txt") if need_pairs else None
+    return load_ijb_meta_files(f_tm, f_5, f_p)
+
+
+def load_ijb_meta_files(face_tid_mid: str | os.PathLike, name_5pts_score: str | os.PathLike | None = None,
+                        template_pair_label: str | os.PathLike | None = None) -> IJBMeta:
+    """The meta files by path (the 5-point file and the pair list are optional); check they agree."""
+    from arface_repro.io import ijb_meta  # noqa: PLC0415
+
+    tm = ijb_meta.read_face_tid_mid(face_tid_mid)
+    files = {"face_tid_mid": str(face_tid_mid)}
+    faceness = landmarks = None
+    if name_5pts_score is not None:
+        fp = ijb_meta.read_name_5pts_score(name_5pts_score)
         if fp.images.size != tm.images.size or not np.array_equal(fp.images, tm.images):
             mism = np.flatnonzero(fp.images[: tm.images.size] != tm.images[: fp.images.size])
             where = f"line {mism[0] + 1}" if mism.size else "length"
-            raise FormatError(f"{f_5}: image list differs from {f_tm} ({where}); both must list the same images in order")
+            raise FormatError(f"{name_5pts_score}: image list differs from {face_tid_mid} ({where}); "
+                              "both must list the same images in order")
         faceness, landmarks = fp.faceness, fp.landmarks
-        files["name_5pts_score"] = str(f_5)
+        files["name_5pts_score"] = str(name_5pts_score)
     t1 = t2 = labels = np.empty(0, np.int64)
-    if need_pairs:
-        f_p = ijb_meta.find_meta(meta_dir, dataset, "template_pair_label.txt")
-        t1, t2, labels = ijb_meta.read_template_pairs(f_p)
-        files["template_pair_label"] = str(f_p)
+    if template_pair_label is not None:
+        t1, t2, labels = ijb_meta.read_template_pairs(template_pair_label)
+        files["template_pair_label"] = str(template_pair_label)
     return IJBMeta(tm.images, tm.templates, tm.medias, faceness, landmarks, t1, t2, labels, files)
 
 
@@ -447,41 +524,3 @@ def evaluate_11_arrays(features: np.ndarray, flip_features: np.ndarray | None, m
 def metrics_from(result: dict, rule: str) -> dict[str, float]:
     """Record metrics (percent) for one rule."""
     return {far_key(f): 100.0 * v for f, v in result["tar"][rule].items()}
-
-
-# --------------------------------------------------------------------------------------------------
-# from images
-
-
-def extract_ijb_features(embed: Callable[[np.ndarray], np.ndarray], meta: IJBMeta, image_root: str | os.PathLike,
-                         *, batch_size: int = 64, flip: bool = True, progress: bool = True):
-    """Align every IJB image from its 5 landmarks and embed it (and its flip): returns (features, flip_features).
-
-    `embed` maps a uint8 RGB batch (B×112×112×3) to features (B×D); images are read from
-    `image_root/loose_crop/<name>` (or `image_root/<name>`). Alignment: arface_repro.data.alignment.align_face.
-    """
-    import cv2  # noqa: PLC0415
-    from arface_repro.data.alignment import align_face  # noqa: PLC0415  (written by another developer)
-
-    if meta.landmarks is None:
-        raise MissingDataError("extracting IJB features needs the *_name_5pts_score.txt landmarks")
-    root = Path(image_root)
-    base = root / "loose_crop" if (root / "loose_crop").is_dir() else root
-    feats, flips = [], []
-    it = range(0, meta.images.size, batch_size)
-    if progress:
-        from tqdm import tqdm  # noqa: PLC0415
-        it = tqdm(it, desc="IJB images", unit="batch")
-    for s in it:
-        batch = []
-        for name, lm in zip(meta.images[s:s + batch_size], meta.landmarks[s:s + batch_size]):
-            p = base / str(name)
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            if img is None:
-                raise MissingDataError(f"{p}: cannot read IJB image")
-            batch.append(align_face(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), lm)[0])
-        x = np.stack(batch)
-        feats.append(np.asarray(embed(x), np.float32))
-        if flip:
-            flips.append(np.asarray(embed(np.ascontiguousarray(x[:, :, ::-1])), np.float32))
-    return np.concatenate(feats), (np.concatenate(flips) if flip else None)

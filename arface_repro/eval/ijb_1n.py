@@ -1,4 +1,10 @@
-"""IJB-B / IJB-C 1:N identification (template-based; template features as in 1:1, see `ijb.py`).
+"""IJB-B / IJB-C 1:N identification (template-based), with the arithmetic of insightface's `ijb_1n.py`.
+
+Template features as in 1:1 (`ijb.py`: float32 image and media stages, float64 templates), normalised by
+`x / sqrt(sum(x**2))` as `ijb_1n.py` does; probe-by-gallery similarities are float64 products
+(`np.dot`, as the reference) in probe blocks of a fixed grid. A float64 BLAS product is reproducible for
+a fixed block shape and thread count only (its last bit depends on both), so insightface's own scores
+move in the ~1e-16 place between machines; ranks and rates change only where two scores tie that closely.
 
 Two rules, labelled in records:
 
@@ -9,9 +15,11 @@ Two rules, labelled in records:
   give FPIR(τ) = share whose top gallery score is > τ; TPIR(τ) = share of mated probes at rank 1 with
   mated score > τ. For a target FPIR f the threshold is the (⌊f·N_nonmated⌋+1)-th largest non-mated top
   score (the most permissive τ with FPIR ≤ f). Reported per gallery and as the mean of G1 and G2.
-* **'insightface'** (`ijb_1n.py` of insightface): one gallery = G1 ∪ G2 (so every probe is mated);
-  rank-1/5/10 as above; for FAR f, threshold = the ⌈f·N_probes⌉-th largest of *all* non-mated
+* **'insightface'** (`ijb_1n.py` of insightface; the default): one gallery = G1 ∪ G2 (so every probe is
+  mated); rank-1/5/10 as above; for FAR f, threshold = the ⌈f·N_probes⌉-th largest of *all* non-mated
   probe–gallery scores, TPIR = share of probes whose mated score > threshold (regardless of rank).
+  Audit: the reference ranks by `np.argsort(-similarity)` (not stable), so a gallery template scoring
+  exactly the mated score may land before or after it; here ties count against the probe.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ def _rank_and_mated(s: np.ndarray, mate_col: np.ndarray) -> tuple[np.ndarray, np
     """For rows with a mate (col ≥ 0): (rank, mated score); rank 0 / -inf for rows without one."""
     rows = np.flatnonzero(mate_col >= 0)
     rank = np.zeros(s.shape[0], np.int64)
-    mated = np.full(s.shape[0], -np.inf, np.float32)
+    mated = np.full(s.shape[0], -np.inf, s.dtype)
     if rows.size:
         m = s[rows, mate_col[rows]]
         mated[rows] = m
@@ -58,16 +66,27 @@ def search(probe_feats: np.ndarray, gallery_feats: np.ndarray, mate_col: np.ndar
     """
     backend = backend or Backend()
     ctx = ctx or DistContext()
+    probe_feats = np.ascontiguousarray(probe_feats, np.float64)
+    gallery_feats = np.ascontiguousarray(gallery_feats, np.float64)
     n, g = probe_feats.shape[0], gallery_feats.shape[0]
-    rows = max(64, budget_bytes(max_memory_gb) // 4 // (max(g, 1) * 4 * 3))
-    gal = backend.put(gallery_feats)
+    rows = max(64, budget_bytes(max_memory_gb) // 4 // (max(g, 1) * 8 * 3))
+    if backend.kind == "torch":
+        import torch  # noqa: PLC0415
+
+        gal_t = torch.from_numpy(gallery_feats).to(backend.device)
+
+        def block(s, e):
+            return (torch.from_numpy(probe_feats[s:e]).to(backend.device) @ gal_t.T).cpu().numpy()
+    else:
+        def block(s, e):
+            return np.dot(probe_feats[s:e], gallery_feats.T)
     rank = np.zeros(n, np.int64)
-    mated = np.full(n, -np.inf, np.float32)
-    top = np.full(n, -np.inf, np.float32)
-    neg = TopK(negatives_k) if negatives_k else None
+    mated = np.full(n, -np.inf, np.float64)
+    top = np.full(n, -np.inf, np.float64)
+    neg = TopK(negatives_k, dtype=np.float64) if negatives_k else None
     mine = np.zeros(n, bool)
     for s, e in ctx.mine(chunk_grid(n, rows)):
-        blk = backend.numpy(backend.scores(backend.put(probe_feats[s:e]), gal))
+        blk = block(s, e)
         r, m = _rank_and_mated(blk, mate_col[s:e])
         rank[s:e], mated[s:e] = r, m
         mc = mate_col[s:e]
@@ -134,14 +153,14 @@ def insightface_metrics(rank: np.ndarray, mated: np.ndarray, negs: np.ndarray, n
 
 def evaluate_1n(features: np.ndarray, flip_features: np.ndarray | None, meta: IJBMeta,
                 galleries: dict[str, tuple[np.ndarray, np.ndarray]], probes: tuple[np.ndarray, np.ndarray], *,
-                rule: str = "open-set", opts: CombineOptions = CombineOptions(), backend: Backend | None = None,
+                rule: str = "insightface", opts: CombineOptions = CombineOptions(), backend: Backend | None = None,
                 ctx: DistContext | None = None, max_memory_gb: float | None = None, rows: np.ndarray | None = None) -> dict:
     """1:N from image features in meta order (or at `rows`). `galleries` = {'G1': (template ids, subjects), ...}.
 
     Returns {'metrics': {...}, 'per_gallery': {...}} with fractions.
     """
     tids, tf = template_features(features, flip_features, meta.faceness, meta.templates, meta.medias, opts,
-                                 max_memory_gb, rows=rows)
+                                 max_memory_gb, rows=rows, norm="sum")
     p_t, p_s = probes
     pf = tf[template_index(tids, p_t, "1:N probe list")]
     if rule == "open-set":

@@ -12,6 +12,14 @@ Reporting rules (named in every record):
 Both rules report all of Acc, Acc.std and Acc.se; the rule says which ± the headline uses.
 TAR@FAR=1e-3 uses the ``kfold-strict`` rule of `kfold.kfold_accuracy` (insightface's interp1d version
 crashes on SciPy >= 1.9 and interpolates a coarse grid).
+
+Audit against insightface's `verification.py` (`test`, `evaluate`, `calculate_roc`): the arithmetic is the
+reference's — f(x) + f(flip x) in float32, `sklearn.preprocessing.normalize` in float32 (here
+`kfold.l2_normalize`, the same einsum and division), `np.sum(np.square(e1 - e2), 1)` in float32, the first
+best of `arange(0, 4, 0.01)` on the training folds, `dist < threshold`. One difference belongs to NumPy:
+the reference compares float32 distances with a float64 threshold element, which NumPy ≥ 2 does in
+float64 and NumPy 1.x did after rounding the threshold to float32; the comparison here is float64, i.e.
+insightface's numbers under NumPy ≥ 2. Nothing was changed.
 """
 
 from __future__ import annotations

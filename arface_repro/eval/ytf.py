@@ -14,6 +14,11 @@ Video comparison variants (the `pooling` label in records):
   (normalised frames), then its min / mean / max.
 Then the insightface k-fold procedure (arface_repro.eval.kfold.kfold_accuracy: thresholds 0..4 step
 0.01, the first best threshold on the other 9 folds) with the 10 splits as folds.
+
+Audit: no public reference implementation scores YTF videos (the ARFace paper only says "similar to the
+LFW testing protocol, the 10-fold cross validation"); the k-fold rule is insightface's `verification.py`
+rule on the video features, the pooling is DESIGN.md's, and the distances are float64 (the video means
+are float64). Labelled `rule` (same rule, no reference numbers to match) in protocols/ytf.yaml.
 """
 
 from __future__ import annotations
@@ -70,10 +75,18 @@ def read_splits(path: str | os.PathLike) -> YTFPairs:
     return YTFPairs(np.asarray(split), v1, v2, np.asarray(same), str(path))
 
 
-def video_rows(paths: np.ndarray) -> dict[str, np.ndarray]:
-    """{'Person/videoIdx': store rows of its frames}, frames in path order."""
+def video_rows(paths: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
+    """{'Person/videoIdx': store rows of its frames}, frames in path order; a leading `prefix/` (the
+    frames folder, e.g. aligned_images_DB) is ignored."""
     paths = np.asarray(paths)
-    keys = np.array(["/".join(p.split("/", 2)[:2]) if p.count("/") >= 2 else "" for p in paths.tolist()])
+    pre = prefix.rstrip("/") + "/" if prefix else ""
+
+    def key(p: str) -> str:
+        if pre and p.startswith(pre):
+            p = p[len(pre):]
+        return "/".join(p.split("/", 2)[:2]) if p.count("/") >= 2 else ""
+
+    keys = np.array([key(p) for p in paths.tolist()])
     order = np.argsort(paths, kind="stable")
     keys_o = keys[order]
     # all paths sharing the prefix 'Person/videoIdx/' are contiguous in sorted order
@@ -88,11 +101,11 @@ def _norm(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(n, 1e-30)
 
 
-def pair_distances(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "none") -> np.ndarray:
+def pair_distances(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "none", prefix: str = "") -> np.ndarray:
     """Squared-L2 distance per pair under the chosen pooling (see module docstring)."""
     if pooling not in POOLINGS:
         raise ConfigError(f"unknown YTF pooling {pooling!r} (expected {', '.join(POOLINGS)})")
-    vids = video_rows(store.paths)
+    vids = video_rows(store.paths, prefix)
     needed = sorted(set(pairs.video1) | set(pairs.video2))
     missing = [v for v in needed if v not in vids]
     if missing:
@@ -116,9 +129,9 @@ def pair_distances(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "n
     return out
 
 
-def evaluate(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "none") -> dict:
+def evaluate(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "none", prefix: str = "") -> dict:
     """10-fold accuracy with folds = splits; returns {'accuracy' (mean), 'std', 'per_fold', 'thresholds'}."""
-    dist = pair_distances(store, pairs, pooling, flip)
+    dist = pair_distances(store, pairs, pooling, flip, prefix)
     result = kfold_call(dist, pairs.issame, pairs.split)
     return {"accuracy": result.mean, "std": result.std, "per_fold": result.accuracy.tolist(),
             "thresholds": result.threshold.tolist(), "pooling": pooling, "n_pairs": int(dist.size)}

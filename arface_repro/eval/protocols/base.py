@@ -1,0 +1,245 @@
+"""The one protocol interface: a class per protocol, declaring its options, files, images and evaluation.
+
+A protocol class
+* declares its command-line options (`add_arguments`); `arface evaluate --protocol P --help` shows them;
+* finds its input files under a dataset root from `protocols/<name>.yaml` (`path(role)`; an explicit
+  option overrides the layout);
+* says which images a `--model` extraction needs (`images()` -> `ImageRequest`);
+* reads precomputed features (`read_features`, default a feature store `.npz`);
+* turns features into one result record (`evaluate(store) -> record`).
+
+`from_options(**kw)` builds an instance from keyword arguments with the same defaults as the CLI, which
+is how scripts and tests call protocols without a command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from arface_repro.errors import ConfigError, MissingDataError
+from arface_repro.eval.protocols.spec import ProtocolSpec, load_spec
+
+FLIP_MODES = ("add", "concat", "none")
+
+
+@dataclass
+class ImageRequest:
+    """Images a protocol needs from a model. `paths` are relative to `root` and become the store's paths.
+
+    `align`: per-image 5-point landmarks in the source image (N×5×2): each image is warped to the
+    112×112 ArcFace template first (IJB loose crops). `arrays`: in-memory uint8 RGB images instead of
+    files (an insightface `.bin`), with `paths` as their names.
+    """
+
+    root: Path | None
+    paths: list[str]
+    align: np.ndarray | None = None
+    arrays: Any = None
+    what: str = "images"
+
+
+@dataclass
+class Provenance:
+    """Where the features came from, for the record: a model (spec + identity) or a feature file."""
+
+    model: str | None = None
+    model_info: dict | None = None
+    features: str | None = None
+    label: str | None = None
+    landmarks: dict | None = None
+    extraction: dict = field(default_factory=dict)
+
+
+class Protocol:
+    """Base class; subclasses set `name`, `summary` and implement the hooks below."""
+
+    name: ClassVar[str] = "?"
+    summary: ClassVar[str] = ""
+    shards: ClassVar[bool] = False           # scores in chunks that torchrun processes share
+    features_help: ClassVar[str] = "feature store .npz (features, paths[, flip_features]) relative to --data-root"
+
+    def __init__(self, opts: argparse.Namespace):
+        self.opts = opts
+        self.spec: ProtocolSpec = load_spec(self.name)
+        root = getattr(opts, "data_root", None)
+        self.data_root = Path(root) if root else None
+        self.provenance = Provenance(features=getattr(opts, "features", None), label=getattr(opts, "label", None))
+        self.files: dict[str, str] = {}      # role -> protocol file used (hashed into the record)
+        self._ctx = self._backend = None
+
+    # ------------------------------------------------------------------ options
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this protocol's own options (common options are added by the command)."""
+
+    @classmethod
+    def add_scale_arguments(cls, parser) -> None:
+        g = parser.add_argument_group("scale")
+        g.add_argument("--max-memory-gb", type=float, default=2.0,
+                       help="working memory for score blocks beyond the inputs (default 2)")
+
+    @classmethod
+    def add_flip_argument(cls, parser, default_help: str = "add when the store has flip features, else none") -> None:
+        parser.add_argument("--flip", choices=FLIP_MODES, default=None,
+                            help=f"combine f(x) and f(flip x): add (insightface), concat or none (default: {default_help}); "
+                                 "with --model, none skips the flipped pass")
+        parser.add_argument("--no-flip", dest="flip", action="store_const", const="none", help="same as --flip none")
+
+    @classmethod
+    def parser(cls, prog: str | None = None) -> argparse.ArgumentParser:
+        """The full option parser of this protocol: common options plus its own."""
+        from arface_repro.eval.protocols.options import build_parser
+
+        return build_parser(cls, prog)
+
+    @classmethod
+    def from_options(cls, **kw) -> "Protocol":
+        """An instance with the CLI's defaults, overridden by keyword arguments (option names with '_')."""
+        p = cls.parser()
+        opts = p.parse_args(["--protocol", cls.name])
+        unknown = sorted(set(kw) - set(vars(opts)))
+        if unknown:
+            raise ConfigError(f"{cls.name}: unknown option(s) {unknown}")
+        for k, v in kw.items():
+            setattr(opts, k, None if v is None else (str(v) if isinstance(v, os.PathLike) else v))
+        return cls(opts)
+
+    # ------------------------------------------------------------------ files
+
+    def path(self, role: str, explicit: str | os.PathLike | None = None, *, required: bool = True,
+             option: str | None = None) -> Path | None:
+        """The file of `role`: the explicit option value, else `<data-root>/<layout[role]>`."""
+        if explicit:
+            p = Path(explicit)
+        elif self.data_root is not None and role in self.spec.layout:
+            p = self.data_root / self.spec.layout[role]
+        else:
+            if not required:
+                return None
+            hint = f"--{option}" if option else f"the {role} file"
+            where = f" (or --data-root holding {self.spec.layout[role]})" if role in self.spec.layout else ""
+            raise ConfigError(f"--protocol {self.name} needs {hint}{where}")
+        if required and not p.exists():
+            raise MissingDataError(f"{p}: {self.name} {role} not found")
+        if not p.exists():
+            return None
+        self.files[role] = str(p)
+        return p
+
+    # ------------------------------------------------------------------ features
+
+    def images(self) -> ImageRequest:
+        """Images to embed for `--model` (default: none; protocols with images override)."""
+        raise ConfigError(f"--protocol {self.name} has no images to embed; give precomputed features with --features")
+
+    def read_features(self, path: str | None):
+        """Precomputed features from `--features` (default: a feature store)."""
+        if not path:
+            raise ConfigError(f"--protocol {self.name} needs --features STORE or --model SPEC")
+        from arface_repro.io.feature_store import load_feature_store
+
+        return load_feature_store(path)
+
+    def flip_mode(self, store) -> str:
+        """The flip combination: the --flip option, or add when the store has flip features, else none."""
+        asked = getattr(self.opts, "flip", None)
+        has = getattr(store, "flip_features", None) is not None
+        if asked is None:
+            return "add" if has else "none"
+        if asked != "none" and not has:
+            raise MissingDataError(f"--flip {asked}: {getattr(store, 'source', 'the feature store')} has no flip_features "
+                                   "(use --flip none, or extract with flips)")
+        return asked
+
+    def wants_flip(self) -> bool:
+        """Whether a --model extraction computes the flipped pass."""
+        return getattr(self.opts, "flip", None) != "none"
+
+    # ------------------------------------------------------------------ compute
+
+    @property
+    def ctx(self):
+        if self._ctx is None:
+            from arface_repro.eval.chunked import DistContext
+
+            self._ctx = DistContext()
+        return self._ctx
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            from arface_repro.eval.chunked import make_backend
+
+            self._backend = make_backend(getattr(self.opts, "device", None) or "auto")
+        return self._backend
+
+    @property
+    def max_memory_gb(self) -> float | None:
+        return getattr(self.opts, "max_memory_gb", None)
+
+    def evaluate(self, store) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ records
+
+    def rule(self) -> str:
+        """The reporting rule chosen (--rule, default the spec's)."""
+        r = getattr(self.opts, "rule", None) or self.spec.default_rule
+        if r not in self.spec.rules:
+            raise ConfigError(f"--protocol {self.name}: unknown rule {r!r} (expected {', '.join(self.spec.rules)})")
+        return r
+
+    def record(self, metrics: dict, *, rule: str | None = None, per_fold=None, per_trial=None, curves=None,
+               extra: dict | None = None) -> dict:
+        """A complete result record (not yet written) with the model/feature provenance and protocol files."""
+        from arface_repro.io.records import build_record
+
+        pv = self.provenance
+        inputs: dict[str, Any] = {}
+        if pv.features:
+            inputs["features"] = pv.features
+        inputs.update(self.files)
+        ext: dict[str, Any] = {"reference": dict(self.spec.reference)}
+        if pv.model is not None:
+            ext["model_info"] = pv.model_info
+        if pv.landmarks is not None:
+            ext["landmarks"] = pv.landmarks
+        if pv.extraction:
+            ext["extraction"] = pv.extraction
+        if self.shards:
+            ext["world_size"] = self.ctx.world
+        ext.update(extra or {})
+        model = pv.model if pv.model is not None else pv.label
+        return build_record(self.name, rule or self.rule(), metrics, per_fold=per_fold, per_trial=per_trial,
+                            curves=curves, model=model, inputs=inputs, extra=ext)
+
+
+def parse_sizes(text: str, what: str = "--sizes") -> list[int]:
+    try:
+        out = [int(float(s)) for s in str(text).split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not out or min(out) <= 0:
+        raise ConfigError(f"{what} must list positive sizes, got {text!r}")
+    return out
+
+
+def need(opts, *names: str, protocol: str) -> None:
+    """ConfigError naming the first missing option."""
+    for n in names:
+        if getattr(opts, n.replace("-", "_"), None) in (None, ""):
+            raise ConfigError(f"--protocol {protocol} needs --{n}")
+
+
+def first_existing(paths: Sequence[Path]) -> Path | None:
+    for p in paths:
+        if p.exists():
+            return p
+    return None

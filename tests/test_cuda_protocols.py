@@ -1,0 +1,68 @@
+"""The CUDA paths of the chunked protocols (`--device cuda`) against the CPU: float scores within the
+documented tolerance, integer outputs (ranks, counts, hence the rates) equal. Skipped without CUDA."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [pytest.mark.cuda,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+
+def _probes(seed=0, n=300, m=5000, dim=32):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, 30, n)
+    c = rng.standard_normal((30, dim))
+    p = (c[ids] + 0.7 * rng.standard_normal((n, dim))).astype(np.float32)
+    return p, ids, rng.standard_normal((m, dim)).astype(np.float32)
+
+
+def test_megaface_and_trillion_cuda_equal_cpu():
+    from arface_repro.eval import megaface as mf
+    from arface_repro.eval import trillion_pairs as tp
+    from arface_repro.eval.chunked import make_backend
+
+    p, ids, d = _probes()
+    sets = {10: np.arange(10), 1000: np.arange(1000), 5000: np.arange(5000)}
+    cpu = mf.evaluate(p, ids, d, sets=sets, noise_rule="none", far=1e-4, max_memory_gb=1e-3)
+    gpu = mf.evaluate(p, ids, d, sets=sets, noise_rule="none", far=1e-4, max_memory_gb=1e-3, backend=make_backend("cuda"))
+    assert gpu["cmc"] == cpu["cmc"] and gpu["ver"] == cpu["ver"]
+    assert abs(gpu["ver_threshold"] - cpu["ver_threshold"]) < 1e-6
+    a = tp.evaluate(p, ids, d, ver_fpr=1e-5, id_fpr=0.05, max_memory_gb=1e-3)
+    b = tp.evaluate(p, ids, d, ver_fpr=1e-5, id_fpr=0.05, max_memory_gb=1e-3, backend=make_backend("cuda"))
+    assert (a["ver"], a["id"]) == (b["ver"], b["id"])
+
+
+def test_ijb_cuda_scores_within_tolerance():
+    import make_synthetic_large as synth
+
+    from arface_repro.eval import ijb, ijb_1n
+    from arface_repro.eval.chunked import make_backend
+
+    sz = {k: max(4, int(v * 0.002)) for k, v in synth.IJBC.items()}
+    data = synth.synth_ijb(**sz, seed=3)
+    f, g = synth.ijb_features(data, 32, seed=4, sigma=5.0)
+    meta = ijb.IJBMeta(data.images, data.templates, data.medias, data.faceness, None, data.t1, data.t2, data.labels, {})
+    cpu = ijb.evaluate_11_arrays(f, g, meta, max_curve_points=0)
+    gpu = ijb.evaluate_11_arrays(f, g, meta, max_curve_points=0, backend=make_backend("cuda"))
+    np.testing.assert_allclose(gpu["scores"], cpu["scores"], rtol=0, atol=ijb.SCORE_TOLERANCE_CUDA)
+    for rule in ("nearest", "strict"):
+        for far in ijb.FARS:
+            assert abs(gpu["tar"][rule][far] - cpu["tar"][rule][far]) <= 1 / int(meta.labels.sum())
+    subj = data.subjects_of_template
+    tmpl = np.arange(subj.size) + 1
+    ng = data.n_gallery
+    gal = {"G1": (tmpl[:ng][subj[:ng] % 2 == 0], subj[:ng][subj[:ng] % 2 == 0]),
+           "G2": (tmpl[:ng][subj[:ng] % 2 == 1], subj[:ng][subj[:ng] % 2 == 1])}
+    probes = (tmpl[ng:], subj[ng:])
+    a = ijb_1n.evaluate_1n(f, g, meta, gal, probes)
+    b = ijb_1n.evaluate_1n(f, g, meta, gal, probes, backend=make_backend("cuda"))
+    assert a["metrics"] == b["metrics"]

@@ -1,6 +1,7 @@
 """`arface evaluate` / `arface plot-roc` end to end on real LFW features (shared ONNX MobileFaceNet, fold 1)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,9 +41,27 @@ def test_evaluate_lfw_fold1_real(fold1, capsys):
     assert len(rec["per_fold"]["Acc"]) == 1 and rec["counts"] == {"pairs": 600, "genuine": 300, "folds": 1}
     assert rec["inputs"]["features"]["sha256"] and rec["inputs"]["pairs"]["sha256"]
     assert 0 < rec["metrics"]["TAR@FAR=1e-3"] <= 100
+    # per-pair decisions under the fold thresholds agree with the fold accuracy; the sidecar holds the scores
+    bits = rec["per_pair"]["correct"]
+    assert len(bits) == 600 and set(bits) <= {"0", "1"}
+    assert bits.count("1") / 600 * 100 == pytest.approx(rec["per_fold"]["Acc"][0])
+    from arface_repro.io.records import load_record, load_sidecar
+
+    side = load_sidecar(load_record(out) | {"_path": str(out)})
+    assert side["scores"].shape == (600,) and side["labels"].sum() == 300
+    thr = rec["per_fold"]["threshold"][0]
+    assert ((2.0 - 2.0 * side["scores"] < thr + 1e-12) == side["labels"].astype(bool)).mean() * 100 == \
+        pytest.approx(rec["per_fold"]["Acc"][0])
+    (d / side_name(rec)).write_bytes((d / side_name(rec)).read_bytes()[:-10])
+    with pytest.raises(Exception, match="sha256 differs"):
+        load_sidecar(load_record(out) | {"_path": str(out)})
     fig = d / "roc.png"
     assert main(["plot-roc", str(out), str(out), "--label", "a", "--label", "b", "-o", str(fig)]) == 0
     assert fig.stat().st_size > 10_000 and fig.read_bytes()[:4] == b"\x89PNG"
+
+
+def side_name(rec):
+    return rec["sidecars"]["scores"]["path"]
 
 
 def test_evaluate_reports_missing_images(fold1, tmp_path, capsys):
@@ -101,3 +120,26 @@ def test_evaluate_bin_set_with_a_model(shared, tmp_path, capsys):
     assert rec["model"] == f"onnx:{model}" and rec["flip"] == "add" and rec["counts"]["pairs"] == 10
     # all 10 pairs are genuine: every fold's accuracy is 0 or 100, and the real model gets most right
     assert all(a in (0.0, 100.0) for a in rec["per_fold"]["Acc"]) and rec["metrics"]["Acc"] >= 70.0
+
+
+def test_record_notes_what_the_presets_authors_report(shared, tmp_path, capsys, monkeypatch):
+    """A preset's published figure for the evaluated benchmark goes into the record and the printout."""
+    import shutil
+
+    binf = require(shared / "data/insightface/small_lfw.bin")
+    model = require(shared / "models/mobilefacenet-expo/MobileFaceNet.onnx")
+    proto = tmp_path / "protocols"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "protocols", proto)
+    preset = (proto / "models" / "mobilefacenet-expo.yaml").read_text().replace("name: mobilefacenet-expo", "name: mfn-test")
+    preset = preset.replace("reported: []", "reported:\n  - {benchmark: BIN, metric: accuracy, value: 12.5, "
+                            "protocol: made up for this test, source: 'https://example.org/mfn'}\n"
+                            "  - {benchmark: IJB-C, metric: TAR@FAR=1e-4, value: 1.0, protocol: other, "
+                            "source: 'https://example.org/ijbc'}")
+    (proto / "models" / "mfn-test.yaml").write_text(preset)
+    monkeypatch.setenv("ARFACE_PROTOCOLS", str(proto))
+    out = tmp_path / "bin.json"
+    assert main(["evaluate", "--protocol", "bin", "--model", f"mfn-test:{model}", "--pairs", str(binf), "--out", str(out),
+                 "--quiet", "--cache-dir", "none"]) == 0
+    rec = json.loads(out.read_text())
+    assert [r["value"] for r in rec["reported_by_authors"]] == [12.5]  # only the benchmark evaluated here
+    assert rec["model_info"]["kind"] and "https://example.org/mfn" in capsys.readouterr().out

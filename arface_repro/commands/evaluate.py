@@ -92,7 +92,7 @@ def run(args) -> int:
         return 0
     from arface_repro.io.records import write_record
 
-    path = write_record(record, opts.out, opts.runs_dir)
+    path = write_record(record, opts.out, opts.runs_dir, arrays=proto.sidecar_arrays)
     print(format_metrics(record))
     print(f"record: {path}")
     return 0
@@ -120,6 +120,9 @@ def format_metrics(record: dict) -> str:
     width = max((len(k) for k in record["metrics"]), default=0)
     for k, v in record["metrics"].items():
         lines.append(f"  {k:<{width}}  {v:8.4f}" if isinstance(v, (int, float)) else f"  {k:<{width}}  {'n/a':>8}")
+    for r in record.get("reported_by_authors") or []:
+        lines.append(f"  reported by the checkpoint's authors ({r['preset']}): {r['benchmark']} {r['metric']} "
+                     f"{r['value']} — {r.get('protocol', '')} [{r['source']}]")
     return "\n".join(lines)
 
 

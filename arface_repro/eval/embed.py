@@ -319,6 +319,9 @@ def extract_for_protocol(proto, opts) -> FeatureStore:
         cache = store.meta.get("cache")
     pv = proto.provenance
     pv.model, pv.model_info, pv.features = opts.model, m.identity(), None
+    from arface_repro.models.presets import reported_results
+
+    pv.reported = reported_results(m)
     pv.landmarks = lm_info
     pv.extraction = {"images": len(store), "flip_pass": bool(flip), "aligned": req.align is not None, "cache": cache}
     return store

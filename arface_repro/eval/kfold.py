@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from arface_repro.io.pairs import contiguous_folds  # noqa: F401  (fold layout of pair files; re-exported)
+
 INSIGHTFACE_THRESHOLDS = np.arange(0, 4, 0.01)
 
 
@@ -61,13 +63,6 @@ def _correct_counts(dist: np.ndarray, issame: np.ndarray, thresholds: np.ndarray
     tp = np.searchsorted(d_same, thresholds, side="left")
     fp = np.searchsorted(d_diff, thresholds, side="left")
     return tp + (d_diff.size - fp)
-
-
-def contiguous_folds(n: int, k: int = 10) -> np.ndarray:
-    """Fold id per item as `sklearn.model_selection.KFold(k, shuffle=False)` splits range(n)."""
-    sizes = np.full(k, n // k)
-    sizes[: n % k] += 1
-    return np.repeat(np.arange(k), sizes)
 
 
 def kfold_accuracy(

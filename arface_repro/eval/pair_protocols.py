@@ -93,6 +93,8 @@ def evaluate_pairs(store: FeatureStore, pairs: PairList, rule: str = "insightfac
     tar = float(np.nanmean(res.tar)) * 100 if both and np.isfinite(res.tar).any() else None
     metrics = {"Acc": res.mean * 100, "Acc.std": res.std * 100, "Acc.se": res.se * 100, tar_key: tar}
     cosine = 1.0 - dist.astype(np.float64) / 2.0
+    # each pair's decision under its fold's threshold (same comparison as the k-fold rule: float64, "<")
+    correct = (dist.astype(np.float64) < res.threshold[pairs.fold]) == pairs.issame
     return {
         "rule": rule,
         "metrics": metrics,
@@ -102,4 +104,6 @@ def evaluate_pairs(store: FeatureStore, pairs: PairList, rule: str = "insightfac
         "counts": {"pairs": int(len(pairs)), "genuine": int(pairs.issame.sum()), "folds": pairs.n_folds},
         "tar_rule": "kfold-strict",
         "flip": flip if store.flip_features is not None else "none",
+        "per_pair": {"correct": "".join("1" if c else "0" for c in correct)},
+        "arrays": {"scores": cosine, "labels": pairs.issame.astype(np.int8), "fold": np.asarray(pairs.fold, np.int16)},
     }

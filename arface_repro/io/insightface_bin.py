@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval.kfold import contiguous_folds
-from arface_repro.io.pairs import PairList
+from arface_repro.io.pairs import PairList, contiguous_folds
 
 
 class _RestrictedUnpickler(pickle.Unpickler):

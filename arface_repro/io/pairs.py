@@ -229,3 +229,10 @@ def parse_label_pairs(path: str | os.PathLike, pairs_per_fold: int | None = 600)
         raise FormatError(f"{path}: {n} pairs is not a whole number of folds of {pairs_per_fold}")
     fold = np.arange(n) // pairs_per_fold if pairs_per_fold else np.zeros(n, int)
     return PairList(np.array(a), np.array(b), np.array(same), fold, str(path))
+
+
+def contiguous_folds(n: int, k: int = 10) -> np.ndarray:
+    """Fold id per item as `sklearn.model_selection.KFold(k, shuffle=False)` splits range(n)."""
+    sizes = np.full(k, n // k)
+    sizes[: n % k] += 1
+    return np.repeat(np.arange(k), sizes)

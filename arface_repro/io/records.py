@@ -30,6 +30,9 @@ DEFAULT_RUNS_DIR = Path("results") / "runs"
 REQUIRED_KEYS = ("format", "protocol", "rule", "metrics", "created_utc")
 
 
+SIDECAR_SUFFIX = ".scores.npz"
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
@@ -105,15 +108,48 @@ def default_record_path(record: Mapping[str, Any], runs_dir: str | os.PathLike =
 
 
 def write_record(record: Mapping[str, Any], out: str | os.PathLike | None = None,
-                 runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR) -> Path:
-    """Write a record atomically (to `out`, or a fresh name under `runs_dir`) and return its path."""
+                 runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, arrays: Mapping[str, np.ndarray] | None = None) -> Path:
+    """Write a record atomically (to `out`, or a fresh name under `runs_dir`) and return its path.
+
+    `arrays` (optional) are written first, atomically, to the sidecar `<record stem>.scores.npz` beside the
+    record (per-pair scores and labels, for paired tests between records); the record then names it under
+    `sidecars.scores` with its sha256 (`load_sidecar` checks it).
+    """
     path = Path(out) if out is not None else default_record_path(record, runs_dir)
     if out is None:
         base, n = path, 1
-        while path.exists():
+        while path.exists() or (arrays and path.with_suffix(SIDECAR_SUFFIX).exists()):
             path = base.with_name(f"{base.stem}-{n}{base.suffix}")
             n += 1
-    return write_json_atomic(path, to_jsonable(dict(record)))
+    record = dict(record)
+    if arrays:
+        from arface_repro.utils.atomic import atomic_path
+
+        side = path.with_suffix(SIDECAR_SUFFIX)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(side) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        record["sidecars"] = {"scores": {"path": side.name, "sha256": sha256_file(side)}}
+    return write_json_atomic(path, to_jsonable(record))
+
+
+def load_sidecar(record: Mapping[str, Any], name: str = "scores") -> dict[str, np.ndarray]:
+    """The arrays of a record's sidecar (path relative to the record's `_path`), checked against its sha256."""
+    entry = (record.get("sidecars") or {}).get(name)
+    where = record.get("_path", "<record>")
+    if not entry:
+        raise FormatError(f"{where}: the record has no {name!r} sidecar")
+    side = Path(where).parent / str(entry["path"])
+    if not side.is_file():
+        raise FormatError(f"{where}: sidecar {side} is missing")
+    if sha256_file(side) != entry.get("sha256"):
+        raise FormatError(f"{side}: sha256 differs from the one its record {where} names (changed after writing)")
+    try:
+        with np.load(side, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as exc:  # a truncated or foreign file: zipfile/ValueError/OSError
+        raise FormatError(f"{side}: not a readable .npz sidecar ({type(exc).__name__}: {exc})") from None
 
 
 def load_record(path: str | os.PathLike) -> dict:

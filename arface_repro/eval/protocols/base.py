@@ -54,6 +54,7 @@ class Provenance:
     label: str | None = None
     landmarks: dict | None = None
     extraction: dict = field(default_factory=dict)
+    reported: list = field(default_factory=list)   # a model preset's published figures (protocols/models/*.yaml)
 
 
 class Protocol:
@@ -63,6 +64,7 @@ class Protocol:
     summary: ClassVar[str] = ""
     shards: ClassVar[bool] = False           # scores in chunks that torchrun processes share
     features_help: ClassVar[str] = "feature store .npz (features, paths[, flip_features]) relative to --data-root"
+    sidecar_arrays: dict | None = None         # set by evaluate(): arrays written beside the record (write_record)
 
     def __init__(self, opts: argparse.Namespace):
         self.opts = opts
@@ -213,12 +215,20 @@ class Protocol:
             ext["landmarks"] = pv.landmarks
         if pv.extraction:
             ext["extraction"] = pv.extraction
+        if pv.reported:  # what the checkpoint's authors report, beside what was measured here
+            ext["reported_by_authors"] = [r for r in pv.reported if _same_benchmark(r.get("benchmark"), self.name)]
         if self.shards:
             ext["world_size"] = self.ctx.world
         ext.update(extra or {})
         model = pv.model if pv.model is not None else pv.label
         return build_record(self.name, rule or self.rule(), metrics, per_fold=per_fold, per_trial=per_trial,
                             curves=curves, model=model, inputs=inputs, extra=ext)
+
+
+def _same_benchmark(benchmark, protocol: str) -> bool:
+    """'LFW' ~ lfw, 'IJB-C' ~ ijbc, 'CFP-FP' ~ cfp-fp: letters and digits compared case-insensitively."""
+    norm = lambda t: "".join(ch for ch in str(t).lower() if ch.isalnum())  # noqa: E731
+    return norm(benchmark) == norm(protocol)
 
 
 def parse_sizes(text: str, what: str = "--sizes") -> list[int]:

@@ -44,8 +44,10 @@ class PairProtocol(Protocol):
 
         pl = self.pair_list()
         out = evaluate_pairs(store, pl, rule=self.rule(), flip=self.flip_mode(store))
+        self.sidecar_arrays = out["arrays"]  # per-pair cosine scores, labels and folds: written beside the record
         return self.record(out["metrics"], per_fold=out["per_fold"], curves=out["curves"],
-                           extra={"counts": out["counts"], "tar_rule": out["tar_rule"], "flip": out["flip"]})
+                           extra={"counts": out["counts"], "tar_rule": out["tar_rule"], "flip": out["flip"],
+                                  "per_pair": out["per_pair"]})
 
 
 def _layout_of(name: str) -> str:

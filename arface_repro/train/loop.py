@@ -57,6 +57,7 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)  # final evaluation (built-in verification or verify_fn)
     out_dir: Path | None = None
     checkpoint: Path | None = None
+    process_group: str = ""  # the torch.distributed backend the run used ("nccl", "gloo"), "" without a group
 
 
 class NonFiniteLossError(ArfaceError):
@@ -327,6 +328,8 @@ class Trainer:
         self.sched.step()
         R = float(stats[1]) / self.B
         rec = {"step": self.step + 1, "loss": float(stats[0]) / self.B, "acc": R, "lr": lr}
+        if self.scaler.is_enabled():  # fp16: the scale after this step (it halves when a step overflowed and was skipped)
+            rec["grad_scale"] = float(self.scaler.get_scale())
         if keep is not None:
             rec["drop_rate"] = (stats[2:] / self.B).tolist()
         if self.attn is not None:
@@ -425,7 +428,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        return TrainResult(self.history, eval_rec, self.out_dir, ck)
+        return TrainResult(self.history, eval_rec, self.out_dir, ck, self.dist.backend if self.dist.enabled else "")
 
     def close(self) -> None:
         D.teardown(self.dist)

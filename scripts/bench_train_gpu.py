@@ -146,6 +146,7 @@ def time_extraction(args, model: str, images) -> dict:
     import torch
 
     from arface_repro.eval.embed import extract_features
+    from arface_repro.models.backends import load_model
     from arface_repro.models.registry import create_model
 
     n = args.embed_images
@@ -157,7 +158,7 @@ def time_extraction(args, model: str, images) -> dict:
             (root / rel).parent.mkdir(exist_ok=True)
             cv2.imwrite(str(root / rel), images[i % len(images)][:, :, ::-1])
             paths.append(rel)
-        net = create_model(model).eval()
+        net = load_model(create_model(model).eval(), device=args.device)  # wrapped once (hashes its weights)
         kw = dict(batch_size=args.embed_batch, flip=False, workers=args.workers, device=args.device, quiet=True)
         extract_features(net, root, paths[: min(n, args.embed_batch)], **kw)  # warm-up (cuDNN, workers)
         _sync(torch.device(args.device))

@@ -15,7 +15,8 @@ and recorded as timed out; the rest go on while the budget lasts):
    (469,375 images, 15,658,489 pairs), synthetic inputs written by `scripts/make_synthetic_large.py` (in the
    background while the tests run), scored by `arface evaluate --protocol P --device cuda`; wall time of the
    command and the time inside the protocol's scoring function (cProfile's cumulative time);
-5. training with `train.compile=true` (MobileFaceNet plain and ARFace), when the budget allows;
+5. the plain nets again in contiguous NCHW (does the CUDA default, channels-last, help?), then training with
+   `train.compile=true` (MobileFaceNet plain and ARFace), when the budget allows;
 6. the same large protocols with `--device cpu`, when the budget allows: the records' metrics compared
    (integer-derived values must be equal; IJB TARs within one genuine pair).
 
@@ -248,6 +249,16 @@ class Check:
             self.result["train_bench"] = json.loads(out.read_text())
         self.save()
 
+    def stage_contiguous(self) -> None:
+        """The plain nets once more in contiguous NCHW: does channels-last (the CUDA default) help?"""
+        out = self.work / "bench_contiguous.json"
+        cmd = self.bench_cmd(out, "--memory-format", "contiguous", "--variants", "plain")
+        cmd[cmd.index("--embed-images") + 1] = "0"
+        self.run("train_throughput_contiguous", cmd, cap=60)
+        if out.exists():
+            self.result["train_bench_contiguous"] = json.loads(out.read_text())
+        self.save()
+
     def stage_compile(self) -> None:
         out = self.work / "bench_compile.json"
         model = "tiny_resnet" if self.args.smoke else "mobilefacenet"
@@ -326,6 +337,9 @@ class Check:
                     fig[f"{tag}_arface_l{arface['num_layers']}_train_img_s"] = round(arface["img_s"], 1)
                 if plain and arface:
                     fig[f"{tag}_arface_overhead"] = round(plain["img_s"] / arface["img_s"], 4)
+        for r in (self.result.get("train_bench_contiguous") or {}).get("train", []):
+            if "img_s" in r:
+                fig[f"{r['model']}_contiguous_{r['variant']}_train_img_s"] = round(r["img_s"], 1)
         for r in (self.result.get("train_bench") or {}).get("embed", []):
             if "img_s" in r:
                 what = "backbone_" + r["precision"] if "precision" in r else "extract_features"
@@ -423,7 +437,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-cap", type=float, default=130.0)
     p.add_argument("--large-cap", type=float, default=90.0)
     p.add_argument("--compile-cap", type=float, default=150.0)
-    p.add_argument("--skip", default="", help="comma-separated stages to leave out: tests,train,large,compile,large_cpu")
+    p.add_argument("--skip", default="",
+                   help="comma-separated stages to leave out: tests,train,large,contiguous,compile,large_cpu")
     args = p.parse_args(argv)
     if args.out is None:
         base = os.environ.get("ARFACE_OUT")
@@ -445,6 +460,8 @@ def main(argv=None) -> int:
                 check.evaluate("megaface", device)
             if check.wait_background("make_ijbc", 150):
                 check.evaluate("ijbc", device)
+        if "contiguous" not in skip and not args.smoke:
+            check.stage_contiguous()
         if "compile" not in skip and not args.smoke:  # (inductor on a CPU would need minutes of C++ builds)
             check.stage_compile()
         if "large" not in skip and "large_cpu" not in skip and not args.smoke:

@@ -26,7 +26,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -325,7 +327,9 @@ class Trainer:
         self.scaler.step(self.opt)
         self.scaler.update()
         lr = self.opt.param_groups[0]["lr"]
-        self.sched.step()
+        with warnings.catch_warnings():  # fp16: a step the scaler skipped (overflow) still advances the schedule
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+            self.sched.step()
         R = float(stats[1]) / self.B
         rec = {"step": self.step + 1, "loss": float(stats[0]) / self.B, "acc": R, "lr": lr}
         if self.scaler.is_enabled():  # fp16: the scale after this step (it halves when a step overflowed and was skipped)

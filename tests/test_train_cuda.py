@@ -47,10 +47,19 @@ def _cfg(tmp_path, name, method=None, **train_keys):
 @pytest.fixture
 def exact_cuda(monkeypatch):
     """IEEE float32 convolutions and products (no TF32) and deterministic cuDNN algorithms."""
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
-    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    if hasattr(getattr(torch.backends.cudnn, "conv", None), "fp32_precision"):  # torch >= 2.9's TF32 settings
+        targets = [(torch.backends.cudnn.conv, "fp32_precision", "ieee"),
+                   (torch.backends.cuda.matmul, "fp32_precision", "ieee")]
+    else:
+        targets = [(torch.backends.cudnn, "allow_tf32", False), (torch.backends.cuda.matmul, "allow_tf32", False)]
+    saved = [(obj, name, getattr(obj, name)) for obj, name, _ in targets]
+    for obj, name, value in targets:
+        setattr(obj, name, value)
+    yield
+    for obj, name, value in saved:
+        setattr(obj, name, value)
 
 
 def test_float32_step_on_cuda_matches_cpu(tmp_path, exact_cuda):

@@ -133,13 +133,13 @@ def test_fp16_grad_scaler_state_is_plain_and_restores(tmp_path):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: the trainer uses AMP (fp16 + GradScaler) on GPU only")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: fp16 AMP + GradScaler on the GPU")
 def test_amp_run_checkpoints_safely_and_resumes_exactly(tmp_path, monkeypatch):
     import numpy as np
 
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    cfg = {**CFG, "train": {**CFG["train"], "steps": 6, "ckpt_every": 3, "amp": True, "device": "cuda", "schedule": "constant"}}
+    cfg = {**CFG, "train": {**CFG["train"], "steps": 6, "ckpt_every": 3, "amp": "fp16", "device": "cuda", "schedule": "constant"}}
     full = train({**cfg, "out_dir": str(tmp_path / "full")})
     ck = torch.load(tmp_path / "full" / "checkpoint_last.pt", map_location="cpu", weights_only=True)
     assert ck["scaler"]["scale"] > 0 and "cuda" in ck["rng"]

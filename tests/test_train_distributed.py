@@ -41,3 +41,14 @@ def test_two_process_ddp_matches_one_process_and_resumes(tmp_path):
         assert np.isclose(a["baseline"], b["baseline"], rtol=1e-6)
     # the curve moves (the comparison is not between constant sequences)
     assert len({round(h["loss"], 4) for h in one}) > 3
+
+
+def test_launched_single_process_joins_a_group_and_matches_a_plain_run(tmp_path):
+    """A launcher's process with WORLD_SIZE=1 (what `torchrun --nproc_per_node 1` starts) runs the DDP code path:
+    a process group of one (gloo here, NCCL on a GPU), DDP-wrapped nets, statistics through all_reduce. Its
+    numbers are a plain single process's, to the bit (bf16 autocast on, so that path runs under DDP too)."""
+    cfg = {**CFG, "train": {**CFG["train"], "steps": 3, "amp": "bf16"}}
+    plain = train({**cfg, "out_dir": str(tmp_path / "plain")}).history
+    launched = run_spawned({**cfg, "out_dir": str(tmp_path / "one")}, 1)
+    assert launched["process_group"] == "gloo"
+    assert launched["history"] == plain

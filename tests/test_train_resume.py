@@ -33,6 +33,9 @@ VARIANTS = {
                                     "head": {"name": "arcface"},
                                     "train": {**CFG["train"], "schedule": "multistep", "milestones": [0.5, 0.8]}},
     "cutout": {"method": {"kind": "cutout"}},
+    # mixed precision on CPU: bf16 autocast (ARFace with feature maps), fp16 with its GradScaler state resumed
+    "arface-bf16": {"train": {**CFG["train"], "amp": "bf16"}},
+    "cutout-fp16-scaler": {"method": {"kind": "cutout"}, "train": {**CFG["train"], "amp": "fp16"}},
 }
 
 

@@ -37,5 +37,6 @@ def _run(args) -> int:
         ov.append("train.quiet=true")
     res = train(args.config, ov)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(json.dumps({"out_dir": str(res.out_dir), "checkpoint": str(res.checkpoint) if res.checkpoint else None, "metrics": res.metrics}))
+        print(json.dumps({"out_dir": str(res.out_dir), "checkpoint": str(res.checkpoint) if res.checkpoint else None,
+                          "metrics": res.metrics, "process_group": res.process_group}))
     return 0

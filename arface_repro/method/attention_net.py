@@ -52,15 +52,24 @@ class AttentionNet(nn.Module):
         return self.classifier(f.view(n, -1))
 
 
+def _no_autocast(t: torch.Tensor):
+    """The policy's probabilities are float32 even inside a mixed-precision region (autocast off)."""
+    return torch.autocast(t.device.type, enabled=False)
+
+
 def sample_modes(logits: torch.Tensor, uniforms: torch.Tensor | None = None) -> torch.Tensor:
     """Sample one mode per row (training). `uniforms` (N,) in [0,1) makes the draw reproducible across
     process counts (inverse-CDF sampling); without it torch's multinomial is used."""
-    probs = torch.softmax(logits.detach().float(), -1)
+    with _no_autocast(logits):
+        return _sample(torch.softmax(logits.detach().float(), -1), logits.shape[1], uniforms)
+
+
+def _sample(probs: torch.Tensor, n_modes: int, uniforms: torch.Tensor | None) -> torch.Tensor:
     if uniforms is None:
         return torch.multinomial(probs, 1).squeeze(1)
     cdf = probs.cumsum(-1)
     cdf[:, -1] = 1.0
-    return torch.searchsorted(cdf, uniforms.to(cdf).unsqueeze(1), right=True).squeeze(1).clamp_max(logits.shape[1] - 1)
+    return torch.searchsorted(cdf, uniforms.to(cdf).unsqueeze(1), right=True).squeeze(1).clamp_max(n_modes - 1)
 
 
 def greedy_modes(logits: torch.Tensor) -> torch.Tensor:
@@ -69,9 +78,11 @@ def greedy_modes(logits: torch.Tensor) -> torch.Tensor:
 
 
 def log_prob(logits: torch.Tensor, modes: torch.Tensor) -> torch.Tensor:
-    """Per-row log p(mode) (N,); sum it for the log-probability of the whole batch's decisions."""
-    return Categorical(logits=logits.float()).log_prob(modes)
+    """Per-row log p(mode) (N,), float32; sum it for the log-probability of the whole batch's decisions."""
+    with _no_autocast(logits):
+        return Categorical(logits=logits.float()).log_prob(modes)
 
 
 def entropy(logits: torch.Tensor) -> torch.Tensor:
-    return Categorical(logits=logits.float()).entropy()
+    with _no_autocast(logits):
+        return Categorical(logits=logits.float()).entropy()

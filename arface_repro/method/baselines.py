@@ -28,8 +28,8 @@ def cutout_mask(n: int, height: int, width: int, size: int, uniforms: torch.Tens
     cy = (uniforms[:, 0] * height).long().clamp_max(height - 1)
     cx = (uniforms[:, 1] * width).long().clamp_max(width - 1)
     y0, x0 = cy - size // 2, cx - size // 2
-    ys = torch.arange(height).view(1, height, 1)
-    xs = torch.arange(width).view(1, 1, width)
+    ys = torch.arange(height, device=uniforms.device).view(1, height, 1)  # built where the uniforms are (CPU or GPU)
+    xs = torch.arange(width, device=uniforms.device).view(1, 1, width)
     inside = (ys >= y0.view(-1, 1, 1)) & (ys < (y0 + size).view(-1, 1, 1)) & (xs >= x0.view(-1, 1, 1)) & (xs < (x0 + size).view(-1, 1, 1))
     return (~inside).float().unsqueeze(1)
 
@@ -42,13 +42,17 @@ def dropblock(x: torch.Tensor, keep_prob: float, block_size: int, generator: tor
     gamma = (1.0 - keep_prob) / bs**2 * (h * w) / ((h - bs + 1) * (w - bs + 1))
     valid = torch.zeros(h, w, dtype=torch.bool, device=x.device)
     valid[bs // 2 : h - (bs - 1) // 2, bs // 2 : w - (bs - 1) // 2] = True
-    noise = torch.rand((n, c, h, w), generator=generator, device="cpu").to(x.device)
-    seeds = ((noise < gamma) & valid).to(x.dtype)
+    # drawn on the generator's device (the trainer passes one on the training device), else on x's
+    noise = torch.rand((n, c, h, w), generator=generator, device=generator.device if generator is not None else x.device)
+    noise = noise.to(x.device)
+    half = x.dtype in (torch.float16, torch.bfloat16)  # mixed precision: the mask and its count stay float32
+    seeds = ((noise < gamma) & valid).to(torch.float32 if half else x.dtype)
     block = F.max_pool2d(seeds, kernel_size=bs, stride=1, padding=bs // 2)
     if bs % 2 == 0:
         block = block[..., :h, :w]
     keep = 1.0 - block
-    return x * keep * (keep.numel() / keep.sum().clamp_min(1.0))
+    scale = keep.numel() / keep.sum().clamp_min(1.0)
+    return x * (keep * scale).to(x.dtype) if half else x * keep * scale
 
 
 class DropBlockHooks:

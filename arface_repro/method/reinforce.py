@@ -8,11 +8,18 @@ Scaling: we divide log p(tau) by the batch size (a constant factor, absorbed by 
 the step size does not depend on the batch size and so that the loss sums exactly across DDP ranks.
 `reward="sample"` (per-image reward = whether that image was classified correctly) is an offered
 variance-reduction variant; the faithful default is `reward="batch"`.
+
+The log-probabilities and the loss are float32 (autocast off here and in `attention_net.log_prob`), also when
+the Feature-Net trains in bf16/fp16.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 class EMABaseline:
@@ -46,11 +53,13 @@ def reinforce_loss(
     `advantage` is a float (batch reward: R - b) or a tensor (N,) (per-image rewards minus b).
     `batch_size` is the GLOBAL batch size, so per-rank losses add up to the single-process loss.
     """
-    if torch.is_tensor(advantage):
-        obj = (advantage.detach().to(logp) * logp).sum()
-    else:
-        obj = float(advantage) * logp.sum()
-    loss = -obj / batch_size
-    if entropy is not None and entropy_weight:
-        loss = loss - entropy_weight * entropy.sum() / batch_size
-    return loss
+    with torch.autocast(logp.device.type, enabled=False):  # float32 even inside a mixed-precision region
+        logp = _at_least_float32(logp)
+        if torch.is_tensor(advantage):
+            obj = (advantage.detach().to(logp) * logp).sum()
+        else:
+            obj = float(advantage) * logp.sum()
+        loss = -obj / batch_size
+        if entropy is not None and entropy_weight:
+            loss = loss - entropy_weight * _at_least_float32(entropy).sum() / batch_size
+        return loss

@@ -15,6 +15,12 @@ lambda = max(lambda_min, base * (1 + gamma * it) ** -power) and target logit
 `SoftmaxHead` is a plain fully-connected layer with bias.
 Every head has `forward(emb, labels) -> logits` (margins applied) and `predict(emb) -> logits` (no
 margin; argmax = predicted class, used for accuracy and the REINFORCE reward).
+
+Precision: a head computes in float32 whatever the backbone ran in. Under mixed precision (`torch.autocast`,
+bf16 or fp16) its input is cast up and autocast is switched off inside it, so the normalisation, cos(theta),
+the margin, the logits (and the softmax of the loss after them) are float32: bf16 resolves cos(theta) near 1
+in steps of 2^-8, the size of the margins' effect there. Without autocast the extra context is a no-op (the
+same float32 arithmetic as before).
 """
 
 from __future__ import annotations
@@ -28,6 +34,18 @@ import torch.nn.functional as F
 from arface_repro.errors import ConfigError
 
 
+def float32(method):
+    """Run a head method with autocast off for the input's device and the embedding cast to float32."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, emb: torch.Tensor, *args, **kwargs):
+        with torch.autocast(emb.device.type, enabled=False):
+            return method(self, emb.float(), *args, **kwargs)
+
+    return wrapper
+
+
 class MarginHead(nn.Module):
     def __init__(self, in_features: int, num_classes: int, s: float = 30.0, m1: float = 1.0, m2: float = 0.0, m3: float = 0.4):
         super().__init__()
@@ -35,6 +53,7 @@ class MarginHead(nn.Module):
         nn.init.normal_(self.weight, std=0.01)
         self.s, self.m1, self.m2, self.m3 = float(s), float(m1), float(m2), float(m3)
 
+    @float32
     def predict(self, emb: torch.Tensor) -> torch.Tensor:
         return F.linear(F.normalize(emb.float()), F.normalize(self.weight.float()))
 
@@ -50,6 +69,7 @@ class MarginHead(nn.Module):
         theta = torch.acos(cos.clamp(-1 + 1e-7, 1 - 1e-7))
         return torch.cos(m1 * theta + m2) - m3
 
+    @float32
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cos = self.predict(emb).clamp(-1.0, 1.0)
         idx = labels.view(-1, 1)
@@ -69,9 +89,11 @@ class SphereFaceHead(nn.Module):
     def lamb(self) -> float:
         return max(self.lambda_min, self.base * (1.0 + self.gamma * float(self.iteration)) ** (-self.power))
 
+    @float32
     def predict(self, emb: torch.Tensor) -> torch.Tensor:
         return F.linear(F.normalize(emb.float()), F.normalize(self.weight.float())) * emb.float().norm(dim=1, keepdim=True)
 
+    @float32
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         x = emb.float()
         norm = x.norm(dim=1, keepdim=True)
@@ -105,9 +127,11 @@ class SoftmaxHead(nn.Module):
         super().__init__()
         self.fc = nn.Linear(in_features, num_classes)
 
+    @float32
     def predict(self, emb: torch.Tensor) -> torch.Tensor:
         return self.fc(emb.float())
 
+    @float32
     def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.fc(emb.float())
 

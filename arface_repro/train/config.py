@@ -55,7 +55,7 @@ DEFAULTS: dict[str, Any] = {
             "occlusion_rate": 0.5, "part_size": 24, "jitter": 2.0, "variation": 0.35, "noise_std": 6.0, "group_size": 1,
         },
         "val": {"num_identities": 20, "images_per_identity": 10, "num_pairs": 300},
-        "num_workers": 0,  # DataLoader decoding processes for rec/folder sets (same batch order as 0)
+        "num_workers": 0,  # DataLoader processes that read/decode the batches (same batch order as 0)
     },
     "train": {
         "batch_size": 64,  # GLOBAL batch (split evenly over processes)
@@ -68,7 +68,9 @@ DEFAULTS: dict[str, Any] = {
         "schedule": "cosine",  # cosine | multistep | constant
         "milestones": [],  # fractions of `steps` (multistep)
         "gamma": 0.1,
-        "amp": True,  # used on CUDA only
+        "amp": "off",  # mixed precision: bf16 | fp16 (with a GradScaler) | off; heads and REINFORCE stay float32
+        "compile": False,  # torch.compile the backbone (GPU runs; off by default)
+        "memory_format": "auto",  # auto (channels_last on CUDA, contiguous on CPU) | channels_last | contiguous
         "device": "auto",
         "log_every": 10,
         "eval_every": 0,  # 0: only at the end
@@ -208,6 +210,20 @@ def _milestones(v):
         return what
 
 
+AMP_MODES = ("bf16", "fp16", "off")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+
+
+def _amp(v):
+    """bf16 | fp16 | off. YAML 1.1 reads a bare `off` as false, so false is accepted as off; true is refused
+    (the old boolean meant fp16 on CUDA only: the precision is now named)."""
+    if v is False or (isinstance(v, str) and v in AMP_MODES):
+        return None
+    if v is True:
+        return "bf16, fp16 or off (true no longer picks a precision: write bf16 or fp16)"
+    return "bf16, fp16 or off"
+
+
 def _device(v):
     if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", v):
         return "auto, cpu, cuda or cuda:N"
@@ -260,7 +276,9 @@ SCHEMA: dict[str, Any] = {
         "schedule": Enum(*SCHEDULES),
         "milestones": _milestones,
         "gamma": Num(0.0, lo_open=True),
-        "amp": Bool(),
+        "amp": _amp,
+        "compile": Bool(),
+        "memory_format": Enum(*MEMORY_FORMATS),
         "device": _device,
         "log_every": Int(0),
         "eval_every": Int(0),
@@ -380,6 +398,8 @@ def validate(cfg: dict, origins: Mapping[str, str] | None = None, where: str = "
     except ConfigError as exc:
         raise ConfigError(f"{_origin('head.kwargs', origins, where)}: head.kwargs: {exc}") from None
     t = cfg["train"]
+    if t["amp"] is False:  # YAML's bare `off`
+        t["amp"] = "off"
     if t["warmup_steps"] > t["steps"]:
         raise ConfigError(f"{_origin('train.warmup_steps', origins, where)}: train.warmup_steps ({t['warmup_steps']}) "
                           f"must not exceed train.steps ({t['steps']})")

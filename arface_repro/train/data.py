@@ -63,12 +63,34 @@ def collate(items):
     return torch.from_numpy(imgs), labels, lms
 
 
-def worker_loader(dataset, batches: GlobalBatches, start: int, stop: int, num_workers: int):
-    """DataLoader with `num_workers` decoding processes, in exactly the order `fetch` would use."""
+class BatchFetch:
+    """A map-style view whose item `[indices]` is the whole batch `fetch(dataset, indices)`: a DataLoader worker
+    reads (and decodes) one step's batch in one call, in-memory sets by one fancy index."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __getitem__(self, indices):
+        return fetch(self.dataset, np.asarray(indices, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+def _as_is(batch):
+    return batch
+
+
+def worker_loader(dataset, batches: GlobalBatches, start: int, stop: int, num_workers: int, pin_memory: bool = False):
+    """DataLoader with `num_workers` reading/decoding processes, giving exactly the batches `fetch` gives, in order.
+
+    `pin_memory` (set when training on CUDA) puts each batch in page-locked memory in the loader's thread, so
+    the copy to the GPU is asynchronous (`non_blocking=True`) and overlaps the step before it."""
     from torch.utils.data import DataLoader
 
-    return DataLoader(dataset, batch_sampler=StepBatchSampler(batches, start, stop), num_workers=num_workers,
-                      collate_fn=collate, persistent_workers=False, pin_memory=torch.cuda.is_available())
+    return DataLoader(BatchFetch(dataset), sampler=StepBatchSampler(batches, start, stop), batch_size=None,
+                      num_workers=num_workers, collate_fn=_as_is, persistent_workers=False, pin_memory=pin_memory,
+                      prefetch_factor=4 if num_workers else None)
 
 
 def next_batch(loader_iter):

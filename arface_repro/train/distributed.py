@@ -1,4 +1,10 @@
-"""torch.distributed setup: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_*; gloo on CPU, NCCL on GPU."""
+"""torch.distributed setup: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_*; gloo on CPU, NCCL on GPU.
+
+A process started by a launcher (RANK, WORLD_SIZE and MASTER_ADDR in the environment) joins a process group
+even when WORLD_SIZE is 1, so `torchrun --nproc_per_node 1` runs the same DDP code path (NCCL on one GPU)
+as N processes. A plain `python` / `arface train` run has no group. On CUDA each process takes the GPU of its
+LOCAL_RANK before the group is made, so NCCL binds its communicator to that device.
+"""
 
 from __future__ import annotations
 
@@ -15,27 +21,38 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     initialized_here: bool = False
+    enabled: bool = False  # in a process group (DDP wrapping, collectives); False for a plain single process
+    backend: str = ""
 
     @property
     def is_main(self) -> bool:
         return self.rank == 0
 
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
+
+def launched() -> bool:
+    """True when a launcher (torchrun, `train.spawn`) set the rendezvous variables."""
+    return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR"))
 
 
 def setup(device_kind: str) -> DistInfo:
-    """Join the process group when launched with WORLD_SIZE > 1 (torchrun or spawn with env set)."""
+    """Join the process group when launched by torchrun (or spawn with env set); NCCL on CUDA, gloo on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if world <= 1 and not launched():
         return DistInfo()
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
+    backend = "nccl" if device_kind == "cuda" else "gloo"
     here = False
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_kind == "cuda" else "gloo", rank=rank, world_size=world)
+        if backend == "nccl":
+            torch.cuda.set_device(local)
+        dist.init_process_group(backend, rank=rank, world_size=world)
         here = True
-    return DistInfo(rank, world, local, here)
+    return DistInfo(rank, world, local, here, True, dist.get_backend())
+
+
+def collective_device(info: DistInfo, device: torch.device) -> torch.device:
+    """Where a tensor must be for a collective of this group: NCCL reduces CUDA tensors only."""
+    return device if info.backend == "nccl" else torch.device("cpu")
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
@@ -48,7 +65,10 @@ def barrier(info: DistInfo) -> None:
     """Wait for every rank. Called at the end of a normal run (rank 0 may still be evaluating): a rank
     that leaves the group early can abort gloo's threads ("terminate called without an active exception")."""
     if info.enabled and dist.is_initialized():
-        dist.barrier()
+        if info.backend == "nccl":
+            dist.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            dist.barrier()
 
 
 def teardown(info: DistInfo) -> None:

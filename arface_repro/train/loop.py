@@ -14,6 +14,11 @@ One step on a global batch (split evenly over processes):
 Every random draw of a step comes from a generator seeded by (seed, step), drawn for the GLOBAL batch
 and sliced per rank, so 1 process and N processes see the same decisions and a resumed run repeats
 an uninterrupted one.
+
+Device path (`arface_repro.train.acceleration`): mixed precision (`train.amp`), channels-last on CUDA, optional
+`torch.compile`; batches arrive as uint8 (pinned when on CUDA, copied without blocking) and are normalised,
+masked and augmented on the training device. The step's global statistics (loss, accuracy = the reward, drop
+counts) are reduced on the device of the process group's backend (NCCL: the GPU; gloo: the CPU).
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,6 +45,7 @@ from arface_repro.method.baselines import DropBlockHooks, cutout_mask
 from arface_repro.method.feature_masking import FeatureMasker, choose_layers
 from arface_repro.method.reinforce import EMABaseline, reinforce_loss
 from arface_repro.models.heads import create_head
+from arface_repro.train import acceleration as A
 from arface_repro.train import distributed as D
 from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from arface_repro.train.config import load_config
@@ -51,6 +59,7 @@ class TrainResult:
     metrics: dict = field(default_factory=dict)  # final evaluation (built-in verification or verify_fn)
     out_dir: Path | None = None
     checkpoint: Path | None = None
+    process_group: str = ""  # the torch.distributed backend the run used ("nccl", "gloo"), "" without a group
 
 
 class NonFiniteLossError(ArfaceError):
@@ -98,10 +107,13 @@ class FeatureNet(nn.Module):
         return self.head(emb, labels), self.head.predict(emb).detach()
 
 
-def normalise(images_uint8: torch.Tensor, mean: float = 128.0, std: float = 128.0) -> torch.Tensor:
-    """N x H x W x 3 uint8 RGB -> N x 3 x H x W float, (x - mean) / std (paper: 128 and 128)."""
-    # contiguous NCHW: channels-last inputs hit a oneDNN crash (double free) in conv backward on this torch build
-    return ((images_uint8.permute(0, 3, 1, 2).float() - float(mean)) / float(std)).contiguous()
+def normalise(images_uint8: torch.Tensor, mean: float = 128.0, std: float = 128.0,
+              memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """N x H x W x 3 uint8 RGB -> N x 3 x H x W float, (x - mean) / std (paper: 128 and 128).
+
+    Contiguous NCHW by default: on CPU, channels-last inputs hit a oneDNN crash (double free) in conv backward
+    on this torch build. `memory_format=torch.channels_last` (CUDA) keeps the NHWC layout the images come in."""
+    return ((images_uint8.permute(0, 3, 1, 2).float() - float(mean)) / float(std)).contiguous(memory_format=memory_format)
 
 
 def lr_lambda(tcfg: dict) -> Callable[[int], float]:
@@ -121,8 +133,8 @@ def lr_lambda(tcfg: dict) -> Callable[[int], float]:
     return fn
 
 
-def _step_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed((int(seed) * 1_000_003 + int(step) * 7919 + 12345) % (2**63 - 1))
+def _step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
+    return torch.Generator(device).manual_seed((int(seed) * 1_000_003 + int(step) * 7919 + 12345) % (2**63 - 1))
 
 
 def _optimizer(params, tcfg: dict) -> torch.optim.Optimizer:
@@ -139,10 +151,15 @@ class Trainer:
         t, m = cfg["train"], cfg["method"]
         dev = t["device"]
         self.device = torch.device("cuda" if (dev == "auto" and torch.cuda.is_available()) else ("cpu" if dev == "auto" else dev))
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"train.device={dev}: CUDA is not available on this machine (torch {torch.__version__})")
         self.dist = D.setup(self.device.type)
-        if self.device.type == "cuda":
-            self.device = torch.device("cuda", self.dist.local_rank)
+        if self.device.type == "cuda":  # a process group's rank takes the GPU of its LOCAL_RANK; else cuda:N as given
+            index = self.dist.local_rank if self.dist.enabled else (self.device.index or 0)
+            self.device = torch.device("cuda", index)
             torch.cuda.set_device(self.device)
+        self.precision = A.resolve_precision(t["amp"], self.device)
+        self.memory_format = A.resolve_memory_format(t["memory_format"], self.device)
         W = self.dist.world_size
         if int(t["batch_size"]) % W:
             raise ConfigError(f"train.batch_size={t['batch_size']} is not divisible by the {W} processes")
@@ -163,12 +180,17 @@ class Trainer:
         num_classes = int(getattr(self.train_set, "num_classes", 0)) or int(np.max(self.train_set.labels)) + 1
         emb_dim = self._embedding_dim(backbone)
         head = create_head(cfg["head"]["name"], emb_dim, num_classes, **(cfg["head"].get("kwargs") or {}))
-        self.fnet = FeatureNet(backbone, head).to(self.device)
-        self.masker = FeatureMasker(backbone, getattr(backbone, "mask_points", []), m["mask_scale"]) if m["kind"] in ("arface", "random") and m["num_layers"] > 0 else None
+        self.fnet = FeatureNet(backbone, head).to(self.device, memory_format=self.memory_format)
+        compiled = bool(t["compile"])
+        masker_cls = A.StaticFeatureMasker if compiled else FeatureMasker
+        self.masker = masker_cls(backbone, getattr(backbone, "mask_points", []), m["mask_scale"]) if m["kind"] in ("arface", "random") and m["num_layers"] > 0 else None
         self.dropblock = None
         if m["kind"] == "dropblock":
             stages = [n for s in m["dropblock"]["stages"] for n in backbone.stage_points[s]]
-            self.dropblock = DropBlockHooks(backbone, stages, m["dropblock"]["block_size"], m["dropblock"]["final_keep_prob"])
+            hooks_cls = A.EagerDropBlockHooks if compiled else DropBlockHooks
+            self.dropblock = hooks_cls(backbone, stages, m["dropblock"]["block_size"], m["dropblock"]["final_keep_prob"])
+        if compiled:
+            A.compile_backbone(backbone)
         self.attn = None
         if m["kind"] == "arface":
             a = m["attention"]
@@ -183,8 +205,7 @@ class Trainer:
                 self.attn_ddp = nn.parallel.DistributedDataParallel(self.attn, device_ids=ids)
         self.opt = _optimizer(self.fnet.parameters(), t)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(t))
-        self.amp = bool(t["amp"]) and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.scaler = self.precision.grad_scaler()
         self.baseline = EMABaseline(m["baseline_decay"], 0.0)
         self.step = 0
         self.ckpt_step = 0  # step of the last checkpoint this run wrote or resumed from
@@ -216,7 +237,8 @@ class Trainer:
         self.fnet.load_state_dict(ck["fnet"])
         self.opt.load_state_dict(ck["opt"])
         self.sched.load_state_dict(ck["sched"])
-        self.scaler.load_state_dict(ck["scaler"])
+        if self.scaler.is_enabled() and ck.get("scaler"):  # fp16: the scale and its growth tracker go on
+            self.scaler.load_state_dict(ck["scaler"])
         if self.attn is not None:
             self.attn.load_state_dict(ck["attn"])
             self.opt_a.load_state_dict(ck["opt_a"])
@@ -253,8 +275,8 @@ class Trainer:
         u_cut = torch.rand(self.B, 2, generator=gen)[r::W].contiguous()
         layers = choose_layers(self.masker.points, m["num_layers"], gen, m["p_layer"], m["layer_draw"]) if self.masker else []
         imgs, labels, lms = batch if batch is not None else fetch(self.train_set, self.batches.local_indices(self.step))
-        imgs, labels = imgs.to(self.device, non_blocking=True), labels.to(self.device)
-        x = normalise(imgs, cfg["data"]["pixel_mean"], cfg["data"]["pixel_std"])
+        imgs, labels = imgs.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        x = normalise(imgs, cfg["data"]["pixel_mean"], cfg["data"]["pixel_std"], self.memory_format)
         H, Wd = x.shape[-2:]
         keep = None
         logits_a = None
@@ -267,27 +289,30 @@ class Trainer:
                 modes = (u_modes * P.NUM_MODES).long().clamp_max(P.NUM_MODES - 1).to(self.device)
             keep = P.modes_to_keep(modes)
             mask = P.drop_mask(boxes, keep, H, Wd)
-            x = x * mask
+            x = (x * mask).contiguous(memory_format=self.memory_format)
             if self.masker:
                 self.masker.arm(mask, layers)
         elif m["kind"] == "cutout":
-            x = x * cutout_mask(x.shape[0], H, Wd, int(m["cutout_size"]), u_cut).to(self.device)
+            cut = cutout_mask(x.shape[0], H, Wd, int(m["cutout_size"]), u_cut.to(self.device, non_blocking=True))
+            x = (x * cut).contiguous(memory_format=self.memory_format)
         elif m["kind"] == "dropblock":
             self.dropblock.set_progress(self.step / max(1, cfg["train"]["steps"] - 1))
-            self.dropblock.generator = _step_generator(cfg["seed"] + 1 + r, self.step)
+            self.dropblock.generator = _step_generator(cfg["seed"] + 1 + r, self.step, self.device)
         self.fnet_ddp.train()
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            logits, pred = self.fnet_ddp(x, labels)
-            loss = F.cross_entropy(logits.float(), labels)
+        with self.precision.autocast():
+            logits, pred = self.fnet_ddp(x, labels)  # the head's logits are float32 (autocast off inside it)
+        loss = F.cross_entropy(logits.float(), labels)
         if self.masker:
             self.masker.disarm()
         # global statistics of this step before any update: every rank sees the same sums, so a non-finite
-        # loss stops all of them at the same step (and the policy step uses the same reward everywhere)
+        # loss stops all of them at the same step (and the policy step uses the same reward everywhere).
+        # Reduced where the group's backend reduces (NCCL: on the GPU), then read once.
         correct = (pred.argmax(1) == labels).float()
-        stats = torch.tensor([loss.detach().float().item() * len(labels), correct.sum().item()], dtype=torch.float64)
+        parts = [(loss.detach().double() * len(labels)).view(1), correct.sum().double().view(1)]
         if keep is not None:
-            stats = torch.cat([stats, (~keep).float().sum(0).double().cpu()])
-        D.all_reduce_sum(stats, self.dist)
+            parts.append((~keep).float().sum(0).double())
+        stats = torch.cat(parts).to(D.collective_device(self.dist, self.device))
+        stats = D.all_reduce_sum(stats, self.dist).cpu()
         if not math.isfinite(float(stats[0])):
             raise NonFiniteLossError(
                 f"training loss is {float(stats[0]) / self.B} at step {self.step + 1} of {cfg['train']['steps']} "
@@ -302,9 +327,13 @@ class Trainer:
         self.scaler.step(self.opt)
         self.scaler.update()
         lr = self.opt.param_groups[0]["lr"]
-        self.sched.step()
+        with warnings.catch_warnings():  # fp16: a step the scaler skipped (overflow) still advances the schedule
+            warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()` before"))
+            self.sched.step()
         R = float(stats[1]) / self.B
         rec = {"step": self.step + 1, "loss": float(stats[0]) / self.B, "acc": R, "lr": lr}
+        if self.scaler.is_enabled():  # fp16: the scale after this step (it halves when a step overflowed and was skipped)
+            rec["grad_scale"] = float(self.scaler.get_scale())
         if keep is not None:
             rec["drop_rate"] = (stats[2:] / self.B).tolist()
         if self.attn is not None:
@@ -318,7 +347,8 @@ class Trainer:
             self.opt_a.zero_grad(set_to_none=True)
             loss_a.backward()
             self.opt_a.step()
-            pl = D.all_reduce_sum(torch.tensor([loss_a.item() / W], dtype=torch.float64), self.dist)
+            pl = (loss_a.detach().double() / W).view(1).to(D.collective_device(self.dist, self.device))
+            pl = D.all_reduce_sum(pl, self.dist).cpu()
             rec.update(reward=R, baseline=b, policy_loss=float(pl[0]))
             if m["baseline_update"] == "after":
                 self.baseline.update(R)
@@ -336,11 +366,11 @@ class Trainer:
         feats, modes_all = [], []
         for s in range(0, len(images), batch):
             x = normalise(torch.from_numpy(np.ascontiguousarray(images[s : s + batch])).to(self.device),
-                          self.cfg["data"]["pixel_mean"], self.cfg["data"]["pixel_std"])
+                          self.cfg["data"]["pixel_mean"], self.cfg["data"]["pixel_std"], self.memory_format)
             if self.attn is not None and m["inference_mask"]:
                 boxes = torch.from_numpy(P.patch_boxes(landmarks[s : s + batch], m["patch_radius"], *x.shape[-2:])).to(self.device)
                 modes = greedy_modes(self.attn(x, boxes))
-                x = x * P.drop_mask(boxes, P.modes_to_keep(modes), *x.shape[-2:])
+                x = (x * P.drop_mask(boxes, P.modes_to_keep(modes), *x.shape[-2:])).contiguous(memory_format=self.memory_format)
                 modes_all.append(modes.cpu().numpy())
             feats.append(self.fnet.backbone(x).float().cpu().numpy())
         self.fnet.train()
@@ -375,8 +405,9 @@ class Trainer:
         eval_rec = {}
         nw = int(self.cfg["data"]["num_workers"])
         loader = None
-        if nw > 0 and not hasattr(self.train_set, "images") and self.step < total:
-            loader = iter(worker_loader(self.train_set, self.batches, self.step, total, nw))
+        if nw > 0 and self.step < total:
+            loader = iter(worker_loader(self.train_set, self.batches, self.step, total, nw,
+                                        pin_memory=self.device.type == "cuda"))
         try:
             while self.step < total:
                 rec = self.train_step(next_batch(loader) if loader is not None else None)
@@ -401,7 +432,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        return TrainResult(self.history, eval_rec, self.out_dir, ck)
+        return TrainResult(self.history, eval_rec, self.out_dir, ck, self.dist.backend if self.dist.enabled else "")
 
     def close(self) -> None:
         D.teardown(self.dist)

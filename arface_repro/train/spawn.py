@@ -29,11 +29,12 @@ def _worker(rank: int, world: int, port: int, config, overrides, result_path: st
 
     res = train(config, overrides)
     if rank == 0:
-        Path(result_path).write_text(json.dumps({"history": res.history, "metrics": res.metrics}))
+        Path(result_path).write_text(json.dumps({"history": res.history, "metrics": res.metrics,
+                                                 "process_group": res.process_group}))
 
 
 def run_spawned(config, world_size: int, overrides=(), threads: int = 1) -> dict:
-    """Train `config` in `world_size` spawned processes; returns rank 0's {'history', 'metrics'}."""
+    """Train `config` in `world_size` spawned processes; returns rank 0's {'history', 'metrics', 'process_group'}."""
     import torch.multiprocessing as mp
 
     with tempfile.TemporaryDirectory() as tmp:

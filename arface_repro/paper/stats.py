@@ -155,7 +155,7 @@ def paired_bootstrap_tar(scores_a, scores_b, labels, far: float, reps: int = 100
 def fmt_p(p: float) -> str:
     if p is None or not np.isfinite(p):
         return "p n/a"
-    return "p < 1e-4" if p < 1e-4 else f"p = {p:.3f}" if p < 0.1 else f"p = {p:.2f}"
+    return "p < 1e-4" if p < 1e-4 else f"p = {p:.3g}"
 
 
 def verdict(paper_sign: int, test: PairedT, alpha: float = ALPHA) -> str:

@@ -88,7 +88,7 @@ def train_job(job: Job, runs_dir: str, threads: int = 1) -> dict:
     key = run_key(job)
     t0 = time.time()
     m = train_and_evaluate(job.path, ov, out_dir=Path(runs_dir) / "train" / RECORD_SUBDIR / f"{job.config}-s{job.seed}",
-                           verify_fn=verify_fn_for(val, job.seed))
+                           verify_fn=verify_fn_for(val, job.seed, int(cfg["data"]["val"]["num_pairs"])))
     seconds = time.time() - t0
     rec = build_record(PROTOCOL, RULE, m["metrics"], per_fold=m["per_fold"], model=f"config:{job.config}",
                        inputs={"config": job.path},

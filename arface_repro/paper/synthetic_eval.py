@@ -4,9 +4,9 @@ The paper's columns are LFW 10-fold accuracy on 6000 pairs, BLUFR VR@FAR=0.1 % a
 The synthetic small-scale reproduction measures the same three quantities on a held-out synthetic set
 (identities disjoint from training), with the package's own metric code:
 
-- ``Acc``: 3000 genuine + 3000 impostor pairs drawn without replacement, laid out as LFW's View 2
-  (10 folds of 300 + 300), scored by the insightface 10-fold rule (`arface_repro.eval.kfold`); one pair
-  is 1/6000 = 0.0167 points, as on LFW. ``per_pair.correct`` holds each pair's decision under its fold's
+- ``Acc``: `data.val.num_pairs` genuine + as many impostor pairs (3000 + 3000 in the syn_* configs) drawn
+  without replacement, laid out as LFW's View 2 (10 folds of 300 + 300), scored by the insightface 10-fold
+  rule (`arface_repro.eval.kfold`); with 3000 + 3000 one pair is 1/6000 = 0.0167 points, as on LFW. ``per_pair.correct`` holds each pair's decision under its fold's
   threshold ('1' = right), so two runs can be compared pair by pair (McNemar).
 - ``VR@FAR=0.1%``: BLUFR's EvalROC (`arface_repro.eval.blufr.eval_roc`, the exact port) over all image
   pairs of the held-out set, one trial.
@@ -57,10 +57,10 @@ def lfw_layout_pairs(labels: np.ndarray, seed: int, per_fold: int = PAIRS_PER_FO
     return np.concatenate(pairs), np.concatenate(issame), np.concatenate(fold)
 
 
-def pair_protocol(feats: np.ndarray, labels: np.ndarray, seed: int) -> dict:
+def pair_protocol(feats: np.ndarray, labels: np.ndarray, seed: int, per_fold: int = PAIRS_PER_FOLD) -> dict:
     """10-fold accuracy on the LFW-layout pairs; per-fold values and per-pair decisions."""
     f = l2_normalize(np.asarray(feats, np.float64))
-    pairs, issame, fold = lfw_layout_pairs(labels, seed)
+    pairs, issame, fold = lfw_layout_pairs(labels, seed, per_fold)
     dist = squared_l2(f[pairs[:, 0]], f[pairs[:, 1]])
     res = kfold_accuracy(dist, issame, fold)
     correct = (dist < res.threshold[fold]) == issame
@@ -88,9 +88,12 @@ def blufr_like(feats: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def evaluate_embeddings(feats: np.ndarray, labels: np.ndarray, seed: int, modes=None, occluded=None,
-                        occluded_patch: int | None = None) -> dict:
-    """All synthetic columns (+ the Attention-Net's drop rates when `modes` is given)."""
-    p = pair_protocol(feats, labels, seed)
+                        occluded_patch: int | None = None, num_pairs: int = PAIRS_PER_FOLD * N_FOLDS) -> dict:
+    """All synthetic columns (+ the Attention-Net's drop rates when `modes` is given); `num_pairs` genuine
+    and as many impostor pairs (a multiple of 10)."""
+    if num_pairs < N_FOLDS or num_pairs % N_FOLDS:
+        raise ConfigError(f"data.val.num_pairs must be a positive multiple of {N_FOLDS}, got {num_pairs}")
+    p = pair_protocol(feats, labels, seed, num_pairs // N_FOLDS)
     b = blufr_like(feats, labels)
     out = {"metrics": {"Acc": p["Acc"], "Acc.std": p["Acc.std"], "VR@FAR=0.1%": b["VR@FAR=0.1%"],
                        "DIR@FAR=1%": b["DIR@FAR=1%"]},
@@ -110,10 +113,10 @@ def evaluate_embeddings(feats: np.ndarray, labels: np.ndarray, seed: int, modes=
     return out
 
 
-def verify_fn_for(val_set, seed: int):
+def verify_fn_for(val_set, seed: int, num_pairs: int = PAIRS_PER_FOLD * N_FOLDS):
     """A `verify_fn(trainer)` for `arface_repro.train.api.train_and_evaluate` computing the columns above."""
     def verify(trainer) -> dict:
         feats, modes = trainer.embed(val_set.images, val_set.landmarks)
         return evaluate_embeddings(feats, val_set.labels, seed, modes, getattr(val_set, "occluded", None),
-                                   getattr(val_set, "occluded_patch", None))
+                                   getattr(val_set, "occluded_patch", None), num_pairs)
     return verify

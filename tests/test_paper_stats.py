@@ -98,7 +98,7 @@ def test_verdicts():
 def test_describe_difference_in_protocol_resolution():
     s = describe_difference("lfw", "Acc", 0.06)          # Table X: Attention-net l0 98.83 vs Random l0 98.77
     assert s.startswith("4 of 6000 pairs: within noise") and "p >= 0.125" in s
-    assert describe_difference("lfw", "Acc", 0.25).startswith("15 of 6000 pairs: can be significant")
+    assert describe_difference("lfw", "Acc", 0.25).startswith("15 of 6000 pairs: testable only with per-pair decisions")
     assert describe_difference("lfw", "Acc", 0.0).startswith("0 of 6000 pairs")
     assert describe_difference("ytf", "Acc", 0.24).startswith("12 of 5000 pairs")
     assert "genuine probes" in describe_difference("blufr", "DIR@FAR=1%", 1.0)

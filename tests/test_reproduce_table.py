@@ -105,7 +105,7 @@ def test_cells_from_fabricated_records(rt, tmp_path, capsys):
     # text: the structure, the fill count and what fills the rest
     assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 0
     out = capsys.readouterr().out
-    assert "3 of 45 reproducible cells measured (1 off)" in out
+    assert "4 of 45 reproducible cells measured (1 off)" in out
     assert "what fills the missing cells" in out and "configs/mfn_arface_l3.yaml" in out and "datasets.blufr_config" in out
 
 
@@ -116,6 +116,7 @@ def test_strict_exit_codes(rt, tmp_path, capsys):
     _lfw_record(runs, "mfn_random", 98.40)
     assert rt.main(["X", "--no-synthetic", "--strict", "--runs-dir", str(runs)]) == 1
     assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 0          # without --strict
+    record_path(runs, "mfn_arface_l3", "lfw").parent.mkdir(parents=True)
     record_path(runs, "mfn_arface_l3", "lfw").write_text("{not json")
     assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 2
     assert "mfn_arface_l3/lfw.json: not valid JSON" in capsys.readouterr().err
@@ -124,41 +125,46 @@ def test_strict_exit_codes(rt, tmp_path, capsys):
     assert "metric 'Acc' missing" in capsys.readouterr().err
 
 
-def _ordering_line(out: str, a_label: str, column: str) -> str:
-    lines = [ln for ln in out.splitlines() if a_label in ln and column in ln]
-    assert lines, (a_label, column)
-    return lines[0]
+def _ordering_rows(report, a_short: str, n: int = 3):
+    """Rows of the orderings section from the line naming `a_short` (one per value column)."""
+    sec = next(s for s in report.sections if "orderings" in s.title)
+    i = next(k for k, r in enumerate(sec.rows) if r[0] == a_short)
+    return sec.rows[i:i + n]
 
 
-def test_paired_tests_between_measured_records(rt, tmp_path, capsys):
+def test_paired_tests_between_measured_records(tmp_path):
+    from arface_repro.paper.report import build_report
+
     runs = tmp_path / "runs"
     rng = np.random.default_rng(0)
-    a = rng.random(6000) > 0.011
-    b = np.where(rng.random(6000) < 0.01, ~a, a)
+    a = rng.random(6000) > 0.02
+    b = rng.random(6000) > 0.03
     bits = lambda x: "".join("1" if v else "0" for v in x)  # noqa: E731
     _lfw_record(runs, "mfn_arface_input", 100 * a.mean(), bits(a))     # Attention-net l0
     _lfw_record(runs, "mfn_random", 100 * b.mean(), bits(b))           # Random l0
     vr_a, vr_b = list(98 + rng.normal(0, 0.2, 10)), list(97.8 + rng.normal(0, 0.2, 10))
     _blufr_record(runs, "mfn_arface_input", vr_a, [87.0] * 10)
     _blufr_record(runs, "mfn_random", vr_b, [87.0] * 10)
-    assert rt.main(["X", "--no-synthetic", "--format", "text", "--runs-dir", str(runs)]) == 0
-    out = capsys.readouterr().out.replace("\n    ", " ")
+    lfw, vr, _ = _ordering_rows(build_report("X", runs), "Attention-net l0 vs Random l0")
     nb, nc = int(np.sum(a & ~b)), int(np.sum(~a & b))
     p = ss.binomtest(nb, nb + nc).pvalue
-    assert f"McNemar on 6000 pairs: {nb} vs {nc} discordant, p = {p:.3g}" in " ".join(out.split())
+    assert lfw[5] == f"{100 * (a.mean() - b.mean()):+.2f} (McNemar on 6000 pairs: {nb} vs {nc} discordant, p = {p:.3g})"
     t = ss.ttest_rel(vr_a, vr_b)
-    assert f"paired t over 10 trials: {np.mean(np.subtract(vr_a, vr_b)):+.2f}" in " ".join(out.split())
-    assert f"p = {t.pvalue:.3g}" in " ".join(out.split())
-    # the paper's 0.06-point LFW difference is within noise whatever the pairs
-    assert "4 of 6000 pairs: within noise whatever the per-pair decisions" in " ".join(out.split())
+    agg = lambda v: np.mean(v) - np.std(v, ddof=1)  # noqa: E731
+    assert vr[5] == (f"{agg(vr_a) - agg(vr_b):+.2f} (paired t over 10 trials: {np.mean(np.subtract(vr_a, vr_b)):+.2f} "
+                     f"(sd {np.std(np.subtract(vr_a, vr_b), ddof=1):.2f}), p = {t.pvalue:.3g})")
+    # the paper's own 0.06-point LFW difference is within noise whatever the pairs
+    assert lfw[2] == "+0.06" and lfw[3] == "4 of 6000 pairs: within noise (McNemar p >= 0.125 whatever the pairs)"
 
 
-def test_missing_per_pair_says_the_test_is_unavailable(rt, tmp_path, capsys):
+def test_missing_per_pair_says_the_test_is_unavailable(tmp_path):
+    from arface_repro.paper.report import build_report
+
     runs = tmp_path / "runs"
     _lfw_record(runs, "mfn_arface_input", 98.8)
     _lfw_record(runs, "mfn_random", 98.7)
-    assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 0
-    assert "McNemar unavailable: a record lacks per_pair.correct" in " ".join(capsys.readouterr().out.split())
+    lfw = _ordering_rows(build_report("X", runs), "Attention-net l0 vs Random l0")[0]
+    assert lfw[5] == "+0.10 (McNemar unavailable: a record lacks per_pair.correct)"
 
 
 def test_bootstrap_with_score_sidecars(tmp_path):
@@ -168,7 +174,7 @@ def test_bootstrap_with_score_sidecars(tmp_path):
 
     runs = tmp_path / "runs"
     rng = np.random.default_rng(1)
-    labels = np.r_[np.ones(300, bool), np.zeros(30000, bool)]
+    labels = np.r_[np.ones(200, bool), np.zeros(5000, bool)]
     for run, mu in (("r50full_arface_l9", 3.0), ("r50full_pickpatch_l9", 2.0)):
         scores = np.where(labels, rng.normal(mu, 1, labels.size), rng.normal(0, 1, labels.size))
         side = record_path(runs, run, "ijbb").with_suffix(".scores.npz")
@@ -177,9 +183,10 @@ def test_bootstrap_with_score_sidecars(tmp_path):
         rec = build_record("ijbb", "nearest", {"TAR@FAR=1e-4": 90.0, "TAR@FAR=1e-3": 94.0, "TAR@FAR=1e-2": 97.0})
         rec["sidecars"] = {"scores": {"path": side.name, "sha256": sha256_file(side)}}
         write_record(rec, record_path(runs, run, "ijbb"))
-    rep = build_report("VI", runs)
-    lines = [r for s in rep.sections for r in s.rows if r and "vs" in r[0] and r[1] == "FAR=0.001" and r[0].startswith("ARFace")]
-    assert any("paired bootstrap (1000)" in x[5] for x in lines), lines
+    rows = _ordering_rows(build_report("VI", runs), "ARFace vs PickPatch [13]", 6)
+    assert [r[1] for r in rows] == ["FAR=0.0001", "FAR=0.001", "FAR=0.01"] * 2
+    assert all(r[5].startswith("+0.000 (paired bootstrap (1000): +0.") for r in rows[:3]), [r[5] for r in rows]   # same headline values
+    assert all(r[5] == "-" for r in rows[3:])                                   # no IJB-C records
     # a tampered sidecar is an error naming it
     side = record_path(runs, "r50full_arface_l9", "ijbb").with_suffix(".scores.npz")
     np.savez(side, scores=np.zeros(labels.size), labels=labels.astype(np.int64))

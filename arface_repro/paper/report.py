@@ -190,6 +190,11 @@ class Report:
     summary: list[str]
 
 
+def _short(row: Row) -> str:
+    s = row.short_label
+    return "baseline" if s == "—" else s.replace("num_layers = ", "l")
+
+
 def _row_labels(t: Table, row: Row) -> list[str]:
     return [row.printed[i] if (i or not row.block) else (row.printed[0] or "") for i in range(t.label_columns)]
 
@@ -294,28 +299,32 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
 
     # 3. orderings
     orderings = []
-    header = ["comparison (a vs b)", "column", "paper a - b", "in the protocol's resolution", "text claims"]
-    header += ["measured a - b (paired test)"]
+    header = ["a vs b", "column", "paper a-b", "size in the protocol's resolution", "text claim", "measured a-b (paired test)"]
     for scale in scales:
-        header += [f"{scale} a - b (seeds agree, paired t)", f"{scale} verdict"]
+        header += [f"{scale} a-b: mean ± sd (seeds agreeing, paired t)", f"{scale} verdict"]
     rows = []
+    last_block = None
     for a, b in claims.comparisons.get(t.id, []):
         ra, rb = t.row(a), t.row(b)
-        for c in t.columns:
+        if ra.block and ra.block != last_block:
+            rows.append([t.block(ra.block).label] + [""] * (len(header) - 1))
+            last_block = ra.block
+        for ci, c in enumerate(t.columns):
             pa, pb = ra.value(c), rb.value(c)
             dec = max(ra.decimals(c), rb.decimals(c))
             delta = round(pa - pb, dec)
             psign = int(np.sign(delta))
             res = describe_difference(c.protocol, c.metric, c.to_record_units(delta))
             tc = claims.for_cell(t.id, a, b, c.id)
-            tc_txt = "; ".join(f"{x.id} claims {'a > b' if s > 0 else 'a < b'}"
-                               + ("" if s == psign else " - the paper's own numbers disagree") for x, s in tc)
+            tc_txt = "; ".join(f"{x.id}: a {'>' if s > 0 else '<'} b" + ("" if s == psign else " (the paper's numbers disagree)")
+                               for x, s in tc)
             ca, cb = cells[a, c.id], cells[b, c.id]
             if ca.measured is not None and cb.measured is not None:
                 mt = f"{ca.measured - cb.measured:+.{dec}f} ({measured_test(ca, cb)})"
             else:
                 mt = "-"
-            line = [f"{ra.label}  vs  {rb.short_label}", c.header, f"{delta:+.{dec}f}", res, tc_txt or "-", mt]
+            name = f"{_short(ra)} vs {_short(rb)}" if ci == 0 else ""
+            line = [name, c.header, f"{delta:+.{dec}f}", res, tc_txt or "-", mt]
             entry = {"table": t.id, "a": a, "b": b, "column": c.id, "paper_delta": delta, "paper_sign": psign,
                      "text_claims": [(x.id, s) for x, s in tc], "scales": {}}
             for scale, runs in scales.items():
@@ -325,23 +334,26 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
                     line += ["-", "-"]
                     continue
                 v = S.verdict(psign, test)
-                line += [f"{test.mean:+.2f} ± {test.sd if math.isfinite(test.sd) else 0:.2f} ({test.agree}/{test.n}, {S.fmt_p(test.p)})", v]
+                sd = test.sd if math.isfinite(test.sd) else 0.0
+                line += [f"{test.mean:+.2f} ± {sd:.2f} ({test.agree}/{test.n}, {S.fmt_p(test.p)})", v]
                 entry["scales"][scale] = {"mean": test.mean, "sd": test.sd, "n": test.n, "agree": test.agree, "p": test.p,
                                           "verdict": v}
             orderings.append(entry)
             rows.append(line)
     if rows:
-        notes = ["paper a - b: from the printed values. Resolution: LFW-type protocols count pairs (one LFW pair = 1/6000 = "
-                 "0.0167 points); McNemar's exact test can never reach p < 0.05 for fewer than 6 discordant pairs, so a "
-                 "printed difference under 0.10 points on LFW is within noise whatever the per-pair decisions.",
-                 "Measured a - b: McNemar on the two records' per-pair decisions (LFW-type), paired t over the 10 BLUFR "
-                 "trials, paired bootstrap over pairs for TAR@FAR (needs a scores sidecar)."]
+        notes = ["paper a-b from the printed values. LFW-type protocols: one pair = 1/6000 = 0.0167 points on LFW; "
+                 "McNemar's exact test cannot reach p < 0.05 with fewer than 6 discordant pairs, so a printed difference "
+                 "under 0.10 points on LFW is within noise whatever the per-pair decisions ('p >=' = the best case). "
+                 "BLUFR: the paper prints (mean - std) over 10 trials without the spread, so its differences cannot be "
+                 "tested; one genuine pair of a trial is ~0.0006 points of VR, one genuine probe ~0.023 points of DIR.",
+                 "measured a-b: McNemar on the two records' per-pair decisions (LFW-type), paired t over the 10 BLUFR "
+                 "trials, paired bootstrap over pairs for TAR@FAR (needs a scores sidecar); unavailable tests say why."]
         if scales:
-            notes.append("Small-scale verdicts: 'holds (robust)' = the mean difference has the paper's sign, every seed "
-                         "agrees and the paired t-test over seeds gives p < 0.05; 'holds (not significant)' = the sign "
-                         "only; 'reversed' likewise with the opposite sign. With 3 seeds a paired t-test has 2 degrees of "
-                         "freedom: use --seeds 0-4 for more power.")
-        sections.append(Section(f"Table {t.id} - orderings the paper's table sets up", header, rows, notes))
+            notes.append("small-scale verdicts: 'holds (robust)' = the mean difference has the paper's sign, every seed "
+                         "agrees and the paired t-test over seeds gives p < 0.05; 'holds (not significant)' = the sign only; "
+                         "'reversed' likewise with the opposite sign. With 3 seeds the t-test has 2 degrees of freedom "
+                         "(--seeds 0-4 for more power).")
+        sections.append(Section(f"Table {t.id} - the orderings the paper's table sets up", header, rows, notes))
 
     # 4. what would fill the missing cells
     missing = {}
@@ -356,11 +368,12 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
             needs = sorted({k for p in protos for k in m.evaluation_data.get(p, [])})
             rows.append([run_id, ", ".join(rows_of), f"configs/{run.config}.yaml", f"training_data.{run.data} (or checkpoints.{run_id})",
                          ", ".join(sorted(protos)), ", ".join(f"datasets.{k}" for k in needs),
-                         str(record_path(runs_dir, run_id, "<protocol>"))])
+                         f"paper/{run_id}/{{{','.join(sorted(protos))}}}.json"])
         sections.append(Section(f"Table {t.id} - what fills the missing cells", ["run", "rows", "config", "a DATA.yaml names",
-                                                                                 "protocols", "evaluation data", "record"], rows,
-                                ["`python scripts/reproduce_table.py N --run --data DATA.yaml` trains (or takes the named "
-                                 "checkpoint) and evaluates each run; a record written elsewhere can be copied to the record path."]))
+                                                                                 "protocols", "evaluation data", "record (under the runs folder)"], rows,
+                                [f"runs folder: {runs_dir}. `python scripts/reproduce_table.py N --run --data DATA.yaml` trains "
+                                 "(or takes the named checkpoint) and evaluates each run; a record made elsewhere (`arface "
+                                 "evaluate ... --out`) can be put at the record path."]))
 
     summary = []
     for scale in scales:

@@ -8,7 +8,7 @@ ones against the files in ../shared when present.
 
 from __future__ import annotations
 
-from arface_repro.paper.stats import ALPHA, fmt_p, mcnemar_min_p, min_significant_pairs
+from arface_repro.paper.stats import ALPHA, mcnemar_min_p
 
 # 10-fold pair protocols: number of pairs
 PAIR_COUNTS = {"lfw": 6000, "calfw": 6000, "cplfw": 6000, "cfp-fp": 7000, "cfp-ff": 7000, "ytf": 5000, "agedb30": 6000}
@@ -26,7 +26,7 @@ def pairs_of(protocol: str, delta_points: float) -> float:
 
 
 def describe_difference(protocol: str, metric: str, delta_points: float) -> str:
-    """Words for a printed difference (in percentage points) on one protocol's metric."""
+    """Short words for a printed difference (in percentage points) in the protocol's own units."""
     d = abs(delta_points)
     if protocol in PAIR_COUNTS and metric.startswith("Acc"):
         n = PAIR_COUNTS[protocol]
@@ -35,16 +35,13 @@ def describe_difference(protocol: str, metric: str, delta_points: float) -> str:
             return f"0 of {n} pairs: no difference"
         p = mcnemar_min_p(k)
         if p >= ALPHA:
-            return (f"{k} of {n} pairs: within noise whatever the per-pair decisions "
-                    f"(McNemar {fmt_p(p).replace('=', '>=')}; {min_significant_pairs()} pairs are the least that can be significant)")
-        return f"{k} of {n} pairs: can be significant only if most discordant pairs favour one side (McNemar needs the per-pair decisions)"
+            return f"{k} of {n} pairs: within noise (McNemar p >= {p:.3g} whatever the pairs)"
+        return f"{k} of {n} pairs: testable only with per-pair decisions (McNemar p >= {p:.2g} at best)"
     if protocol == "blufr" and metric.startswith("VR"):
-        return (f"{d * BLUFR_GENUINE_PAIRS / 100:.0f} of ~{BLUFR_GENUINE_PAIRS:,.0f} genuine pairs per trial; "
-                "the paper prints (mean - std) over 10 trials without the spread: not testable from the printed numbers")
+        return f"{d * BLUFR_GENUINE_PAIRS / 100:.0f} of ~{BLUFR_GENUINE_PAIRS:,.0f} genuine pairs/trial; no trial spread printed"
     if protocol == "blufr" and metric.startswith("DIR"):
-        return (f"{d * BLUFR_GENUINE_PROBES / 100:.0f} of ~{BLUFR_GENUINE_PROBES:,.0f} genuine probes per trial (threshold set by "
-                f"~{BLUFR_IMPOSTOR_PROBES * 0.01:.0f} impostor probes); the paper prints (mean - std) without the spread: not testable")
+        return f"{d * BLUFR_GENUINE_PROBES / 100:.0f} of ~{BLUFR_GENUINE_PROBES:,.0f} genuine probes/trial; no trial spread printed"
     if protocol in IJB_GENUINE:
         g = IJB_GENUINE[protocol]
-        return f"{d * g / 100:.0f} of {g:,} genuine template pairs; not testable without the scores"
-    return "the protocol's per-item counts are not part of the paper; not testable from the printed numbers"
+        return f"{d * g / 100:.0f} of {g:,} genuine template pairs; no scores printed"
+    return "per-item counts unknown; not testable from the printed numbers"

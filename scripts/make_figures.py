@@ -214,13 +214,14 @@ def fig6(args, out_dir: Path) -> list[Path]:
     measured = F.measured_layer_series(runs)
     if measured:
         out = out_dir / "fig6_num_layers.png"
-        F.fig6_layers(measured, out, "Fig. 6: the effect of num_layers (VGGFace2 subset; measured records)", paper)
+        F.fig6_layers(measured, out, "Fig. 6: the effect of num_layers (VGGFace2 subset; measured records); "
+                                     "bottom: the paper's Table X points", paper)
         outs.append(out)
     synthetic = F.synthetic_layer_series(runs)
     if synthetic:
         out = out_dir / "fig6_num_layers_synthetic.png"
         F.fig6_layers(synthetic, out, "Fig. 6, synthetic small-scale reproduction (held-out synthetic identities; "
-                                      "mean ± sd over seeds); hollow squares: the paper's Table X, right axis", paper)
+                                      "mean ± sd over seeds; tiny backbone: 4 maskable blocks); bottom: the paper's Table X points", paper)
         outs.append(out)
         for metric, series in synthetic.items():
             for arch, pts in series.items():

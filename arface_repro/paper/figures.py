@@ -245,34 +245,33 @@ def paper_layer_points() -> dict[str, dict[str, list[LayerPoint]]]:
 def fig6_layers(series: dict[str, dict[str, list[LayerPoint]]], out: str | os.PathLike, title: str | None = None,
                 paper: dict[str, dict[str, list[LayerPoint]]] | None = None) -> Path:
     """Fig. 6 as the paper draws it: three panels (LFW accuracy, BLUFR VR, BLUFR DIR) against num_layers,
-    one line per architecture (error bars: sd over seeds); `paper`: Table X's printed points, drawn as
-    hollow markers on a second y axis (absolute scales differ)."""
+    one line per architecture (error bars: sd over seeds). `paper`: Table X's printed points, drawn in a
+    second row of panels (their num_layers and scale are the paper's)."""
     if not any(series.get(k) for k, _ in FIG6_PANELS):
         raise FormatError("fig6: no point to draw (no record of the num_layers sweep)")
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(13.5, 3.9), dpi=120)
-    colours = {}
-    for ax, (metric, label) in zip(axes, FIG6_PANELS):
-        for arch, pts in sorted((series.get(metric) or {}).items()):
-            c = colours.setdefault(arch, f"C{len(colours)}")
+    rows = 2 if paper else 1
+    fig, axes = plt.subplots(rows, 3, figsize=(13.5, 3.6 * rows + 0.3), dpi=120, squeeze=False)
+
+    def draw(ax, data: dict[str, list[LayerPoint]], label: str) -> None:
+        for i, (arch, pts) in enumerate(sorted(data.items())):
+            c = f"C{i}"
             xs, ys, es = [p.num_layers for p in pts], [p.mean for p in pts], [p.sd for p in pts]
-            ax.errorbar(xs, ys, yerr=es, fmt="o-", color=c, lw=1.5, ms=4, capsize=3, label=arch)
+            ax.errorbar(xs, ys, yerr=es if any(es) else None, fmt="o-", color=c, lw=1.5, ms=4, capsize=3, label=arch)
             for x, y in zip(xs, ys):
                 ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6, color=c)
-        if paper and paper.get(metric):
-            ax2 = ax.twinx()
-            for i, (arch, pts) in enumerate(sorted(paper[metric].items())):
-                ax2.plot([p.num_layers for p in pts], [p.mean for p in pts], ls=":", marker="s", mfc="none",
-                         color=f"C{5 + i}", lw=1, label=f"paper, {arch} (right axis)")
-            ax2.tick_params(labelsize=7)
-            if metric == FIG6_PANELS[-1][0]:
-                ax2.legend(fontsize=6, loc="lower right")
-        ax.set_xlabel("num_layers (0 = input mask only)")
+        ax.set_xticks(sorted({p.num_layers for pts in data.values() for p in pts}))
+        ax.set_xlabel("num_layers (0 = input mask only)", fontsize=8)
         ax.set_title(label, fontsize=9)
         ax.grid(True, ls=":", lw=0.5)
-        ax.margins(x=0.08, y=0.18)
+        ax.margins(x=0.08, y=0.2)
         ax.tick_params(labelsize=7)
-    axes[0].legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="best")
+
+    for j, (metric, label) in enumerate(FIG6_PANELS):
+        draw(axes[0, j], series.get(metric) or {}, label)
+        if paper:
+            draw(axes[1, j], paper.get(metric) or {}, f"the paper's Table X: {label}")
     fig.suptitle(title or "Fig. 6: the effect of num_layers", fontsize=9)
     fig.tight_layout()
     return _save(fig, out)

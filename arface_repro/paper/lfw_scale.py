@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -30,7 +29,7 @@ import numpy as np
 from arface_repro import __version__
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.io.records import build_record, load_record, write_record
-from arface_repro.paper.synthetic import CONFIG_DIR, Job
+from arface_repro.paper.synthetic import Job
 
 PROTOCOL = "lfw-scale"
 RULE = ("lfw View-2 10-fold on pairs disjoint from BLUFR trial-1 training identities + BLUFR trial 1 "
@@ -231,5 +230,3 @@ def run_jobs(jobs: Iterable[Job], root: str | os.PathLike, runs_dir: str | os.Pa
     log(f"  trained {len(todo)} LFW-scale runs in {time.time() - t0:.0f} s")
     return out
 
-
-__all__ = ["PROTOCOL", "DEFAULT_OVERRIDES", "data_files", "evaluate", "run_jobs", "CONFIG_DIR"]

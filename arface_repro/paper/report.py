@@ -196,7 +196,7 @@ def _short(row: Row) -> str:
 
 
 def _row_labels(t: Table, row: Row) -> list[str]:
-    return [row.printed[i] if (i or not row.block) else (row.printed[0] or "") for i in range(t.label_columns)]
+    return list(row.printed[: t.label_columns])
 
 
 def _block_rows(t: Table):
@@ -267,7 +267,6 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
         header = [*t.header[-1][: t.label_columns], "config"]
         for c in t.columns:
             header += [f"paper {c.header}", scale]
-        extra_cols = any("drop_occluded" in r.values and True for r in [])
         drop = any(sr.values("drop_occluded") for sr in runs.values())
         if drop:
             header += ["drop occluded / clean / nose-if-clean (%)"]

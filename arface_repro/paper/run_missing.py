@@ -30,7 +30,7 @@ from typing import Callable
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.paper.manifest import load_manifest, record_path
-from arface_repro.paper.targets import ROMAN, _safe_yaml, get_table, table_id
+from arface_repro.paper.targets import _safe_yaml, get_table, table_id
 
 SPEC_PREFIXES = ("arface:", "torch:", "torchscript:", "onnx:", "tflite:")
 DATA_KEYS = {"datasets", "training_data", "checkpoints", "train"}
@@ -181,5 +181,3 @@ def execute(tid: str, data: DataSpec, runs_dir: str | os.PathLike, log: Callable
             log(f"    {proto} done in {time.time() - t1:.0f} s")
     return p
 
-
-__all__ = ["DataSpec", "load_data_spec", "plan", "execute", "ROMAN"]

@@ -214,7 +214,8 @@ def test_quick_mode_trains_records_and_reuses(rt, tmp_path, capsys):
     rec = json.loads(recs[0].read_text())
     assert rec["protocol"] == "synthetic-verification" and rec["steps"] == 2 and rec["seed"] == 0
     assert rec["overrides"] == [*TINY, "train.steps=2"] and len(rec["per_pair"]["correct"]) == 40
-    assert "Table XI - synthetic reproduction" in out and "syn_r50_pickpatch_l2" in out and "holds" in out or "reversed" in out
+    assert "Table XI - synthetic reproduction" in out and "syn_r50_pickpatch_l2" in out
+    assert "synthetic verdict" in out and ("holds" in out or "reversed" in out or "tie" in out)
     assert (tmp_path / "t" / "table_11.md").read_text().startswith("### Table XI")
     mtimes = [p.stat().st_mtime_ns for p in recs]
     assert rt.main(args) == 0            # every record reused

@@ -170,6 +170,12 @@ class SeedRuns:
         return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if v.size > 1 else f"{v[0]:.2f}"
 
 
+def _drops(sr: SeedRuns) -> str:
+    occ = sr.values("drop_occluded")
+    clean = np.array(list(sr.values("drop_clean").values()))
+    return " / ".join(f"{occ[s]:.0f}" for s in sorted(occ)) + f" | {clean.mean():.0f}"
+
+
 def seed_test(a: SeedRuns, b: SeedRuns, metric: str) -> S.PairedT | None:
     va, vb = a.values(metric), b.values(metric)
     seeds = sorted(set(va) & set(vb))
@@ -256,6 +262,13 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
              "measured = the result record <runs>/paper/<run>/<protocol>.json named by protocols/paper/manifest.yaml; "
              "status: within = |measured - paper| <= the metric's tolerance (manifest.yaml, `tolerances`), "
              "OFF = beyond it, missing = no record."]
+    from arface_repro.paper.targets import load_notes
+
+    notes_file = load_notes()
+    touching = [e for sec in ("contradictions", "readings") for e in notes_file[sec] if t.id in (e.get("affects") or [])]
+    if touching:
+        notes.append("the paper's contradictions and readings for this table (protocols/paper/contradictions.yaml): "
+                     + "; ".join(f"{e['id']} {e['topic']}" for e in touching))
     spreads = [f"{row.id} {c.header}: {cells[row.id, c.id].spread}" for row in t.rows for c in t.columns
                if cells[row.id, c.id].spread]
     if spreads:
@@ -269,7 +282,7 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
             header += [f"paper {c.header}", scale]
         drop = any(sr.values("drop_occluded") for sr in runs.values())
         if drop:
-            header += ["drop occluded / clean / nose-if-clean (%)"]
+            header += ["test-time drops %: occluded nose by seed | clean cells"]
         rows = []
         for block, brows in _block_rows(t):
             if block is not None:
@@ -283,8 +296,7 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
                 for c in t.columns:
                     line += [row.text(c), sr.summary(c.metric) if sr else "-"]
                 if drop:
-                    line.append(" / ".join(sr.summary(k) for k in ("drop_occluded", "drop_clean", "drop_same_patch_clean"))
-                                if sr and sr.values("drop_occluded") else "")
+                    line.append(_drops(sr) if sr and sr.values("drop_occluded") else "")
                 rows.append(line)
                 for c in t.columns:
                     for cr in csv_rows:

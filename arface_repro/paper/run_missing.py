@@ -131,6 +131,11 @@ def plan(tid: str, data: DataSpec, runs_dir: str | os.PathLike) -> Plan:
         for col in t.columns:
             if record_path(runs_dir, run.id, col.protocol).is_file():
                 continue
+            if col.protocol == "trillion":
+                impossible.append((run.id, col.protocol, "Trillion-Pairs reads DeepGlint .bin feature matrices: embed the probe "
+                                   "and distractor images, run `arface evaluate-large --protocol trillion ... --out "
+                                   f"{record_path(runs_dir, run.id, 'trillion')}`"))
+                continue
             need = [k for k in m.evaluation_data.get(col.protocol, []) if k not in data.datasets]
             if need:
                 impossible.append((run.id, col.protocol, "no " + ", ".join(f"datasets.{k}" for k in need)))

@@ -103,7 +103,7 @@ class Row:
     def short_label(self) -> str:
         """The printed labels without the block's cell (for rows shown under their block)."""
         n = self.table.label_columns
-        cells = self.printed[1:n] if self.block else self.printed[:n]
+        cells = self.printed[1:n] if self.block else self.printed[:1]
         return " ".join(c for c in cells if c and c != "—") or "—"
 
     def text(self, col: Column) -> str:

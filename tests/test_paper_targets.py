@@ -144,7 +144,7 @@ def test_numbers_quoted_in_the_text():
 def test_notes_are_complete():
     notes = load_notes()
     ids = {e["id"] for sec in ("contradictions", "readings", "checks") for e in notes[sec]}
-    assert {f"C{i:02d}" for i in range(1, 22)} <= ids and {f"R{i:02d}" for i in range(1, 12)} <= ids
+    assert {f"C{i:02d}" for i in range(1, 23)} <= ids and {f"R{i:02d}" for i in range(1, 13)} <= ids
     assert {f"K{i:02d}" for i in range(1, 6)} <= ids
     topics = " ".join(e["topic"] for e in notes["contradictions"])
     for word in ("0.01", "VGGFace2 training set", "mask modes", "Attention-Net", "DeepGlint", "open-set", "SphereFace",

@@ -27,9 +27,14 @@ def _need(datasets: dict, key: str, protocol: str) -> str:
 
 
 def _cli(argv: list[str]) -> None:
+    """Run one `arface` command; its printout goes to stderr (stdout carries the table)."""
+    import contextlib
+    import sys
+
     from arface_repro.cli import main
 
-    rc = main(argv)
+    with contextlib.redirect_stdout(sys.stderr):
+        rc = main(argv)
     if rc != 0:
         raise ArfaceError(f"`arface {' '.join(argv)}` failed with exit status {rc} (its message is above)")
 

@@ -15,8 +15,11 @@
   config's patch radius. -> fig4_attention_synthetic.png, fig4_attention_lfw.png
 - Fig. 5 (ROC): IJB-B / IJB-C records (protocol ijbb / ijbc with curves.roc) under --runs-dir.
   -> fig5_roc_ijbb.png, fig5_roc_ijbc.png
-- Fig. 6 (Acc vs num_layers): the Table XI synthetic-verification records under --runs-dir
-  (`python scripts/reproduce_table.py XI` writes them). -> fig6_acc_vs_layers.png
+- Fig. 6 (LFW accuracy, BLUFR VR, BLUFR DIR vs num_layers, one line per architecture): the records of
+  the num_layers sweep named in protocols/paper/manifest.yaml under --runs-dir: real-scale runs
+  (<runs>/paper/<run>/{lfw,blufr}.json) -> fig6_num_layers.png, and the synthetic small-scale runs
+  (`python scripts/reproduce_table.py X` writes them) -> fig6_num_layers_synthetic.png; Table X's printed
+  points are drawn beside them.
 
 A figure whose inputs are missing is reported (what is missing and how to make it), not drawn; the exit
 status is 1 when any requested figure was not drawn, 0 otherwise.
@@ -35,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from arface_repro.errors import ArfaceError, ConfigError, MissingDataError  # noqa: E402
-from arface_repro.eval import figures as F  # noqa: E402
+from arface_repro.paper import figures as F  # noqa: E402
 from arface_repro.io.records import load_records  # noqa: E402
 
 LFW_DIR = ("data", "lfw", "aligned-112x96")
@@ -96,7 +99,7 @@ def fig3(args, out_dir: Path) -> list[Path]:
 
 def _trained_checkpoint(args) -> tuple[Path, str]:
     """Train `--config` for `--steps` steps (or reuse the matching checkpoint); returns (path, how)."""
-    from arface_repro.train.checkpoint import load_checkpoint
+    from arface_repro.models.training_checkpoint import read_training_checkpoint
     from arface_repro.train.config import load_config
 
     cfg_path = Path(args.config)
@@ -106,7 +109,7 @@ def _trained_checkpoint(args) -> tuple[Path, str]:
     cfg = load_config(cfg_path, ov)
     ck = out / "checkpoint_last.pt"
     if ck.is_file():
-        old = load_checkpoint(ck)
+        old = read_training_checkpoint(ck)
         if old.get("config") == cfg and int(old.get("step", -1)) == int(cfg["train"]["steps"]):
             return ck, f"reused {ck}"
     from arface_repro.train.api import train_and_evaluate
@@ -206,21 +209,27 @@ def fig5(args, out_dir: Path) -> list[Path]:
 
 def fig6(args, out_dir: Path) -> list[Path]:
     runs = Path(args.runs_dir)
-    stale: list[str] = []
-    recs = load_records(runs) if runs.is_dir() else []
-    series = F.layer_series(recs, "Acc", stale)
-    for s in stale:
-        print(f"fig 6: left out {s}: its config changed since it was written", file=sys.stderr)
-    if not series:
-        raise Missing(f"no Table XI synthetic-verification record under {runs}; run "
-                      "`python scripts/reproduce_table.py XI` first")
-    out = out_dir / "fig6_acc_vs_layers.png"
-    F.fig6_metric_vs_layers(recs, out, "Acc", stale=[],
-                            title="Fig. 6: held-out synthetic verification Acc vs. masked layers\n"
-                                  "(tiny backbone, synthetic occluded faces, small scale; Table XI rows)")
-    for name, pts in series.items():
-        print(f"fig 6 [{name}]: " + ", ".join(f"L={p.num_layers}: {p.value:.2f}" for p in pts), file=sys.stderr)
-    return [out]
+    paper = F.paper_layer_points()
+    outs = []
+    measured = F.measured_layer_series(runs)
+    if measured:
+        out = out_dir / "fig6_num_layers.png"
+        F.fig6_layers(measured, out, "Fig. 6: the effect of num_layers (VGGFace2 subset; measured records); "
+                                     "bottom: the paper's Table X points", paper)
+        outs.append(out)
+    synthetic = F.synthetic_layer_series(runs)
+    if synthetic:
+        out = out_dir / "fig6_num_layers_synthetic.png"
+        F.fig6_layers(synthetic, out, "Fig. 6, synthetic small-scale reproduction (held-out synthetic identities; "
+                                      "mean ± sd over seeds; tiny backbone: 4 maskable blocks); bottom: the paper's Table X points", paper)
+        outs.append(out)
+        for metric, series in synthetic.items():
+            for arch, pts in series.items():
+                print(f"fig 6 [{arch}] {metric}: " + ", ".join(f"L={p.num_layers}: {p.mean:.2f}" for p in pts), file=sys.stderr)
+    if not outs:
+        raise Missing(f"no record of the num_layers sweep under {runs} (real: <runs>/paper/<run>/lfw.json and blufr.json "
+                      "of the runs in manifest.yaml figures.fig6; synthetic: run `python scripts/reproduce_table.py X` first)")
+    return outs
 
 
 FIGS = {"3": fig3, "4": fig4, "5": fig5, "6": fig6}

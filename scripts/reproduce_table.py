@@ -1,21 +1,26 @@
 #!/usr/bin/env python
-"""Regenerate a table of the ARFace paper (T-BIOM 2022) from result records.
+"""Regenerate a table of the ARFace paper (Zhang et al., IEEE T-BIOM 4(1), 2022) beside the paper's values.
 
-    python scripts/reproduce_table.py X            # ablation rows, trained on the synthetic default
-    python scripts/reproduce_table.py XI --steps 60 --format md
+    python scripts/reproduce_table.py X                        # Table X: paper | measured | synthetic reproduction
+    python scripts/reproduce_table.py 11 --format md           # also writes results/tables/table_11.md
+    python scripts/reproduce_table.py 2 --targets-only --format csv   # the paper's Table II alone, as printed
+    python scripts/reproduce_table.py X --steps 20 --seeds 0   # quick mode (a few steps, one seed)
+    python scripts/reproduce_table.py X --lfw-scale            # + the LFW-scale columns (needs ../shared or --data-root)
+    python scripts/reproduce_table.py VI --run --data DATA.yaml   # evaluate / train what DATA.yaml makes possible
+    python scripts/reproduce_table.py X --strict               # exit 1 when a measured cell is off
 
-Tables X and XI (the ablations) are trained at small scale on the built-in synthetic occluded-face
-generator when nothing else is configured (minutes on 2 CPU cores; reused from results/runs/ on the
-next call). For the other tables this prints the measured records present under results/runs/.
-The paper's printed values are not transcribed in this package yet, so no paper column is shown; the
-rows are labelled by method variant.
+For every cell: the paper's value (protocols/paper/table_XX.yaml), the measured value from the result record
+the run manifest names (protocols/paper/manifest.yaml: <runs>/paper/<run>/<protocol>.json), the difference
+and a status (within tolerance / OFF / missing). Then, for every pair of rows the paper compares, the
+difference in the protocol's resolution and, where two results exist, a paired test. Tables X and XI are
+also trained at small scale on the built-in synthetic occluded-face generator (several seeds; records are
+reused when config, overrides, seed and package version match). Exit status: 0, 1 with --strict when a
+filled cell is off, 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 import time
 from pathlib import Path
@@ -24,99 +29,165 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from arface_repro.errors import ArfaceError  # noqa: E402
-from arface_repro.io.records import load_records  # noqa: E402
-from arface_repro.tables.synthetic_ablation import TABLES, run_table  # noqa: E402
-from arface_repro.utils.atomic import atomic_open  # noqa: E402
-
-ROMAN = ["I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI"]
-
-
-def table_id(text: str) -> str:
-    t = text.strip().upper()
-    if t.isdigit() and 1 <= int(t) <= 11:
-        return ROMAN[int(t) - 1]
-    if t in ROMAN:
-        return t
-    raise SystemExit(f"unknown table {text!r}: give 1..11 or I..XI")
-
-
-def render(header: list[str], rows: list[list[str]], fmt: str) -> str:
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(header)
-        w.writerows(rows)
-        return buf.getvalue()
-    if fmt == "md":
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines) + "\n"
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "  ".join(str(x).ljust(w) for x, w in zip(r, widths))  # noqa: E731
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]) + "\n"
-
-
-def fmt_num(v) -> str:
-    return "-" if v is None else f"{v:.2f}"
-
-
-def synthetic_table(tid: str, args) -> tuple[list[str], list[list[str]]]:
-    overrides = list(args.override or [])
-    if args.steps:
-        overrides.append(f"train.steps={args.steps}")
-    t0 = time.time()
-    done = run_table(tid, Path(args.runs_dir), overrides, rerun=args.rerun,
-                     log=(lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr)))
-    if not args.quiet:
-        print(f"  ({time.time() - t0:.0f} s)", file=sys.stderr)
-    header = ["row", "config", "synthetic Acc (%)", "drop occluded (%)", "drop clean (%)", "record"]
-    rows = [[row.label, row.config, fmt_num(rec["metrics"].get("Acc")), fmt_num(rec["metrics"].get("drop_occluded")),
-             fmt_num(rec["metrics"].get("drop_clean")), Path(rec["_path"]).name] for row, rec in done]
-    return header, rows
-
-
-def records_table(args) -> tuple[list[str], list[list[str]]]:
-    rows = []
-    for rec in load_records(args.runs_dir):
-        metrics = ", ".join(f"{k} {v:.2f}" for k, v in rec["metrics"].items() if isinstance(v, (int, float)))
-        rows.append([rec["protocol"], rec["rule"], str(rec.get("model") or "-"), metrics, Path(rec["_path"]).name])
-    return ["protocol", "rule", "model", "metrics (%)", "record"], rows
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("table", help="table number, 1..11 or I..XI")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n", 1)[1],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("table", nargs="?", help="table number, 1..11 or I..XI")
+    ap.add_argument("--targets-only", action="store_true", help="print the paper's table alone, as printed")
     ap.add_argument("--format", choices=("text", "md", "csv"), default="text",
-                    help="text prints; md/csv also write results/tables/table_XX.{md,csv}")
-    ap.add_argument("--runs-dir", default=str(ROOT / "results" / "runs"))
+                    help="text prints; md / csv also write results/tables/table_XX.{md,csv}")
+    ap.add_argument("--runs-dir", default=str(ROOT / "results" / "runs"), help="result records (default results/runs)")
     ap.add_argument("--tables-dir", default=str(ROOT / "results" / "tables"))
-    ap.add_argument("--steps", type=int, help="training steps per synthetic row (quick mode)")
-    ap.add_argument("--override", action="append", help="config override key=value for every synthetic row")
-    ap.add_argument("--rerun", action="store_true", help="train again even when a matching record exists")
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--strict", action="store_true", help="exit 1 when a measured cell is outside its tolerance")
+    g = ap.add_argument_group("small-scale reproductions (Tables X and XI)")
+    g.add_argument("--no-synthetic", action="store_true", help="do not train / show the synthetic rows")
+    g.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-4 (default: the manifest's, 0,1,2)")
+    g.add_argument("--steps", type=int, help="training steps per small-scale run (quick mode)")
+    g.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="config override for every small-scale run")
+    g.add_argument("--workers", type=int, help="parallel training processes (default: the CPUs, at most 8)")
+    g.add_argument("--rerun", action="store_true", help="train again even when a matching record exists")
+    g.add_argument("--extras", action="store_true", help="also the extra rows (per-image reward), not part of the paper")
+    g.add_argument("--lfw-scale", action="store_true", help="also train the LFW-scale rows (LFW + BLUFR from ../shared)")
+    g.add_argument("--data-root", help="LFW-scale data root laid out like ../shared/data (lfw/aligned-112x96, lfw/pairs.txt, "
+                                       "blufr/blufr_lfw_config.mat); implies --lfw-scale")
+    g = ap.add_argument_group("filling measured cells")
+    g.add_argument("--run", action="store_true", help="train / evaluate the missing cells DATA.yaml makes possible")
+    g.add_argument("--data", help="DATA.yaml: dataset roots, training data and checkpoints (paths only)")
+    ap.add_argument("--check-paper", metavar="PAPER.txt", help="compare every transcribed table with a text copy of the paper")
+    ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = ap.parse_args(argv)
-    tid = table_id(args.table)
     try:
-        if tid in TABLES:
-            title = (f"Table {tid} — synthetic small-scale reproduction (built-in occluded-face generator, "
-                     f"tiny backbone, CPU); not comparable in absolute value with the paper's numbers")
-            header, rows = synthetic_table(tid, args)
-        else:
-            title = (f"Table {tid} — the paper's values are not transcribed in this package; "
-                     f"measured records under {args.runs_dir}:")
-            header, rows = records_table(args)
+        return run(args)
     except ArfaceError as exc:
         print(f"reproduce_table: error: {exc}", file=sys.stderr)
         return 2
-    text = render(header, rows, args.format)
-    print(title)
-    print(text if rows else "(no records yet: run `arface evaluate ...` first)\n", end="")
-    if args.format in ("md", "csv"):
-        out = Path(args.tables_dir) / f"table_{ROMAN.index(tid) + 1:02d}.{args.format}"
+
+
+def run(args) -> int:
+    from arface_repro.errors import ConfigError
+    from arface_repro.paper import render
+    from arface_repro.paper.targets import get_table, table_id, table_number
+    from arface_repro.utils.atomic import atomic_open
+
+    log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
+    if args.check_paper:
+        from arface_repro.paper.check import check_transcription
+
+        problems = check_transcription(args.check_paper)
+        for p in problems:
+            print(p)
+        print(f"{len(problems)} difference(s) between protocols/paper/ and {args.check_paper}")
+        return 1 if problems else 0
+    if not args.table:
+        raise ConfigError("give a table number (1..11 or I..XI)")
+    tid = table_id(args.table)
+    t = get_table(tid)
+    num = table_number(tid)
+    tables_dir = Path(args.tables_dir)
+    if args.format != "text":
+        tables_dir.mkdir(parents=True, exist_ok=True)   # checked before any work starts
+
+    if args.targets_only:
+        text = {"text": render.targets_text, "md": render.targets_md, "csv": render.targets_csv}[args.format](t)
+        print(text, end="")
+        if args.format != "text":
+            out = tables_dir / f"table_{num:02d}_paper.{args.format}"
+            with atomic_open(out, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            log(f"written: {out}")
+        return 0
+
+    if args.run:
+        from arface_repro.paper.run_missing import execute, load_data_spec
+
+        if not args.data:
+            raise ConfigError("--run needs --data DATA.yaml (dataset roots, training data, checkpoints)")
+        data = load_data_spec(args.data)
+        t0 = time.time()
+        log(f"Table {tid}: filling missing cells with {args.data} ...")
+        execute(tid, data, args.runs_dir, log=log, quiet=args.quiet)
+        log(f"  ({time.time() - t0:.0f} s)")
+
+    from arface_repro.paper.report import build_report
+    from arface_repro.paper.small_scale import LFW_SCALE_TITLE, SYNTHETIC_TITLE, lfw_scale_rows, parse_seeds, synthetic_rows
+    from arface_repro.paper.manifest import load_manifest
+
+    m = load_manifest()
+    overrides = list(args.override)
+    if args.steps:
+        overrides.append(f"train.steps={args.steps}")
+    scales, titles, extra_lines, extra_sections = {}, {}, [], []
+    if m.scale_cells("synthetic", tid) and not args.no_synthetic:
+        seeds = parse_seeds(args.seeds, m.scale_seeds("synthetic"))
+        log(f"Table {tid}: synthetic small-scale rows, seeds {seeds} ...")
+        rows, extras, secs = synthetic_rows(tid, args.runs_dir, seeds, overrides, args.workers, args.rerun, args.extras, log)
+        scales["synthetic"] = rows
+        titles["synthetic"] = SYNTHETIC_TITLE
+        extra_lines.append(f"synthetic rows: {secs:.0f} s wall time for this call "
+                           f"({sum(len(r.records) for r in rows.values())} row-seed results)")
+        if extras:
+            extra_sections.append(_extra_section(tid, extras, rows))
+    if (args.lfw_scale or args.data_root) and m.scale_cells("lfw_scale", tid):
+        root = args.data_root
+        if root is None:
+            from arface_repro.shared_data import shared_path
+
+            root = shared_path("data")
+            if root is None:
+                raise ConfigError("--lfw-scale needs ../shared (or $ARFACE_SHARED) or --data-root")
+        seeds = parse_seeds(args.seeds, m.scale_seeds("lfw_scale"))
+        log(f"Table {tid}: LFW-scale rows from {root}, seeds {seeds} ...")
+        rows, secs = lfw_scale_rows(tid, root, args.runs_dir, seeds, overrides, args.workers or 1, args.rerun, log)
+        scales["LFW-scale"] = rows
+        titles["LFW-scale"] = LFW_SCALE_TITLE
+        extra_lines.append(f"LFW-scale rows: {secs:.0f} s wall time for this call")
+    elif m.scale_cells("lfw_scale", tid) and not args.quiet:
+        from arface_repro.shared_data import shared_path
+
+        if shared_path("data", "blufr", "blufr_lfw_config.mat") is not None:
+            extra_lines.append("LFW-scale rows not run: add --lfw-scale (LFW + BLUFR from the shared folder; "
+                               "tens of minutes on 2 CPU cores)")
+
+    report = build_report(tid, args.runs_dir, scales, titles)
+    report.sections[len(report.sections):] = extra_sections
+    if args.format == "csv":
+        text = render.report_csv(report)
+    elif args.format == "md":
+        text = render.report_md(report, extra_lines)
+    else:
+        text = render.report_text(report, extra_lines)
+    print(text, end="")
+    if args.format != "text":
+        out = tables_dir / f"table_{num:02d}.{args.format}"
         with atomic_open(out, "w", encoding="utf-8") as fh:
-            fh.write((f"# {title}\n\n" if args.format == "md" else "") + text)
-        print(f"written: {out}", file=sys.stderr)
+            fh.write(text)
+        log(f"written: {out}")
+    n_off = sum(1 for c in report.cells.values() if c.status == "OFF")
+    if args.strict and n_off:
+        log(f"--strict: {n_off} measured cell(s) outside tolerance")
+        return 1
     return 0
+
+
+def _extra_section(tid, extras, rows):
+    from arface_repro.paper.report import Section
+    from arface_repro.paper.targets import get_table
+
+    t = get_table(tid)
+    from arface_repro.paper.manifest import load_manifest
+    from arface_repro.paper.report import _drops
+
+    labels = {e["id"]: e["label"] for e in (load_manifest().synthetic.get("extra_rows") or {}).get(tid, [])}
+    m_rows = []
+    for rid, sr in extras.items():
+        m_rows.append([labels.get(rid, rid), sr.config] + [sr.summary(c.metric) for c in t.columns]
+                      + [_drops(sr) if sr.values("drop_occluded") else ""])
+    return Section(f"Table {tid} - extra synthetic rows (not in the paper)",
+                   ["row", "config", *[c.header for c in t.columns],
+                    "test-time drops %: occluded nose by seed | clean cells"], m_rows,
+                   ["mean ± sd over the same seeds as the table's synthetic rows"])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The paper's figures (arface_repro.eval.figures) and the thin figure/evaluation scripts."""
+"""The paper's figures (arface_repro.paper.figures) and the thin figure/evaluation scripts."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 
 from arface_repro.data.synthetic import SyntheticFaces
 from arface_repro.errors import FormatError
-from arface_repro.eval import figures as F
-from arface_repro.io.records import build_record, load_records, write_record
+from arface_repro.paper import figures as F
+from arface_repro.io.records import build_record, write_record
 from arface_repro.method.patches import mode_keep_table, patch_boxes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,57 +69,65 @@ def test_fig4_rejects_mismatched_inputs(faces, tmp_path):
         F.fig4_attention_decisions(faces.images, faces.landmarks, [1, 2], 12, tmp_path / "x.png")
 
 
-def _layer_record(runs: Path, config: str, acc: float, stamp: str, overrides=()) -> Path:
-    rec = build_record("synthetic-verification", "kfold-best-threshold", {"Acc": acc}, model=f"config:{config}",
-                       extra={"overrides": list(overrides)})
-    rec["created_utc"] = stamp
-    return write_record(rec, runs / f"{config}-{stamp[:19].replace(':', '')}-{len(overrides)}.json")
+def _syn_record(runs: Path, config: str, seed: int, acc: float, vr: float, dir_: float) -> Path:
+    from arface_repro.paper.synthetic import Job, record_file, run_key
+
+    job = Job(config, seed)
+    rec = build_record("synthetic-verification", "syn", {"Acc": acc, "VR@FAR=0.1%": vr, "DIR@FAR=1%": dir_},
+                       model=f"config:{config}", extra={"overrides": [], "seed": seed, "run_key": run_key(job)})
+    return write_record(rec, record_file(runs, job))
 
 
-def test_fig6_orders_points_by_num_layers(tmp_path):
+def test_fig6_from_synthetic_records(tmp_path):
     runs = tmp_path / "runs"
-    # written out of order; l2 twice (the newer one wins); one foreign record and a Table X-only row
-    _layer_record(runs, "syn_arface_l4.yaml", 91.0, "2026-01-01T00:00:04Z")
-    _layer_record(runs, "syn_arface_l2.yaml", 80.0, "2026-01-01T00:00:01Z")
-    _layer_record(runs, "syn_arface_l2.yaml", 88.5, "2026-01-02T00:00:00Z")
-    _layer_record(runs, "syn_arface_input.yaml", 85.0, "2026-01-01T00:00:05Z")
-    _layer_record(runs, "syn_arface_l1.yaml", 86.0, "2026-01-01T00:00:06Z")
-    _layer_record(runs, "syn_plain.yaml", 70.0, "2026-01-01T00:00:07Z")
-    _layer_record(runs, "syn_arface_l3.yaml", 60.0, "2026-01-01T00:00:08Z", ["train.steps=20"])
-    write_record(build_record("lfw", "insightface", {"Acc": 99.0}, model="x"), runs / "lfw-x.json")
-    out = tmp_path / "f6.png"
-    series = F.fig6_metric_vs_layers(load_records(runs), out)
-    assert set(series) == {"default config", "train.steps=20"}
-    pts = series["default config"]
-    assert [p.num_layers for p in pts] == [0, 1, 2, 4]
-    assert [p.value for p in pts] == [85.0, 86.0, 88.5, 91.0]
-    assert [(p.num_layers, p.value) for p in series["train.steps=20"]] == [(3, 60.0)]
+    # the MobileFaceNet role's sweep: l0 (2 seeds), l2 (1 seed), l4 (1 seed); ResNet50 role: l3 only
+    _syn_record(runs, "syn_arface_input", 0, 80.0, 10.0, 5.0)
+    _syn_record(runs, "syn_arface_input", 1, 82.0, 12.0, 7.0)
+    _syn_record(runs, "syn_arface_l2", 0, 85.0, 15.0, 9.0)
+    _syn_record(runs, "syn_arface_l4", 0, 86.0, 16.0, 11.0)
+    _syn_record(runs, "syn_r50_arface_l3", 0, 90.0, 20.0, 15.0)
+    write_record(build_record("lfw", "insightface", {"Acc": 99.0}, model="x"), runs / "synthetic" / "lfw-x.json")
+    series = F.synthetic_layer_series(runs)
+    mfn = series["Acc"]["MobileFaceNet role"]
+    assert [(p.num_layers, p.mean, p.n) for p in mfn] == [(0, 81.0, 2), (2, 85.0, 1), (4, 86.0, 1)]
+    assert mfn[0].sd == pytest.approx(np.std([80.0, 82.0], ddof=1))
+    assert [(p.num_layers, p.mean) for p in series["DIR@FAR=1%"]["ResNet50 role"]] == [(3, 15.0)]
+    out = F.fig6_layers(series, tmp_path / "f6.png", paper=F.paper_layer_points())
     img = read_png(out)
-    assert img.ndim == 3 and img.shape[0] > 200
+    assert img.ndim == 3 and img.shape[1] > 1.3 * img.shape[0]     # two rows of three panels
+    # a record of another budget (overrides) is not part of the default series
+    from arface_repro.paper.synthetic import Job, record_file, run_key
+
+    job = Job("syn_arface_l1", 0, ("train.steps=5",))
+    write_record(build_record("synthetic-verification", "syn", {"Acc": 1.0, "VR@FAR=0.1%": 1.0, "DIR@FAR=1%": 1.0},
+                              model="config:syn_arface_l1", extra={"overrides": ["train.steps=5"], "seed": 0, "run_key": run_key(job)}),
+                 record_file(runs, job))
+    assert 1 not in [p.num_layers for p in F.synthetic_layer_series(runs)["Acc"]["MobileFaceNet role"]]
 
 
-def test_fig6_without_layer_records_says_what_to_run(tmp_path):
-    rec = build_record("lfw", "insightface", {"Acc": 99.0}, model="x")
-    with pytest.raises(FormatError, match="reproduce_table.py XI"):
-        F.fig6_metric_vs_layers([rec], tmp_path / "f6.png")
-    assert not (tmp_path / "f6.png").exists()
+def test_fig6_paper_points_and_measured_records(tmp_path):
+    from arface_repro.paper.manifest import record_path
 
-
-def test_fig6_stale_config_record(tmp_path):
-    rec = build_record("synthetic-verification", "kfold-best-threshold", {"Acc": 1.0}, model="config:syn_arface_l1.yaml")
-    rec["inputs"] = {"config": {"path": "configs/syn_arface_l1.yaml", "sha256": "0" * 64}}
-    with pytest.raises(F.StaleRecordError, match="changed since"):
-        F.layer_series([rec])
-    stale: list[str] = []
-    assert F.layer_series([rec], stale=stale) == {}
-    assert stale == ["record 0"]
+    pts = F.paper_layer_points()
+    assert [(p.num_layers, p.mean) for p in pts["Acc"]["MobileFaceNet"]] == [(0, 98.83), (3, 98.95), (5, 98.90)]
+    assert [(p.num_layers, p.mean) for p in pts["DIR@FAR=1%"]["ResNet50"]] == [(0, 88.71), (9, 89.23), (12, 90.73)]
+    runs = tmp_path / "runs"
+    write_record(build_record("lfw", "insightface", {"Acc": 99.3}), record_path(runs, "r50_arface_l9", "lfw"))
+    write_record(build_record("blufr", "blufr-official", {"VR@FAR=0.1%": 98.7, "DIR@FAR=1%": 89.0}),
+                 record_path(runs, "r50_arface_l9", "blufr"))
+    series = F.measured_layer_series(runs)
+    assert [(p.num_layers, p.mean) for p in series["Acc"]["ResNet50"]] == [(9, 99.3)]
+    assert series["DIR@FAR=1%"]["ResNet50"][0].mean == 89.0
+    with pytest.raises(FormatError, match="no point"):
+        F.fig6_layers({}, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_attention_modes_from_checkpoint(faces, tmp_path, one_torch_thread):
     import torch
 
     from arface_repro.method.attention_net import AttentionNet
-    from arface_repro.train.checkpoint import save_checkpoint
+    from arface_repro.train.checkpoint import save_checkpoint   # tests may use the trainer; the figures do not
     from arface_repro.train.config import load_config
 
     cfg = load_config(ROOT / "configs" / "syn_arface_l3.yaml")
@@ -166,7 +174,7 @@ def test_make_figures_reports_missing_inputs(tmp_path):
                 "--out-dir", str(tmp_path / "figs"))
     assert r.returncode == 1
     assert "fig 5: NOT DRAWN" in r.stdout and "evaluate-large" in r.stdout
-    assert "fig 6: NOT DRAWN" in r.stdout and "reproduce_table.py XI" in r.stdout
+    assert "fig 6: NOT DRAWN" in r.stdout and "reproduce_table.py X" in r.stdout
     assert not (tmp_path / "figs").exists() or not any((tmp_path / "figs").iterdir())
 
 

@@ -29,11 +29,12 @@ from arface_repro.errors import ConfigError
 
 TEMPLATE_112 = ARCFACE_112   # the faces are drawn around the ArcFace 112x112 template points
 PATCH_INDEX = {"left_eye": 0, "right_eye": 1, "nose": 2, "left_mouth": 3, "right_mouth": 4}
+OCCLUDER_CONTRAST = 1.5   # the occluding part is drawn at this multiple of a normal part's contrast
 
 
-def _textures(rng: np.random.Generator, n: int, size: int, grid: int = 4) -> np.ndarray:
-    """n smooth RGB textures (n, size, size, 3) in about [-1, 1], faded out towards the border."""
-    coarse = rng.standard_normal((n, grid, grid, 3)).astype(np.float32)
+def _upsample(coarse: np.ndarray, size: int) -> np.ndarray:
+    """(n, grid, grid, 3) coarse noise -> (n, size, size, 3) smooth textures, faded out towards the border."""
+    grid = coarse.shape[1]
     # bicubic resize is separable: out = A X A^T with A = cv2's 1-D interpolation matrix (fast path)
     A = cv2.resize(np.eye(grid, dtype=np.float32), (grid, size), interpolation=cv2.INTER_CUBIC)  # (size, grid)
     out = np.einsum("ag,nghc,bh->nabc", A, coarse, A, optimize=True).astype(np.float32)
@@ -42,11 +43,42 @@ def _textures(rng: np.random.Generator, n: int, size: int, grid: int = 4) -> np.
     return out * win[None, :, :, None]
 
 
-class SyntheticFaces:
-    """A seeded synthetic face set; `identity_offset` keeps train and held-out identities disjoint."""
+def _textures(rng: np.random.Generator, n: int, size: int, grid: int = 4) -> np.ndarray:
+    """n smooth RGB textures (n, size, size, 3) in about [-1, 1], faded out towards the border."""
+    return _upsample(rng.standard_normal((n, grid, grid, 3)).astype(np.float32), size)
 
-    def __init__(
-        self,
+
+class _Fields:
+    """Attribute holder while a set is built."""
+
+
+CHUNK = 512   # images composed at a time (bounds the float32 working memory to ~80 MB)
+
+
+_CACHE: dict = {}
+CACHE_SIZE = 4   # sets kept per process: the rows of one seed share their training and held-out sets
+
+
+class SyntheticFaces:
+    """A seeded synthetic face set; `identity_offset` keeps train and held-out identities disjoint.
+
+    The arrays of the last few sets built in this process are kept and shared (same arguments -> the same
+    arrays): the table rows of one seed train on the same set. Treat `images` as read-only."""
+
+    def __init__(self, *args, **kwargs):
+        import inspect
+
+        bound = inspect.signature(self._build).bind(*args, **kwargs)
+        bound.apply_defaults()
+        key = tuple(sorted(bound.arguments.items()))
+        if key not in _CACHE:
+            if len(_CACHE) >= CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = self._build(*args, **kwargs)
+        (self.images, self.labels, self.landmarks, self.occluded, self.num_classes, self.occluded_patch) = _CACHE[key]
+
+    @staticmethod
+    def _build(
         num_identities: int = 50,
         images_per_identity: int = 20,
         seed: int = 0,
@@ -60,6 +92,7 @@ class SyntheticFaces:
         identity_offset: int = 0,
         group_size: int = 1,
     ):
+        self = _Fields()
         if num_identities < 1 or images_per_identity < 1:
             raise ConfigError("synthetic set needs num_identities >= 1 and images_per_identity >= 1")
         if occluded_patch not in PATCH_INDEX:
@@ -78,34 +111,44 @@ class SyntheticFaces:
         labels = np.repeat(np.arange(num_identities), images_per_identity)
         shifts = np.clip(np.round(rng.normal(0, jitter, (n, 5, 2))), -3 * jitter, 3 * jitter)
         lms = (TEMPLATE_112[None] + shifts).astype(np.float32)
-        perturb = _textures(rng, n * 5, S).reshape(n, 5, S, S, 3)
+        coarse = rng.standard_normal((n * 5, 4, 4, 3)).astype(np.float32).reshape(n, 5, 4, 4, 3)
         gains = rng.uniform(0.8, 1.2, (n, 1, 1, 1)).astype(np.float32)
         occl = (rng.random(n) < occlusion_rate) if occluded else np.zeros(n, bool)
-        # occluder: the same part of another (random) identity, at 1.5x contrast -- misleading evidence
-        # that the Attention-Net can spot by its contrast
-        impostor = (labels[occl] + rng.integers(1, max(2, num_identities), int(occl.sum()))) % num_identities
-        fake = 1.5 * parts[impostor, self.occluded_patch] if occl.any() else None
-        pix_noise_seed = int(rng.integers(2**31))
-        canvas = np.zeros((n, 112, 112, 3), np.float32)
+        # occluder: the same part of another (random) identity, at OCCLUDER_CONTRAST x contrast -- misleading
+        # evidence that the Attention-Net can spot by its contrast
+        impostor = np.zeros(n, np.int64)
+        impostor[occl] = (labels[occl] + rng.integers(1, max(2, num_identities), int(occl.sum()))) % num_identities
+        pix_noise = np.random.default_rng(int(rng.integers(2**31)))
         half = S // 2
-        fi = 0
-        for i in range(n):
+        corner = lms.astype(np.int64) - half        # (n, 5, 2) x0, y0 of each pasted part (int() truncation)
+        inside = bool(np.all(corner >= 0) and np.all(corner + S <= 112))
+        images = np.empty((n, 112, 112, 3), np.uint8)
+        ar = np.arange(S)
+        for s0 in range(0, n, CHUNK):
+            sl = slice(s0, min(n, s0 + CHUNK))
+            m = sl.stop - sl.start
+            canvas = np.zeros((m, 112, 112, 3), np.float32)
+            pert = _upsample(coarse[sl].reshape(m * 5, 4, 4, 3), S).reshape(m, 5, S, S, 3)
             for p in range(5):
-                if occl[i] and p == self.occluded_patch:
-                    tex = fake[fi]
-                    fi += 1
+                tex = parts[labels[sl], p] + variation * pert[:, p]
+                if p == self.occluded_patch:
+                    occ = occl[sl]
+                    tex[occ] = OCCLUDER_CONTRAST * parts[impostor[sl][occ], p]
+                x0, y0 = corner[sl, p, 0], corner[sl, p, 1]
+                if inside:   # each image gets one S x S block per part: no repeated index within this add
+                    canvas[np.arange(m)[:, None, None], (y0[:, None] + ar)[:, :, None], (x0[:, None] + ar)[:, None, :]] += tex
                 else:
-                    tex = parts[labels[i], p] + variation * perturb[i, p]
-                y0, x0 = int(lms[i, p, 1]) - half, int(lms[i, p, 0]) - half
-                ty0, tx0 = max(0, -y0), max(0, -x0)
-                y1, x1 = min(112, y0 + S), min(112, x0 + S)
-                canvas[i, y0 + ty0 : y1, x0 + tx0 : x1] += tex[ty0 : ty0 + y1 - y0 - ty0, tx0 : tx0 + x1 - x0 - tx0]
-        noise = np.random.default_rng(pix_noise_seed).standard_normal(canvas.shape, dtype=np.float32) * noise_std
-        img = 128.0 + 70.0 * canvas * gains + noise
-        self.images = np.clip(img, 0, 255).astype(np.uint8)
+                    for i in range(m):
+                        ty0, tx0 = max(0, -y0[i]), max(0, -x0[i])
+                        y1, x1 = min(112, y0[i] + S), min(112, x0[i] + S)
+                        canvas[i, y0[i] + ty0: y1, x0[i] + tx0: x1] += tex[i, ty0: ty0 + y1 - y0[i] - ty0, tx0: tx0 + x1 - x0[i] - tx0]
+            noise = pix_noise.standard_normal(canvas.shape, dtype=np.float32) * noise_std
+            images[sl] = np.clip(128.0 + 70.0 * canvas * gains[sl] + noise, 0, 255).astype(np.uint8)
+        self.images = images
         self.labels = labels.astype(np.int64)
         self.landmarks = lms
         self.occluded = occl
+        return (self.images, self.labels, self.landmarks, self.occluded, self.num_classes, self.occluded_patch)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -3,11 +3,13 @@
 - Fig. 3: the 5 landmark patches of a face and the 31 keep/drop modes applied to it (mask M).
 - Fig. 4: the Attention-Net's inference decisions: the DROPPED patches drawn as red dashed boxes.
 - Fig. 5: ROC curves of IJB-B/C records (delegates to `plots.plot_roc`).
-- Fig. 6: a verification metric against `num_layers` (feature-map masking depth) from the
-  synthetic-verification records of the Table XI rows.
+- Fig. 6: LFW accuracy, BLUFR VR and BLUFR DIR against `num_layers`, one line per architecture, from the
+  records of the num_layers sweep named in protocols/paper/manifest.yaml (real-scale runs, or the
+  synthetic small-scale runs), beside Table X's printed points.
 
 Functions here take numpy arrays and records; they never train or evaluate. Loading an Attention-Net
-from a training checkpoint (torch) lives in `load_attention_net` / `attention_modes`, imported lazily.
+from a training checkpoint (torch, through `arface_repro.models.training_checkpoint`) lives in
+`load_attention_net` / `attention_modes`, imported lazily.
 Every figure is written atomically.
 """
 
@@ -160,106 +162,119 @@ def fig5_roc(records: Sequence[dict], out: str | os.PathLike, labels: Sequence[s
 
 # ------------------------------------------------------------------------------------------ Fig. 6
 
-
-class StaleRecordError(FormatError):
-    """A record whose config file changed after it was written."""
+FIG6_PANELS = (("Acc", "(a) LFW 10-fold accuracy (%)"), ("VR@FAR=0.1%", "(b) BLUFR VR@FAR=0.1% (%)"),
+               ("DIR@FAR=1%", "(c) BLUFR DIR@FAR=1% (%)"))
 
 
 @dataclass(frozen=True)
 class LayerPoint:
     num_layers: int
-    value: float
-    record: str  # record path (or index) it came from
+    mean: float
+    sd: float          # over seeds (0 for one record)
+    n: int             # records behind the point
+    source: str        # record path(s) or run id
 
 
-def record_num_layers(record: dict, where: str = "record") -> tuple[int, str] | None:
-    """(num_layers, config file name) of a synthetic-verification record of a Table XI row, else None.
-
-    num_layers is read from the row's config under configs/ with the record's overrides applied. A record
-    whose stored config sha256 differs from today's file raises (its num_layers may have changed)."""
-    from arface_repro.tables.synthetic_ablation import CONFIG_DIR, PROTOCOL, TABLES
-    from arface_repro.train.config import load_config
-    from arface_repro.utils.hashing import sha256_file
-
-    if record.get("protocol") != PROTOCOL:
-        return None
-    model = str(record.get("model") or "")
-    if not model.startswith("config:"):
-        return None
-    name = model[len("config:"):]
-    if name not in {r.config for r in TABLES["XI"]}:
-        return None
-    path = CONFIG_DIR / name
-    stored = ((record.get("inputs") or {}).get("config") or {}).get("sha256")
-    if stored and path.is_file() and sha256_file(path) != stored:
-        raise StaleRecordError(f"{where}: config {name} changed since the record was written (sha256 differs); "
-                          "rerun `python scripts/reproduce_table.py XI --rerun` or remove the stale record")
-    cfg = load_config(path, list(record.get("overrides") or []))
-    return int(cfg["method"]["num_layers"]), name
+def _point(nl: int, values: list[float], source: str) -> LayerPoint:
+    v = np.asarray(values, dtype=np.float64)
+    return LayerPoint(int(nl), float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0, int(v.size), source)
 
 
-def layer_series(records: Sequence[dict], metric: str = "Acc",
-                 stale: list[str] | None = None) -> dict[str, list[LayerPoint]]:
-    """Points (num_layers, metric) of the Table XI records, one series per distinct override list, sorted
-    by num_layers. Several records of one (series, num_layers): the newest (created_utc) is used.
-    Records whose config changed since they were written raise, unless a `stale` list is given: then
-    their paths are appended to it (for the caller to report) and they are left out."""
-    best: dict[tuple[str, int], tuple[str, dict, str]] = {}
-    for i, rec in enumerate(records):
-        where = str(rec.get("_path", f"record {i}"))
-        try:
-            got = record_num_layers(rec, where)
-        except StaleRecordError:
-            if stale is None:
-                raise
-            stale.append(where)
-            continue
-        if got is None:
-            continue
-        nl, _ = got
-        ov = list(rec.get("overrides") or [])
-        series = "default config" if not ov else " ".join(ov)
-        value = (rec.get("metrics") or {}).get(metric)
-        if value is None:
-            raise FormatError(f"{where}: metric {metric!r} missing or null (has {sorted((rec.get('metrics') or {}))})")
-        key = (series, nl)
-        stamp = str(rec.get("created_utc", ""))
-        if key not in best or stamp > best[key][0]:
-            best[key] = (stamp, rec, where)
-    out: dict[str, list[LayerPoint]] = {}
-    for (series, nl), (_, rec, where) in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        out.setdefault(series, []).append(LayerPoint(nl, float(rec["metrics"][metric]), where))
+def measured_layer_series(runs_dir: str | os.PathLike) -> dict[str, dict[str, list[LayerPoint]]]:
+    """{metric: {architecture: points}} from the records of manifest.yaml `figures.fig6` (real-scale runs:
+    <runs>/paper/<run>/lfw.json for Acc, blufr.json for VR and DIR); rows without a record are left out."""
+    from arface_repro.io.records import load_record
+    from arface_repro.paper.manifest import load_manifest, record_path
+
+    m = load_manifest()
+    out: dict[str, dict[str, list[LayerPoint]]] = {k: {} for k, _ in FIG6_PANELS}
+    for arch, sweep in (m.figures.get("fig6") or {}).items():
+        for nl, run_id in sorted(sweep.items(), key=lambda kv: int(kv[0])):
+            for metric, _ in FIG6_PANELS:
+                path = record_path(runs_dir, run_id, "lfw" if metric == "Acc" else "blufr")
+                if not path.is_file():
+                    continue
+                v = (load_record(path).get("metrics") or {}).get(metric)
+                if not isinstance(v, (int, float)):
+                    raise FormatError(f"{path}: metric {metric!r} missing")
+                out[metric].setdefault(arch, []).append(_point(int(nl), [float(v)], run_id))
+    return {k: v for k, v in out.items() if v}
+
+
+def synthetic_layer_series(runs_dir: str | os.PathLike, overrides: Sequence[str] = ()) -> dict[str, dict[str, list[LayerPoint]]]:
+    """{metric: {architecture role: points}} from the synthetic records of manifest.yaml `synthetic.fig6`
+    (mean ± sd over the seeds present; records of other overrides are ignored)."""
+    from arface_repro.io.records import load_records
+    from arface_repro.paper.manifest import load_manifest
+    from arface_repro.paper.synthetic import RECORD_SUBDIR, Job, run_key
+
+    m = load_manifest()
+    folder = Path(runs_dir) / RECORD_SUBDIR
+    recs = load_records(folder) if folder.is_dir() else []
+    out: dict[str, dict[str, list[LayerPoint]]] = {k: {} for k, _ in FIG6_PANELS}
+    for arch, sweep in (m.synthetic.get("fig6") or {}).items():
+        for nl, cfg in sorted(sweep.items(), key=lambda kv: int(kv[0])):
+            mine = [r for r in recs if r.get("model") == f"config:{cfg}" and list(r.get("overrides") or []) == list(overrides)
+                    and r.get("run_key") == run_key(Job(cfg, int(r.get("seed", -1)), tuple(overrides)))]
+            if not mine:
+                continue
+            for metric, _ in FIG6_PANELS:
+                vals = [float(r["metrics"][metric]) for r in mine if isinstance(r["metrics"].get(metric), (int, float))]
+                if vals:
+                    out[metric].setdefault(arch, []).append(_point(int(nl), vals, f"{cfg} x {len(vals)} seeds"))
+    return {k: v for k, v in out.items() if v}
+
+
+def paper_layer_points() -> dict[str, dict[str, list[LayerPoint]]]:
+    """Table X's printed values of the two VGGFace2-subset blocks at their num_layers (Fig. 6's data points
+    that the paper prints)."""
+    from arface_repro.paper.targets import get_table
+
+    t = get_table("X")
+    out: dict[str, dict[str, list[LayerPoint]]] = {k: {} for k, _ in FIG6_PANELS}
+    for block, arch in (("mfn_subset", "MobileFaceNet"), ("r50_subset", "ResNet50")):
+        for row in t.rows:
+            if row.block != block or row.meta.get("schema") != "Attention-net":
+                continue
+            for c in t.columns:
+                out[c.metric].setdefault(arch, []).append(LayerPoint(int(row.meta["num_layers"]), row.value(c), 0.0, 1,
+                                                                      f"Table X {row.id}"))
     return out
 
 
-def fig6_metric_vs_layers(records: Sequence[dict], out: str | os.PathLike, metric: str = "Acc",
-                          title: str | None = None, stale: list[str] | None = None) -> dict[str, list[LayerPoint]]:
-    """Fig. 6: `metric` against num_layers (0 = input masking only) from the synthetic-verification
-    records of Table XI's rows; one line per override list. Returns the plotted series (`stale`: see
-    `layer_series`)."""
-    series = layer_series(records, metric, stale)
-    if not series:
-        raise FormatError("fig6: no synthetic-verification record of a Table XI row (num_layers configs) among "
-                          f"{len(records)} records; run `python scripts/reproduce_table.py XI` first")
+def fig6_layers(series: dict[str, dict[str, list[LayerPoint]]], out: str | os.PathLike, title: str | None = None,
+                paper: dict[str, dict[str, list[LayerPoint]]] | None = None) -> Path:
+    """Fig. 6 as the paper draws it: three panels (LFW accuracy, BLUFR VR, BLUFR DIR) against num_layers,
+    one line per architecture (error bars: sd over seeds). `paper`: Table X's printed points, drawn in a
+    second row of panels (their num_layers and scale are the paper's)."""
+    if not any(series.get(k) for k, _ in FIG6_PANELS):
+        raise FormatError("fig6: no point to draw (no record of the num_layers sweep)")
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 3.8), dpi=120)
-    for name, pts in series.items():
-        xs, ys = [p.num_layers for p in pts], [p.value for p in pts]
-        ax.plot(xs, ys, "o-", lw=1.5, label=name)
-        for x, y in zip(xs, ys):
-            ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=7)
-    allx = sorted({p.num_layers for pts in series.values() for p in pts})
-    ax.set_xticks(allx)
-    ax.margins(x=0.08, y=0.15)  # room for the value labels
-    ax.set_xlabel("num_layers (masked feature-map layers; 0 = input mask only)")
-    ax.set_ylabel(f"{metric} (%)")
-    ax.grid(True, ls=":", lw=0.5)
-    ax.set_title(title or f"{metric} vs. number of masked layers (synthetic small-scale)", fontsize=9)
-    if len(series) > 1 or next(iter(series)) != "default config":
-        ax.legend(fontsize=7)
+    rows = 2 if paper else 1
+    fig, axes = plt.subplots(rows, 3, figsize=(13.5, 3.6 * rows + 0.3), dpi=120, squeeze=False)
+
+    def draw(ax, data: dict[str, list[LayerPoint]], label: str) -> None:
+        for i, (arch, pts) in enumerate(sorted(data.items())):
+            c = f"C{i}"
+            xs, ys, es = [p.num_layers for p in pts], [p.mean for p in pts], [p.sd for p in pts]
+            ax.errorbar(xs, ys, yerr=es if any(es) else None, fmt="o-", color=c, lw=1.5, ms=4, capsize=3, label=arch)
+            for x, y in zip(xs, ys):
+                ax.annotate(f"{y:.2f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6, color=c)
+        ax.set_xticks(sorted({p.num_layers for pts in data.values() for p in pts}))
+        ax.set_xlabel("num_layers (0 = input mask only)", fontsize=8)
+        ax.set_title(label, fontsize=9)
+        ax.grid(True, ls=":", lw=0.5)
+        ax.margins(x=0.08, y=0.2)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=7, loc="best")
+
+    for j, (metric, label) in enumerate(FIG6_PANELS):
+        draw(axes[0, j], series.get(metric) or {}, label)
+        if paper:
+            draw(axes[1, j], paper.get(metric) or {}, f"the paper's Table X: {label}")
+    fig.suptitle(title or "Fig. 6: the effect of num_layers", fontsize=9)
     fig.tight_layout()
-    _save(fig, out)
-    return series
+    return _save(fig, out)
 
 
 # ------------------------------------------------------------------------------------------ torch part

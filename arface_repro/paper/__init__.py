@@ -1,0 +1,6 @@
+"""The reproduction layer for the ARFace paper (Zhang et al., IEEE T-BIOM 4(1), 2022), above evaluation and
+training: the transcribed Tables I-XI (`targets`, from protocols/paper/), the run manifest and the paper's
+claims (`manifest`), the comparison of records with the paper (`report`, `render`, `stats`,
+`resolution`), the small-scale reproductions (`synthetic`, `synthetic_eval`, `lfw_scale`, `small_scale`),
+filling measured cells (`run_missing`, `evaluate_adapter`), and the figures (`figures`).
+`scripts/reproduce_table.py` and `scripts/make_figures.py` are its command lines."""

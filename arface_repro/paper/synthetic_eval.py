@@ -1,0 +1,122 @@
+"""The three columns of Tables X and XI, measured on held-out synthetic identities (this package's definition).
+
+The paper's columns are LFW 10-fold accuracy on 6000 pairs, BLUFR VR@FAR=0.1 % and BLUFR DIR@FAR=1 %.
+The synthetic small-scale reproduction measures the same three quantities on a held-out synthetic set
+(identities disjoint from training), with the package's own metric code:
+
+- ``Acc``: `data.val.num_pairs` genuine + as many impostor pairs (3000 + 3000 in the syn_* configs) drawn
+  without replacement, laid out as LFW's View 2 (10 folds of 300 + 300), scored by the insightface 10-fold
+  rule (`arface_repro.eval.kfold`); with 3000 + 3000 one pair is 1/6000 = 0.0167 points, as on LFW. ``per_pair.correct`` holds each pair's decision under its fold's
+  threshold ('1' = right), so two runs can be compared pair by pair (McNemar).
+- ``VR@FAR=0.1%``: BLUFR's EvalROC (`arface_repro.eval.blufr.eval_roc`, the exact port) over all image
+  pairs of the held-out set, one trial.
+- ``DIR@FAR=1%``: BLUFR's OpenSetROC at rank 1: the first image of every other held-out identity is the
+  gallery, their other images the genuine probes, every image of the remaining identities an impostor
+  probe.
+
+Absolute values are not comparable with the paper's; what the tables compare is each ordering of rows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arface_repro.errors import ConfigError
+from arface_repro.eval.blufr import OSI_FARS, RANKS, REPORT_OSI_FAR, REPORT_RANK, REPORT_VERIFY_FAR, VERIFY_FARS, eval_roc, open_set_roc
+from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
+
+PAIRS_PER_FOLD = 300
+N_FOLDS = 10
+PROTOCOL = "synthetic-verification"
+RULE = "syn-lfw-layout-10fold + blufr-evalroc/opensetroc (this package's definition)"
+
+
+def lfw_layout_pairs(labels: np.ndarray, seed: int, per_fold: int = PAIRS_PER_FOLD, folds: int = N_FOLDS):
+    """Distinct genuine and impostor index pairs in LFW's layout: fold k = per_fold genuine then per_fold
+    impostor pairs. Returns (pairs (2·per_fold·folds, 2), issame, fold ids)."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([int(seed), 7])
+    n_pos = n_neg = per_fold * folds
+    gen = [(a, b) for c in np.unique(labels) for ids in [np.flatnonzero(labels == c)]
+           for i, a in enumerate(ids) for b in ids[i + 1:]]
+    if len(gen) < n_pos:
+        raise ConfigError(f"held-out set has {len(gen)} genuine pairs; {n_pos} are needed (more images per identity)")
+    gen = np.asarray(gen, np.int64)[rng.choice(len(gen), n_pos, replace=False)]
+    seen, neg = set(), []
+    while len(neg) < n_neg:
+        a, b = (int(v) for v in rng.integers(len(labels), size=2))
+        if labels[a] != labels[b] and (min(a, b), max(a, b)) not in seen:
+            seen.add((min(a, b), max(a, b)))
+            neg.append((a, b))
+    neg = np.asarray(neg, np.int64)
+    pairs, issame, fold = [], [], []
+    for k in range(folds):
+        pairs += [gen[k * per_fold:(k + 1) * per_fold], neg[k * per_fold:(k + 1) * per_fold]]
+        issame += [np.ones(per_fold, bool), np.zeros(per_fold, bool)]
+        fold += [np.full(2 * per_fold, k)]
+    return np.concatenate(pairs), np.concatenate(issame), np.concatenate(fold)
+
+
+def pair_protocol(feats: np.ndarray, labels: np.ndarray, seed: int, per_fold: int = PAIRS_PER_FOLD) -> dict:
+    """10-fold accuracy on the LFW-layout pairs; per-fold values and per-pair decisions."""
+    f = l2_normalize(np.asarray(feats, np.float64))
+    pairs, issame, fold = lfw_layout_pairs(labels, seed, per_fold)
+    dist = squared_l2(f[pairs[:, 0]], f[pairs[:, 1]])
+    res = kfold_accuracy(dist, issame, fold)
+    correct = (dist < res.threshold[fold]) == issame
+    return {"Acc": 100.0 * res.mean, "Acc.std": 100.0 * res.std, "per_fold": (100.0 * res.accuracy).tolist(),
+            "thresholds": res.threshold.tolist(), "correct": "".join("1" if c else "0" for c in correct)}
+
+
+def blufr_like(feats: np.ndarray, labels: np.ndarray) -> dict:
+    """VR@FAR=0.1 % over all pairs and DIR@FAR=1 % rank 1 (alternate identities in the gallery)."""
+    x = l2_normalize(np.asarray(feats, np.float64))
+    labels = np.asarray(labels)
+    vr, _, _ = eval_roc(x, labels)
+    ids = np.unique(labels)
+    in_gallery = np.isin(labels, ids[::2])
+    first = np.zeros(len(labels), bool)
+    first[[int(np.flatnonzero(labels == c)[0]) for c in ids[::2]]] = True
+    gal, prob = np.flatnonzero(first), np.flatnonzero(~first)
+    d, _, _ = open_set_roc(x[gal] @ x[prob].T, labels[gal], labels[prob])
+    vi = int(np.argmin(np.abs(VERIFY_FARS - REPORT_VERIFY_FAR)))
+    oi = int(np.argmin(np.abs(OSI_FARS - REPORT_OSI_FAR)))
+    ri = int(np.flatnonzero(RANKS == REPORT_RANK)[0])
+    return {"VR@FAR=0.1%": 100.0 * float(vr[vi]), "DIR@FAR=1%": 100.0 * float(d[ri, oi]),
+            "counts": {"images": int(len(labels)), "identities": int(len(ids)), "gallery": int(len(gal)),
+                       "genuine_probes": int(np.sum(in_gallery & ~first)), "impostor_probes": int(np.sum(~in_gallery))}}
+
+
+def evaluate_embeddings(feats: np.ndarray, labels: np.ndarray, seed: int, modes=None, occluded=None,
+                        occluded_patch: int | None = None, num_pairs: int = PAIRS_PER_FOLD * N_FOLDS) -> dict:
+    """All synthetic columns (+ the Attention-Net's drop rates when `modes` is given); `num_pairs` genuine
+    and as many impostor pairs (a multiple of 10)."""
+    if num_pairs < N_FOLDS or num_pairs % N_FOLDS:
+        raise ConfigError(f"data.val.num_pairs must be a positive multiple of {N_FOLDS}, got {num_pairs}")
+    p = pair_protocol(feats, labels, seed, num_pairs // N_FOLDS)
+    b = blufr_like(feats, labels)
+    out = {"metrics": {"Acc": p["Acc"], "Acc.std": p["Acc.std"], "VR@FAR=0.1%": b["VR@FAR=0.1%"],
+                       "DIR@FAR=1%": b["DIR@FAR=1%"]},
+           "per_fold": {"Acc": p["per_fold"], "threshold": p["thresholds"]},
+           "per_pair": {"correct": p["correct"]}, "counts": b["counts"]}
+    if modes is not None and occluded is not None and occluded_patch is not None:
+        from arface_repro.method.patches import mode_keep_table
+
+        dropped = ~mode_keep_table()[np.asarray(modes)]
+        occ = np.asarray(occluded, bool)
+        clean = np.ones_like(dropped)
+        clean[occ, occluded_patch] = False
+        out["metrics"]["drop_occluded"] = 100.0 * float(dropped[occ, occluded_patch].mean()) if occ.any() else None
+        out["metrics"]["drop_clean"] = 100.0 * float(dropped[clean].mean())
+        out["metrics"]["drop_same_patch_clean"] = (100.0 * float(dropped[~occ, occluded_patch].mean())
+                                                   if (~occ).any() else None)
+    return out
+
+
+def verify_fn_for(val_set, seed: int, num_pairs: int = PAIRS_PER_FOLD * N_FOLDS):
+    """A `verify_fn(trainer)` for `arface_repro.train.api.train_and_evaluate` computing the columns above."""
+    def verify(trainer) -> dict:
+        feats, modes = trainer.embed(val_set.images, val_set.landmarks)
+        return evaluate_embeddings(feats, val_set.labels, seed, modes, getattr(val_set, "occluded", None),
+                                   getattr(val_set, "occluded_patch", None), num_pairs)
+    return verify

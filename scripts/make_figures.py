@@ -195,8 +195,8 @@ def fig5(args, out_dir: Path) -> list[Path]:
     if not with_roc:
         extra = f" ({len(recs)} IJB records without curves.roc)" if recs else ""
         raise Missing(f"no IJB-B/C 1:1 record with a ROC curve under {runs}{extra}; make one with "
-                      "`arface evaluate-large --protocol ijbb|ijbc --features STORE.npz --meta-dir META` "
-                      "(needs the IJB-B/C image features and meta files)")
+                      "`arface evaluate --protocol ijbb|ijbc --data-root IJB_release/IJBC --model SPEC` "
+                      "(or --features STORE.npz; needs the IJB-B/C images or features and meta files)")
     outs = []
     for proto, name in (("ijbb", "IJB-B"), ("ijbc", "IJB-C")):
         mine = [r for r in with_roc if r["protocol"] == proto]

@@ -5,7 +5,7 @@
 
 Same arguments as `arface plot-roc` (they are passed through unchanged to
 `arface_repro.cli.main(["plot-roc", ...])`); each record needs `curves.roc` (fpr/tpr), as the IJB-B/C
-and pair-protocol records written by `arface evaluate` / `arface evaluate-large` have.
+and pair-protocol records written by `arface evaluate` have.
 """
 
 from __future__ import annotations

@@ -173,7 +173,7 @@ def test_make_figures_reports_missing_inputs(tmp_path):
     r = _script(str(ROOT / "scripts" / "make_figures.py"), "--fig", "5", "6", "--runs-dir", str(tmp_path / "runs"),
                 "--out-dir", str(tmp_path / "figs"))
     assert r.returncode == 1
-    assert "fig 5: NOT DRAWN" in r.stdout and "evaluate-large" in r.stdout
+    assert "fig 5: NOT DRAWN" in r.stdout and "arface evaluate --protocol ijbb|ijbc" in r.stdout
     assert "fig 6: NOT DRAWN" in r.stdout and "reproduce_table.py X" in r.stdout
     assert not (tmp_path / "figs").exists() or not any((tmp_path / "figs").iterdir())
 

@@ -14,22 +14,11 @@ from arface_repro.paper.targets import ROMAN, get_table
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
-# Real-data configs that the manifest names and that come with the real-data config work merged beside
-# this one (expected from the merge; every other name must exist here).
-EXPECTED_FROM_MERGE = {
-    "mfn_arface_l1", "mfn_arface_l2", "mfn_arface_l4", "mfn_arface_l5", "mfn_pickpatch_l3",
-    "r50_arface_l12", "r50_pickpatch_l9",
-    "r50full_plain", "r50full_random", "r50full_arface_input", "r50full_arface_l9", "r50full_arface_l12", "r50full_pickpatch_l9",
-    "r50glint_plain", "r50glint_pickpatch_l9", "r50glint_arface_l9",
-}
-
-
 def test_manifest_references_existing_configs():
     m = load_manifest()
     names = m.config_names()
     missing = sorted(n for n in names if not (CONFIGS / f"{n}.yaml").is_file())
-    unexpected = sorted(set(missing) - EXPECTED_FROM_MERGE)
-    assert not unexpected, f"manifest names configs that exist nowhere: {unexpected}"
+    assert not missing, f"manifest names configs that exist nowhere: {missing}"
     # the fixed names of the issue are all there
     for n in ("mfn_plain", "mfn_random", "mfn_arface_input", "mfn_arface_l3", "mfn_cutout", "mfn_dropblock",
               "r50_plain", "r50_random", "r50_arface_input", "r50_arface_l9", "r50_cutout", "r50_dropblock",
@@ -112,13 +101,13 @@ def test_data_yaml_is_checked_before_any_work(tmp_path):
 def test_run_plan_and_adapter_command_lines(tmp_path, monkeypatch):
     from arface_repro.paper import evaluate_adapter, run_missing
 
-    for name in ("lfw", "blufr.mat", "ijbb_imgs", "ijbb_meta"):
+    for name in ("lfw", "blufr.mat", "IJBB", "ijbb_meta"):
         (tmp_path / name).mkdir() if "." not in name else (tmp_path / name).write_bytes(b"")
     (tmp_path / "pairs.txt").write_text("")
     ck = tmp_path / "arface.pt"
     ck.write_bytes(b"x")
     data = run_missing.load_data_spec(_data(tmp_path, "datasets: {lfw_root: lfw, lfw_pairs: pairs.txt, blufr_config: blufr.mat, "
-                                                      "ijbb_images: ijbb_imgs, ijbb_meta: ijbb_meta}\n"
+                                                      "ijbb_root: IJBB, ijbb_meta: ijbb_meta}\n"
                                                       "checkpoints: {X.r50_full.attention_l9: arface.pt}\n"))
     runs = tmp_path / "runs"
     write_record(build_record("lfw", "insightface", {"Acc": 99.6}), record_path(runs, "r50full_arface_l9", "lfw"))
@@ -129,10 +118,32 @@ def test_run_plan_and_adapter_command_lines(tmp_path, monkeypatch):
     monkeypatch.setattr(evaluate_adapter, "_cli", lambda argv: calls.append(argv))
     run_missing.execute("X", data, runs, log=lambda s: None, quiet=True)
     assert calls == [["evaluate", "--protocol", "blufr", "--model", f"arface:{ck}", "--data-root", str(tmp_path / "lfw"),
-                      "--config", str(tmp_path / "blufr.mat"), "--out", str(record_path(runs, "r50full_arface_l9", "blufr")), "--quiet"]]
+                      "--config", str(tmp_path / "blufr.mat"),
+                      "--cache-dir", str(runs / "features" / "r50full_arface_l9" / "cache"),
+                      "--out", str(record_path(runs, "r50full_arface_l9", "blufr")), "--quiet"]]
     calls.clear()
     evaluate_adapter.evaluate_model("ijbb", "onnx:m.onnx", data.datasets, tmp_path / "r.json", tmp_path / "w")
-    assert calls[0][:2] == ["embed", "--model"] and calls[1][:3] == ["evaluate-large", "--protocol", "ijbb"]
-    assert calls[1][calls[1].index("--meta-dir") + 1] == str(tmp_path / "ijbb_meta")
+    assert calls[0][:6] == ["evaluate", "--protocol", "ijbb", "--model", "onnx:m.onnx", "--data-root"]
+    assert calls[0][calls[0].index("--meta-dir") + 1] == str(tmp_path / "ijbb_meta")
+    # every command line the adapter builds parses with the protocol's own parser
+    from arface_repro.eval.protocols import get_protocol
+
+    get_protocol("ijbb").parser().parse_args(calls[0][1:])
     with pytest.raises(ConfigError, match="needs datasets.cplfw_root"):
         evaluate_adapter.evaluate_model("cplfw", "onnx:m.onnx", data.datasets, tmp_path / "r.json", tmp_path / "w")
+
+
+def test_adapter_command_lines_parse_for_every_route(tmp_path, monkeypatch):
+    """Each protocol route builds an `arface evaluate` line that the protocol's own parser accepts."""
+    from arface_repro.eval.protocols import get_protocol
+    from arface_repro.paper import evaluate_adapter
+
+    calls = []
+    monkeypatch.setattr(evaluate_adapter, "_cli", lambda argv: calls.append(argv))
+    m = load_manifest()
+    datasets = {k: str(tmp_path / k) for k in m.evaluation_keys()}
+    for protocol in evaluate_adapter.ROUTES:
+        evaluate_adapter.evaluate_model(protocol, "onnx:m.onnx", datasets, tmp_path / "r.json", tmp_path / "w", quiet=True)
+        opts = get_protocol(protocol).parser().parse_args(calls[-1][1:])
+        assert opts.model == "onnx:m.onnx" and opts.data_root
+    assert set(evaluate_adapter.ROUTES) | {"trillion"} >= set(m.evaluation_data)

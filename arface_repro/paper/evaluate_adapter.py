@@ -1,11 +1,14 @@
 """The one place where the paper layer asks the `arface` command line to evaluate a model.
 
-Every evaluation of `reproduce_table.py --run` goes through `evaluate_model(protocol, spec, datasets, out)`:
-pair protocols and BLUFR with `arface evaluate --model SPEC ...`, the large and video protocols with
-`arface embed` (a feature store) then `arface evaluate-large --features ...`. Keeping all of these calls
-here means a change of the evaluation command's flags is a change of this file only.
+Every evaluation of `reproduce_table.py --run` goes through `evaluate_model(protocol, spec, datasets, out)`,
+which runs `arface evaluate --protocol P --model SPEC --data-root ROOT [file options] --out OUT`: the
+protocol finds its files under the dataset root (`protocols/<P>.yaml`) and extracts the images it needs
+with the model. Keeping the call here means a change of the evaluation command's flags is a change of this
+file only.
 
-`datasets` maps the keys of protocols/paper/manifest.yaml `evaluation_data` to paths (from DATA.yaml).
+`datasets` maps the keys of protocols/paper/manifest.yaml `evaluation_data` to paths (from DATA.yaml):
+`<P>_root` is the dataset root of protocol P (`lfw_root` serves LFW and BLUFR); optional keys name files
+that are not at the protocol's default place under that root (`lfw_pairs`, `blufr_config`, `ytf_splits`, ...).
 """
 
 from __future__ import annotations
@@ -15,8 +18,20 @@ from pathlib import Path
 
 from arface_repro.errors import ArfaceError, ConfigError
 
-PAIR_PROTOCOLS = {"lfw": ("lfw_root", "lfw_pairs"), "calfw": ("calfw_root", "calfw_pairs"), "cplfw": ("cplfw_root", "cplfw_pairs")}
-LARGE = {"ytf", "ijbb", "ijbc", "megaface", "trillion", "rmfrd"}
+#: protocol -> (dataset-root key, [(option, dataset key, required?)])
+ROUTES: dict[str, tuple[str, list[tuple[str, str, bool]]]] = {
+    "lfw": ("lfw_root", [("--pairs", "lfw_pairs", True)]),
+    "blufr": ("lfw_root", [("--config", "blufr_config", True)]),
+    "calfw": ("calfw_root", [("--pairs", "calfw_pairs", True)]),
+    "cplfw": ("cplfw_root", [("--pairs", "cplfw_pairs", True)]),
+    "cfp-fp": ("cfp_root", []),
+    "ytf": ("ytf_root", [("--pairs", "ytf_splits", False)]),
+    "ijbb": ("ijbb_root", [("--meta-dir", "ijbb_meta", False)]),
+    "ijbc": ("ijbc_root", [("--meta-dir", "ijbc_meta", False)]),
+    "megaface": ("megaface_root", [("--facescrub-list", "megaface_facescrub_list", False),
+                                   ("--megaface-list", "megaface_distractor_list", False)]),
+    "rmfrd": ("rmfrd_root", []),
+}
 
 
 def _need(datasets: dict, key: str, protocol: str) -> str:
@@ -41,46 +56,21 @@ def _cli(argv: list[str]) -> None:
 
 def evaluate_model(protocol: str, spec: str, datasets: dict, out: str | os.PathLike, work_dir: str | os.PathLike,
                    quiet: bool = False) -> Path:
-    """Evaluate model `spec` on `protocol`; the record is written to `out`. Returns `out`."""
+    """Evaluate model `spec` on `protocol`; the record is written to `out`. Returns `out`.
+
+    `work_dir` holds the extraction cache of this run (reused when the same model is evaluated again)."""
     out = Path(out)
-    q = ["--quiet"] if quiet else []
-    if protocol in PAIR_PROTOCOLS:
-        root, pairs = PAIR_PROTOCOLS[protocol]
-        _cli(["evaluate", "--protocol", protocol, "--model", spec, "--data-root", _need(datasets, root, protocol),
-              "--pairs", _need(datasets, pairs, protocol), "--out", str(out), *q])
-    elif protocol == "blufr":
-        _cli(["evaluate", "--protocol", "blufr", "--model", spec, "--data-root", _need(datasets, "lfw_root", protocol),
-              "--config", _need(datasets, "blufr_config", protocol), "--out", str(out), *q])
-    elif protocol == "cfp-fp":
-        _cli(["evaluate", "--protocol", "cfp-fp", "--model", spec, "--data-root", _need(datasets, "cfp_root", protocol),
-              "--out", str(out), *q])
-    elif protocol in LARGE:
-        work = Path(work_dir)
-        work.mkdir(parents=True, exist_ok=True)
-
-        def embed(key: str, name: str) -> str:
-            store = work / f"{name}.npz"
-            _cli(["embed", "--model", spec, "--data-root", _need(datasets, key, protocol), "--out", str(store), *q])
-            return str(store)
-
-        if protocol == "ytf":
-            _cli(["evaluate-large", "--protocol", "ytf", "--features", embed("ytf_frames", "ytf"), "--pairs",
-                  _need(datasets, "ytf_splits", protocol), "--model", spec, "--out", str(out), *q])
-        elif protocol in ("ijbb", "ijbc"):
-            _cli(["evaluate-large", "--protocol", protocol, "--features", embed(f"{protocol}_images", protocol), "--meta-dir",
-                  _need(datasets, f"{protocol}_meta", protocol), "--model", spec, "--out", str(out), *q])
-        elif protocol == "megaface":
-            _cli(["evaluate-large", "--protocol", "megaface", "--features", embed("megaface_facescrub_images", "facescrub"),
-                  "--distractor-features", embed("megaface_distractor_images", "megaface"),
-                  "--facescrub-list", _need(datasets, "megaface_facescrub_list", protocol),
-                  "--megaface-list", _need(datasets, "megaface_distractor_list", protocol), "--model", spec, "--out", str(out), *q])
-        elif protocol == "trillion":
-            raise ConfigError("trillion: the protocol reads DeepGlint .bin feature matrices; embed the probe and distractor "
-                              "images yourself and run `arface evaluate-large --protocol trillion ... --out "
-                              f"{out}` (the table then reads that record)")
-        else:  # rmfrd
-            _cli(["evaluate-large", "--protocol", "rmfrd", "--features", embed("rmfrd_root", "rmfrd"), "--model", spec,
-                  "--out", str(out), *q])
-    else:
+    if protocol == "trillion":
+        raise ConfigError("trillion: the protocol reads DeepGlint .bin feature matrices; embed the probe and "
+                          "distractor images yourself and run `arface evaluate --protocol trillion --features ... "
+                          f"--out {out}` (the table then reads that record)")
+    if protocol not in ROUTES:
         raise ConfigError(f"no evaluation route for protocol {protocol!r}")
+    root_key, files = ROUTES[protocol]
+    argv = ["evaluate", "--protocol", protocol, "--model", spec, "--data-root", _need(datasets, root_key, protocol)]
+    for option, key, required in files:
+        if required or datasets.get(key):
+            argv += [option, _need(datasets, key, protocol)]
+    argv += ["--cache-dir", str(Path(work_dir) / "cache"), "--out", str(out)]
+    _cli(argv + (["--quiet"] if quiet else []))
     return out

@@ -50,6 +50,11 @@ class Manifest:
     source: str
     synthetic: dict = field(default_factory=dict)
     lfw_scale: dict = field(default_factory=dict)
+    optional_evaluation_data: dict = field(default_factory=dict)
+
+    def evaluation_keys(self) -> set[str]:
+        """Every DATA.yaml `datasets` key: the required ones and the optional file locations."""
+        return {k for sec in (self.evaluation_data, self.optional_evaluation_data) for keys in sec.values() for k in keys}
 
     def scale_cells(self, scale: str, table: str) -> dict[str, str]:
         """row id -> config name of a small-scale reproduction ('synthetic' or 'lfw_scale') of one table."""
@@ -123,7 +128,8 @@ def parse_manifest(data: dict, source: str) -> Manifest:
                 sc[tid][str(row_id)] = cfg
         scales[name] = {**sec, "cells": sc}
     return Manifest(dict(data["training_data"]), dict(data["evaluation_data"]), tols, runs, cells,
-                    dict(data.get("figures") or {}), source, scales["synthetic"], scales["lfw_scale"])
+                    dict(data.get("figures") or {}), source, scales["synthetic"], scales["lfw_scale"],
+                    dict(data.get("optional_evaluation_data") or {}))
 
 
 def check_against_tables(m: Manifest) -> None:

@@ -73,7 +73,7 @@ def load_data_spec(path: str | os.PathLike) -> DataSpec:
     m = load_manifest()
     base = path.parent
     out = DataSpec(source=str(path), train=bool(d.get("train", True)))
-    known_eval = {k for keys in m.evaluation_data.values() for k in keys}
+    known_eval = m.evaluation_keys()
     for k, v in (d.get("datasets") or {}).items():
         if k not in known_eval:
             raise FormatError(f"{path}: datasets.{k} is not a known evaluation-data key ({', '.join(sorted(known_eval))})")
@@ -133,7 +133,7 @@ def plan(tid: str, data: DataSpec, runs_dir: str | os.PathLike) -> Plan:
                 continue
             if col.protocol == "trillion":
                 impossible.append((run.id, col.protocol, "Trillion-Pairs reads DeepGlint .bin feature matrices: embed the probe "
-                                   "and distractor images, run `arface evaluate-large --protocol trillion ... --out "
+                                   "and distractor images, run `arface evaluate --protocol trillion --features ... --out "
                                    f"{record_path(runs_dir, run.id, 'trillion')}`"))
                 continue
             need = [k for k in m.evaluation_data.get(col.protocol, []) if k not in data.datasets]

@@ -83,8 +83,10 @@ class Protocol:
 
     @classmethod
     def add_scale_arguments(cls, parser) -> None:
+        from arface_repro.utils.argtypes import positive_float
+
         g = parser.add_argument_group("scale")
-        g.add_argument("--max-memory-gb", type=float, default=2.0,
+        g.add_argument("--max-memory-gb", type=positive_float, default=2.0,
                        help="working memory for score blocks beyond the inputs (default 2)")
 
     @classmethod
@@ -112,6 +114,10 @@ class Protocol:
         for k, v in kw.items():
             setattr(opts, k, None if v is None else (str(v) if isinstance(v, os.PathLike) else v))
         return cls(opts)
+
+    def check_options(self) -> None:
+        """Checks of options against the protocol's files, made before any feature is read or extracted
+        (e.g. BLUFR's --trials against its config). Default: none."""
 
     # ------------------------------------------------------------------ files
 

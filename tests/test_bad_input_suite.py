@@ -23,6 +23,7 @@ import pickle
 import shutil
 import struct
 import sys
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -664,6 +665,35 @@ def _(t):
     b = write(t / "in/s.bin", pickle.dumps(([jpeg(i) for i in range(10)], [True, False] * 2 + [True])))
     store = save_store(t / "in/b.npz", [f"bin/{i:06d}" for i in range(10)])
     return ["evaluate", "--protocol", "bin", "--features", str(store), "--pairs", str(b), "--out", str(t / "out/rec.json")]
+
+
+@case("ytf-video-dotdot", "path-traversal", 2, ["splits.txt:1", "'../x'", "Person/videoIdx"], EVAL_OUT)
+def _(t):
+    splits, store = ytf_files(t / "in")
+    splits.write_text("1, 1, ../x, A0/1, 1\n" + splits.read_text())
+    return ["evaluate", "--protocol", "ytf", "--features", str(store), "--pairs", str(splits), "--out", str(t / "out/rec.json")]
+
+
+@case("export-onnx-arch-kwarg-text", "corrupt-file", 2, ["tiny_resnet", "embedding_size", "cannot be built"], ["out/m.onnx"])
+def _(t):
+    torch_file(t / "in/m.pth", tiny_state_dict())
+    return ["export-onnx", "tiny_resnet,embedding_size=abc", "--checkpoint", str(t / "in/m.pth"), "-o", str(t / "out/m.onnx")]
+
+
+@case("export-onnx-arch-kwarg-negative", "bad-number", 2, ["tiny_resnet", "embedding_size", "cannot be built"], ["out/m.onnx"])
+def _(t):
+    torch_file(t / "in/m.pth", tiny_state_dict())
+    return ["export-onnx", "tiny_resnet,embedding_size=-5", "--checkpoint", str(t / "in/m.pth"), "-o", str(t / "out/m.onnx")]
+
+
+@case("trillion-no-distractors", "wrong-result", 2, ["distractor matrix has no rows"], EVAL_OUT)
+def _(t):
+    rng = np.random.default_rng(0)
+    probes = trillion_bin(t / "in/p.bin", rng.standard_normal((4, 8)))
+    dis = trillion_bin(t / "in/d.bin", np.zeros((0, 8)))
+    write(t / "in/labels.txt", "a\na\nb\nb\n")
+    return ["evaluate", "--protocol", "trillion", "--features", str(probes), "--probe-labels", str(t / "in/labels.txt"),
+            "--distractor-features", str(dis), "--out", str(t / "out/rec.json")]
 
 
 # ---- paths leaving the data root
@@ -1367,6 +1397,17 @@ NUMERIC = [
                                        str(torch_file(t / "in/m.pth", tiny_state_dict())), "-o", str(t / "out/m.onnx")],
      "--opset", "0", ["--opset 0"]),
     ("megaface-sizes-negative", _megaface_cmd, "--sizes", "-10", ["--sizes"]),
+    ("megaface-sizes-overflow", _megaface_cmd, "--sizes", "1e400", ["--sizes", "integers"]),
+    ("megaface-sizes-fraction", _megaface_cmd, "--sizes", "10.5", ["--sizes", "integers"]),
+    ("megaface-max-rank-huge", _megaface_cmd, "--max-rank", "1000000000", ["--max-rank", "1..1000"]),
+    ("rmfrd-max-memory-huge", lambda t: ["evaluate", "--protocol", "rmfrd", "--features", "s.npz"], "--max-memory-gb",
+     "1e300", ["--max-memory-gb", "<= 1e+06"]),
+    ("evaluate-workers-fork-storm", _lfw_model, "--workers", "100000", ["--workers", "0..256"]),
+    ("embed-workers-fork-storm", _embed_cmd, "--workers", "100000", ["--workers", "0..256"]),
+    ("embed-preprocess-size-huge", _embed_cmd, "--preprocess", "size=100000x100000", ["preprocess size", "1..4096"]),
+    ("embed-preprocess-mean-nan", _embed_cmd, "--preprocess", "mean=nan", ["preprocess mean", "finite"]),
+    ("align-margin-huge", _align_cmd, "--margin", "1e300", ["--margin"]),
+    ("align-threads-huge", _align_cmd, "--threads", "100000", ["--threads"]),
     ("pack-rec-quality-0", lambda t: ["pack-rec", str(image_folder(t / "in/f")), str(t / "out/o")], "--quality", "0",
      ["--quality"]),
     ("make-subset-per-identity-negative", lambda t: ["make-subset", str(image_folder(t / "in/f")), str(t / "out/o"),
@@ -1420,6 +1461,7 @@ TRAIN_CONFIG_CASES = [
     ("device-unknown", "", ["train.device=tpu"], ["train.device"]),
     ("yaml-broken", "train: [unclosed\n", [], ["bad.yaml", "not valid YAML"]),
     ("steps-huge", "train: {steps: 1.0e+300}\n", [], ["bad.yaml", "train.steps"]),
+    ("workers-fork-storm", "data: {num_workers: 100000}\n", [], ["bad.yaml", "data.num_workers", "100000"]),
 ]
 
 
@@ -1468,7 +1510,13 @@ def run_case(c: Case, tmp: Path) -> tuple[int, str, str]:
     argv = [str(a) for a in c.build(tmp)]
     before = _snapshot(tmp / "in")
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    # warnings as a user sees them (Python's default filters: UserWarning, RuntimeWarning, FutureWarning shown;
+    # DeprecationWarning, ResourceWarning and the like hidden) become part of stderr
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("default")
+        warnings.simplefilter("ignore", DeprecationWarning)
+        for hidden in (PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", hidden)
         try:
             rc = main(argv)
         except SystemExit as exc:  # argparse: usage + one error line, status 2
@@ -1478,6 +1526,8 @@ def run_case(c: Case, tmp: Path) -> tuple[int, str, str]:
 
             pytest.fail(f"{c.name}: {type(exc).__name__} escaped the CLI (a traceback for the user):\n"
                         f"{''.join(traceback.format_exception(exc))}\nstderr: {err.getvalue()}")
+    if shown:
+        err.write("".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in shown))
     after = _snapshot(tmp / "in")
     assert after == before, f"{c.name}: the inputs changed: " \
         f"{sorted(set(before.items()) ^ set(after.items()))[:6]}"

@@ -47,7 +47,7 @@ def register(subparsers) -> None:
     p.add_argument("--size", default=None,
                    help="crop size: template mode 112 (ArcFace, default) or 112x96 (SphereFace); box mode S or "
                         "HxW (default 160)")
-    p.add_argument("--margin", type=float_range(0.0), default=None,
+    p.add_argument("--margin", type=float_range(0.0, 1e4), default=None,
                    help="box mode: pixels added to the MTCNN box in all, half on each side (default 32)")
     p.add_argument("--preset", default=None,
                    help="take --mode/--margin/--size from a model preset, e.g. facenet-20180408 (flags given "
@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     p.add_argument("--quality", type=int_range(1, 100), default=95, help="JPEG quality of the crops (default 95)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument(
-        "--threads", type=positive_int, help="torch CPU threads (default: torch's own choice; 1 is best on a busy CPU)"
+        "--threads", type=int_range(1, 256), help="torch CPU threads (default: torch's own choice; 1 is best on a busy CPU)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or summary")
     p.set_defaults(func=run)

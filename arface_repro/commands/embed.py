@@ -12,7 +12,7 @@ import argparse
 
 
 def register(sub) -> None:
-    from arface_repro.utils.argtypes import non_negative_int, positive_int
+    from arface_repro.utils.argtypes import int_range, positive_int
 
     p = sub.add_parser("embed", help="extract embeddings of a folder of images into a feature store (.npz)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -22,7 +22,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output feature store .npz")
     p.add_argument("--no-flip", action="store_true", help="do not also embed the horizontally flipped images")
     p.add_argument("--batch-size", type=positive_int, default=64)
-    p.add_argument("--workers", type=non_negative_int, default=None, help="image reader processes (default min(4, CPUs))")
+    p.add_argument("--workers", type=int_range(0, 256), default=None, help="image reader processes (default min(4, CPUs))")
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     p.add_argument("--preprocess", default=None,
                    help="override preprocessing, e.g. 'color=BGR,std=127.5,fit=resize' (fields color, mean, std, size, fit)")
@@ -59,6 +59,10 @@ def run(args) -> int:
     from arface_repro.models.backends import load_model
 
     check_embed_outputs(args)
+    if args.preprocess:  # its fields are checked now, not after the model is loaded
+        from arface_repro.models.preprocess import GENERIC
+
+        GENERIC.with_overrides(args.preprocess)
     paths = read_image_list(args.list) if args.list else None
     model = load_model(args.model, device=args.device, preprocess=args.preprocess)
     lm, lm_info = None, {"source": "unused"}

@@ -87,6 +87,10 @@ def run(args) -> int:
     _init_distributed(cls)
     proto = cls(opts)
     check_evaluate_outputs(proto, opts)
+    if opts.preprocess:  # checked now, not after the protocol's images are listed and the model loaded
+        from arface_repro.models.preprocess import GENERIC
+
+        GENERIC.with_overrides(opts.preprocess)
     proto.check_options()
     store = _features(proto, opts)
     record = proto.evaluate(store)

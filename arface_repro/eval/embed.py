@@ -73,7 +73,8 @@ class _ImageDataset:
                 lm = fit_landmarks(lm, rgb.shape[:2], self.preprocess)
             return i, fitted, lm, None
         except Exception as exc:  # returned, not raised: worker exceptions lose their type and message
-            return i, None, None, f"{full}: {exc}"
+            msg = str(exc)
+            return i, None, None, msg if msg.startswith(str(full)) else f"{full}: {msg}"
 
 
 def fit_landmarks(lm: np.ndarray, src_hw: tuple[int, int], preprocess) -> np.ndarray:

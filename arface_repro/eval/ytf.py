@@ -66,7 +66,8 @@ def read_splits(path: str | os.PathLike) -> YTFPairs:
         if lab not in (0, 1):
             raise FormatError(f"{path}:{ln}: last field (same) must be 0 or 1, got {lab}")
         for v in (f[2], f[3]):
-            if v.count("/") != 1:
+            parts = v.split("/")
+            if len(parts) != 2 or any(p in ("", ".", "..") or "\\" in p for p in parts):
                 raise FormatError(f"{path}:{ln}: video {v!r} is not 'Person/videoIdx'")
         split.append(s)
         v1.append(f[2])

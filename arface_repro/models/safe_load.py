@@ -31,8 +31,12 @@ def torch_load_safe(path: str | os.PathLike, what: str = "PyTorch checkpoint"):
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: {what} file not found")
+    import warnings
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol N": the file is refused or read all the same
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text or "GLOBAL" in text:

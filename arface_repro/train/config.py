@@ -263,7 +263,7 @@ SCHEMA: dict[str, Any] = {
                       "occluded_patch": Enum(*PATCHES), "occlusion_rate": Num(0.0, 1.0), "part_size": Int(2, 112),
                       "jitter": Num(0.0), "variation": Num(0.0), "noise_std": Num(0.0), "group_size": Int(1)},
         "val": {"num_identities": Int(2), "images_per_identity": Int(2), "num_pairs": Int(5)},
-        "num_workers": Int(0),
+        "num_workers": Int(0, 256),  # reader processes: more is no machine, and a fork storm
     },
     "train": {
         "batch_size": Int(1),

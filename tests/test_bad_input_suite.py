@@ -470,6 +470,56 @@ def _(t):
             f"data.path={t / 'in/n'}", "--out-dir", str(t / "out/run"), "--quiet"]
 
 
+@case("tensorflow-pyfunc-node", "code-execution", 2, ["py.pb", "PyFunc"], ["out/f.npz"])
+def _(t):
+    from arface_repro.models.proto_schemas import tensorflow
+
+    g = tensorflow()["GraphDef"]()
+    node = g.node.add(name="input", op="Placeholder")
+    node.attr["dtype"].type = 1
+    for d in (1, 8, 8, 3):
+        node.attr["shape"].shape.dim.add().size = d
+    evil = g.node.add(name="evil", op="PyFunc", input=["input"])
+    evil.attr["token"].s = f"touch {t / MARKER}".encode()
+    write(t / "in/py.pb", g.SerializeToString())
+    image_folder(t / "in/img", 1, 1)
+    return ["embed", "--model", f"opencv:{t / 'in/py.pb'}", "--data-root", str(t / "in/img"), "--out", str(t / "out/f.npz"),
+            "--workers", "0", "--quiet"]
+
+
+@case("caffe-python-layer", "code-execution", 2, ["py.prototxt", "python_param"], ["out/f.npz"])
+def _(t):
+    write(t / "in/py.prototxt", 'name: "n"\ninput: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
+          'layer { name: "p" type: "Python" bottom: "data" top: "p" python_param { module: "os" layer: "system" '
+          f'param_str: "touch {t / MARKER}" }} }}\n')
+    write(t / "in/w.caffemodel", b"")
+    image_folder(t / "in/img", 1, 1)
+    return ["embed", "--model", f"caffe:{t / 'in/py.prototxt'}:{t / 'in/w.caffemodel'}", "--data-root",
+            str(t / "in/img"), "--out", str(t / "out/f.npz"), "--workers", "0", "--quiet"]
+
+
+@case("pack-rec-images-in-subfolder", "wrong-result", 2, ["more", "subfolder of identity 'id00'"], ["out/o.rec", "out/o.idx"])
+def _(t):
+    image_folder(t / "in/f")
+    write(t / "in/f/id00/more/x.jpg", jpeg(5))  # once silently left out of the .rec
+    return ["pack-rec", str(t / "in/f"), str(t / "out/o"), "--quiet"]
+
+
+@case("mtcnn-weights-text", "corrupt-file", 2, ["pnet.pt", "MTCNN"], ["out/crops"])
+def _(t):
+    for n in ("pnet", "rnet", "onet"):
+        write(t / f"in/w/{n}.pt", "not weights\n")
+    image_folder(t / "in/img", 1, 1)
+    return ["align", str(t / "in/img"), str(t / "out/crops"), "--weights", str(t / "in/w"), "--quiet"]
+
+
+@case("checkpoint-text-no-unsafe-advice", "corrupt-file", 2, ["ck.pt", "not a readable arface training checkpoint"],
+      ["out/run/checkpoint_last.pt"])
+def _(t):
+    ck = write(t / "in/ck.pt", "just text\n")
+    return ["train", str(_train_cfg(t)), *TRAIN_TINY, "--out-dir", str(t / "out/run"), "--resume", str(ck), "--quiet"]
+
+
 # ---- outputs over inputs
 
 @case("align-dir-over-itself", "output-over-input", 2, ["DST_DIR", "is the input"])
@@ -482,6 +532,12 @@ def _(t):
 def _(t):
     image_folder(t / "in/img", 1, 2)
     return ["align", str(t / "in/img"), str(t / "in/img/crops"), "--weights", str(t / "in/img"), "--quiet"]
+
+
+@case("align-box-dst-inside-src", "output-over-input", 2, ["DST_DIR", "inside the input folder"])
+def _(t):
+    image_folder(t / "in/img", 1, 2)
+    return ["align", str(t / "in/img"), str(t / "in/img/box"), "--mode", "box", "--weights", str(t / "in/img"), "--quiet"]
 
 
 @case("align-src-inside-dst", "output-over-input", 2, ["DST_DIR", "lies inside this output folder"])
@@ -1498,21 +1554,20 @@ def _leftover_temps(root: Path) -> list[str]:
            [p.relative_to(root).as_posix() for p in root.rglob(".arface-write-probe-*")]
 
 
-def run_case(c: Case, tmp: Path) -> tuple[int, str, str]:
-    """Build the case's inputs under tmp/in, run the CLI in tmp, return (status, stdout, stderr)."""
-    import contextlib
-    import io
+def run_case(c: Case, tmp: Path, capfd) -> tuple[int, str, str]:
+    """Build the case's inputs under tmp/in, run the CLI in tmp, return (status, stdout, stderr).
 
+    Output is captured at the file-descriptor level (native libraries such as OpenCV write there too), and
+    warnings as a user sees them (Python's default filters: UserWarning, RuntimeWarning, FutureWarning shown;
+    DeprecationWarning, ResourceWarning and the like hidden) are added to stderr."""
     from arface_repro.cli import main
 
     (tmp / "in").mkdir()
     (tmp / "out").mkdir()
     argv = [str(a) for a in c.build(tmp)]
     before = _snapshot(tmp / "in")
-    out, err = io.StringIO(), io.StringIO()
-    # warnings as a user sees them (Python's default filters: UserWarning, RuntimeWarning, FutureWarning shown;
-    # DeprecationWarning, ResourceWarning and the like hidden) become part of stderr
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings(record=True) as shown:
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("default")
         warnings.simplefilter("ignore", DeprecationWarning)
         for hidden in (PendingDeprecationWarning, ImportWarning, ResourceWarning):
@@ -1525,13 +1580,13 @@ def run_case(c: Case, tmp: Path) -> tuple[int, str, str]:
             import traceback
 
             pytest.fail(f"{c.name}: {type(exc).__name__} escaped the CLI (a traceback for the user):\n"
-                        f"{''.join(traceback.format_exception(exc))}\nstderr: {err.getvalue()}")
-    if shown:
-        err.write("".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in shown))
+                        f"{''.join(traceback.format_exception(exc))}\nstderr: {capfd.readouterr().err}")
+    got = capfd.readouterr()
+    err = got.err + "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in shown)
     after = _snapshot(tmp / "in")
     assert after == before, f"{c.name}: the inputs changed: " \
         f"{sorted(set(before.items()) ^ set(after.items()))[:6]}"
-    return rc, out.getvalue(), err.getvalue()
+    return rc, got.out, err
 
 
 @pytest.fixture
@@ -1545,9 +1600,9 @@ def isolated(tmp_path, monkeypatch):
 
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
-def test_bad_input(c: Case, isolated):
+def test_bad_input(c: Case, isolated, capfd):
     t = isolated
-    rc, out, err = run_case(c, t)
+    rc, out, err = run_case(c, t, capfd)
     both = out + err
     assert "Traceback" not in both, f"{c.name}: a traceback was printed:\n{both}"
     assert "weights_only=False" not in both and "TRUST_PICKLE" not in both, f"{c.name}: unsafe advice:\n{both}"

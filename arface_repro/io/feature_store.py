@@ -168,6 +168,6 @@ def save_feature_store(
         arrays["flip_features"] = store.flip_features
     for k, v in meta.items():
         arrays[k] = np.asarray(v)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
+    with atomic_path(path, clean_stale=True) as tmp, open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
         np.savez(fh, **arrays)
     return Path(path)

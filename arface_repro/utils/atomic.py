@@ -2,8 +2,9 @@
 
 An interrupted run therefore never leaves a half-written result, table or checkpoint behind. A run that is
 killed outright (SIGKILL, power loss) cannot remove its temp file; temp names carry the writer's host and
-process id (`.NAME.<host>-<pid>.<random>.tmp<suffix>`), and the next atomic write of NAME removes the temp
-files of NAME whose process is gone (same host only; a live writer's file is never touched).
+process id (`.NAME.<host>-<pid>.<random>.tmp<suffix>`), and the next write of NAME by a writer of large files
+(`atomic_path(..., clean_stale=True)`: RecordIO, feature stores, checkpoints) removes the temp files of NAME
+whose process is gone (same host only; a live writer's file is never touched).
 """
 
 from __future__ import annotations
@@ -68,15 +69,19 @@ def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, clean_stale: bool = False) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success it is renamed onto `path`, on error removed.
 
     Use it for writers that want a file name (np.savez, torch.save, fig.savefig).
     The temp name keeps the suffix of `path` so that libraries which append one do not.
+    `clean_stale`: first remove the temp files killed writers of `path` left (`remove_stale_temp_files`; it lists
+    the folder, so writers of large files ask for it: `.rec`/`.idx`, feature stores, checkpoints, not the many
+    small files of an image tree).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(path)
+    if clean_stale:
+        remove_stale_temp_files(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp" + path.suffix)
     os.close(fd)
     tmp_path = Path(tmp)

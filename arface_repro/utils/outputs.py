@@ -15,7 +15,6 @@ output can destroy an input. An output is refused, with a one-line ConfigError n
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
 from dataclasses import dataclass
@@ -67,13 +66,11 @@ def _nearest_existing(p: Path) -> Path:
 
 def _probe_writable(folder: Path) -> str | None:
     """None when a file can be created in `folder`, else the reason."""
-    try:
-        fd, name = tempfile.mkstemp(dir=folder, prefix=".arface-write-probe-")
+    try:  # an unnamed file where the system allows it (O_TMPFILE), else one removed at once
+        with tempfile.TemporaryFile(dir=folder, prefix=".arface-write-probe-"):
+            pass
     except OSError as exc:
         return exc.strerror or type(exc).__name__
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(name)
     return None
 
 

@@ -1170,6 +1170,60 @@ def _(t):
     return ["inspect-rec", str(t / "in/r")]
 
 
+@case("rec-empty", "corrupt-file", 1, ["r.idx lists no records"])
+def _(t):
+    write(t / "in/r.rec", b"")
+    write(t / "in/r.idx", b"")
+    return ["inspect-rec", str(t / "in/r")]
+
+
+@case("blufr-mat-empty", "corrupt-file", 2, ["blufr_lfw_config.mat", "not a readable MATLAB"], EVAL_OUT)
+def _(t):
+    mat, store = blufr_files(t / "in")
+    mat.write_bytes(b"")
+    return ["evaluate", "--protocol", "blufr", "--features", str(store), "--config", str(mat), "--out", str(t / "out/rec.json")]
+
+
+@case("bin-empty", "corrupt-file", 2, ["s.bin", "not an insightface .bin"], EVAL_OUT)
+def _(t):
+    b = write(t / "in/s.bin", b"")
+    return ["evaluate", "--protocol", "bin", "--features", str(save_store(t / "in/b.npz", ["a"])), "--pairs", str(b),
+            "--out", str(t / "out/rec.json")]
+
+
+@case("config-empty", "corrupt-file", 2, ["bad.yaml", "empty"], ["out/run/checkpoint_last.pt", "out/run/metrics.jsonl"])
+def _(t):
+    return ["train", str(write(t / "in/bad.yaml", "")), "--out-dir", str(t / "out/run"), "--quiet"]
+
+
+@case("record-empty", "corrupt-file", 2, ["r.json", "not valid JSON"], ["out/fig.png"])
+def _(t):
+    return ["plot-roc", str(write(t / "in/r.json", b"")), "-o", str(t / "out/fig.png")]
+
+
+@case("landmarks-empty", "corrupt-file", 2, ["lm.txt", "no landmarks for image"], ["out/o.rec"])
+def _(t):
+    image_folder(t / "in/f")
+    write(t / "in/lm.txt", "")
+    return ["pack-rec", str(t / "in/f"), str(t / "out/o"), "--landmarks", str(t / "in/lm.txt"), "--quiet"]
+
+
+@case("tflite-empty", "corrupt-file", 2, ["m.tflite"], ["out/f.npz"])
+def _(t):
+    image_folder(t / "in/img", 1, 1)
+    write(t / "in/m.tflite", b"")
+    return ["embed", "--model", f"tflite:{t / 'in/m.tflite'}", "--data-root", str(t / "in/img"), "--out", str(t / "out/f.npz"),
+            "--workers", "0"]
+
+
+@case("pb-empty", "corrupt-file", 2, ["g.pb", "no nodes"], ["out/f.npz"])
+def _(t):
+    image_folder(t / "in/img", 1, 1)
+    write(t / "in/g.pb", b"")
+    return ["embed", "--model", f"opencv:{t / 'in/g.pb'}", "--data-root", str(t / "in/img"), "--out", str(t / "out/f.npz"),
+            "--workers", "0"]
+
+
 @case("onnx-garbage", "corrupt-file", 2, ["m.onnx", "not a loadable ONNX model"], ["out/f.npz"])
 def _(t):
     image_folder(t / "in/img", 1, 1)
@@ -1605,7 +1659,8 @@ def test_bad_input(c: Case, isolated, capfd):
     rc, out, err = run_case(c, t, capfd)
     both = out + err
     assert "Traceback" not in both, f"{c.name}: a traceback was printed:\n{both}"
-    assert "weights_only=False" not in both and "TRUST_PICKLE" not in both, f"{c.name}: unsafe advice:\n{both}"
+    for advice in ("weights_only=False", "set to `False`", "TRUST_PICKLE", "allow_pickle=True"):
+        assert advice not in both, f"{c.name}: unsafe advice ({advice}):\n{both}"
     assert not (t / MARKER).exists(), f"{c.name}: the payload ran"
     assert rc == c.rc, f"{c.name}: exit status {rc}, expected {c.rc}\nstdout: {out}\nstderr: {err}"
     if c.rc == 2:

@@ -40,6 +40,8 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
 
     reader = IndexedRecordReader(f"{prefix}.idx", f"{prefix}.rec")
     problems: list[str] = []
+    if len(reader) == 0:
+        problems.append(f"{reader.idx_path} lists no records (an empty or truncated-to-nothing pair of files)")
     # every physical byte of the .rec parses as records, and .idx offsets point at record starts
     try:
         starts = {off for off, _ in RecordReader(reader.rec_path).iter_with_offsets()}

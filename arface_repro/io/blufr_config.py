@@ -40,7 +40,7 @@ def _integers(arr, where: str) -> np.ndarray:
     if a.dtype.kind == "f":
         bad = ~np.isfinite(a) | (a != np.round(a))
         if bad.any():
-            raise FormatError(f"{where} must hold integers, got {a[np.argmax(bad)]!r}")
+            raise FormatError(f"{where} must hold integers, got {float(a[np.argmax(bad)])!r}")
     return a.astype(np.int64)
 
 

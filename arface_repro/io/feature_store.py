@@ -100,7 +100,7 @@ def validate(store: FeatureStore) -> None:
         absolute = np.char.startswith(store.paths, "/") | (np.char.find(np.char.ljust(store.paths, 3).astype("<U3"), ":") >= 0)
         if absolute.any():
             i = int(np.argmax(absolute))
-            raise FormatError(f"{src}: path {store.paths[i]!r} (row {i}) is absolute ({int(absolute.sum())} such "
+            raise FormatError(f"{src}: path {str(store.paths[i])!r} (row {i}) is absolute ({int(absolute.sum())} such "
                               f"rows); store paths relative to the dataset root")
         empty = np.char.str_len(store.paths) == 0
         if empty.any():

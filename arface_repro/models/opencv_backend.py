@@ -79,6 +79,8 @@ def tensorflow_input(path: Path) -> tuple[str | None, list | None]:
         graph.ParseFromString(path.read_bytes())
     except DecodeError as exc:
         raise FormatError(f"{path}: not a TensorFlow GraphDef ({exc})") from None
+    if not graph.node:
+        raise FormatError(f"{path}: not a TensorFlow GraphDef (no nodes; an empty or truncated file)")
     holders = [n for n in graph.node if n.op == "Placeholder"]
     if len(holders) != 1:
         return (holders[0].name if holders else None), None

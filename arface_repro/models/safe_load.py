@@ -16,11 +16,16 @@ from arface_repro.errors import FormatError, MissingDataError
 
 
 def _first_line(exc: BaseException) -> str:
+    """What torch's refusal found, without its boilerplate (which suggests re-running with weights_only off)."""
     text = str(exc)
-    for marker in ("Unsupported global:", "Unsupported operand", "WeightsUnpickler error:"):
+    for marker in ("Trying to load unsupported", "Unsupported global:", "Unsupported operand", "WeightsUnpickler error:"):
         if marker in text:
             text = text[text.index(marker):]
             break
+    else:
+        if "Weights only load failed" in text:
+            text = ""
+    text = text.split("Check the documentation of torch.load")[0].replace("WeightsUnpickler error:", "")
     return " ".join(text.split())[:200] or type(exc).__name__
 
 

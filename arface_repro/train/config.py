@@ -433,11 +433,13 @@ def load_config(source: str | Path | Mapping | None = None, overrides: Iterable[
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            user = yaml_load(path.read_text(encoding="utf-8")) or {}
+            user = yaml_load(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        if user is None:  # an empty (or truncated-to-nothing) file would silently train the defaults
+            raise ConfigError(f"{path}: the config file is empty; a config names at least the run (name: ...)")
         if not isinstance(user, Mapping):
             raise ConfigError(f"{path}: top level must be a mapping")
     cfg = _merge(DEFAULTS, user, where)

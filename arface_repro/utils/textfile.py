@@ -20,7 +20,7 @@ def decode_utf8(data: bytes, path: str | os.PathLike, what: str = "text file") -
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise FormatError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                          f"a {what} must be UTF-8") from None
+                          f"the {what} must be UTF-8") from None
     return text[1:] if text.startswith("\ufeff") else text
 
 

@@ -128,3 +128,16 @@ def test_corrupt_record_is_one_line_with_and_without_worker_processes(tmp_path, 
     assert rc == 2 and "Traceback" not in err and len(errors) == 1, err
     assert "bad.rec key 10: not a decodable image" in errors[0]
     assert not (tmp_path / "r" / "checkpoint_last.pt").exists()
+
+
+def test_resume_with_a_foreign_metrics_log_is_one_line(tmp_path, capsys):
+    """Resuming trims metrics.jsonl to the checkpoint's step; a log line that is not one of ours is named, not a
+    JSON traceback."""
+    out = tmp_path / "run"
+    assert main(["train", str(ROOT / "configs" / "syn_plain.yaml"), *TINY, "--out-dir", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    (out / "metrics.jsonl").write_text('{"step": 1}\nnot json at all\n')
+    rc = main(["train", str(ROOT / "configs" / "syn_plain.yaml"), *TINY, "train.steps=3", "--out-dir", str(out),
+               "--resume", "--quiet"])
+    _one_line_error(capsys, rc, ["metrics.jsonl", "not a metrics record"])
+    assert (out / "metrics.jsonl").read_text() == '{"step": 1}\nnot json at all\n'  # left as it was

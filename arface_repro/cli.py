@@ -48,12 +48,24 @@ def main(argv: list[str] | None = None) -> int:
                 load_plugin(module)
         status = args.func(args)
     except ArfaceError as exc:
-        print(f"arface {args.command}: error: {exc}", file=sys.stderr)
+        print(f"arface {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the file system refused (a folder given for a file, disk full, ...): not a bug
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"arface {args.command}: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message on one line (a message quoting file content may hold line breaks)."""
+    text = str(exc)
+    for ch in "\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029":
+        text = text.replace(ch, " ")
+    return text.strip() or type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -188,15 +188,17 @@ def test_inference_module_keep_table_is_the_trainers():
 
 
 def lfw_subset(shared: Path, tmp_path: Path, per_class: int = 30) -> Path:
-    """The first `per_class` genuine and impostor pairs of folds 1 and 2 of LFW View 2, as a 2-fold pairs.txt."""
+    """2 × `per_class` genuine and as many impostor pairs of LFW View 2 as a 10-fold pairs.txt (the protocol's
+    fold structure): the first per_class // 5 genuine and impostor pairs of each of its 10 folds."""
     lines = require(shared / "data/lfw/pairs.txt").read_text().splitlines()
     body = lines[1:]
+    n = per_class // 5
     keep = []
-    for fold in range(2):
+    for fold in range(10):
         block = body[fold * 600:(fold + 1) * 600]
-        keep += block[:per_class] + block[300:300 + per_class]
+        keep += block[:n] + block[300:300 + n]
     out = tmp_path / "pairs_subset.txt"
-    out.write_text(f"2\t{per_class}\n" + "\n".join(keep) + "\n")
+    out.write_text(f"10\t{n}\n" + "\n".join(keep) + "\n")
     return out
 
 

@@ -103,12 +103,11 @@ def test_evaluate_store_api_runs_a_protocol(tmp_path):
 
     assert PROTOCOLS == tuple(EXPECTED)
     rng = np.random.default_rng(0)
-    lines, paths = ["1\t2"], set()
-    for k in range(2):
+    lines, paths = ["10\t1"], set()  # 10 folds of one matched + one mismatched pair
+    for k in range(10):
         lines.append(f"P{k}\t1\t2")
-        paths |= {lfw_image(f"P{k}", 1), lfw_image(f"P{k}", 2)}
-    lines.append("P0\t1\tP1\t1")
-    lines.append("P0\t2\tP1\t2")
+        lines.append(f"P{k}\t1\tQ{k}\t1")
+        paths |= {lfw_image(f"P{k}", 1), lfw_image(f"P{k}", 2), lfw_image(f"Q{k}", 1)}
     (tmp_path / "pairs.txt").write_text("\n".join(lines) + "\n")
     paths = sorted(paths)
     store = FeatureStore(rng.standard_normal((len(paths), 8)).astype(np.float32), paths)

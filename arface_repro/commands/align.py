@@ -27,6 +27,8 @@ BOX_DEFAULTS = {"margin": 32, "size": (160, 160)}  # facenet's LFW crops
 
 
 def register(subparsers) -> None:
+    from arface_repro.utils.argtypes import float_range, int_range, positive_int
+
     p = subparsers.add_parser(
         "align",
         help="detect faces (MTCNN) and write aligned 112x112 or facenet-style box crops plus a landmarks file",
@@ -45,16 +47,16 @@ def register(subparsers) -> None:
     p.add_argument("--size", default=None,
                    help="crop size: template mode 112 (ArcFace, default) or 112x96 (SphereFace); box mode S or "
                         "HxW (default 160)")
-    p.add_argument("--margin", type=float, default=None,
+    p.add_argument("--margin", type=float_range(0.0, 1e4), default=None,
                    help="box mode: pixels added to the MTCNN box in all, half on each side (default 32)")
     p.add_argument("--preset", default=None,
                    help="take --mode/--margin/--size from a model preset, e.g. facenet-20180408 (flags given "
                         "as well win)")
-    p.add_argument("--min-face", type=int, default=20, help="MTCNN minimum face size in pixels (default 20)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality of the crops (default 95)")
+    p.add_argument("--min-face", type=positive_int, default=20, help="MTCNN minimum face size in pixels (default 20)")
+    p.add_argument("--quality", type=int_range(1, 100), default=95, help="JPEG quality of the crops (default 95)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument(
-        "--threads", type=int, help="torch CPU threads (default: torch's own choice; 1 is best on a busy CPU)"
+        "--threads", type=int_range(1, 256), help="torch CPU threads (default: torch's own choice; 1 is best on a busy CPU)"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar, notes or summary")
     p.set_defaults(func=run)
@@ -141,8 +143,9 @@ def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, de
         margin = BOX_DEFAULTS["margin"]
     if not src.is_dir():
         raise MissingDataError(f"{src}: source folder not found")
-    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
-        raise ConfigError(f"{dst}: the output folder must not be the source folder or inside it")
+    from arface_repro.utils.outputs import Output, check_outputs
+
+    check_outputs([Output(dst, "DST_DIR", kind="dir", tree=True)], [src, weights])
     images = list_images(src)
     if not images:
         raise MissingDataError(f"{src}: no images found")

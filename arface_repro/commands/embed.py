@@ -12,6 +12,8 @@ import argparse
 
 
 def register(sub) -> None:
+    from arface_repro.utils.argtypes import int_range, positive_int
+
     p = sub.add_parser("embed", help="extract embeddings of a folder of images into a feature store (.npz)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="model spec: torch:ARCH:PATH | torchscript:PATH | onnx:PATH | tflite:PATH")
@@ -19,8 +21,8 @@ def register(sub) -> None:
     p.add_argument("--list", help="text file of relative image paths, one per line (default: every image under the root)")
     p.add_argument("--out", required=True, help="output feature store .npz")
     p.add_argument("--no-flip", action="store_true", help="do not also embed the horizontally flipped images")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=None, help="image reader processes (default min(4, CPUs))")
+    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--workers", type=int_range(0, 256), default=None, help="image reader processes (default min(4, CPUs))")
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     p.add_argument("--preprocess", default=None,
                    help="override preprocessing, e.g. 'color=BGR,std=127.5,fit=resize' (fields color, mean, std, size, fit)")
@@ -31,17 +33,36 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
+def check_embed_outputs(args) -> None:
+    """--out (a .npz) and --cache-dir, checked before anything is read; no input may be written over."""
     from pathlib import Path
 
     from arface_repro.errors import ConfigError
+    from arface_repro.utils.outputs import Output, check_outputs, spec_files
+
+    if not str(args.out).endswith(".npz"):
+        raise ConfigError(f"--out {args.out}: a feature store is an .npz file; give a name ending in .npz")
+    outs = [Output(args.out, "--out")]
+    if args.cache_dir:
+        outs.append(Output(args.cache_dir, "--cache-dir", kind="dir"))
+    default_lm = Path(args.data_root) / "landmarks.txt"
+    check_outputs(outs, [args.list, args.landmarks, default_lm if default_lm.is_file() else None,
+                         *spec_files(args.model)])
+
+
+def run(args) -> int:
+    from pathlib import Path
+
     from arface_repro.eval.embed import extract_features, landmarks_source
     from arface_repro.eval.image_list import read_image_list
     from arface_repro.io.feature_store import save_feature_store
     from arface_repro.models.backends import load_model
 
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    check_embed_outputs(args)
+    if args.preprocess:  # its fields are checked now, not after the model is loaded
+        from arface_repro.models.preprocess import GENERIC
+
+        GENERIC.with_overrides(args.preprocess)
     paths = read_image_list(args.list) if args.list else None
     model = load_model(args.model, device=args.device, preprocess=args.preprocess)
     lm, lm_info = None, {"source": "unused"}

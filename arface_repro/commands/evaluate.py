@@ -86,6 +86,12 @@ def run(args) -> int:
         raise ConfigError("--label names precomputed features; with --model the record names the model spec")
     _init_distributed(cls)
     proto = cls(opts)
+    check_evaluate_outputs(proto, opts)
+    if opts.preprocess:  # checked now, not after the protocol's images are listed and the model loaded
+        from arface_repro.models.preprocess import GENERIC
+
+        GENERIC.with_overrides(opts.preprocess)
+    proto.check_options()
     store = _features(proto, opts)
     record = proto.evaluate(store)
     if proto.shards and proto.ctx.rank != 0:
@@ -96,6 +102,46 @@ def run(args) -> int:
     print(format_metrics(record))
     print(f"record: {path}")
     return 0
+
+
+# options whose values are output locations, or not paths at all
+_NOT_INPUTS = {"out", "runs_dir", "save_features", "cache_dir", "data_root", "protocol", "label", "rule", "device",
+               "preprocess", "flip", "model"}
+
+
+def check_evaluate_outputs(proto, opts) -> None:
+    """The record (and its scores sidecar), --save-features and --cache-dir, checked before any feature is read:
+    a bad location, or an output that is one of the run's input files, is an error now, not after the work."""
+    from pathlib import Path
+
+    from arface_repro.errors import ConfigError
+    from arface_repro.io.records import SIDECAR_SUFFIX
+    from arface_repro.utils.outputs import Output, check_outputs, spec_files
+
+    outs = []
+    if opts.out:
+        outs += [Output(opts.out, "--out"), Output(Path(opts.out).with_suffix(SIDECAR_SUFFIX), "--out (scores sidecar)")]
+    else:
+        outs.append(Output(opts.runs_dir, "--runs-dir", kind="dir"))
+    if opts.save_features:
+        if not opts.model:
+            raise ConfigError("--save-features keeps the features a --model extraction computes; with --features "
+                              "the store already exists")
+        if not str(opts.save_features).endswith(".npz"):
+            raise ConfigError(f"--save-features {opts.save_features}: a feature store is an .npz file; give a name "
+                              f"ending in .npz")
+        outs.append(Output(opts.save_features, "--save-features"))
+    if opts.model and opts.cache_dir and opts.cache_dir != "none":
+        outs.append(Output(opts.cache_dir, "--cache-dir", kind="dir"))
+    inputs = [v for k, v in vars(opts).items() if k not in _NOT_INPUTS and isinstance(v, str) and v
+              and Path(v).exists()]
+    inputs += spec_files(opts.model)
+    if proto.data_root is not None:  # the protocol's files under the data root (not the root as a whole)
+        inputs += [proto.data_root / rel for rel in proto.spec.layout.values()
+                   if (proto.data_root / rel).is_file()]
+        if (proto.data_root / "landmarks.txt").is_file():
+            inputs.append(proto.data_root / "landmarks.txt")
+    check_outputs(outs, inputs)
 
 
 def _features(proto, opts):

@@ -64,9 +64,14 @@ def _export(module, args: tuple, output, input_names, dynamic, opset: int, meta:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         with torch.no_grad():
-            torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=["embeddings"],
-                              dynamic_axes={**{n: {0: "batch"} for n in dynamic}, "embeddings": {0: "batch"}},
-                              opset_version=opset, dynamo=False, do_constant_folding=True)
+            try:
+                torch.onnx.export(module, args, str(tmp), input_names=input_names, output_names=["embeddings"],
+                                  dynamic_axes={**{n: {0: "batch"} for n in dynamic}, "embeddings": {0: "batch"}},
+                                  opset_version=opset, dynamo=False, do_constant_folding=True)
+            except (torch.onnx.errors.OnnxExporterError, torch.onnx.errors.UnsupportedOperatorError,
+                    torch.onnx.errors.SymbolicValueError) as exc:
+                raise ConfigError(f"{output}: the network cannot be exported at opset {opset} "
+                                  f"({' '.join(str(exc).split())[:200]})") from None
         _write_metadata(tmp, meta)
         return check(tmp) if check is not None else None
 
@@ -186,7 +191,30 @@ def export_model_onnx(spec: str, output: str, opset: int = 17, check: bool = Tru
     return {"inputs": names, "diff": diff, "diff_kind": "max |difference| of unit embeddings", "attention_mask": state}
 
 
+def opset_range() -> tuple[int, int]:
+    """The opsets torch's TorchScript-based exporter (the one used here) can write."""
+    try:
+        from torch.onnx import _constants as c
+
+        return int(c.ONNX_MIN_OPSET), int(getattr(c, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", c.ONNX_MAX_OPSET))
+    except (ImportError, AttributeError):  # pragma: no cover - other torch layouts
+        return 7, 17
+
+
+def check_export_args(args) -> None:
+    """Opset, output and inputs, before the network is built or any file written."""
+    from arface_repro.utils.outputs import Output, check_outputs, spec_files
+
+    lo, hi = opset_range()
+    if not lo <= args.opset <= hi:
+        raise ConfigError(f"--opset {args.opset}: this PyTorch exports opsets {lo}..{hi}")
+    if not str(args.output).lower().endswith(".onnx"):
+        raise ConfigError(f"-o {args.output}: an ONNX model file ends in .onnx")
+    check_outputs([Output(args.output, "-o")], [args.checkpoint, *spec_files(args.model)])
+
+
 def run(args) -> int:
+    check_export_args(args)
     if args.model:
         if args.arch or args.checkpoint:
             raise ConfigError("export-onnx: give either ARCH --checkpoint PATH or --model SPEC, not both")

@@ -1,14 +1,18 @@
 """`arface inspect-rec PREFIX`: counts and integrity check of a `.rec`/`.idx` pair.
 
 Prints records, images, identities and image sizes. Checks that every record's framing and IRHeader
-read, every image decodes, labels are class ids, and (insightface layout) identity records tile the
-image keys 1..first-1 in order with every image's label equal to its identity. Exits 1 on any problem.
+read, every image decodes, labels are class ids, no two keys point at one record and every record is
+reachable, each record's header id equals its key (when the writer sets ids, as insightface, mxnet and this
+package do), and (insightface layout) identity records tile the image keys 1..first-1 in order with every
+image's label equal to its identity. Exits 1 on any problem (2 on a file that cannot be opened).
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
+
+import numpy as np
 
 MAX_LISTED = 20
 
@@ -36,6 +40,8 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
 
     reader = IndexedRecordReader(f"{prefix}.idx", f"{prefix}.rec")
     problems: list[str] = []
+    if len(reader) == 0:
+        problems.append(f"{reader.idx_path} lists no records (an empty or truncated-to-nothing pair of files)")
     # every physical byte of the .rec parses as records, and .idx offsets point at record starts
     try:
         starts = {off for off, _ in RecordReader(reader.rec_path).iter_with_offsets()}
@@ -52,6 +58,18 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
             problems.append(
                 f"{reader.rec_path} holds {len(starts)} records but {reader.idx_path} lists {len(reader)}"
             )
+        unreferenced = sorted(starts - {reader.offset(k) for k in reader.keys})
+        if unreferenced:
+            problems.append(f"{reader.rec_path}: {len(unreferenced)} record(s) no key of {reader.idx_path} points at "
+                            f"(unreachable), e.g. the record at offset {unreferenced[0]}")
+    # two keys at one offset: one record is read twice and another is unreachable
+    by_offset: dict[int, list[int]] = {}
+    for key in reader.keys:
+        by_offset.setdefault(reader.offset(key), []).append(key)
+    for off, keys in by_offset.items():
+        if len(keys) > 1:
+            problems.append(f"{reader.idx_path}: keys {', '.join(map(str, keys[:5]))} all point at offset {off} "
+                            f"(one record read as {len(keys)})")
 
     headers = {}
     for key in reader.keys:
@@ -65,9 +83,27 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
         except FormatError as exc:
             problems.append(f"{reader.rec_path}: key {key}: {exc}")
 
+    # header ids: writers that set them (insightface, mxnet im2rec, this package) use id = key
+    if any(h.id == key and key != 0 for key, (h, _) in headers.items()):
+        wrong = [(key, h.id) for key, (h, _) in headers.items() if h.id != key]
+        for key, hid in wrong[:MAX_LISTED]:
+            problems.append(f"{reader.rec_path}: key {key} reads a record whose header id is {hid} (expected {key})")
+        if len(wrong) > MAX_LISTED:
+            problems.append(f"{reader.rec_path}: {len(wrong) - MAX_LISTED} more records whose header id differs "
+                            f"from their key")
+
     header_range = None
+    claimed = None
     if 0 in headers and headers[0][0].flag == 2:
-        first, end = (int(v) for v in headers[0][0].label)
+        first, end = (float(v) for v in headers[0][0].label)
+        if all(np.isfinite([first, end])) and first == int(first) and end == int(end) \
+                and 1 <= first <= end and end - 1 <= len(reader):
+            claimed = (int(first), int(end))
+        else:
+            problems.append(f"{reader.rec_path}: header record 0 gives the range [{first:g}, {end:g}), which "
+                            f"{len(reader)} keys cannot hold; keys read as images")
+    if claimed is not None:
+        first, end = claimed
         header_range = (first, end)
         image_keys = list(range(1, first))
         ident_keys = list(range(first, end))
@@ -83,7 +119,7 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
             continue
         header, payload = headers[key]
         lab = header.label if header.flag == 0 else header.label[0]
-        if lab != int(lab) or lab < 0:
+        if not np.isfinite(lab) or lab != int(lab) or lab < 0:
             problems.append(f"key {key}: label {lab} is not a class id")
         else:
             labels[key] = int(lab)
@@ -103,7 +139,12 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
             if h.flag != 2:
                 problems.append(f"identity record {key}: flag {h.flag}, expected 2 ([start, end) range)")
                 continue
-            start, stop = (int(v) for v in h.label)
+            a, b = (float(v) for v in h.label)
+            if not (np.isfinite(a) and np.isfinite(b) and a == int(a) and b == int(b)) or not 1 <= a <= b <= first:
+                problems.append(f"identity record {key} (class {c}): range [{a:g}, {b:g}) is not a range of image "
+                                f"keys 1..{first - 1}")
+                continue
+            start, stop = int(a), int(b)
             if start != expected_start or stop < start:
                 problems.append(
                     f"identity record {key} (class {c}): range [{start}, {stop}) does not follow {expected_start}"

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from arface_repro.utils.argtypes import float_range
+
     p = sub.add_parser("plot-roc", help="plot ROC curves from result records",
                        description="Draw one ROC curve per result record (log-FAR axis; legend with the headline metric).")
     p.add_argument("records", nargs="+", help="result record JSON files")
     p.add_argument("-o", "--out", required=True, help="figure file (.png, .pdf, .svg)")
     p.add_argument("--label", action="append", help="legend label per record (repeat; default: model or file name)")
     p.add_argument("--title", help="figure title")
-    p.add_argument("--xmin", type=float, help="smallest FAR on the axis")
+    p.add_argument("--xmin", type=float_range(0.0, 1.0, lo_open=True, hi_open=True), help="smallest FAR on the axis")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from arface_repro.eval.plots import plot_roc
+    from arface_repro.eval.plots import check_figure_path, plot_roc
     from arface_repro.io.records import load_record
+    from arface_repro.utils.outputs import Output, check_outputs
 
+    check_figure_path(args.out)
+    check_outputs([Output(args.out, "-o")], args.records)
     recs = []
     for path in args.records:
         rec = load_record(path)

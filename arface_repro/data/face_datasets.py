@@ -93,26 +93,28 @@ def template_landmarks(height: int, width: int) -> np.ndarray:
 
 def read_landmarks_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Parse a landmarks file into {relpath: float32 (5, 2)}; malformed lines raise FormatError."""
+    from arface_repro.utils.textfile import read_text
+
     out: dict[str, np.ndarray] = {}
-    with open(path, "r", encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            fields = text.rsplit(None, 10)
-            try:
-                if len(fields) != 11:
-                    raise ValueError
-                pts = np.array([float(v) for v in fields[1:]], dtype=np.float32).reshape(5, 2)
-                if not np.all(np.isfinite(pts)):
-                    raise ValueError
-            except ValueError:
-                raise FormatError(
-                    f"{path}: line {lineno}: expected 'relpath x1 y1 ... x5 y5' (10 numbers), got {text!r}"
-                ) from None
-            if fields[0] in out:
-                raise FormatError(f"{path}: line {lineno}: duplicate entry for {fields[0]!r}")
-            out[fields[0]] = pts
+    for lineno, line in enumerate(read_text(path, "landmarks file").splitlines(), 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        fields = text.rsplit(None, 10)
+        try:
+            if len(fields) != 11:
+                raise ValueError
+            pts64 = np.array([float(v) for v in fields[1:]], dtype=np.float64)
+            if not (np.all(np.isfinite(pts64)) and np.abs(pts64).max() < 1e6):  # pixels; also no float32 overflow
+                raise ValueError
+            pts = pts64.astype(np.float32).reshape(5, 2)
+        except ValueError:
+            raise FormatError(
+                f"{path}: line {lineno}: expected 'relpath x1 y1 ... x5 y5' (10 numbers), got {text!r}"
+            ) from None
+        if fields[0] in out:
+            raise FormatError(f"{path}: line {lineno}: duplicate entry for {fields[0]!r}")
+        out[fields[0]] = pts
     return out
 
 
@@ -186,10 +188,16 @@ class RecFaceDataset(_Base):
         if 0 in self.reader:
             header, _ = self._unpack(0)
             if header.flag == 2:
-                first, end = int(header.label[0]), int(header.label[1])
-                if not 1 <= first <= end:
-                    raise FormatError(f"{rec_path}: record 0 header range [{first}, {end}) is invalid")
-                self.header_range = (first, end)
+                first, end = (float(v) for v in header.label)
+                # the range must be integers that the .idx can hold (a huge claim would allocate billions of keys)
+                if not (np.isfinite(first) and np.isfinite(end) and first == int(first) and end == int(end)
+                        and 1 <= first <= end):
+                    raise FormatError(f"{rec_path}: record 0 header range [{first:g}, {end:g}) is invalid")
+                if end - 1 > len(self.reader):  # more keys than the .idx holds: name the first missing one (the
+                    # search stays within len + 1 keys, so a huge claim allocates nothing)
+                    k = next(k for k in range(1, len(self.reader) + 2) if k not in self.reader)
+                    raise FormatError(f"{idx_path}: header record 0 says keys 1..{end - 1:.0f} exist; missing key {k}")
+                self.header_range = (int(first), int(end))
         if self.header_range is not None:
             first, end = self.header_range
             self.image_keys = list(range(1, first))
@@ -202,6 +210,10 @@ class RecFaceDataset(_Base):
         else:
             self.image_keys = list(self.reader.keys)
             self.num_classes = int(self.labels.max()) + 1 if len(self.image_keys) else 0
+            if self.num_classes > len(self.image_keys):  # a class needs an image; a stray huge id would size the head
+                raise FormatError(f"{rec_path}: class id {self.num_classes - 1} (key "
+                                  f"{self.image_keys[int(np.argmax(self.labels))]}) but only {len(self.image_keys)} "
+                                  f"images: labels must be class ids 0..C-1")
         self.landmark_source = "the alignment template"
         if self.image_keys:
             first_header, _ = self._unpack(self.image_keys[0])
@@ -245,7 +257,10 @@ class RecFaceDataset(_Base):
                 raise FormatError(
                     f"{self.reader.rec_path}: identity record {key} has flag {header.flag}, expected 2"
                 )
-            out.append((int(header.label[0]), int(header.label[1])))
+            a, b = (float(v) for v in header.label)
+            if not (np.isfinite(a) and np.isfinite(b) and a == int(a) and b == int(b)):
+                raise FormatError(f"{self.reader.rec_path}: identity record {key} has range [{a:g}, {b:g})")
+            out.append((int(a), int(b)))
         return out
 
     def __len__(self) -> int:

@@ -16,7 +16,7 @@ from typing import Iterable
 import numpy as np
 
 from arface_repro.data.face_datasets import decode_image, pack_image_record
-from arface_repro.errors import ConfigError, FormatError
+from arface_repro.errors import FormatError
 from arface_repro.io.recordio import IndexedRecordWriter, IRHeader, pack
 
 
@@ -34,36 +34,14 @@ def jpeg_payload(data: bytes, where: str, reencode: bool = False, quality: int =
     return data, False, img.shape[:2]
 
 
-def _inside(path: Path, folder: Path) -> bool:
-    try:
-        path.relative_to(folder)
-        return True
-    except ValueError:
-        return False
-
-
 def check_output_prefix(out_prefix: str | os.PathLike, suffixes: Iterable[str],
                         inputs: Iterable[str | os.PathLike] = ()) -> list[Path]:
-    """The output files OUT_PREFIX+suffix, checked before any work: none is a folder or one of the inputs, none
-    lies inside an input folder, and their folder exists (or can be made) and is writable. ConfigError otherwise."""
+    """The output files OUT_PREFIX+suffix, checked before any work (`arface_repro.utils.outputs`): none is a
+    folder, an input or inside an input folder, and their folder exists (or can be made) and is writable."""
+    from arface_repro.utils.outputs import Output, check_outputs
+
     outs = [Path(f"{out_prefix}{s}") for s in suffixes]
-    ins = [Path(p).resolve() for p in inputs]
-    for out in outs:
-        real = out.resolve()
-        for src in ins:
-            if real == src or (src.is_dir() and _inside(real, src)):
-                raise ConfigError(f"output {out} would be written {'over' if real == src else 'inside'} the input {src}; "
-                                  f"choose an output outside the inputs")
-        if out.is_dir():
-            raise ConfigError(f"output {out} is a folder")
-        parent = out.parent
-        probe = parent
-        while not probe.exists():
-            probe = probe.parent
-        if not probe.is_dir():
-            raise ConfigError(f"output {out}: {probe} is not a folder")
-        if not os.access(probe, os.W_OK | os.X_OK):
-            raise ConfigError(f"output {out}: folder {probe} is not writable")
+    check_outputs([Output(o, "OUT_PREFIX") for o in outs], inputs)
     return outs
 
 

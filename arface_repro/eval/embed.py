@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval.image_list import list_images, read_image_list  # noqa: F401  (re-exported)
+from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, load_feature_store, normalize_rel_path, save_feature_store
 
 __all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list", "cache_key",
@@ -73,7 +73,8 @@ class _ImageDataset:
                 lm = fit_landmarks(lm, rgb.shape[:2], self.preprocess)
             return i, fitted, lm, None
         except Exception as exc:  # returned, not raised: worker exceptions lose their type and message
-            return i, None, None, f"{full}: {exc}"
+            msg = str(exc)
+            return i, None, None, msg if msg.startswith(str(full)) else f"{full}: {msg}"
 
 
 def fit_landmarks(lm: np.ndarray, src_hw: tuple[int, int], preprocess) -> np.ndarray:
@@ -201,6 +202,8 @@ def extract_features(
     if not root.is_dir():
         raise MissingDataError(f"{root}: data root is not a directory")
     given = list_images(root) if rel_paths is None else [normalize_rel_path(p) for p in rel_paths]
+    if rel_paths is not None:
+        check_inside_root(given, f"images to embed under {root}")
     paths = _dedupe(given)
     if align is not None:
         align = np.asarray(align, np.float32)
@@ -294,6 +297,9 @@ def extract_for_protocol(proto, opts) -> FeatureStore:
     if opts.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {opts.batch_size}")
     req = proto.images()
+    if req.arrays is None:
+        files = ", ".join(sorted(set(proto.files.values()))) or f"--data-root {req.root}"
+        check_inside_root(req.paths, f"{proto.name} {req.what} listed in {files}")
     device = None if opts.device in (None, "auto") else opts.device
     m = load_model(opts.model, device=device, preprocess=opts.preprocess)
     flip = proto.wants_flip()

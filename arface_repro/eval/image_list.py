@@ -25,28 +25,49 @@ def list_images(data_root: str | os.PathLike, exts: tuple[str, ...] = IMAGE_EXTS
     return sorted(out)
 
 
+def outside_root(p: str) -> str | None:
+    """Why the '/'-path `p` would leave the data root it is relative to (None when it stays inside)."""
+    if p.startswith("/") or p.startswith("\\") or (len(p) > 1 and p[1] == ":"):
+        return "is absolute"
+    if ".." in p.split("/"):
+        return "has a '..' component"
+    if "\x00" in p:
+        return "contains a NUL byte"
+    return None
+
+
+def check_inside_root(paths, where: str) -> None:
+    """FormatError naming the first path (relative to a data root) that is absolute or has a '..' component."""
+    for p in paths:
+        why = outside_root(str(p).replace("\\", "/"))
+        if why:
+            raise FormatError(f"{where}: image path {str(p)!r} {why}; paths must stay inside the data root")
+
+
 def read_image_list(path: str | os.PathLike) -> list[str]:
     """Relative image paths from a text file, one per line; blank lines and '#' comments are skipped.
 
-    Extra whitespace-separated fields after the path (e.g. a label) are ignored. Absolute paths and
-    duplicates are errors naming the line.
+    Extra whitespace-separated fields after the path (e.g. a label) are ignored. Absolute paths, paths with a
+    '..' component (they would leave the data root) and duplicates are errors naming the line.
     """
+    from arface_repro.utils.textfile import read_text
+
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: image list not found")
     out, seen = [], {}
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            s = line.strip()
-            if not s or s.startswith("#"):
-                continue
-            p = s.split()[0].replace("\\", "/")
-            if p.startswith("/") or ":" in p[:3]:
-                raise FormatError(f"{path}:{lineno}: {p!r} is absolute; list paths relative to the data root")
-            if p in seen:
-                raise FormatError(f"{path}:{lineno}: {p!r} repeats line {seen[p]}")
-            seen[p] = lineno
-            out.append(p)
+    for lineno, line in enumerate(read_text(path, "image list").splitlines(), start=1):
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        p = s.split()[0].replace("\\", "/")
+        why = outside_root(p)
+        if why:
+            raise FormatError(f"{path}:{lineno}: {p!r} {why}; list paths relative to the data root, inside it")
+        if p in seen:
+            raise FormatError(f"{path}:{lineno}: {p!r} repeats line {seen[p]}")
+        seen[p] = lineno
+        out.append(p)
     if not out:
         raise FormatError(f"{path}: the image list is empty")
     return out

@@ -88,11 +88,11 @@ def kfold_accuracy(
     thr = np.zeros(len(fold_ids))
     tars = np.zeros(len(fold_ids)) if target_far is not None else None
     fars = np.zeros(len(fold_ids)) if target_far is not None else None
+    if len(fold_ids) < 2:  # one fold would tune the threshold on its own test pairs (protocols check this first)
+        raise ValueError(f"k-fold accuracy needs at least 2 folds, got {len(fold_ids)}")
     for i, f in enumerate(fold_ids):
         test = folds == f
         train = ~test
-        if not train.any():  # a single fold: select and report on the same pairs
-            train = test
         counts = _correct_counts(dist[train], issame[train], thresholds)
         best = int(np.argmax(counts))
         thr[i] = thresholds[best]

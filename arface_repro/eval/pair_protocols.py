@@ -34,7 +34,7 @@ from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
 from arface_repro.eval.roc import roc_points
 from arface_repro.io.feature_store import FeatureStore
 from arface_repro.io.insightface_bin import bin_pairs
-from arface_repro.io.pairs import (PairList, parse_calfw_pairs, parse_cfp_pairs, parse_cplfw_pairs,
+from arface_repro.io.pairs import (PairList, check_folds, parse_calfw_pairs, parse_cfp_pairs, parse_cplfw_pairs,
                                    parse_label_pairs, parse_lfw_pairs)
 
 PAIR_PROTOCOLS = ("lfw", "calfw", "cplfw", "cfp-fp", "cfp-ff", "agedb30", "bin")
@@ -48,7 +48,28 @@ _DEFAULT_FILES = {"lfw": "pairs.txt", "calfw": "pairs_CALFW.txt", "cplfw": "pair
 
 def load_pair_protocol(name: str, pairs: str | os.PathLike | None = None,
                        data_root: str | os.PathLike | None = None, image_dir: str = "") -> PairList:
-    """Parse the pair list of protocol `name` from `pairs` (or its default file under `data_root`)."""
+    """Parse the pair list of protocol `name` from `pairs` (or its default file under `data_root`), with the fold
+    structure its definition requires checked (`FOLD_RULES`)."""
+    pl = _parse_pair_protocol(name, pairs, data_root, image_dir)
+    check_folds(pl.fold, pl.issame, pl.source, f"{name} ({FOLD_TEXT[name]})", range(10), numbering="1-based",
+                **FOLD_RULES[name])
+    return pl
+
+
+# The fold structure each definition requires (all: 10 folds). LFW View 2: 10 folds of n matched + n mismatched
+# (300 in pairs.txt; a header `10 n` subset is accepted); CALFW/CPLFW (FaceX-Zoo): fold i = positives[s*i:s*(i+1)] +
+# negatives[...]; CFP: Split/*/01..10 with as many same as diff pairs, the same count in every fold (350);
+# AgeDB-30: 10 x 600 = 300 + 300; `.bin` sets: KFold(10) blocks of the pair list (sizes differ by at most one).
+FOLD_RULES = {"lfw": {"balanced": True, "equal_sizes": True}, "calfw": {"balanced": True, "equal_sizes": True},
+              "cplfw": {"balanced": True, "equal_sizes": True}, "cfp-fp": {"balanced": True, "equal_sizes": True},
+              "cfp-ff": {"balanced": True, "equal_sizes": True}, "agedb30": {"balanced": True, "fold_size": 600},
+              "bin": {}}
+FOLD_TEXT = {"lfw": "pairs.txt header '10 n'", "calfw": "FaceX-Zoo folds", "cplfw": "FaceX-Zoo folds",
+             "cfp-fp": "Split/FP/01..10", "cfp-ff": "Split/FF/01..10", "agedb30": "blocks of 600 lines",
+             "bin": "KFold(10) blocks"}
+
+
+def _parse_pair_protocol(name, pairs, data_root, image_dir) -> PairList:
     if name not in PAIR_PROTOCOLS:
         raise ConfigError(f"unknown pair protocol {name!r}; expected one of {', '.join(PAIR_PROTOCOLS)}")
     if name in ("cfp-fp", "cfp-ff"):

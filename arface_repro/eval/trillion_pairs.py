@@ -75,6 +75,8 @@ def evaluate(probes, probe_ids: Sequence, distractors, *, ver_fpr: float = 1e-9,
     n_gen = int((id_cnt * (id_cnt - 1) // 2).sum())
     if n_gen == 0:
         raise FormatError("no identity has two probe images: no genuine pairs")
+    if m == 0:  # identification needs distractors to rank against; verification would have no distractor pairs
+        raise FormatError("the distractor matrix has no rows: Trillion-Pairs scores probes against distractors")
     n_imp = n * m + n * (n - 1) // 2 - n_gen
     k_ver = strict_k(ver_fpr, n_imp) + 1
     p = l2n(np.asarray(probes, np.float32))

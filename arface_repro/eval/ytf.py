@@ -48,7 +48,9 @@ def read_splits(path: str | os.PathLike) -> YTFPairs:
     if not path.is_file():
         raise MissingDataError(f"{path}: YTF splits file not found")
     split, v1, v2, same = [], [], [], []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    from arface_repro.utils.textfile import read_lines
+
+    lines = read_lines(path, "YTF splits file")
     for ln, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -64,7 +66,8 @@ def read_splits(path: str | os.PathLike) -> YTFPairs:
         if lab not in (0, 1):
             raise FormatError(f"{path}:{ln}: last field (same) must be 0 or 1, got {lab}")
         for v in (f[2], f[3]):
-            if v.count("/") != 1:
+            parts = v.split("/")
+            if len(parts) != 2 or any(p in ("", ".", "..") or "\\" in p for p in parts):
                 raise FormatError(f"{path}:{ln}: video {v!r} is not 'Person/videoIdx'")
         split.append(s)
         v1.append(f[2])
@@ -129,8 +132,17 @@ def pair_distances(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "n
     return out
 
 
+def check_splits(pairs: YTFPairs) -> None:
+    """YTF's fold structure: splits 1..10, each with as many same as different pairs and all of one size (500)."""
+    from arface_repro.io.pairs import check_folds
+
+    check_folds(pairs.split, pairs.issame, pairs.source, "ytf (folds = the split field)", range(1, 11),
+                balanced=True, equal_sizes=True)
+
+
 def evaluate(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "none", prefix: str = "") -> dict:
     """10-fold accuracy with folds = splits; returns {'accuracy' (mean), 'std', 'per_fold', 'thresholds'}."""
+    check_splits(pairs)
     dist = pair_distances(store, pairs, pooling, flip, prefix)
     result = kfold_call(dist, pairs.issame, pairs.split)
     return {"accuracy": result.mean, "std": result.std, "per_fold": result.accuracy.tolist(),

@@ -31,17 +31,60 @@ class BlufrConfig:
         return len(self.test_index)
 
 
+def _integers(arr, where: str) -> np.ndarray:
+    """A numeric MATLAB array as int64, refusing text, NaN/inf and non-integral values (never truncated)."""
+    a = np.asarray(arr)
+    if a.dtype == object or a.dtype.kind not in "iuf":
+        raise FormatError(f"{where} must be numeric, got MATLAB {a.dtype.kind!r} data ({a.dtype})")
+    a = a.ravel()
+    if a.dtype.kind == "f":
+        bad = ~np.isfinite(a) | (a != np.round(a))
+        if bad.any():
+            raise FormatError(f"{where} must hold integers, got {float(a[np.argmax(bad)])!r}")
+    return a.astype(np.int64)
+
+
 def _cell(cfg: dict, key: str, path: Path, n: int) -> list[np.ndarray]:
     cell = cfg.get(key)
     if cell is None:
         return []
     out = []
     for t, arr in enumerate(np.asarray(cell, dtype=object).ravel()):
-        idx = np.asarray(arr).ravel().astype(np.int64)
+        where = f"{path}: {key}{{{t + 1}}}"
+        idx = _integers(arr, where)
         if idx.size and (idx.min() < 1 or idx.max() > n):
-            raise FormatError(f"{path}: {key}{{{t + 1}}} has indices outside 1..{n}")
+            raise FormatError(f"{where} has indices outside 1..{n}")
+        if np.unique(idx).size != idx.size:
+            raise FormatError(f"{where} repeats an image index (each image is in a set once)")
         out.append(idx - 1)
     return out
+
+
+def _name(x, path: Path, k: int) -> str:
+    a = np.asarray(x).ravel()
+    if a.size != 1 or a.dtype.kind != "U" or not str(a[0]).strip():
+        raise FormatError(f"{path}: imageList{{{k + 1}}} is not a file name (got {a.dtype} of {a.size} elements)")
+    return str(a[0])
+
+
+def _check_trial(c: "BlufrConfig", t: int, path: Path) -> None:
+    """Each trial has what EvalROC / OpenSetROC need: genuine and impostor test pairs, a gallery, genuine and
+    impostor probes."""
+    test, gal, prob = c.test_index[t], c.gal_index[t], c.prob_index[t]
+    where = f"{path}: trial {t + 1}"
+    for name, idx in (("testIndex", test), ("galIndex", gal), ("probIndex", prob)):
+        if idx.size == 0:
+            raise FormatError(f"{where}: {name}{{{t + 1}}} is empty")
+    _, counts = np.unique(c.labels[test], return_counts=True)
+    if not (counts > 1).any():
+        raise FormatError(f"{where}: the test set has no genuine pair (no class with two images)")
+    if counts.size < 2:
+        raise FormatError(f"{where}: the test set has no impostor pair (one class only)")
+    mated = np.isin(c.labels[prob], c.labels[gal])
+    if not mated.any():
+        raise FormatError(f"{where}: no probe has a mate in the gallery (open-set DIR needs genuine probes)")
+    if mated.all():
+        raise FormatError(f"{where}: every probe has a mate in the gallery (open-set FAR needs impostor probes)")
 
 
 def load_blufr_config(path: str | os.PathLike) -> BlufrConfig:
@@ -53,19 +96,30 @@ def load_blufr_config(path: str | os.PathLike) -> BlufrConfig:
     try:
         cfg = scipy.io.loadmat(path)
     except Exception as exc:  # noqa: BLE001 - scipy raises several types for bad files
-        raise FormatError(f"{path}: not a readable MATLAB .mat file ({exc})") from exc
+        raise FormatError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:200]})") from None
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise FormatError(f"{path}: BLUFR config lacks variable(s) {', '.join(missing)}")
-    names = [str(np.asarray(x).ravel()[0]) for x in np.asarray(cfg["imageList"], dtype=object).ravel()]
-    labels = np.asarray(cfg["labels"]).ravel().astype(np.int64)
+    names = [_name(x, path, k) for k, x in enumerate(np.asarray(cfg["imageList"], dtype=object).ravel())]
+    if not names:
+        raise FormatError(f"{path}: imageList is empty")
+    seen: dict[str, int] = {}
+    for k, nm in enumerate(names):
+        if nm in seen:
+            raise FormatError(f"{path}: imageList{{{k + 1}}} repeats {nm!r} (imageList{{{seen[nm] + 1}}})")
+        seen[nm] = k
+    labels = _integers(cfg["labels"], f"{path}: labels")
     n = len(names)
     if labels.size != n:
         raise FormatError(f"{path}: {labels.size} labels for {n} images")
     c = BlufrConfig(names, labels, _cell(cfg, "trainIndex", path, n), _cell(cfg, "testIndex", path, n),
                     _cell(cfg, "galIndex", path, n), _cell(cfg, "probIndex", path, n), str(path))
     if not (len(c.test_index) == len(c.gal_index) == len(c.prob_index)) or not c.test_index:
-        raise FormatError(f"{path}: testIndex, galIndex and probIndex must have the same (non-zero) number of trials")
+        raise FormatError(f"{path}: testIndex, galIndex and probIndex must have the same (non-zero) number of trials; "
+                          f"found {len(c.test_index)}, {len(c.gal_index)} and {len(c.prob_index)}")
+    for t in range(c.n_trials):
+        _check_trial(c, t, path)
     return c
 
 

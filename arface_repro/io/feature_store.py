@@ -96,9 +96,15 @@ def validate(store: FeatureStore) -> None:
         raise FormatError(f"{src}: 'features' must be floating point, got {f.dtype}")
     if store.flip_features is not None and store.flip_features.shape != f.shape:
         raise FormatError(f"{src}: 'flip_features' has shape {store.flip_features.shape}, 'features' {f.shape}")
-    for p in store.paths[:1000]:
-        if p.startswith("/") or ":" in p[:3]:
-            raise FormatError(f"{src}: path {p!r} is absolute; store paths relative to the dataset root")
+    if n:
+        absolute = np.char.startswith(store.paths, "/") | (np.char.find(np.char.ljust(store.paths, 3).astype("<U3"), ":") >= 0)
+        if absolute.any():
+            i = int(np.argmax(absolute))
+            raise FormatError(f"{src}: path {str(store.paths[i])!r} (row {i}) is absolute ({int(absolute.sum())} such "
+                              f"rows); store paths relative to the dataset root")
+        empty = np.char.str_len(store.paths) == 0
+        if empty.any():
+            raise FormatError(f"{src}: row {int(np.argmax(empty))} has an empty path")
     uniq, counts = np.unique(store.paths, return_counts=True)
     if (counts > 1).any():
         dup = uniq[counts > 1]
@@ -112,6 +118,16 @@ def validate(store: FeatureStore) -> None:
         zero = ~(arr != 0).any(axis=1)
         if zero.any():
             raise FormatError(f"{src}: all-zero {name} row for {store.paths[np.argmax(zero)]} ({int(zero.sum())} such rows)")
+        if arr.size:
+            # protocols add the flipped pass and normalise in float32: a row whose squared norm (or sum with its
+            # flip) overflows float32 would silently become a zero vector, so such magnitudes are refused
+            limit = np.float64(np.sqrt(np.finfo(np.float32).max / (4.0 * arr.shape[1])))
+            big = np.maximum(arr.max(axis=1), -arr.min(axis=1)).astype(np.float64) > limit
+            if big.any():
+                i = int(np.argmax(big))
+                raise FormatError(f"{src}: {name} row for {store.paths[i]} has values of magnitude "
+                                  f"{float(np.abs(arr[i]).max()):.3g}, too large for float32 arithmetic (limit "
+                                  f"{limit:.3g} at {arr.shape[1]} dims; {int(big.sum())} such rows)")
 
 
 def load_feature_store(path: str | os.PathLike) -> FeatureStore:
@@ -128,10 +144,11 @@ def load_feature_store(path: str | os.PathLike) -> FeatureStore:
             paths = z["paths"]
             flip = z["flip_features"] if "flip_features" in keys else None
             meta = {k: z[k].tolist() for k in keys - {"features", "paths", "flip_features"}}
-    except (ValueError, OSError) as exc:
-        if isinstance(exc, FormatError):
-            raise
-        raise FormatError(f"{path}: not a readable .npz feature store ({exc})") from exc
+    except FormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - truncated/foreign files: BadZipFile, EOFError, ValueError, zlib.error ...
+        raise FormatError(f"{path}: not a readable .npz feature store ({type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())[:200]})") from None
     return FeatureStore(features=features, paths=paths, flip_features=flip, source=str(path), meta=meta)
 
 
@@ -151,6 +168,6 @@ def save_feature_store(
         arrays["flip_features"] = store.flip_features
     for k, v in meta.items():
         arrays[k] = np.asarray(v)
-    with atomic_path(path) as tmp:
-        np.savez(tmp, **arrays)
+    with atomic_path(path, clean_stale=True) as tmp, open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
+        np.savez(fh, **arrays)
     return Path(path)

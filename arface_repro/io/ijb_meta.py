@@ -25,8 +25,9 @@ from arface_repro.errors import FormatError, MissingDataError
 def _lines(path: Path) -> list[str]:
     if not path.is_file():
         raise MissingDataError(f"{path}: IJB meta file not found")
-    with open(path, "r", encoding="utf-8", errors="strict") as fh:
-        return fh.read().splitlines()
+    from arface_repro.utils.textfile import read_lines
+
+    return read_lines(path, "IJB meta file")
 
 
 def _split_fixed(path: Path, n_fields: int, sep: str | None = None, skip: int = 0) -> list[list[str]]:
@@ -49,9 +50,12 @@ def _ints(path: Path, rows, cols) -> np.ndarray:
     for i, (ln, f) in enumerate(rows):
         for j, c in enumerate(cols):
             try:
-                out[i, j] = int(f[c])
+                v = int(f[c])
+                if not -2**63 <= v < 2**63:
+                    raise ValueError
+                out[i, j] = v
             except ValueError:
-                raise FormatError(f"{path}:{ln}: field {c + 1} should be an integer, got {f[c]!r}") from None
+                raise FormatError(f"{path}:{ln}: field {c + 1} should be an integer (64-bit), got {f[c]!r}") from None
     return out
 
 
@@ -77,7 +81,7 @@ def read_template_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray
         arr = np.loadtxt(path, dtype=np.int64, ndmin=2)
         if arr.shape[1] != 3:
             raise ValueError
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, OverflowError):
         if not path.is_file():
             raise MissingDataError(f"{path}: IJB meta file not found") from None
         rows = _split_fixed(path, 3)
@@ -108,6 +112,8 @@ def read_name_5pts_score(path: str | os.PathLike) -> FivePoints:
             vals[i] = [float(x) for x in f[1:]]
         except ValueError:
             raise FormatError(f"{path}:{ln}: landmarks and faceness must be numbers: {' '.join(f)[:80]!r}") from None
+        if not np.isfinite(vals[i]).all():
+            raise FormatError(f"{path}:{ln}: landmarks and faceness must be finite numbers: {' '.join(f)[:80]!r}")
     return FivePoints(np.array([f[0] for _, f in rows]), vals[:, :10].reshape(-1, 5, 2), vals[:, 10].copy())
 
 

@@ -54,7 +54,10 @@ def read_feature_file(path: str | os.PathLike) -> np.ndarray:
                           f"expected (dim, 1, 4, {CV_32F}) for a float32 column")
     if len(raw) != HEADER.size + 4 * rows:
         raise FormatError(f"{path}: {len(raw)} bytes; header says {rows} float32 values = {HEADER.size + 4 * rows} bytes")
-    return np.frombuffer(raw, dtype="<f4", offset=HEADER.size).astype(np.float32)
+    v = np.frombuffer(raw, dtype="<f4", offset=HEADER.size).astype(np.float32)
+    if not np.isfinite(v).all():
+        raise FormatError(f"{path}: the feature holds NaN or inf values")
+    return v
 
 
 def read_feature_files(root: str | os.PathLike, image_paths: Sequence[str], algo: str) -> np.ndarray:
@@ -80,10 +83,12 @@ def write_feature_files(root: str | os.PathLike, image_paths: Sequence[str], fea
 
 
 def _load_json(path: Path) -> dict:
+    from arface_repro.utils.textfile import read_text
+
+    if not path.is_file():
+        raise MissingDataError(f"{path}: MegaFace list not found")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MissingDataError(f"{path}: MegaFace list not found") from None
+        obj = json.loads(read_text(path, "MegaFace list"))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("path"), list):
@@ -123,7 +128,9 @@ def read_noise_list(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: noise list not found")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    from arface_repro.utils.textfile import read_lines
+
+    lines = read_lines(path, "noise list")
     if not lines or not lines[0].startswith("#"):
         raise FormatError(f"{path}:1: a noise list starts with a '#' comment line")
     return [ln.strip() for ln in lines[1:] if ln.strip()]

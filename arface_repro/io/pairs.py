@@ -57,13 +57,12 @@ class PairList:
 
 
 def _lines(path: str | os.PathLike) -> list[str]:
+    from arface_repro.utils.textfile import read_lines
+
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: pair file not found")
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise FormatError(f"{path}: not a UTF-8 text pair list ({exc})") from exc
+    return read_lines(path, "pair list")
 
 
 def _int(tok: str, path, lineno: int, what: str) -> int:
@@ -229,6 +228,58 @@ def parse_label_pairs(path: str | os.PathLike, pairs_per_fold: int | None = 600)
         raise FormatError(f"{path}: {n} pairs is not a whole number of folds of {pairs_per_fold}")
     fold = np.arange(n) // pairs_per_fold if pairs_per_fold else np.zeros(n, int)
     return PairList(np.array(a), np.array(b), np.array(same), fold, str(path))
+
+
+def check_folds(folds, issame, source: str, what: str, fold_ids=range(10), *, balanced: bool = False,
+                equal_sizes: bool = False, fold_size: int | None = None, numbering: str = "") -> None:
+    """The fold structure a k-fold protocol's definition requires, or a FormatError saying what was found.
+
+    Every id of `fold_ids` must be present and no other (a fold of its own would be tuned on nothing, a single
+    fold would tune the threshold on its test pairs); with `balanced` each fold holds as many matched as
+    mismatched pairs; with `equal_sizes` all folds are the same size; with `fold_size` that size is given.
+    """
+    folds = np.asarray(folds)
+    issame = np.asarray(issame, bool)
+    want = np.asarray(list(fold_ids))
+    ids, counts = np.unique(folds, return_counts=True)
+    same = np.array([int(issame[folds == f].sum()) for f in ids], dtype=np.int64)
+    shown = ids + (1 if numbering == "1-based" else 0)
+    k = len(ids)
+    folds_text = f"{k} fold{'' if k == 1 else 's'} (numbered {_id_text(shown)})"
+    if k == 0:
+        found = "no pairs"
+    elif (counts == counts[0]).all() and (same == same[0]).all():
+        found = f"{folds_text} of {counts[0]} pairs ({same[0]} matched){' each' if k > 1 else ''}"
+    else:
+        parts = [f"{i}: {c} ({m} matched)" for i, c, m in zip(shown.tolist(), counts.tolist(), same.tolist())]
+        found = f"{folds_text}, pairs per fold " + "; ".join(parts[:12]) + (" …" if len(parts) > 12 else "")
+    rule = f"{len(want)} folds"
+    if fold_size:
+        rule += f" of {fold_size} pairs"
+    elif equal_sizes:
+        rule += " of equal size"
+    if balanced:
+        rule += ", each half matched and half mismatched pairs"
+    problem = None
+    if len(ids) != len(want) or not np.array_equal(ids, want):
+        problem = "fold numbers differ"
+    elif (counts == 0).any():
+        problem = "an empty fold"
+    elif balanced and (2 * same != counts).any():
+        problem = "an unbalanced fold"
+    elif equal_sizes and not (counts == counts[0]).all():
+        problem = "folds of different sizes"
+    elif fold_size and not (counts == fold_size).all():
+        problem = "folds of another size"
+    if problem:
+        raise FormatError(f"{source}: {what} needs {rule}; found {found}")
+
+
+def _id_text(ids: np.ndarray) -> str:
+    ids = ids.tolist()
+    if len(ids) > 2 and ids == list(range(ids[0], ids[0] + len(ids))):
+        return f"{ids[0]}..{ids[-1]}"
+    return ", ".join(map(str, ids[:12])) + (" …" if len(ids) > 12 else "")
 
 
 def contiguous_folds(n: int, k: int = 10) -> np.ndarray:

@@ -293,7 +293,7 @@ class RecordWriter:
     def __init__(self, rec_path: str | os.PathLike):
         self.rec_path = Path(rec_path)
         self._stack = contextlib.ExitStack()
-        tmp = self._stack.enter_context(atomic_path(self.rec_path))
+        tmp = self._stack.enter_context(atomic_path(self.rec_path, clean_stale=True))
         self._fh = self._stack.enter_context(open(tmp, "wb"))
         self._pos = 0
 
@@ -339,7 +339,7 @@ class IndexedRecordWriter(RecordWriter):
     def __init__(self, idx_path: str | os.PathLike, rec_path: str | os.PathLike):
         super().__init__(rec_path)
         self.idx_path = Path(idx_path)
-        tmp = self._stack.enter_context(atomic_path(self.idx_path))
+        tmp = self._stack.enter_context(atomic_path(self.idx_path, clean_stale=True))
         self._idx = self._stack.enter_context(open(tmp, "w", encoding="ascii", newline="\n"))
         self._keys: set[int] = set()
 

@@ -154,13 +154,17 @@ def load_sidecar(record: Mapping[str, Any], name: str = "scores") -> dict[str, n
 
 def load_record(path: str | os.PathLike) -> dict:
     """Read a record and check it has the required keys."""
+    from arface_repro.utils.textfile import read_text
+
     path = Path(path)
     try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
+        rec = json.loads(read_text(path, "result record"))
     except json.JSONDecodeError as exc:
-        raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    except OSError as exc:
-        raise FormatError(f"{path}: cannot read result record ({exc.strerror})") from exc
+        raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except RecursionError:
+        raise FormatError(f"{path}: not a result record (JSON nested too deeply)") from None
+    if not isinstance(rec, dict):
+        raise FormatError(f"{path}: not an arface result record (a JSON {type(rec).__name__}, not an object)")
     missing = [k for k in REQUIRED_KEYS if k not in rec]
     if missing:
         raise FormatError(f"{path}: not an arface result record (missing {', '.join(missing)})")

@@ -42,14 +42,32 @@ def read_header(path: str | os.PathLike) -> tuple[int, int]:
     return rows, cols
 
 
-def read_features(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
-    """The feature matrix (rows × cols float32), memory-mapped read-only by default."""
+def read_features(path: str | os.PathLike, mmap: bool = True, check: bool = True) -> np.ndarray:
+    """The feature matrix (rows × cols float32), memory-mapped read-only by default. With `check` (default), every
+    row is checked to be finite and not all zero (one pass over the file, in chunks)."""
     rows, cols = read_header(path)
     if mmap:
-        return np.memmap(path, dtype="<f4", mode="r", offset=HEADER.size, shape=(rows, cols))
-    with open(path, "rb") as fh:
-        fh.seek(HEADER.size)
-        return np.fromfile(fh, dtype="<f4", count=rows * cols).reshape(rows, cols)
+        out = np.memmap(path, dtype="<f4", mode="r", offset=HEADER.size, shape=(rows, cols)) if rows else \
+            np.zeros((0, cols), "<f4")
+    else:
+        with open(path, "rb") as fh:
+            fh.seek(HEADER.size)
+            out = np.fromfile(fh, dtype="<f4", count=rows * cols).reshape(rows, cols)
+    if check:
+        check_rows(out, path)
+    return out
+
+
+def check_rows(matrix: np.ndarray, path, chunk_rows: int = 65536) -> None:
+    """FormatError naming the first row that is not finite or is all zero (a silent NaN would rank nowhere)."""
+    for s in range(0, matrix.shape[0], chunk_rows):
+        block = np.asarray(matrix[s:s + chunk_rows])
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+            raise FormatError(f"{path}: row {s + int(np.argmax(bad))} has NaN or inf values")
+        zero = ~(block != 0).any(axis=1)
+        if zero.any():
+            raise FormatError(f"{path}: row {s + int(np.argmax(zero))} is all zero")
 
 
 def write_features(path: str | os.PathLike, features: np.ndarray, chunk_rows: int = 65536) -> Path:
@@ -68,7 +86,9 @@ def read_labels(path: str | os.PathLike, expected_rows: int | None = None) -> np
     if not path.is_file():
         raise MissingDataError(f"{path}: label list not found")
     out = []
-    for ln, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    from arface_repro.utils.textfile import read_lines
+
+    for ln, line in enumerate(read_lines(path, "label list"), start=1):
         f = line.split()
         if not f:
             continue

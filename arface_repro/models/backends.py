@@ -478,8 +478,12 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
     if kind == "torchscript":
         import torch
 
+        import warnings
+
         try:
-            module = torch.jit.load(str(path), map_location="cpu")
+            with warnings.catch_warnings():  # torch 2.9+ marks torch.jit.load deprecated; it still loads
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:
             raise FormatError(f"{path}: not a loadable TorchScript file ({str(exc).splitlines()[0][:300]})") from None
         pre = preprocess if isinstance(preprocess, Preprocess) else GENERIC.with_overrides(preprocess)

@@ -23,6 +23,8 @@ Same `EmbeddingModel` interface as the other backends. What the file declares is
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,8 @@ def tensorflow_input(path: Path) -> tuple[str | None, list | None]:
         graph.ParseFromString(path.read_bytes())
     except DecodeError as exc:
         raise FormatError(f"{path}: not a TensorFlow GraphDef ({exc})") from None
+    if not graph.node:
+        raise FormatError(f"{path}: not a TensorFlow GraphDef (no nodes; an empty or truncated file)")
     holders = [n for n in graph.node if n.op == "Placeholder"]
     if len(holders) != 1:
         return (holders[0].name if holders else None), None
@@ -151,12 +155,13 @@ class OpenCVModel(EmbeddingModel):
             raise ConfigError(f"{spec}: the network takes {hw[0]}×{hw[1]} inputs but the preprocessing asks "
                               f"for {pre.size[0]}×{pre.size[1]}")
         try:
-            if fmt == "tensorflow":
-                self.net = cv2.dnn.readNetFromTensorflow(*[str(f) for f in files])
-            elif fmt == "onnx":
-                self.net = cv2.dnn.readNetFromONNX(str(files[0]))
-            else:
-                self.net = cv2.dnn.readNetFromCaffe(str(files[0]), str(files[1]))
+            with quiet_opencv():
+                if fmt == "tensorflow":
+                    self.net = cv2.dnn.readNetFromTensorflow(*[str(f) for f in files])
+                elif fmt == "onnx":
+                    self.net = cv2.dnn.readNetFromONNX(str(files[0]))
+                else:
+                    self.net = cv2.dnn.readNetFromCaffe(str(files[0]), str(files[1]))
         except cv2.error as exc:
             raise FormatError(f"{files[0]}: OpenCV {cv2.__version__} cannot read this {fmt} model: "
                               f"{_first_line(exc)}") from None
@@ -188,7 +193,8 @@ class OpenCVModel(EmbeddingModel):
         if self.layout == "NCHW":
             x = x.transpose(0, 3, 1, 2)
         self.net.setInput(np.ascontiguousarray(x, dtype=np.float32))
-        out = self.net.forward(self.output_name) if self.output_name else self.net.forward()
+        with quiet_opencv():
+            out = self.net.forward(self.output_name) if self.output_name else self.net.forward()
         return np.asarray(out)
 
     def _run(self, x: np.ndarray) -> np.ndarray:
@@ -222,6 +228,24 @@ class OpenCVModel(EmbeddingModel):
             self.fixed_batch = 1
             return "a batch of 2 gives other outputs than single images: one image at a time"
         return "batched"
+
+
+@contextlib.contextmanager
+def quiet_opencv():
+    """OpenCV's own log lines off while a file is read or run: its failures come back as cv2.error, which the
+    callers turn into one-line errors; the native `[ERROR:0@...]` lines would add to them on stderr."""
+    import cv2
+
+    log = getattr(getattr(cv2, "utils", None), "logging", None)
+    if log is None:  # pragma: no cover - builds without cv2.utils.logging
+        yield
+        return
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(level)
 
 
 def _first_line(exc: Exception) -> str:

@@ -28,6 +28,7 @@ from arface_repro.errors import ConfigError
 FITS = ("pad", "resize", "none")
 NORMS = ("channel", "prewhiten")
 FIELDS = ("color", "mean", "std", "size", "fit", "norm")
+MAX_SIZE = 4096  # network input side in pixels: larger is no face model, and would only exhaust memory
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,12 @@ class Preprocess:
         object.__setattr__(self, "std", _triple(self.std, "std"))
         if any(s == 0 for s in self.std):
             raise ConfigError("preprocess std must be non-zero")
-        size = tuple(int(v) for v in self.size)
-        if len(size) != 2 or min(size) <= 0:
-            raise ConfigError(f"preprocess size must be (height, width) > 0, got {self.size!r}")
+        try:
+            size = tuple(int(v) for v in self.size)
+        except (TypeError, ValueError, OverflowError):
+            raise ConfigError(f"preprocess size must be (height, width) integers, got {self.size!r}") from None
+        if len(size) != 2 or min(size) <= 0 or max(size) > MAX_SIZE:
+            raise ConfigError(f"preprocess size must be (height, width) in 1..{MAX_SIZE}, got {self.size!r}")
         object.__setattr__(self, "size", size)
 
     def key(self) -> str:
@@ -123,13 +127,14 @@ def check_batch(batch: np.ndarray, name: str = "batch") -> None:
 
 
 def _triple(v, what: str) -> tuple[float, float, float]:
-    if isinstance(v, (int, float)):
-        return (float(v),) * 3
-    t = tuple(float(x) for x in v)
+    try:
+        t = (float(v),) * 3 if isinstance(v, (int, float)) else tuple(float(x) for x in v)
+    except (TypeError, ValueError):
+        raise ConfigError(f"preprocess {what} must be one number or three, got {v!r}") from None
     if len(t) == 1:
         t = t * 3
-    if len(t) != 3:
-        raise ConfigError(f"preprocess {what} must be one number or three, got {v!r}")
+    if len(t) != 3 or not all(np.isfinite(t)):
+        raise ConfigError(f"preprocess {what} must be one finite number or three, got {v!r}")
     return t
 
 

@@ -68,8 +68,11 @@ class Preset:
                 raise ConfigError(f"{self.path}: input.normalization {norm!r}: expected fixed, arcface, prewhiten "
                                   f"or {{mean: .., std: ..}}")
             fields.update(PRESETS[norm][1])
-        else:
+        elif isinstance(norm, dict) and set(norm) == {"mean", "std"}:
             fields.update(mean=norm["mean"], std=norm["std"])
+        else:
+            raise ConfigError(f"{self.path}: input.normalization must be fixed, arcface, prewhiten or "
+                              f"{{mean: .., std: ..}}, got {norm!r}")
         if "fit" in self.input:
             fields["fit"] = self.input["fit"]
         return Preprocess(**fields)
@@ -77,8 +80,12 @@ class Preset:
     def crop_settings(self) -> dict:
         """{'mode': 'box'|'template', 'margin': int, 'size': (h, w)} for `arface align`."""
         c = self.crop
-        size = tuple(int(v) for v in c.get("size", self.input["size"]))
-        return {"mode": c["mode"], "margin": int(c.get("margin", 0)), "size": size}
+        size, margin = c.get("size", self.input["size"]), c.get("margin", 0)
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and 0 < v <= 4096 for v in size)):
+            raise ConfigError(f"{self.path}: crop.size must be [height, width], got {size!r}")
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < 1e4:
+            raise ConfigError(f"{self.path}: crop.margin must be a number of pixels >= 0, got {margin!r}")
+        return {"mode": c["mode"], "margin": int(margin), "size": tuple(size)}
 
 
 def presets_dir() -> Path:
@@ -108,8 +115,10 @@ def _check_keys(d, allowed: set, where: str) -> None:
 def _load(path: str, mtime_ns: int) -> Preset:
     import yaml
 
+    from arface_repro.utils.textfile import read_text
+
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path, "model preset"))
     except yaml.YAMLError as exc:
         raise FormatError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     _check_keys(data, TOP_KEYS, path)
@@ -144,7 +153,12 @@ def _load(path: str, mtime_ns: int) -> Preset:
                     architecture=data.get("architecture"), checkpoint_prefix=data.get("checkpoint_prefix"),
                     input=dict(data["input"]), crop=dict(data["crop"]), embedding_size=data.get("embedding_size"),
                     reported=[dict(r) for r in reported], notes=str(data.get("notes", "")), path=path)
-    preset.preprocess()  # validates the input block
+    try:
+        preset.preprocess()  # validates the input block
+        preset.crop_settings()
+    except ConfigError as exc:
+        msg = str(exc)
+        raise ConfigError(msg if msg.startswith(str(path)) else f"{path}: {msg}") from None
     return preset
 
 

@@ -99,4 +99,9 @@ def create_model(name: str, **kwargs):
         inspect.signature(fn).bind(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"model {name!r}: bad arguments {kwargs}: {exc}") from exc
-    return fn(**kwargs)
+    try:
+        return fn(**kwargs)
+    except (TypeError, ValueError, OverflowError, RuntimeError) as exc:  # e.g. embedding_size='abc' or -5
+        if not kwargs:
+            raise
+        raise ConfigError(f"model {name!r} cannot be built with {kwargs}: {str(exc).splitlines()[0][:200]}") from None

@@ -16,11 +16,16 @@ from arface_repro.errors import FormatError, MissingDataError
 
 
 def _first_line(exc: BaseException) -> str:
+    """What torch's refusal found, without its boilerplate (which suggests re-running with weights_only off)."""
     text = str(exc)
-    for marker in ("Unsupported global:", "Unsupported operand", "WeightsUnpickler error:"):
+    for marker in ("Trying to load unsupported", "Unsupported global:", "Unsupported operand", "WeightsUnpickler error:"):
         if marker in text:
             text = text[text.index(marker):]
             break
+    else:
+        if "Weights only load failed" in text:
+            text = ""
+    text = text.split("Check the documentation of torch.load")[0].replace("WeightsUnpickler error:", "")
     return " ".join(text.split())[:200] or type(exc).__name__
 
 
@@ -31,8 +36,12 @@ def torch_load_safe(path: str | os.PathLike, what: str = "PyTorch checkpoint"):
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: {what} file not found")
+    import warnings
+
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol N": the file is refused or read all the same
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text or "GLOBAL" in text:

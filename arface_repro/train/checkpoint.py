@@ -48,7 +48,7 @@ def set_rng_state(state: dict) -> None:
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
     payload = dict(payload, format=FORMAT, rng=rng_state())
     check_plain(payload, str(path))
-    with atomic_path(path) as tmp:
+    with atomic_path(path, clean_stale=True) as tmp:  # a killed run's checkpoint temp files go first
         torch.save(payload, tmp)
     return Path(path)
 

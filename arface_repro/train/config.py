@@ -263,7 +263,7 @@ SCHEMA: dict[str, Any] = {
                       "occluded_patch": Enum(*PATCHES), "occlusion_rate": Num(0.0, 1.0), "part_size": Int(2, 112),
                       "jitter": Num(0.0), "variation": Num(0.0), "noise_std": Num(0.0), "group_size": Int(1)},
         "val": {"num_identities": Int(2), "images_per_identity": Int(2), "num_pairs": Int(5)},
-        "num_workers": Int(0),
+        "num_workers": Int(0, 256),  # reader processes: more is no machine, and a fork storm
     },
     "train": {
         "batch_size": Int(1),
@@ -433,11 +433,13 @@ def load_config(source: str | Path | Mapping | None = None, overrides: Iterable[
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            user = yaml_load(path.read_text(encoding="utf-8")) or {}
+            user = yaml_load(path.read_text(encoding="utf-8"))
         except UnicodeDecodeError as exc:
             raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
+        if user is None:  # an empty (or truncated-to-nothing) file would silently train the defaults
+            raise ConfigError(f"{path}: the config file is empty; a config names at least the run (name: ...)")
         if not isinstance(user, Mapping):
             raise ConfigError(f"{path}: top level must be a mapping")
     cfg = _merge(DEFAULTS, user, where)

@@ -38,7 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from arface_repro.errors import ArfaceError, ConfigError
+from arface_repro.errors import ArfaceError, ConfigError, FormatError
 from arface_repro.method import patches as P
 from arface_repro.method.attention_net import AttentionNet, entropy, greedy_modes, log_prob, sample_modes
 from arface_repro.method.baselines import DropBlockHooks, cutout_mask
@@ -169,6 +169,10 @@ class Trainer:
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
         self.out_dir = Path(cfg["out_dir"] or Path("runs") / cfg["name"])
+        if self.dist.is_main:  # a bad output folder is found now, not at the first checkpoint
+            from arface_repro.utils.outputs import Output, check_outputs
+
+            check_outputs([Output(self.out_dir, "out_dir" if cfg["out_dir"] else "out_dir (runs/<name>)", kind="dir")])
         self.verify_fn, self.on_step = verify_fn, on_step
         self.train_set, self.val_set = datasets if datasets is not None else (build_train_set(cfg), None)
         self.batches = GlobalBatches(len(self.train_set), self.B, seed, self.dist.rank, W)
@@ -247,7 +251,7 @@ class Trainer:
         self.history = list(ck.get("history", []))
         set_rng_state(ck["rng"])
         if self.dist.is_main and self.log_path.exists():  # drop log lines written after the checkpoint
-            keep = [ln for ln in self.log_path.read_text().splitlines() if ln and json.loads(ln).get("step", 0) <= self.step]
+            keep = [ln for ln in _log_lines(self.log_path) if _log_step(ln, self.log_path) <= self.step]
             with atomic_open(self.log_path, "w") as fh:
                 fh.write("".join(k + "\n" for k in keep))
 
@@ -455,3 +459,22 @@ def train(config, overrides=(), *, verify_fn=None, on_step=None, datasets=None) 
         return trainer.run()
     finally:
         trainer.close()
+
+
+def _log_lines(path: Path) -> list[str]:
+    from arface_repro.utils.textfile import read_lines
+
+    return [ln for ln in read_lines(path, "metrics log") if ln.strip()]
+
+
+def _log_step(line: str, path: Path) -> int:
+    """The step of a metrics.jsonl line (FormatError naming the file when it is not one of ours)."""
+    try:
+        rec = json.loads(line)
+        step = rec.get("step", 0) if isinstance(rec, dict) else None
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ValueError
+    except (ValueError, RecursionError):
+        raise FormatError(f"{path}: a line is not a metrics record with an integer step ({line[:60]!r}); "
+                          f"move the file away to resume") from None
+    return step

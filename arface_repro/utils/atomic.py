@@ -1,6 +1,10 @@
 """Atomic file output: write to a temp file in the same folder, fsync, then rename.
 
-An interrupted run therefore never leaves a half-written result, table or checkpoint behind.
+An interrupted run therefore never leaves a half-written result, table or checkpoint behind. A run that is
+killed outright (SIGKILL, power loss) cannot remove its temp file; temp names carry the writer's host and
+process id (`.NAME.<host>-<pid>.<random>.tmp<suffix>`), and the next write of NAME by a writer of large files
+(`atomic_path(..., clean_stale=True)`: RecordIO, feature stores, checkpoints) removes the temp files of NAME
+whose process is gone (same host only; a live writer's file is never touched).
 """
 
 from __future__ import annotations
@@ -8,24 +12,77 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+_HOST = re.sub(r"[^A-Za-z0-9_]+", "_", socket.gethostname() or "host")[:40] or "host"
+
+
+def _writer_tag() -> str:
+    return f"{_HOST}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's), or cannot tell: keep its file
+    return True
+
+
+def stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Temp files left beside `path` by atomic writers of `path` on this host whose process no longer runs."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pat = re.compile(r"^\." + re.escape(path.name) + r"\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>\d+)\.[^/]*\.tmp"
+                     + re.escape(path.suffix) + r"$")
+    out = []
+    for cand in path.parent.glob(f".{glob_escape(path.name)}.*.tmp*"):
+        m = pat.match(cand.name)
+        if m and m["host"] == _HOST and not _alive(int(m["pid"])) and cand.is_file():
+            out.append(cand)
+    return out
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def remove_stale_temp_files(path: str | os.PathLike) -> list[Path]:
+    """Remove (and return) the temp files `stale_temp_files(path)` finds."""
+    removed = []
+    for p in stale_temp_files(path):
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, clean_stale: bool = False) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success it is renamed onto `path`, on error removed.
 
     Use it for writers that want a file name (np.savez, torch.save, fig.savefig).
     The temp name keeps the suffix of `path` so that libraries which append one do not.
+    `clean_stale`: first remove the temp files killed writers of `path` left (`remove_stale_temp_files`; it lists
+    the folder, so writers of large files ask for it: `.rec`/`.idx`, feature stores, checkpoints, not the many
+    small files of an image tree).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp" + path.suffix)
+    if clean_stale:
+        remove_stale_temp_files(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_writer_tag()}.", suffix=".tmp" + path.suffix)
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file

@@ -83,8 +83,10 @@ class Protocol:
 
     @classmethod
     def add_scale_arguments(cls, parser) -> None:
+        from arface_repro.utils.argtypes import float_range
+
         g = parser.add_argument_group("scale")
-        g.add_argument("--max-memory-gb", type=float, default=2.0,
+        g.add_argument("--max-memory-gb", type=float_range(0.0, 1e6, lo_open=True), default=2.0,
                        help="working memory for score blocks beyond the inputs (default 2)")
 
     @classmethod
@@ -112,6 +114,10 @@ class Protocol:
         for k, v in kw.items():
             setattr(opts, k, None if v is None else (str(v) if isinstance(v, os.PathLike) else v))
         return cls(opts)
+
+    def check_options(self) -> None:
+        """Checks of options against the protocol's files, made before any feature is read or extracted
+        (e.g. BLUFR's --trials against its config). Default: none."""
 
     # ------------------------------------------------------------------ files
 
@@ -232,10 +238,17 @@ def _same_benchmark(benchmark, protocol: str) -> bool:
 
 
 def parse_sizes(text: str, what: str = "--sizes") -> list[int]:
-    try:
-        out = [int(float(s)) for s in str(text).split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+    out = []
+    for s in str(text).split(","):
+        if not s.strip():
+            continue
+        try:
+            v = float(s)
+            if v != int(v):
+                raise ValueError
+        except (ValueError, OverflowError):
+            raise ConfigError(f"{what} must be comma-separated integers, got {text!r}") from None
+        out.append(int(v))
     if not out or min(out) <= 0:
         raise ConfigError(f"{what} must list positive sizes, got {text!r}")
     return out

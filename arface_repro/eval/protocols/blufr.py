@@ -19,25 +19,44 @@ class BLUFR(Protocol):
 
     @classmethod
     def add_arguments(cls, p) -> None:
+        from arface_repro.utils.argtypes import positive_int
+
         g = p.add_argument_group("blufr options")
         g.add_argument("--config", metavar="FILE", help="blufr_lfw_config.mat (default <data-root>/blufr_lfw_config.mat)")
         g.add_argument("--trials", help="trials to run, 1-based, comma-separated (default all 10)")
-        g.add_argument("--trial-workers", type=int, default=None,
+        g.add_argument("--trial-workers", type=positive_int, default=None,
                        help="trial processes (default one per CPU)")
         cls.add_flip_argument(g)
 
     def config(self):
         from arface_repro.io.blufr_config import load_blufr_config
 
-        return load_blufr_config(self.path("config", self.opts.config, option="config"))
+        if getattr(self, "_config", None) is None:
+            self._config = load_blufr_config(self.path("config", self.opts.config, option="config"))
+        return self._config
 
     def trials(self) -> list[int] | None:
-        if not self.opts.trials:
+        """The 0-based trials of --trials (None: all), checked against the config: 1..n_trials, no repeats."""
+        text = self.opts.trials
+        if text is None:
             return None
+        items = [t.strip() for t in str(text).split(",")]
         try:
-            return [int(t) - 1 for t in str(self.opts.trials).split(",")]
+            asked = [int(t) for t in items]
         except ValueError:
-            raise ConfigError(f"--trials must be comma-separated integers, got {self.opts.trials!r}") from None
+            raise ConfigError(f"--trials must be comma-separated trial numbers, got {text!r}") from None
+        n = self.config().n_trials
+        bad = [t for t in asked if not 1 <= t <= n]
+        if bad or not asked:
+            raise ConfigError(f"--trials {text!r}: trials are numbered 1..{n} in {self.files.get('config', 'the config')}"
+                              + (f"; got {bad[0]}" if bad else ""))
+        dup = sorted({t for t in asked if asked.count(t) > 1})
+        if dup:
+            raise ConfigError(f"--trials {text!r}: trial {dup[0]} is listed twice (each trial counts once)")
+        return [t - 1 for t in asked]
+
+    def check_options(self) -> None:
+        self.trials()
 
     def images(self) -> ImageRequest:
         from arface_repro.eval.image_list import list_images

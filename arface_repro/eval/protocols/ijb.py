@@ -68,11 +68,13 @@ class IJBBase(Protocol):
 class IJB11(IJBBase):
     @classmethod
     def add_arguments(cls, p) -> None:
+        from arface_repro.utils.argtypes import non_negative_int
+
         g = p.add_argument_group(f"{cls.name} options")
         cls.add_common_ijb(g)
         g.add_argument("--rule", choices=("nearest", "strict"), default=None,
                        help="TAR@FAR rule of the headline metrics (both are stored; default nearest = insightface)")
-        g.add_argument("--curve-points", type=int, default=2000, help="ROC points kept in the record (0 = none)")
+        g.add_argument("--curve-points", type=non_negative_int, default=2000, help="ROC points kept in the record (0 = none)")
         cls.add_scale_arguments(p)
 
     def evaluate(self, store) -> dict:

@@ -28,6 +28,8 @@ class MegaFace(Protocol):
 
     @classmethod
     def add_arguments(cls, p) -> None:
+        from arface_repro.utils.argtypes import int_range
+
         g = p.add_argument_group("megaface options")
         g.add_argument("--facescrub-list", metavar="FILE", help="facescrub_features_list.json (default from the layout)")
         g.add_argument("--megaface-list", metavar="FILE",
@@ -46,9 +48,12 @@ class MegaFace(Protocol):
         g.add_argument("--megaface-noises", metavar="FILE", help="megaface_noises.txt (default from the layout)")
         g.add_argument("--rule", choices=("facex-zoo", "ties-against"), default=None,
                        help="rank rule: facex-zoo (mated >= N-th distractor; default) or ties-against")
-        g.add_argument("--max-rank", type=int, default=10, help="CMC up to this rank (default 10)")
+        g.add_argument("--max-rank", type=int_range(1, 1000), default=10, help="CMC up to this rank (default 10)")
         cls.add_flip_argument(g)
         cls.add_scale_arguments(p)
+
+    def check_options(self) -> None:
+        parse_sizes(self.opts.sizes)
 
     # ------------------------------------------------------------------ lists
 

@@ -121,8 +121,10 @@ def _load_cached(path_str: str, mtime_ns: int) -> ProtocolSpec:
     import yaml
 
     path = Path(path_str)
+    from arface_repro.utils.textfile import read_text
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text(path, "protocol definition"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     return parse_spec(path, data)

@@ -16,11 +16,13 @@ class TrillionPairs(Protocol):
 
     @classmethod
     def add_arguments(cls, p) -> None:
+        from arface_repro.utils.argtypes import probability
+
         g = p.add_argument_group("trillion options")
         g.add_argument("--probe-labels", metavar="FILE", help="identity per probe row ('id' or 'path id' lines)")
         g.add_argument("--distractor-features", metavar="FILE", help="distractor feature matrix (.bin)")
-        g.add_argument("--ver-fpr", type=float, default=1e-9, help="verification FPR (default 1e-9)")
-        g.add_argument("--id-fpr", type=float, default=1e-3, help="identification FPR (default 1e-3)")
+        g.add_argument("--ver-fpr", type=probability, default=1e-9, help="verification FPR (default 1e-9)")
+        g.add_argument("--id-fpr", type=probability, default=1e-3, help="identification FPR (default 1e-3)")
         cls.add_scale_arguments(p)
 
     def read_features(self, path):

@@ -25,7 +25,9 @@ class YTF(Protocol):
     def splits(self):
         from arface_repro.eval import ytf
 
-        return ytf.read_splits(self.path("splits", self.opts.pairs, option="pairs"))
+        pairs = ytf.read_splits(self.path("splits", self.opts.pairs, option="pairs"))
+        ytf.check_splits(pairs)
+        return pairs
 
     def images(self) -> ImageRequest:
         from arface_repro.eval.image_list import list_images

@@ -123,6 +123,10 @@ def test_strict_exit_codes(rt, tmp_path, capsys):
     write_record(build_record("lfw", "insightface", {"Acc.std": 0.1}), record_path(runs, "mfn_arface_l3", "lfw"))
     assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 2
     assert "metric 'Acc' missing" in capsys.readouterr().err
+    # a string where a number belongs is an error naming the record, not a "-" cell with exit 0
+    write_record(build_record("lfw", "insightface", {"Acc": "99.2"}), record_path(runs, "mfn_arface_l3", "lfw"))
+    assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 2
+    assert "mfn_arface_l3/lfw.json: metric 'Acc' missing or not a number" in capsys.readouterr().err
 
 
 def _ordering_rows(report, a_short: str, n: int = 3):

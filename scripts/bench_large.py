@@ -190,7 +190,7 @@ def bench_ijbc(a) -> None:
     for k, v in t.items():
         print(f"[ijbc]   {k:<36s} {v:7.2f} s")
     print(f"[ijbc] features -> table ({scores.size:,} scores, both rules): {time.perf_counter() - t0:.2f} s")
-    print(f"[ijbc]   nearest " + "  ".join(f"{ijb.far_key(k)[4:]}={100 * v:.2f}" for k, v in tab["nearest"].items()))
+    print("[ijbc]   nearest " + "  ".join(f"{ijb.far_key(k)[4:]}={100 * v:.2f}" for k, v in tab["nearest"].items()))
     print(f"[ijbc] {mem_line(reset_ok)}")
 
 

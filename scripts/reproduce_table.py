@@ -31,6 +31,14 @@ sys.path.insert(0, str(ROOT))
 from arface_repro.errors import ArfaceError  # noqa: E402
 
 
+def _write_table(out: Path, text: str, log) -> None:
+    from arface_repro.utils.atomic import atomic_open
+
+    with atomic_open(out, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    log(f"written: {out}")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -69,7 +77,6 @@ def run(args) -> int:
     from arface_repro.errors import ConfigError
     from arface_repro.paper import render
     from arface_repro.paper.targets import get_table, table_id, table_number
-    from arface_repro.utils.atomic import atomic_open
 
     log = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     if args.check_paper:
@@ -93,10 +100,7 @@ def run(args) -> int:
         text = {"text": render.targets_text, "md": render.targets_md, "csv": render.targets_csv}[args.format](t)
         print(text, end="")
         if args.format != "text":
-            out = tables_dir / f"table_{num:02d}_paper.{args.format}"
-            with atomic_open(out, "w", encoding="utf-8") as fh:
-                fh.write(text)
-            log(f"written: {out}")
+            _write_table(tables_dir / f"table_{num:02d}_paper.{args.format}", text, log)
         return 0
 
     if args.run:
@@ -160,10 +164,7 @@ def run(args) -> int:
         text = render.report_text(report, extra_lines)
     print(text, end="")
     if args.format != "text":
-        out = tables_dir / f"table_{num:02d}.{args.format}"
-        with atomic_open(out, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        log(f"written: {out}")
+        _write_table(tables_dir / f"table_{num:02d}.{args.format}", text, log)
     n_off = sum(1 for c in report.cells.values() if c.status == "OFF")
     if args.strict and n_off:
         log(f"--strict: {n_off} measured cell(s) outside tolerance")

@@ -316,14 +316,9 @@ def _declared_preprocess(session, path) -> Preprocess:
 
 
 def _preprocess_for(spec: str, base: Preprocess, overrides, hw) -> Preprocess:
-    pre = base
-    if hw is not None:
-        pre = pre.with_overrides({"size": hw})
-    pre = pre.with_overrides(overrides) if not isinstance(overrides, Preprocess) else overrides
-    if hw is not None and pre.size != hw:
-        raise ConfigError(f"{spec}: the network takes {hw[0]}×{hw[1]} inputs but the preprocessing asks for "
-                          f"{pre.size[0]}×{pre.size[1]}")
-    return pre
+    from arface_repro.models.preprocess import for_network
+
+    return for_network(spec, base, overrides, hw)
 
 
 class OnnxModel(EmbeddingModel):

@@ -34,7 +34,7 @@ from torch import nn
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.backends import TorchModel
-from arface_repro.models.preprocess import Preprocess, resolve
+from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
 
 SKIPPED_AT_TEST = ("Dropout", "Silence")
@@ -385,13 +385,6 @@ def load_caffe_model(spec: str, prototxt: Path, caffemodel: Path, preprocess=Non
     hw = tuple(declared[2:4]) if declared and len(declared) == 4 and min(declared[2:4]) > 0 else None
     if declared and len(declared) == 4 and declared[1] != 3:
         raise ConfigError(f"{prototxt}: input {module.input_name!r} has {declared[1]} channels; 3 (colour) expected")
-    base = Preprocess(color="BGR") if hw is None else Preprocess(color="BGR", size=hw)
-    pre, given = resolve(base, preprocess)
-    if hw is None and "size" not in given:
-        raise ConfigError(f"{prototxt}: the network does not declare its input size; pass it as preprocess "
-                          f"size=HxW (e.g. --preprocess size=112x96)")
-    if hw is not None and pre.size != hw:
-        raise ConfigError(f"{spec}: the network takes {hw[0]}×{hw[1]} inputs but the preprocessing asks for "
-                          f"{pre.size[0]}×{pre.size[1]}")
+    pre = for_network(spec, Preprocess(color="BGR"), preprocess, hw, source=prototxt)
     digest = sha256_bytes((sha256_file(prototxt) + sha256_file(caffemodel)).encode())
     return CaffeModel(module, spec, pre, digest, device)

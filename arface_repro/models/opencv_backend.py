@@ -31,7 +31,7 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.backends import EmbeddingModel, _layout_from_shape
-from arface_repro.models.preprocess import Preprocess, resolve
+from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
 
 FIRST = {".pb": "tensorflow", ".onnx": "onnx", ".prototxt": "caffe"}
@@ -145,15 +145,7 @@ class OpenCVModel(EmbeddingModel):
             base = Preprocess(color="BGR")
             if shape is not None and len(shape) == 4 and min(shape[2:4]) > 0:
                 hw = (int(shape[2]), int(shape[3]))
-        if hw is not None:
-            base = base.with_overrides({"size": hw})
-        pre, given = resolve(base, preprocess)
-        if hw is None and "size" not in given:
-            raise ConfigError(f"{spec}: {files[0]} does not declare its input size; give it with the "
-                              f"preprocessing, e.g. --preprocess size=160x160")
-        if hw is not None and pre.size != hw:
-            raise ConfigError(f"{spec}: the network takes {hw[0]}×{hw[1]} inputs but the preprocessing asks "
-                              f"for {pre.size[0]}×{pre.size[1]}")
+        pre = for_network(spec, base, preprocess, hw, source=files[0])
         try:
             with quiet_opencv():
                 if fmt == "tensorflow":

@@ -193,6 +193,22 @@ def resolve(base: Preprocess, overrides: "Preprocess | str | dict | None") -> tu
     return replace(base, **fields), set(fields)
 
 
+def for_network(spec: str, base: Preprocess, overrides, hw, source=None) -> Preprocess:
+    """The preprocessing of a network file: `base`, set to the input size `hw` the file declares (None when it
+    declares none), then the caller's `overrides`. A size the file does not declare must be given (`source`, the
+    file to name in the error; None = the size is optional); one that disagrees with the file's is an error."""
+    if hw is not None:
+        base = base.with_overrides({"size": hw})
+    pre, given = resolve(base, overrides)
+    if hw is None and source is not None and "size" not in given:
+        raise ConfigError(f"{spec}: {source} does not declare its input size; give it with the preprocessing, "
+                          f"e.g. --preprocess size=160x160")
+    if hw is not None and pre.size != tuple(hw):
+        raise ConfigError(f"{spec}: the network takes {hw[0]}×{hw[1]} inputs but the preprocessing asks for "
+                          f"{pre.size[0]}×{pre.size[1]}")
+    return pre
+
+
 # Named conventions for `preset=NAME` (description, fields). The normalisations: `fixed` (x − 127.5)/128
 # (facenet's fixed_image_standardization, MobileFaceNet, SphereFace), `arcface` (x/255 − 0.5)/0.5 =
 # (x − 127.5)/127.5 (insightface, AdaFace), `prewhiten` (facenet's per-image standardisation).

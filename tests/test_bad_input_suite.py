@@ -1112,12 +1112,12 @@ def _(t):
 
 @case("blufr-fractional-index", "corrupt-file", 2, ["testIndex{1}", "must hold integers", "1.5"], EVAL_OUT)
 def _(t):
-    def test(cfg):
+    def fractional(cfg):
         c = cfg["testIndex"].copy()
         c[0, 0] = c[0, 0].copy()
         c[0, 0][0, 0] = 1.5
         return c
-    mat, store = blufr_files(t / "in", testIndex=test)
+    mat, store = blufr_files(t / "in", testIndex=fractional)
     return ["evaluate", "--protocol", "blufr", "--features", str(store), "--config", str(mat), "--out", str(t / "out/rec.json")]
 
 
@@ -1129,11 +1129,11 @@ def _(t):
 
 @case("blufr-repeated-index", "corrupt-file", 2, ["testIndex{1}", "repeats an image index"], EVAL_OUT)
 def _(t):
-    def test(cfg):
+    def repeated(cfg):
         c = cfg["testIndex"].copy()
         c[0, 0] = np.r_[c[0, 0].ravel(), [1.0]].reshape(-1, 1)
         return c
-    mat, store = blufr_files(t / "in", testIndex=test)
+    mat, store = blufr_files(t / "in", testIndex=repeated)
     return ["evaluate", "--protocol", "blufr", "--features", str(store), "--config", str(mat), "--out", str(t / "out/rec.json")]
 
 
@@ -1766,9 +1766,19 @@ def summary() -> str:
     return "\n".join(lines)
 
 
-def test_print_counts(capsys):
+def test_counts_cover_every_kind_of_hole(capsys):
+    """Every case has a known outcome, and the table covers each kind of hole the suite exists for."""
+    assert {c.rc for c in CASES} <= {0, 1, 2}
+    names = [c.name for c in CASES]
+    assert len(names) == len(set(names)), "two cases share a name"
+    by_cat = Counter(c.category for c in CASES)
+    for cat in ("code-execution", "wrong-result", "output-over-input", "fold-structure", "corrupt-file",
+                "text-encoding", "path-traversal", "bad-output-location", "bad-number", "config-validation"):
+        assert by_cat[cat] > 0, f"no case of category {cat!r}"
+    text = summary()
+    assert text.startswith(f"{len(CASES)} cases: {sum(c.rc == 2 for c in CASES)} refused")
     with capsys.disabled():
-        print("\nbad-input suite: " + summary())
+        print("\nbad-input suite: " + text)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def _one_line_error(capsys, rc, words, command="train"):
 def test_config_file_not_utf8(tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
     cfg.write_bytes(b"name: caf\xe9\n")
-    _one_line_error(capsys, main(["train", str(cfg), "--quiet"]), ["bad.yaml", "UTF-8"])
+    line = _one_line_error(capsys, main(["train", str(cfg), "--quiet"]), ["bad.yaml", "not UTF-8"])
+    assert "(byte 9)" in line  # the message names where the bad byte is
 
 
 def test_yaml_12_floats_are_numbers(tmp_path):
@@ -65,7 +66,9 @@ def test_garbage_resume_checkpoint_is_one_line(tmp_path, capsys):
     bad.write_bytes(bytes(range(256)) * 4)
     rc = main(["train", str(ROOT / "configs" / "syn_plain.yaml"), *TINY, "--out-dir", str(tmp_path / "r"),
                "--resume", str(bad), "--quiet"])
-    _one_line_error(capsys, rc, [str(bad), "not a readable arface training checkpoint"])
+    line = _one_line_error(capsys, rc, [str(bad), "not a readable arface training checkpoint"])
+    assert rc == 2 and not (tmp_path / "r" / "checkpoint_last.pt").exists()  # nothing trained or written
+    assert "weights_only" not in line
 
 
 @pytest.mark.parametrize("content", ["random", "text", "wrong-dict"])

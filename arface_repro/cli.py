@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
+        # only this package's own command modules (its folder on disk); no file or config names a module here
         module = importlib.import_module(f"arface_repro.commands.{info.name}")
         module.register(sub)
     return parser

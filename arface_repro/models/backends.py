@@ -159,11 +159,13 @@ def state_dict_sha256(sd) -> str:
     """sha256 over names, shapes, dtypes and bytes of a state dict (the hash of an in-memory model)."""
     import hashlib
 
+    import torch
+
     h = hashlib.sha256()
     for k, v in sd.items():
         a = v.detach().cpu().contiguous()
         h.update(f"{k}|{tuple(a.shape)}|{a.dtype}|".encode())
-        h.update(a.view(-1).view(__import__("torch").uint8).numpy().tobytes() if a.numel() else b"")
+        h.update(a.view(-1).view(torch.uint8).numpy().tobytes() if a.numel() else b"")
     return h.hexdigest()
 
 

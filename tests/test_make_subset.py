@@ -51,7 +51,7 @@ def test_readers(tmp_path, shared):
     with pytest.raises(FormatError, match="line 3: class id 'n1' listed twice"):
         read_identity_meta(meta)
     meta.write_bytes(b"Class_ID, Name\nn1, \xff\xfe\n")
-    with pytest.raises(FormatError, match="line 2: not UTF-8"):
+    with pytest.raises(FormatError, match=r"csv:2: not UTF-8"):
         read_identity_meta(meta)
     cls = tmp_path / "classes.txt"
     cls.write_text("# comment\nn1\tAnn\nn2\n")

@@ -40,7 +40,7 @@ def test_config_file_not_utf8(tmp_path, capsys):
     cfg = tmp_path / "bad.yaml"
     cfg.write_bytes(b"name: caf\xe9\n")
     line = _one_line_error(capsys, main(["train", str(cfg), "--quiet"]), ["bad.yaml", "not UTF-8"])
-    assert "(byte 9)" in line  # the message names where the bad byte is
+    assert "offset 9" in line  # the message names where the bad byte is
 
 
 def test_yaml_12_floats_are_numbers(tmp_path):

@@ -27,9 +27,9 @@ import io
 import os
 import re
 import unicodedata
-from pathlib import Path
 
-from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.errors import FormatError
+from arface_repro.utils.textfile import read_text
 
 _ASCII_SPELLING = str.maketrans({
     "ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "œ": "oe", "Œ": "OE", "ß": "ss", "ẞ": "SS", "ł": "l", "Ł": "L",
@@ -46,22 +46,10 @@ def normalise_name(name: str) -> str:
     return " ".join(_WORDS.findall(_JOINERS.sub("", text)))
 
 
-def _read_text(path: str | os.PathLike, what: str) -> str:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingDataError(f"{path}: {what} not found")
-    data = path.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise FormatError(f"{path}: line {line}: not UTF-8 text (byte {exc.start})") from None
-
-
 def read_names_list(path: str | os.PathLike) -> dict[str, str]:
     """{normalised key: name as written} of a names list (LFW's `Name<TAB>count` lines, or one name a line)."""
     out: dict[str, str] = {}
-    for lineno, line in enumerate(_read_text(path, "names list").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "names list").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split("\t")
@@ -77,7 +65,7 @@ def read_names_list(path: str | os.PathLike) -> dict[str, str]:
 def read_identity_meta(path: str | os.PathLike) -> dict[str, str]:
     """{class id: name} from a VGGFace2 `identity_meta.csv` (a header row starting with Class_ID is skipped)."""
     out: dict[str, str] = {}
-    reader = csv.reader(io.StringIO(_read_text(path, "identity meta file")), skipinitialspace=True)
+    reader = csv.reader(io.StringIO(read_text(path, "identity meta file")), skipinitialspace=True)
     try:
         for row in reader:
             lineno = reader.line_num
@@ -102,7 +90,7 @@ def read_class_names(path: str | os.PathLike) -> list[tuple[str, str | None]]:
     """[(id, name or None)] in class order from a file of `id` or `id<TAB>name` lines ('#' lines skipped)."""
     out: list[tuple[str, str | None]] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(_read_text(path, "class names file").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path, "class names file").splitlines(), 1):
         if line.startswith("#"):
             continue
         fields = line.split("\t")

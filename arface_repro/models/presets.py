@@ -113,14 +113,9 @@ def _check_keys(d, allowed: set, where: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _load(path: str, mtime_ns: int) -> Preset:
-    import yaml
+    from arface_repro.utils.textfile import read_yaml
 
-    from arface_repro.utils.textfile import read_text
-
-    try:
-        data = yaml.safe_load(read_text(path, "model preset"))
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, "model preset")
     _check_keys(data, TOP_KEYS, path)
     for key in ("name", "backend", "input", "crop"):
         if key not in data:

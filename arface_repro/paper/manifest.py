@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from arface_repro.errors import FormatError
-from arface_repro.paper.targets import ROMAN, _safe_yaml, get_table, paper_dir, table_id
+from arface_repro.paper.targets import ROMAN, get_table, paper_dir, table_id
+from arface_repro.utils.textfile import read_yaml_mapping
 
 MANIFEST_FORMAT = "arface-paper-manifest/1"
 CLAIMS_FORMAT = "arface-paper-claims/1"
@@ -157,7 +158,7 @@ def check_against_tables(m: Manifest) -> None:
 @lru_cache(maxsize=None)
 def _manifest(directory: str) -> Manifest:
     path = Path(directory) / "manifest.yaml"
-    m = parse_manifest(_safe_yaml(path), str(path))
+    m = parse_manifest(read_yaml_mapping(path, "run manifest"), str(path))
     check_against_tables(m)
     return m
 
@@ -207,7 +208,7 @@ class Claims:
 @lru_cache(maxsize=None)
 def _claims(directory: str) -> Claims:
     path = Path(directory) / "claims.yaml"
-    data = _safe_yaml(path)
+    data = read_yaml_mapping(path, "claims file")
     if data.get("format") != CLAIMS_FORMAT:
         raise FormatError(f"{path}: format must be {CLAIMS_FORMAT!r}")
     out = Claims()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from arface_repro.errors import FormatError
 
@@ -57,9 +56,6 @@ def parse_paper_tables(text: str, source: str = "paper text") -> dict[str, TextT
 
 
 def read_paper_tables(path: str | os.PathLike) -> dict[str, TextTable]:
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FormatError(f"{p}: cannot read the paper text ({exc.strerror})") from exc
-    return parse_paper_tables(text, str(p))
+    from arface_repro.utils.textfile import read_text
+
+    return parse_paper_tables(read_text(path, "paper text"), str(path))

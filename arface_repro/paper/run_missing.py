@@ -30,7 +30,8 @@ from typing import Callable
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.paper.manifest import load_manifest, record_path
-from arface_repro.paper.targets import _safe_yaml, get_table, table_id
+from arface_repro.paper.targets import get_table, table_id
+from arface_repro.utils.textfile import read_yaml_mapping
 
 SPEC_PREFIXES = ("arface:", "torch:", "torchscript:", "onnx:", "tflite:")
 DATA_KEYS = {"datasets", "training_data", "checkpoints", "train"}
@@ -66,7 +67,7 @@ def load_data_spec(path: str | os.PathLike) -> DataSpec:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: DATA.yaml not found")
-    d = _safe_yaml(path)
+    d = read_yaml_mapping(path, "DATA.yaml")
     unknown = set(d) - DATA_KEYS
     if unknown:
         raise FormatError(f"{path}: unknown key(s) {sorted(unknown)}; expected {sorted(DATA_KEYS)}")

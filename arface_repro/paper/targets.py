@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.shared_data import protocols_dir
+from arface_repro.utils.textfile import read_yaml_mapping
 
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI")
 TABLE_FORMAT = "arface-paper-table/1"
@@ -155,18 +154,6 @@ class Table:
         return [list(h) for h in self.header] + [list(r.printed) for r in self.rows]
 
 
-def _safe_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FormatError(f"{path}: cannot read ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise FormatError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise FormatError(f"{path}: top level must be a mapping")
-    return data
-
-
 def _need(d: dict, key: str, where: str, kind=None):
     if key not in d:
         raise FormatError(f"{where}: missing key {key!r}")
@@ -251,7 +238,7 @@ def load_table(tid: str | int, directory: str | os.PathLike | None = None) -> Ta
     path = d / f"table_{table_number(tid):02d}.yaml"
     if not path.is_file():
         raise FormatError(f"{path}: the transcription of Table {tid} is missing")
-    t = parse_table(_safe_yaml(path), str(path))
+    t = parse_table(read_yaml_mapping(path, "paper table file"), str(path))
     if t.id != tid:
         raise FormatError(f"{path}: holds table {t.id}, expected {tid}")
     return t
@@ -271,7 +258,7 @@ def load_notes(directory: str | os.PathLike | None = None) -> dict:
     """contradictions.yaml: {'contradictions': [...], 'readings': [...], 'checks': [...]}, validated."""
     d = Path(directory) if directory is not None else paper_dir()
     path = d / "contradictions.yaml"
-    data = _safe_yaml(path)
+    data = read_yaml_mapping(path, "paper table file")
     if data.get("format") != NOTES_FORMAT:
         raise FormatError(f"{path}: format must be {NOTES_FORMAT!r}")
     ids = set()

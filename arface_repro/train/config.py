@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from arface_repro.errors import ConfigError
+from arface_repro.utils.textfile import read_text
 
 DEFAULTS: dict[str, Any] = {
     "name": "unnamed",
@@ -433,9 +434,7 @@ def load_config(source: str | Path | Mapping | None = None, overrides: Iterable[
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            user = yaml_load(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+            user = yaml_load(read_text(path, "config file"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
         if user is None:  # an empty (or truncated-to-nothing) file would silently train the defaults

@@ -43,3 +43,23 @@ def read_text(path: str | os.PathLike, what: str = "text file") -> str:
 
 def read_lines(path: str | os.PathLike, what: str = "text file") -> list[str]:
     return read_text(path, what).splitlines()
+
+
+def read_yaml(path: str | os.PathLike, what: str = "YAML file"):
+    """The document of a YAML file read with `yaml.safe_load` (plain data only: nothing in it is constructed or
+    run), UTF-8 checked as `read_text`; invalid YAML is a FormatError naming the file. Callers validate the
+    structure."""
+    import yaml
+
+    try:
+        return yaml.safe_load(read_text(path, what))
+    except yaml.YAMLError as exc:
+        raise FormatError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:300]})") from None
+
+
+def read_yaml_mapping(path: str | os.PathLike, what: str = "YAML file") -> dict:
+    """`read_yaml` for a document whose top level must be a mapping."""
+    data = read_yaml(path, what)
+    if not isinstance(data, dict):
+        raise FormatError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data

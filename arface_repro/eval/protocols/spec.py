@@ -118,16 +118,10 @@ def specs_dir() -> Path:
 
 @lru_cache(maxsize=None)
 def _load_cached(path_str: str, mtime_ns: int) -> ProtocolSpec:
-    import yaml
+    from arface_repro.utils.textfile import read_yaml
 
     path = Path(path_str)
-    from arface_repro.utils.textfile import read_text
-
-    try:
-        data = yaml.safe_load(read_text(path, "protocol definition"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_spec(path, data)
+    return parse_spec(path, read_yaml(path, "protocol definition"))
 
 
 def load_spec(name: str) -> ProtocolSpec:

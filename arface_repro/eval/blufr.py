@@ -25,6 +25,7 @@ import numpy as np
 
 from arface_repro.eval.kfold import l2_normalize
 from arface_repro.io.blufr_config import BlufrConfig
+from arface_repro.utils.cpus import usable_cpus
 
 SQRT_EPS = float(np.sqrt(np.finfo(np.float64).eps))
 VERIFY_FARS = np.concatenate([[0.0], np.kron(10.0 ** np.arange(-8, 0), np.arange(1, 10)), [1.0]])
@@ -101,9 +102,7 @@ def _genuine_pairs(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _workers() -> int:
-    import os
-
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+    return usable_cpus(4)
 
 
 def _in_threads(fn, items) -> list:
@@ -366,10 +365,7 @@ def _open_set_trial(x: np.ndarray, config: BlufrConfig, t: int) -> np.ndarray:
 
 
 def _default_workers(n_trials: int) -> int:
-    import os
-
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cpus, n_trials))
+    return max(1, usable_cpus(n_trials))
 
 
 def evaluate_blufr(features: np.ndarray, config: BlufrConfig, trials: list[int] | None = None,

@@ -34,6 +34,7 @@ import numpy as np
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, load_feature_store, normalize_rel_path, save_feature_store
+from arface_repro.utils.cpus import usable_cpus
 
 __all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list", "cache_key",
            "fit_landmarks"]
@@ -246,7 +247,7 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
     from tqdm import tqdm
 
     if workers is None:
-        workers = min(4, os.cpu_count() or 1)
+        workers = usable_cpus(4)
     uses = bool(getattr(m, "uses_landmarks", False))
     ds = _ImageDataset(root, paths, m.preprocess, align, landmarks)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,

@@ -38,6 +38,7 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
+from arface_repro.utils.cpus import usable_cpus
 
 FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FLIP_MODES = ("add", "concat", "none")
@@ -225,7 +226,7 @@ INNER = 128          # pairs per numpy call inside a chunk (two 128 x 512 float6
 
 
 def _threads() -> int:
-    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+    return usable_cpus(4)
 
 
 def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: Backend | None = None,

@@ -23,13 +23,13 @@ top-k. `scan_top` computes all of them in one pass over column chunks:
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from arface_repro.eval.chunked import Backend, DistContext, TopK, _row_topk_np, budget_bytes, chunk_grid
+from arface_repro.utils.cpus import usable_cpus
 
 ROW_GROUP = 512
 SUB_BLOCK = 2048   # columns per product inside a task: a row group x 2048 float32 block stays in cache
@@ -43,8 +43,7 @@ class ScanResult:
 
 
 def default_threads() -> int:
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, n))
+    return usable_cpus(8)
 
 
 def column_grid(n_cols: int, width: int, cuts: Sequence[int]) -> list[tuple[int, int]]:

@@ -107,8 +107,9 @@ def _worker(args) -> dict:
 
 
 def default_workers() -> int:
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(n, 8))
+    from arface_repro.utils.cpus import usable_cpus
+
+    return usable_cpus(8)
 
 
 def run_jobs(jobs: Iterable[Job], runs_dir: str | os.PathLike, workers: int | None = None, rerun: bool = False,

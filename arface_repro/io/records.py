@@ -2,8 +2,8 @@
 
 A record holds the protocol, the reporting rule, the headline `metrics` (keys are the paper's column
 headers, values in percent), the per-fold / per-trial values behind them, optional curves, the model
-spec, sha256 of the inputs (feature store, protocol files), package version, git commit, command line
-and UTC time. Tables and plots read records; they never recompute.
+spec, sha256 of the inputs (feature store, protocol files), package version, the code identity (source hash,
+git commit, dirty flag), the environment (library versions, platform, CPU, threads), command line and UTC time. Tables and plots read records; they never recompute.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import datetime as _dt
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -21,9 +20,9 @@ import numpy as np
 
 from arface_repro import __version__
 from arface_repro.errors import FormatError
-from arface_repro.shared_data import REPO_ROOT
 from arface_repro.utils.atomic import write_json_atomic
 from arface_repro.utils.hashing import sha256_file
+from arface_repro.utils.provenance import code_identity, environment
 
 RECORD_FORMAT = "arface-record/1"
 DEFAULT_RUNS_DIR = Path("results") / "runs"
@@ -31,14 +30,6 @@ REQUIRED_KEYS = ("format", "protocol", "rule", "metrics", "created_utc")
 
 
 SIDECAR_SUFFIX = ".scores.npz"
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -85,7 +76,8 @@ def build_record(
         "model": model,
         "inputs": hashed,
         "package_version": __version__,
-        "git_commit": _git_commit(),
+        **code_identity(),
+        "environment": environment(),
         "command": [os.path.basename(sys.argv[0])] + sys.argv[1:],
         "created_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }

@@ -26,7 +26,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from arface_repro import __version__
+from arface_repro.utils.provenance import code_key, environment_key
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.io.records import build_record, load_record, write_record
 from arface_repro.paper.synthetic import Job
@@ -150,7 +150,7 @@ def evaluate(trainer, root: str | os.PathLike) -> dict:
 def run_key(job: Job, root: str) -> str:
     h = hashlib.sha256(job.path.read_bytes())
     h.update(json.dumps(sorted(job.overrides)).encode())
-    h.update(f"seed={job.seed};root={Path(root).resolve()};{__version__}".encode())
+    h.update(f"seed={job.seed};root={Path(root).resolve()};code={code_key()};env={environment_key()}".encode())
     return h.hexdigest()[:16]
 
 

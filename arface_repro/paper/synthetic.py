@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from arface_repro import __version__
+from arface_repro.utils.provenance import code_key, environment_key
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.io.records import build_record, load_record, write_record
 from arface_repro.paper.synthetic_eval import PROTOCOL, RULE
@@ -45,13 +45,16 @@ class Job:
 
 
 def run_key(job: Job) -> str:
-    """Identity of a synthetic run: config bytes, overrides, seed and package version."""
+    """Identity of a synthetic run: config bytes, overrides, seed, the code (source hash) and the environment.
+
+    Any change to the package's source or to a library version gives a new key, so a record made by other
+    code is never found (it is recomputed)."""
     if not job.path.is_file():
         raise ConfigError(f"{job.path}: synthetic config not found")
     h = hashlib.sha256(job.path.read_bytes())
     h.update(json.dumps(sorted(job.overrides)).encode())
     h.update(f"seed={job.seed}".encode())
-    h.update(__version__.encode())
+    h.update(f"code={code_key()};env={environment_key()}".encode())
     return h.hexdigest()[:16]
 
 

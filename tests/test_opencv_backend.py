@@ -1,6 +1,7 @@
-"""The `opencv:` backend on the real shared facenet graph (TensorFlow, batch 1 only under OpenCV 5) and the
-shared MobileFaceNet ONNX file (declared fixed batch 2): declared vs missing input size, batch detection,
-the preset form, MTCNN box crops + embeddings on deep-funneled LFW, and (slow) LFW fold 1."""
+"""The `opencv:` backend on the real shared facenet graph (TensorFlow, batch 1 only under OpenCV 5.0; run by
+the package's GraphDef runner where OpenCV has no TensorFlow importer, as 5.1, or cannot read the graph) and
+the shared MobileFaceNet ONNX file (declared fixed batch 2): declared vs missing input size, batch
+detection, the preset form, MTCNN box crops + embeddings on deep-funneled LFW, and (slow) LFW fold 1."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from arface_repro.errors import ConfigError, MissingDataError
 from arface_repro.models.backends import load_model
-from arface_repro.models.opencv_backend import OpenCVModel, split_spec, tensorflow_input
+from arface_repro.models.opencv_backend import OpenCVModel, has_tensorflow_importer, split_spec, tensorflow_input
+from arface_repro.models.tf_graph_net import TFGraphModel
 from conftest import require
 
 cv2 = pytest.importorskip("cv2")
@@ -61,10 +63,16 @@ def test_split_spec():
 
 
 def test_facenet_graph_batch_one_and_declared_size(facenet, graph):
-    assert isinstance(facenet, OpenCVModel) and facenet.kind == "opencv"
     assert tensorflow_input(graph) == ("input", [1, 160, 160, 3])
-    assert facenet.fixed_batch == 1 and "batch of 2 rejected" in facenet.batch_note  # OpenCV 5.0 on this graph
-    assert facenet.embedding_size == 512 and facenet.identity()["engine"].startswith("opencv-")
+    if isinstance(facenet, OpenCVModel):  # an OpenCV whose importer reads this graph (4.8, 5.0)
+        assert has_tensorflow_importer() and facenet.kind == "opencv"
+        assert facenet.identity()["engine"].startswith("opencv-") and facenet.fixed_batch == 1
+    else:  # OpenCV 5.1 (no importer) or 4.10-4.14 (the importer rejects this graph): the GraphDef runner
+        assert isinstance(facenet, TFGraphModel) and facenet.kind == "tfgraph"
+        assert facenet.identity()["engine"].startswith("tfgraph-torch-")
+        assert facenet.fixed_batch == 1 and "batch 1 declared" in facenet.batch_note
+        assert has_tensorflow_importer() == ("GraphDef runner because" in facenet.batch_note)
+    assert facenet.embedding_size == 512
     imgs = rand_images(3)
     out = facenet.embed(imgs)
     assert out.shape == (3, 512) and out.dtype == np.float32

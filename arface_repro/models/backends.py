@@ -17,6 +17,8 @@ A model spec string picks the backend:
   `onnx:` and bare `*.onnx` specs fall back to it when onnxruntime is not installed.
 - `caffe:NET.prototxt:WEIGHTS.caffemodel` — Caffe deploy networks run in PyTorch (`caffe_net`; OpenCV 5 has no
   Caffe importer).
+- `tfgraph:MODEL.pb` — TensorFlow frozen graphs run in PyTorch (`tf_graph_net`; OpenCV 5.1 has no TensorFlow
+  importer, and `opencv:MODEL.pb` falls back to it there).
 - `PRESET:PATH` — a model preset `protocols/models/PRESET.yaml` (`presets`): backend, architecture and
   preprocessing of a known checkpoint family, e.g. `facenet-20180408:graph_final.pb`.
 
@@ -438,7 +440,7 @@ def parse_spec(spec: str) -> tuple[str, str | None, Path]:
     if suffix in (".onnx", ".tflite"):
         return suffix[1:], None, Path(spec)
     raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH, "
-                      f"arface:CKPT, opencv:PATH, caffe:NET.prototxt:WEIGHTS.caffemodel or PRESET:PATH "
+                      f"arface:CKPT, opencv:PATH, caffe:NET.prototxt:WEIGHTS.caffemodel, tfgraph:MODEL.pb or PRESET:PATH "
                       f"(presets: protocols/models/*.yaml)")
 
 
@@ -497,7 +499,7 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
 
 
 def _load_other_kind(spec: str, device, preprocess) -> "EmbeddingModel | None":
-    """`opencv:`, `caffe:` and `PRESET:` specs (modules of their own); None for the kinds above."""
+    """`opencv:`, `caffe:`, `tfgraph:` and `PRESET:` specs (modules of their own); None for the kinds above."""
     head, sep, rest = spec.partition(":")
     if not sep or head in KINDS:
         return None
@@ -509,6 +511,10 @@ def _load_other_kind(spec: str, device, preprocess) -> "EmbeddingModel | None":
         from arface_repro.models.opencv_backend import load_caffe_spec
 
         return load_caffe_spec(spec, rest, preprocess, device)
+    if head == "tfgraph":
+        from arface_repro.models.opencv_backend import load_tfgraph_spec
+
+        return load_tfgraph_spec(spec, rest, preprocess, device)
     from arface_repro.models import presets
 
     if presets.is_preset(head):

@@ -2,7 +2,13 @@
 
 Specs:
 - `opencv:MODEL.pb` — a TensorFlow frozen GraphDef (`cv2.dnn.readNetFromTensorflow`); `opencv:MODEL.pb:GRAPH.pbtxt`
-  adds OpenCV's text graph config;
+  adds OpenCV's text graph config. OpenCV 5.1 removed that importer (and an environment may have no OpenCV):
+  there `opencv:MODEL.pb` is run by the package's own GraphDef runner (`tf_graph_net`, model kind 'tfgraph',
+  identity engine 'tfgraph-torch-VERSION' instead of 'opencv-VERSION'), equal to OpenCV 4's importer on the
+  shared facenet graph within 1e-5 (tests/test_tf_graph_net.py); a `:GRAPH.pbtxt` config, which only OpenCV
+  reads, is then an error. The runner also takes over when an OpenCV that has the importer cannot read the
+  graph (OpenCV 4.10–4.14 reject the shared facenet graph that 4.8 and 5.0 read; `batch_note` says so).
+  `tfgraph:MODEL.pb` asks for the runner whatever OpenCV has;
 - `opencv:MODEL.onnx` — ONNX through OpenCV (also what a bare `*.onnx` / `onnx:` spec falls back to when
   onnxruntime is not installed);
 - `opencv:NET.prototxt:WEIGHTS.caffemodel` — Caffe through `cv2.dnn.readNetFromCaffe`. OpenCV 5 removed that
@@ -57,6 +63,15 @@ def split_spec(rest: str) -> tuple[str, list[Path]]:
     if fmt == "caffe":
         raise ConfigError(f"opencv spec {rest!r}: a Caffe model needs NET.prototxt:WEIGHTS.caffemodel")
     return fmt, [Path(rest)]
+
+
+def has_tensorflow_importer() -> bool:
+    """Whether cv2.dnn can read TensorFlow graphs (OpenCV 4.x and 5.0; not 5.1, nor an environment without cv2)."""
+    try:
+        import cv2
+    except ImportError:
+        return False
+    return hasattr(getattr(cv2, "dnn", None), "readNetFromTensorflow")
 
 
 def has_caffe_importer() -> bool:
@@ -257,7 +272,36 @@ def load_opencv_model(spec: str, rest: str, preprocess=None, device=None) -> Emb
         from arface_repro.models.caffe_net import load_caffe_model
 
         return load_caffe_model(spec, files[0], files[1], preprocess, device)
+    if fmt == "tensorflow" and not has_tensorflow_importer():
+        if len(files) > 1:
+            raise ConfigError(f"model spec {spec!r}: this OpenCV has no TensorFlow importer, and the package's "
+                              f"GraphDef runner does not read OpenCV's text graph config {files[1]}; "
+                              f"give the frozen graph alone (opencv:{files[0]} or tfgraph:{files[0]})")
+        from arface_repro.models.tf_graph_net import load_tfgraph_model
+
+        return load_tfgraph_model(spec, files[0], preprocess, device)
+    if fmt == "tensorflow" and len(files) == 1:
+        try:
+            return OpenCVModel(fmt, files, spec, preprocess, device)
+        except FormatError as exc:  # e.g. OpenCV 4.10-4.14 reject the shared facenet graph that 4.8 and 5.0 read
+            from arface_repro.models.tf_graph_net import load_tfgraph_model
+
+            model = load_tfgraph_model(spec, files[0], preprocess, device)  # its own error if it cannot either
+            model.batch_note += f"; run by the GraphDef runner because {str(exc)[:200]}"
+            return model
     return OpenCVModel(fmt, files, spec, preprocess, device)
+
+
+def load_tfgraph_spec(spec: str, rest: str, preprocess=None, device=None) -> EmbeddingModel:
+    """Entry point for `tfgraph:MODEL.pb` (the package's own GraphDef runner, whatever OpenCV has)."""
+    if not rest:
+        raise ConfigError(f"model spec {spec!r}: no file path after 'tfgraph:'")
+    path = Path(rest)
+    if not path.is_file():
+        raise MissingDataError(f"{path}: model file not found (spec {spec!r})")
+    from arface_repro.models.tf_graph_net import load_tfgraph_model
+
+    return load_tfgraph_model(spec, path, preprocess, device)
 
 
 def load_caffe_spec(spec: str, rest: str, preprocess=None, device=None) -> EmbeddingModel:
@@ -273,5 +317,5 @@ def load_caffe_spec(spec: str, rest: str, preprocess=None, device=None) -> Embed
     return load_caffe_model(spec, files[0], files[1], preprocess, device)
 
 
-__all__ = ["OpenCVModel", "load_opencv_model", "load_caffe_spec", "split_spec", "tensorflow_input", "onnx_io",
-           "has_caffe_importer"]
+__all__ = ["OpenCVModel", "load_opencv_model", "load_caffe_spec", "load_tfgraph_spec", "split_spec", "tensorflow_input",
+           "onnx_io", "has_caffe_importer", "has_tensorflow_importer"]

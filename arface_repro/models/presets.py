@@ -11,7 +11,7 @@ Preset file (YAML; unknown keys are errors naming the file):
     name: facenet-20180408            # = the file name without .yaml; the spec prefix
     family: facenet
     description: one line
-    backend: opencv                   # opencv | caffe | torch | onnx | tflite | torchscript | file (by extension)
+    backend: opencv                   # opencv | caffe | tfgraph | torch | onnx | tflite | torchscript | file (by extension)
     architecture: inception_resnet_v1 # torch only: a registry name, options as in torch:ARCH,k=v:PATH
     checkpoint_prefix: model.         # torch only, optional: keep the keys under this prefix (prefix removed)
     input: {size: [160, 160], color: RGB, normalization: fixed}   # normalization: a preprocess preset
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 
-BACKENDS = ("opencv", "caffe", "torch", "onnx", "tflite", "torchscript", "file")
+BACKENDS = ("opencv", "caffe", "tfgraph", "torch", "onnx", "tflite", "torchscript", "file")
 TOP_KEYS = {"name", "family", "description", "backend", "architecture", "checkpoint_prefix", "input", "crop",
             "embedding_size", "reported", "notes"}
 INPUT_KEYS = {"size", "color", "normalization", "fit"}

@@ -5,8 +5,10 @@ generated `_pb2` module, `protoc` or framework is needed:
 - Caffe (`caffe.proto`, BVLC upstream field numbers): NetParameter with the layer parameters of the layer
   types `caffe_net` runs, plus the training-only fields deploy files still carry (param, fillers,
   include/exclude) so those parse. A field outside this subset is a parse error naming its line.
-- TensorFlow GraphDef: node names, ops, inputs and attributes (shape and dtype) — to read the declared
-  input of a frozen graph. Fields not listed here are kept as unknown fields when parsing binary files.
+- TensorFlow GraphDef: node names, ops, inputs and attributes (scalars, lists, shapes, dtypes and constant
+  tensors) — to read the declared input of a frozen graph and run it (`tf_graphdef`). Fields not listed
+  here (function attributes, the graph's function library and versions) are kept as unknown fields when
+  parsing binary files.
 - ONNX ModelProto: graph inputs/outputs with their shapes and the initializer names.
 
 `caffe()`, `tensorflow()`, `onnx()` return {message name: class}; classes are built once per process.
@@ -131,11 +133,23 @@ _CAFFE = {
                        ("tanh_param", 127, "TanHParameter", "opt")],
 }
 
-_TF = {
+_TF = {  # tensorflow/core/framework/{graph,node_def,attr_value,tensor,tensor_shape}.proto field numbers
     "Dim": [("size", 1, "int64", "opt"), ("name", 2, "string", "opt")],
     "TensorShapeProto": [("dim", 2, "Dim", "rep"), ("unknown_rank", 3, "bool", "opt")],
-    "AttrValue": [("s", 2, "bytes", "opt"), ("i", 3, "int64", "opt"), ("f", 4, "float", "opt"),
-                  ("b", 5, "bool", "opt"), ("type", 6, "int32", "opt"), ("shape", 7, "TensorShapeProto", "opt")],
+    "TensorProto": [("dtype", 1, "int32", "opt"), ("tensor_shape", 2, "TensorShapeProto", "opt"),
+                    ("version_number", 3, "int32", "opt"), ("tensor_content", 4, "bytes", "opt"),
+                    ("half_val", 13, "int32", "packed"), ("float_val", 5, "float", "packed"),
+                    ("double_val", 6, "double", "packed"), ("int_val", 7, "int32", "packed"),
+                    ("string_val", 8, "bytes", "rep"), ("int64_val", 10, "int64", "packed"),
+                    ("bool_val", 11, "bool", "packed"), ("uint32_val", 16, "uint32", "packed"),
+                    ("uint64_val", 17, "uint64", "packed")],
+    "ListValue": [("s", 2, "bytes", "rep"), ("i", 3, "int64", "packed"), ("f", 4, "float", "packed"),
+                  ("b", 5, "bool", "packed"), ("type", 6, "int32", "packed"), ("shape", 7, "TensorShapeProto", "rep"),
+                  ("tensor", 8, "TensorProto", "rep")],
+    "AttrValue": [("list", 1, "ListValue", "opt"), ("s", 2, "bytes", "opt"), ("i", 3, "int64", "opt"),
+                  ("f", 4, "float", "opt"), ("b", 5, "bool", "opt"), ("type", 6, "int32", "opt"),
+                  ("shape", 7, "TensorShapeProto", "opt"), ("tensor", 8, "TensorProto", "opt"),
+                  ("placeholder", 9, "string", "opt")],
     "NodeDef": [("name", 1, "string", "opt"), ("op", 2, "string", "opt"), ("input", 3, "string", "rep"),
                 ("device", 4, "string", "opt"), ("attr", 5, "map:AttrValue", "rep")],
     "GraphDef": [("node", 1, "NodeDef", "rep")],

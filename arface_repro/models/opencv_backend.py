@@ -7,7 +7,7 @@ Specs:
   identity engine 'tfgraph-torch-VERSION' instead of 'opencv-VERSION'), equal to OpenCV 4's importer on the
   shared facenet graph within 1e-5 (tests/test_tf_graph_net.py); a `:GRAPH.pbtxt` config, which only OpenCV
   reads, is then an error. The runner also takes over when an OpenCV that has the importer cannot read the
-  graph (OpenCV 4.10–4.14 reject the shared facenet graph that 4.8 and 5.0 read; `batch_note` says so).
+  graph (OpenCV 4.10 and 4.14 reject the shared facenet graph that 4.8 and 5.0 read; `batch_note` says so).
   `tfgraph:MODEL.pb` asks for the runner whatever OpenCV has;
 - `opencv:MODEL.onnx` — ONNX through OpenCV (also what a bare `*.onnx` / `onnx:` spec falls back to when
   onnxruntime is not installed);
@@ -283,7 +283,7 @@ def load_opencv_model(spec: str, rest: str, preprocess=None, device=None) -> Emb
     if fmt == "tensorflow" and len(files) == 1:
         try:
             return OpenCVModel(fmt, files, spec, preprocess, device)
-        except FormatError as exc:  # e.g. OpenCV 4.10-4.14 reject the shared facenet graph that 4.8 and 5.0 read
+        except FormatError as exc:  # e.g. OpenCV 4.10 and 4.14 reject the shared facenet graph that 4.8 and 5.0 read
             from arface_repro.models.tf_graph_net import load_tfgraph_model
 
             model = load_tfgraph_model(spec, files[0], preprocess, device)  # its own error if it cannot either

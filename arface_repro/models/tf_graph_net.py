@@ -48,8 +48,6 @@ class TFGraphNet(nn.Module):
             raise ConfigError(f"{graph.where(holder.name)}: input of type {dtype_name(holder.attr['dtype'].type)}; "
                               f"a float32 image input is expected")
         self.input_name, self.input_shape = holder.name, declared_shape(holder)
-        if self.input_shape is not None and (len(self.input_shape) != 4 or self.input_shape[3] not in (None, 3)):
-            raise FormatError(f"{graph.where(holder.name)}: input shape {self.input_shape}; N×H×W×3 images expected")
         self.output_name = graph.output
         self._where = {name: graph.where(name) for name in graph.order}
         ops = {name: build_op(graph, name) for name in graph.order if graph.nodes[name].op != "Placeholder"}
@@ -82,9 +80,13 @@ class TFGraphNet(nn.Module):
             raise ConfigError(f"{self.path}: the graph's output is its input (no ops to run)")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.permute(0, 2, 3, 1)  # N×C×H×W -> TensorFlow's N×H×W×C (a view)
+        return self.run(x.permute(0, 2, 3, 1))  # N×C×H×W -> TensorFlow's N×H×W×C (a view)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """The graph's output for the input fed as TensorFlow takes it (N×H×W×C for images)."""
         declared = self.input_shape
-        if declared is not None and any(d is not None and d != s for d, s in zip(declared, x.shape)):
+        if declared is not None and (len(declared) != x.ndim or
+                                     any(d is not None and d != s for d, s in zip(declared, x.shape))):
             raise ConfigError(f"{self.path}: input {self.input_name!r} is declared {declared} (N×H×W×C); "
                               f"got {list(x.shape)}")
         values = {self.input_name: (x,)}
@@ -115,6 +117,8 @@ def load_tfgraph_model(spec: str, path: Path, preprocess=None, device=None) -> T
     declared input size (else `preprocess` must give it)."""
     module = TFGraphNet(path)
     shape = module.input_shape
+    if shape is not None and (len(shape) != 4 or shape[3] not in (None, 3)):
+        raise FormatError(f"{path}: input {module.input_name!r} has shape {shape}; N×H×W×3 images expected")
     hw = (shape[1], shape[2]) if shape is not None and shape[1] and shape[2] else None
     pre = for_network(spec, Preprocess(), preprocess, hw, source=path)
     model = TFGraphModel(module, spec, pre, sha256_file(path), device)

@@ -487,6 +487,43 @@ def _(t):
             "--workers", "0", "--quiet"]
 
 
+@case("tfgraph-pyfunc-node", "code-execution", 2, ["py.pb", "'evil'", "op type 'PyFunc' is not supported"],
+      ["out/f.npz"])
+def _(t):
+    from arface_repro.models.proto_schemas import tensorflow
+
+    g = tensorflow()["GraphDef"]()
+    node = g.node.add(name="input", op="Placeholder")
+    node.attr["dtype"].type = 1
+    for d in (1, 8, 8, 3):
+        node.attr["shape"].shape.dim.add().size = d
+    evil = g.node.add(name="evil", op="PyFunc", input=["input"])
+    evil.attr["token"].s = f"touch {t / MARKER}".encode()
+    write(t / "in/py.pb", g.SerializeToString())
+    image_folder(t / "in/img", 1, 1)
+    return ["embed", "--model", f"tfgraph:{t / 'in/py.pb'}", "--data-root", str(t / "in/img"), "--out",
+            str(t / "out/f.npz"), "--workers", "0", "--quiet"]
+
+
+@case("tfgraph-huge-constant", "corrupt-file", 2, ["big.pb", "'huge'", "is over"], ["out/f.npz"])
+def _(t):
+    from arface_repro.models.proto_schemas import tensorflow
+
+    g = tensorflow()["GraphDef"]()
+    node = g.node.add(name="input", op="Placeholder")
+    node.attr["dtype"].type = 1
+    huge = g.node.add(name="huge", op="Const")  # 2^30 float32 values declared (4 GiB), one given
+    huge.attr["value"].tensor.dtype = 1
+    for d in (1 << 15, 1 << 15):
+        huge.attr["value"].tensor.tensor_shape.dim.add().size = d
+    huge.attr["value"].tensor.float_val.append(1.0)
+    g.node.add(name="out", op="AddV2", input=["input", "huge"])
+    write(t / "in/big.pb", g.SerializeToString())
+    image_folder(t / "in/img", 1, 1)
+    return ["embed", "--model", f"tfgraph:{t / 'in/big.pb'}", "--preprocess", "size=8x8", "--data-root",
+            str(t / "in/img"), "--out", str(t / "out/f.npz"), "--workers", "0", "--quiet"]
+
+
 @case("caffe-python-layer", "code-execution", 2, ["py.prototxt", "python_param"], ["out/f.npz"])
 def _(t):
     write(t / "in/py.prototxt", 'name: "n"\ninput: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'

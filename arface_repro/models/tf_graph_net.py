@@ -50,24 +50,28 @@ class TFGraphNet(nn.Module):
         self.input_name, self.input_shape = holder.name, declared_shape(holder)
         self.output_name = graph.output
         self._where = {name: graph.where(name) for name in graph.order}
-        ops = {name: build_op(graph, name) for name in graph.order if graph.nodes[name].op != "Placeholder"}
-        # run-time inputs of each op: (source node, output index), without the ones it read at load time
-        inputs = {}
+        # every op but the constants first: they read the constants they need at load time (`static`)
+        ops = {name: build_op(graph, name) for name in graph.order
+               if graph.nodes[name].op not in ("Placeholder", "Const")}
+        inputs = {}  # run-time inputs of each op: (source node, output index), without the ones read at load time
         for name, op in ops.items():
             data = [t for t in graph.nodes[name].input if not t.startswith("^")]
             refs = [split_input(t)[:2] for i, t in enumerate(data) if i not in op.static]
             for src, k in refs:
-                n_out = 1 if src == self.input_name else ops[src].outputs
+                n_out = ops[src].outputs if src in ops else 1
                 if k >= n_out:
                     raise ConfigError(f"{self._where[name]}: uses output {k} of node {src!r} "
                                       f"({graph.nodes[src].op}); this runner computes only its first {n_out}")
             inputs[name] = refs
         needed, todo = {self.output_name}, [self.output_name]
-        while todo:  # the nodes the output needs at run time (constants read at load time are not kept)
+        while todo:  # the nodes the output needs at run time
             for src, _ in inputs.get(todo.pop(), []):
                 if src not in needed:
                     needed.add(src)
                     todo.append(src)
+        for name in graph.order:  # constants used at run time become buffers; the others are not kept
+            if name in needed and graph.nodes[name].op == "Const":
+                ops[name], inputs[name] = build_op(graph, name), []
         self.steps = [(name, inputs[name]) for name in graph.order if name in needed and name != self.input_name]
         self.ops = nn.ModuleDict({str(i): ops[name] for i, (name, _) in enumerate(self.steps)})
         last_use = {}

@@ -215,8 +215,11 @@ class Conv2D(TFOp):
             if c % self.cin:
                 raise ValueError(f"input has {c} channels, not a multiple of the filter's {self.cin}")
             groups = c // self.cin
-        pads = _pads(self.padding, x.shape[2:], self.k, self.stride, self.dilation)
-        y = F.conv2d(_padded(x, pads), self.weight, None, self.stride, 0, self.dilation, groups)
+        t, b, l, r = _pads(self.padding, x.shape[2:], self.k, self.stride, self.dilation)
+        if t == b and l == r:  # symmetric: the convolution pads (no padded copy of the input)
+            y = F.conv2d(x, self.weight, None, self.stride, (t, l), self.dilation, groups)
+        else:
+            y = F.conv2d(_padded(x, (t, b, l, r)), self.weight, None, self.stride, 0, self.dilation, groups)
         return (_back(y, self.fmt),)
 
 

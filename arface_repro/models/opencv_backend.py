@@ -85,24 +85,12 @@ def has_caffe_importer() -> bool:
 
 def tensorflow_input(path: Path) -> tuple[str | None, list | None]:
     """(name, NHWC shape with None for unknown dims) of the graph's single Placeholder, or (None, None)."""
-    from google.protobuf.message import DecodeError
+    from arface_repro.models.tf_graphdef import declared_shape, read_graphdef
 
-    from arface_repro.models.proto_schemas import tensorflow
-
-    graph = tensorflow()["GraphDef"]()
-    try:
-        graph.ParseFromString(path.read_bytes())
-    except DecodeError as exc:
-        raise FormatError(f"{path}: not a TensorFlow GraphDef ({exc})") from None
-    if not graph.node:
-        raise FormatError(f"{path}: not a TensorFlow GraphDef (no nodes; an empty or truncated file)")
-    holders = [n for n in graph.node if n.op == "Placeholder"]
+    holders = [n for n in read_graphdef(path).node if n.op == "Placeholder"]
     if len(holders) != 1:
         return (holders[0].name if holders else None), None
-    node = holders[0]
-    if "shape" not in node.attr or node.attr["shape"].shape.unknown_rank or not node.attr["shape"].shape.dim:
-        return node.name, None
-    return node.name, [int(d.size) if d.size > 0 else None for d in node.attr["shape"].shape.dim]
+    return holders[0].name, declared_shape(holders[0])
 
 
 def onnx_io(path: Path) -> tuple[list | None, str | None]:

@@ -1,6 +1,7 @@
 """`arface embed --model SPEC --data-root DIR [--list FILE] --out F.npz`: images -> feature store.
 
-Model specs: torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH (see `arface list-models`).
+Model specs: torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH, arface:CKPT, opencv:PATH,
+caffe:NET.prototxt:WEIGHTS.caffemodel, tfgraph:MODEL.pb, PRESET:PATH (see `arface list-models` and the README).
 The store holds `features` = f(x) and, unless --no-flip, `flip_features` = f(mirrored x), both unnormalised.
 Models that take 5 landmarks per image get them from --landmarks (default <data-root>/landmarks.txt, as
 `arface align` writes it, when present), else the aligned template; the store's `landmarks` entry says which.
@@ -16,7 +17,8 @@ def register(sub) -> None:
 
     p = sub.add_parser("embed", help="extract embeddings of a folder of images into a feature store (.npz)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="model spec: torch:ARCH:PATH | torchscript:PATH | onnx:PATH | tflite:PATH")
+    p.add_argument("--model", required=True, help="model spec: torch:ARCH:PATH | torchscript:PATH | onnx:PATH | tflite:PATH | "
+                   "arface:CKPT | opencv:PATH | caffe:NET:WEIGHTS | tfgraph:MODEL.pb | PRESET:PATH")
     p.add_argument("--data-root", required=True, help="folder the image paths are relative to")
     p.add_argument("--list", help="text file of relative image paths, one per line (default: every image under the root)")
     p.add_argument("--out", required=True, help="output feature store .npz")

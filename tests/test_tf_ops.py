@@ -438,3 +438,35 @@ def test_tfgraph_spec_sizes_batches_and_errors(tmp_path):
     b.op("Relu", "out", ["input"])
     with pytest.raises(FormatError, match=r"input 'input' has shape \[None, 8, 8, 1\]; N×H×W×3 images expected"):
         load_model(f"tfgraph:{b.save(tmp_path / 'gray.pb')}")
+
+
+def test_corrupted_graph_bytes_give_only_clear_errors(tmp_path):
+    """Random byte changes to a small valid graph: the runner loads and runs it or raises an ArfaceError
+    (one-line, exit 2 in the CLI) — never another exception (e.g. names that are not UTF-8)."""
+    from arface_repro.errors import ArfaceError
+
+    b = GraphBuilder()
+    b.placeholder("input", [None, 6, 6, 3])
+    b.const("w", np.ones((3, 3, 3, 2), np.float32))
+    b.op("Conv2D", "c", ["input", "w"], strides=[1, 2, 2, 1], padding="SAME")
+    b.const("bias", np.ones(2, np.float32))
+    b.op("BiasAdd", "ba", ["c", "bias"])
+    b.op("MaxPool", "mp", ["ba"], ksize=[1, 2, 2, 1], strides=[1, 1, 1, 1], padding="SAME")
+    b.const("ax", np.array([1, 2], np.int32))
+    b.op("Mean", "m", ["mp", "ax"], keep_dims=False)
+    data = b.graph.SerializeToString()
+    rng = np.random.default_rng(0)
+    path, outcomes = tmp_path / "m.pb", {"ran": 0, "refused": 0}
+    for _ in range(400):
+        a = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            a[int(rng.integers(len(a)))] = int(rng.integers(256))
+        path.write_bytes(bytes(a))
+        try:
+            with torch.inference_mode():
+                TFGraphNet(path).run(torch.zeros(1, 6, 6, 3))
+            outcomes["ran"] += 1
+        except ArfaceError as exc:
+            assert "\n" not in str(exc)
+            outcomes["refused"] += 1
+    assert outcomes["ran"] and outcomes["refused"], outcomes

@@ -137,7 +137,9 @@ def load_graph(path: str | os.PathLike) -> Graph:
     path = Path(path)
     graph = read_graphdef(path)
     nodes: dict = {}
-    for node in graph.node:
+    for i, node in enumerate(graph.node):
+        if not all(isinstance(v, str) for v in (node.name, node.op, *node.input)):  # protobuf keeps bad UTF-8 as bytes
+            raise FormatError(f"{path}: node #{i}: its name, op or an input is not valid UTF-8 text")
         if not node.name:
             raise FormatError(f"{path}: a {node.op or 'node without op'} node has no name")
         if node.name in nodes:

@@ -267,6 +267,41 @@ def test_reductions_squeeze_matmul_transpose_pad(tmp_path):
     np.testing.assert_allclose(got, np.pad(mm, ((1, 0), (0, 2))), rtol=1e-5, atol=1e-6)
 
 
+def test_elementwise_ops_and_constants_behind_identity(tmp_path):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 4)).astype(np.float32)
+    c = rng.uniform(0.5, 2, 4).astype(np.float32)
+    b = GraphBuilder()
+    b.placeholder("x", [2, 3, 4])
+    b.const("c", c)
+    b.op("Identity", "c_id", ["c"])
+    b.op("Sub", "sub", ["x", "c_id"])
+    b.op("RealDiv", "div", ["sub", "c"])
+    b.op("Minimum", "min", ["div", "c"])
+    b.op("LeakyRelu", "lrelu", ["min"], alpha=0.1)
+    b.op("Sigmoid", "sig", ["lrelu"])
+    b.op("Tanh", "tanh", ["sig"])
+    b.op("Sqrt", "sqrt", ["sig"])
+    b.op("Add", "add", ["tanh", "sqrt"])
+    b.op("Softmax", "soft", ["add"])
+    b.op("StopGradient", "sg", ["soft"])
+    b.const("shape", np.array([6, -1], np.int32))
+    b.op("Identity", "shape_id", ["shape"])
+    b.op("Reshape", "flat", ["sg", "shape_id"])  # the shape constant reached through an Identity node
+    b.const("ax", np.int32(-1), as_values=True)
+    b.op("Prod", "prod", ["flat", "ax"], keep_dims=True)
+    b.op("Min", "mn", ["flat", "ax"], keep_dims=True)
+    b.const("one", np.int32(1), as_values=True)
+    b.op("Concat", "cat", ["one", "prod", "mn"])  # Concat (v1): the axis first
+    got = run(b, x, tmp_path)
+    m = np.minimum((x.astype(np.float64) - c) / c, c)
+    sig = 1 / (1 + np.exp(-np.where(m > 0, m, 0.1 * m)))
+    a = np.tanh(sig) + np.sqrt(sig)
+    soft = (np.exp(a) / np.exp(a).sum(-1, keepdims=True)).reshape(6, -1)
+    want = np.concatenate([soft.prod(-1, keepdims=True), soft.min(-1, keepdims=True)], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
 def test_const_value_lists_repeat_the_last_value(tmp_path):
     from arface_repro.models.proto_schemas import tensorflow
 

@@ -24,7 +24,8 @@ takes the op's run-time inputs and returns its outputs as a tuple. Tensors keep 
 | Const, PlaceholderWithDefault (its default) | |
 
 Any other op type is a ConfigError naming the op type, the node and the file (`build_op`). Arithmetic is
-float32 as in the graph (a float64 graph runs in float64).
+in the constants' and the input's dtype: float32 for the graphs the runner loads (`tf_graph_net` takes a
+float32 Placeholder), as TensorFlow computes them.
 """
 
 from __future__ import annotations

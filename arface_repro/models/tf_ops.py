@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from arface_repro.errors import ConfigError, FormatError
-from arface_repro.models.tf_graphdef import Graph, dtype_name, split_input, tensor_array
+from arface_repro.models.tf_graphdef import Graph, split_input, tensor_array
 
 
 class NodeView:

@@ -104,3 +104,37 @@ def test_installed_copy_evaluates_from_another_folder(wheel, tmp_path):
     assert rec["protocol"] == "lfw" and rec["counts"]["pairs"] == 120 and rec["counts"]["folds"] == 10
     assert 50.0 < rec["metrics"]["Acc"] <= 100.0
     assert rec["git_commit"] is None and rec["source_sha256"] == key  # an installed copy is not a checkout
+
+
+def _requirement_names(section: str) -> set[str]:
+    import configparser
+    import re
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO_ROOT / "setup.cfg", encoding="utf-8")
+    sec, _, key = section.rpartition(".")
+    lines = [ln.strip() for ln in cfg[sec][key].splitlines() if ln.strip()]
+    return {re.split(r"[<>=!~;\[ ]", ln, maxsplit=1)[0].lower().replace("_", "-") for ln in lines}
+
+
+def test_constraints_pin_every_dependency_and_the_readme_and_ci_use_them():
+    if not (REPO_ROOT / "constraints.txt").is_file():
+        pytest.skip("not running from a checkout (no constraints.txt)")
+    pins = {}
+    for n, line in enumerate((REPO_ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        name, sep, version = line.partition("==")
+        assert sep and name.strip() and version.strip() and " " not in line, f"constraints.txt:{n}: not 'name==version': {line!r}"
+        pins[name.lower().replace("_", "-")] = version
+    assert "arface-repro" not in pins, "constraints.txt pins the package itself"
+    needed = _requirement_names("options.install_requires") | _requirement_names("options.extras_require.test")
+    assert not needed - set(pins), f"dependencies without a pin in constraints.txt: {sorted(needed - set(pins))}"
+
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8").split("```bash\n", 1)[1].split("```", 1)[0]
+    install, test = readme.strip().splitlines()[:2]
+    assert install.startswith("python3 -m venv .venv && . .venv/bin/activate && ")
+    pip_line = install.rsplit("&& ", 1)[1]
+    assert pip_line == 'pip install -e ".[test]" -c constraints.txt'
+    ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert pip_line in [ln.strip() for ln in ci] and test in [ln.strip() for ln in ci]

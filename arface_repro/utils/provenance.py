@@ -101,6 +101,15 @@ def code_identity() -> dict[str, Any]:
     return {"source_sha256": source_hash(), **git_state()}
 
 
+def code_summary() -> str:
+    """One line for printouts: 'source 1197e9e4801a, git d6c5d4f009 (dirty)'."""
+    ident = code_identity()
+    out = f"source {ident['source_sha256'][:12]}"
+    if ident["git_commit"]:
+        out += f", git {ident['git_commit'][:10]}" + (" (dirty)" if ident["dirty"] else "")
+    return out
+
+
 def code_key() -> str:
     """A short string for cache keys: the source hash (the git state adds nothing the hash lacks)."""
     return source_hash()

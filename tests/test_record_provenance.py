@@ -106,3 +106,14 @@ def test_features_and_model_runs_record_the_model_and_the_image_list(small_lfw, 
     out3 = d / "bare.json"
     assert main(["evaluate", "--protocol", "lfw", "--features", str(bare), "--pairs", str(pairs), "--out", str(out3)]) == 0
     assert json.loads(out3.read_text())["model_info"] is None
+
+
+def test_a_record_without_provenance_is_not_written(tmp_path):
+    from arface_repro.io.records import write_record
+
+    rec = build_record("lfw", "insightface", {"Acc": 99.0})
+    bare = {k: v for k, v in rec.items() if k != "environment"}
+    with pytest.raises(ValueError, match="without environment"):
+        write_record(bare, tmp_path / "r.json")
+    assert not (tmp_path / "r.json").exists()
+    assert write_record(rec, tmp_path / "r.json").is_file()

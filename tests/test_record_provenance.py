@@ -11,6 +11,7 @@ import pytest
 from conftest import require
 
 from arface_repro.cli import main
+from arface_repro.errors import FormatError
 from arface_repro.eval.store_provenance import image_list_identity, store_model_info
 from arface_repro.io.feature_store import FeatureStore, load_feature_store, save_feature_store
 from arface_repro.io.pairs import parse_lfw_pairs
@@ -52,6 +53,10 @@ def test_store_model_info_from_metadata():
     assert store_model_info(s) == {**ident, "source": "feature store"}
     s = FeatureStore(f, ["a.jpg", "b.jpg"], meta={"model_spec": "onnx:m.onnx", "model_sha256": "cd", "preprocess": "{}"})
     assert store_model_info(s) == {"spec": "onnx:m.onnx", "sha256": "cd", "preprocess": "{}", "source": "feature store"}
+    for bad in ("{not json", "[1, 2]", "{}"):
+        s = FeatureStore(f, ["a.jpg", "b.jpg"], source="x.npz", meta={"model_identity": bad})
+        with pytest.raises(FormatError, match="x.npz: 'model_identity' is not a JSON object naming a model"):
+            store_model_info(s)
 
 
 @pytest.fixture(scope="module")

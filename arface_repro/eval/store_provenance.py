@@ -4,7 +4,8 @@ identity of its image list.
 - `store_model_info(store)` — for `--features` runs: the model identity a feature store carries (written by
   `arface embed` and `arface evaluate --save-features`: `model_spec`, `model_sha256`, `preprocess`, and
   `model_identity`, the loaded model's full identity as JSON). None when the store names no model (a
-  store made elsewhere); the record then says so rather than guess.
+  store made elsewhere); the record then says so rather than guess. A `model_identity` that is not a JSON
+  object naming a model is a FormatError naming the store.
 - `image_list_identity(paths, root)` — the ordered list of the store's image paths (count and sha256 of
   the paths joined by newlines) and, where the images were read from files under `root` (`--model` runs),
   a sha256 over `path<TAB>size` lines. Sizes, not content hashes: hashing every image of MegaFace or IJB-C
@@ -22,6 +23,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from arface_repro.errors import FormatError
+
 MODEL_KEYS = ("model_spec", "model_sha256", "preprocess")
 
 
@@ -29,13 +32,15 @@ def store_model_info(store) -> dict[str, Any] | None:
     """The model identity a feature store names (its metadata), or None when it names none."""
     meta = getattr(store, "meta", None) or {}
     raw = meta.get("model_identity")
-    if raw:
+    if raw is not None:
         try:
             ident = json.loads(str(raw))
         except ValueError:
             ident = None
-        if isinstance(ident, dict) and (ident.get("kind") or ident.get("spec")):
-            return {**ident, "source": "feature store"}
+        if not isinstance(ident, dict) or not (ident.get("kind") or ident.get("spec")):
+            raise FormatError(f"{getattr(store, 'source', '<feature store>')}: 'model_identity' is not a JSON object "
+                              f"naming a model (kind, spec): {str(raw)[:80]!r}")
+        return {**ident, "source": "feature store"}
     if not meta.get("model_spec"):
         return None
     return {"spec": str(meta["model_spec"]), "sha256": meta.get("model_sha256"),

@@ -33,3 +33,5 @@ fi
 mv "$tmp" constraints.txt
 trap - EXIT
 echo "wrote constraints.txt ($(grep -c -v '^#' constraints.txt) packages)"
+echo "torch $(grep -i '^torch==' constraints.txt | cut -d= -f3), torchvision $(grep -i '^torchvision==' constraints.txt | cut -d= -f3):" \
+     "the README's CPU-only install line must name these versions (tests/test_packaging.py checks it)"

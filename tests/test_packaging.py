@@ -138,3 +138,8 @@ def test_constraints_pin_every_dependency_and_the_readme_and_ci_use_them():
     assert pip_line == 'pip install -e ".[test]" -c constraints.txt'
     ci = (REPO_ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert pip_line in [ln.strip() for ln in ci] and test in [ln.strip() for ln in ci]
+    # the README's CPU-only line names the pinned torch and torchvision (a regenerated file must not leave it behind)
+    text = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    cpu = [ln.strip() for ln in text.splitlines() if "download.pytorch.org/whl/cpu" in ln and ln.strip().startswith("pip")]
+    assert cpu == [f"pip install torch=={pins['torch']} torchvision=={pins['torchvision']} "
+                   "--index-url https://download.pytorch.org/whl/cpu"], cpu

@@ -11,12 +11,24 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def protocols_dir() -> Path:
-    """The declarative `protocols/` folder of the checkout (protocol specs, model presets, the paper's tables).
+PACKAGE_DIR = Path(__file__).resolve().parent
+INSTALLED_PROTOCOLS = PACKAGE_DIR / "protocols"  # where `pip install .` / a wheel puts them (setup.py maps them)
+CHECKOUT_PROTOCOLS = REPO_ROOT / "protocols"  # a checkout (and an editable install of it)
 
-    `$ARFACE_PROTOCOLS` overrides it (for an installed copy whose checkout lives elsewhere)."""
+
+def protocols_dir() -> Path:
+    """The declarative `protocols/` folder (protocol specs, model presets, the paper's tables).
+
+    `$ARFACE_PROTOCOLS` if set (a folder of one's own); else the copy shipped inside an installed package
+    (`arface_repro/protocols`, present only in a non-editable install: a checkout has none); else the
+    checkout's top-level `protocols/`. The installed copy comes first because beside an installed package
+    (site-packages) an unrelated top-level `protocols/` folder could exist."""
     env = os.environ.get("ARFACE_PROTOCOLS")
-    return Path(env) if env else REPO_ROOT / "protocols"
+    if env:
+        return Path(env)
+    if INSTALLED_PROTOCOLS.is_dir():
+        return INSTALLED_PROTOCOLS
+    return CHECKOUT_PROTOCOLS
 
 
 def shared_dir() -> Path | None:

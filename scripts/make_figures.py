@@ -214,8 +214,12 @@ def fig6(args, out_dir: Path) -> list[Path]:
     measured = F.measured_layer_series(runs)
     if measured:
         out = out_dir / "fig6_num_layers.png"
-        F.fig6_layers(measured, out, "Fig. 6: the effect of num_layers (VGGFace2 subset; measured records); "
-                                     "bottom: the paper's Table X points", paper)
+        flagged = [(p.source, f) for series in measured.values() for pts in series.values() for p in pts for f in p.flags]
+        for source, flag in dict.fromkeys(flagged):
+            print(f"fig 6: the record of run {source} may not be current: {flag}", file=sys.stderr)
+        F.fig6_layers(measured, out, "Fig. 6: the effect of num_layers (VGGFace2 subset; measured records"
+                                     + ("; SOME STALE OR FROM ANOTHER MODEL, see the log" if flagged else "")
+                                     + "); bottom: the paper's Table X points", paper)
         outs.append(out)
     synthetic = F.synthetic_layer_series(runs)
     if synthetic:

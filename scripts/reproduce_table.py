@@ -7,15 +7,17 @@
     python scripts/reproduce_table.py X --steps 20 --seeds 0   # quick mode (a few steps, one seed)
     python scripts/reproduce_table.py X --lfw-scale            # + the LFW-scale columns (needs ../shared or --data-root)
     python scripts/reproduce_table.py VI --run --data DATA.yaml   # evaluate / train what DATA.yaml makes possible
-    python scripts/reproduce_table.py X --strict               # exit 1 when a measured cell is off
+    python scripts/reproduce_table.py X --strict               # exit 1 when a measured cell is off or not current
 
 For every cell: the paper's value (protocols/paper/table_XX.yaml), the measured value from the result record
 the run manifest names (protocols/paper/manifest.yaml: <runs>/paper/<run>/<protocol>.json), the difference
 and a status (within tolerance / OFF / missing). Then, for every pair of rows the paper compares, the
 difference in the protocol's resolution and, where two results exist, a paired test. Tables X and XI are
 also trained at small scale on the built-in synthetic occluded-face generator (several seeds; records are
-reused when config, overrides, seed and package version match). Exit status: 0, 1 with --strict when a
-filled cell is off, 2 on bad input.
+reused when config, overrides, seed, the code identity and the environment match: after any change to the
+package's source they are trained again). A measured cell whose record was made by other code ('stale') or
+by another model than the row's ('other model', 'model unverified') is flagged. Exit status: 0, 1 with
+--strict when a filled cell is off or flagged, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ def main(argv=None) -> int:
                     help="text prints; md / csv also write results/tables/table_XX.{md,csv}")
     ap.add_argument("--runs-dir", default=str(ROOT / "results" / "runs"), help="result records (default results/runs)")
     ap.add_argument("--tables-dir", default=str(ROOT / "results" / "tables"))
-    ap.add_argument("--strict", action="store_true", help="exit 1 when a measured cell is outside its tolerance")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit 1 when a measured cell is outside its tolerance, or its record is stale (made by other "
+                         "code) or not from the row's model")
     g = ap.add_argument_group("small-scale reproductions (Tables X and XI)")
     g.add_argument("--no-synthetic", action="store_true", help="do not train / show the synthetic rows")
     g.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-4 (default: the manifest's, 0,1,2)")
@@ -154,6 +158,9 @@ def run(args) -> int:
             extra_lines.append("LFW-scale rows not run: add --lfw-scale (LFW + BLUFR from the shared folder; "
                                "tens of minutes on 2 CPU cores)")
 
+    from arface_repro.utils.provenance import code_summary
+
+    extra_lines.append(f"code: {code_summary()} (measured records made by other code are flagged 'stale')")
     report = build_report(tid, args.runs_dir, scales, titles)
     report.sections[len(report.sections):] = extra_sections
     if args.format == "csv":
@@ -166,8 +173,12 @@ def run(args) -> int:
     if args.format != "text":
         _write_table(tables_dir / f"table_{num:02d}.{args.format}", text, log)
     n_off = sum(1 for c in report.cells.values() if c.status == "OFF")
-    if args.strict and n_off:
-        log(f"--strict: {n_off} measured cell(s) outside tolerance")
+    flagged = [c for c in report.cells.values() if c.flags]
+    if args.strict and (n_off or flagged):
+        if n_off:
+            log(f"--strict: {n_off} measured cell(s) outside tolerance")
+        for c in flagged:
+            log(f"--strict: refused {c.record_path}: " + "; ".join(c.flags))
         return 1
     return 0
 

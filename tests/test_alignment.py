@@ -94,8 +94,12 @@ def test_warp_moves_pixels_correctly():
     assert crop[-1, -1].tolist() == [50, 50, 50]  # inside the source
 
 
-def test_bit_identical_to_skimage_when_available():
-    """insightface estimates with skimage's SimilarityTransform on float32 landmarks (optional check)."""
+def test_equal_to_skimage_when_available():
+    """insightface estimates with skimage's SimilarityTransform on float32 landmarks (optional check).
+
+    skimage's code is another numeric path (its own order of float64 operations, which its releases may
+    change), so the matrices are compared to 1e-9 px over the image: far below what warpAffine's 1/32-pixel
+    fixed-point coordinates can resolve, so the aligned crops are the same."""
     transform = pytest.importorskip("skimage.transform")
     import warnings
 
@@ -106,7 +110,9 @@ def test_bit_identical_to_skimage_when_available():
             warnings.simplefilter("ignore", FutureWarning)
             ref = transform.SimilarityTransform()
             ref.estimate(src, ARCFACE_112)
-        np.testing.assert_array_equal(estimate_similarity(src, ARCFACE_112), ref.params[:2])
+        got = estimate_similarity(src, ARCFACE_112)
+        np.testing.assert_allclose(got[:, :2], ref.params[:2, :2], rtol=0, atol=1e-11)
+        np.testing.assert_allclose(got[:, 2], ref.params[:2, 2], rtol=0, atol=1e-9)
 
 
 def test_mirror_landmarks_follow_the_flipped_image():

@@ -112,12 +112,16 @@ def test_fig6_paper_points_and_measured_records(tmp_path):
     assert [(p.num_layers, p.mean) for p in pts["Acc"]["MobileFaceNet"]] == [(0, 98.83), (3, 98.95), (5, 98.90)]
     assert [(p.num_layers, p.mean) for p in pts["DIR@FAR=1%"]["ResNet50"]] == [(0, 88.71), (9, 89.23), (12, 90.73)]
     runs = tmp_path / "runs"
-    write_record(build_record("lfw", "insightface", {"Acc": 99.3}), record_path(runs, "r50_arface_l9", "lfw"))
+    trained = {"model_info": {"kind": "arface", "spec": "arface:l9.pt", "config": "r50_arface_l9"}}
+    write_record(build_record("lfw", "insightface", {"Acc": 99.3}, extra=trained), record_path(runs, "r50_arface_l9", "lfw"))
     write_record(build_record("blufr", "blufr-official", {"VR@FAR=0.1%": 98.7, "DIR@FAR=1%": 89.0}),
                  record_path(runs, "r50_arface_l9", "blufr"))
     series = F.measured_layer_series(runs)
     assert [(p.num_layers, p.mean) for p in series["Acc"]["ResNet50"]] == [(9, 99.3)]
     assert series["DIR@FAR=1%"]["ResNet50"][0].mean == 89.0
+    # the lfw record is the row's model, made by this code; the blufr one names no model
+    assert series["Acc"]["ResNet50"][0].flags == ()
+    assert [f.split(":")[0] for f in series["DIR@FAR=1%"]["ResNet50"][0].flags] == ["model unverified"]
     with pytest.raises(FormatError, match="no point"):
         F.fig6_layers({}, tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()

@@ -59,8 +59,10 @@ def test_shared_noise_lists(shared):
     assert mask.tolist() == [True, False]
 
 
-def brute_force_cmc(probe_feats, probe_ids, distractors, max_rank=10, ties="against"):
-    """Every gallery built explicitly (image i + all distractors), the rank of the mate read from it."""
+def brute_force_cmc(probe_feats, probe_ids, distractors, max_rank=10, ties="against", margin=0.0):
+    """Every gallery built explicitly (image i + all distractors), the rank of the mate read from it.
+    `margin` shifts the mated score before the comparison: with ±2·GEMM_EPS it gives the two ends of what
+    scores moved by up to GEMM_EPS (another GEMM) can give."""
     pf, dis = mf.l2n(probe_feats), mf.l2n(distractors)
     ids = np.asarray(probe_ids)
     hits = np.zeros(max_rank, np.int64)
@@ -74,7 +76,7 @@ def brute_force_cmc(probe_feats, probe_ids, distractors, max_rank=10, ties="agai
                     continue
                 mated = intra[a, b]
                 sc = (pf[j:j + 1] @ dis.T)[0] if len(dis) > 1 else dis @ pf[j]
-                above = (sc >= mated).sum() if ties == "against" else (sc > mated).sum()
+                above = (sc >= mated + margin).sum() if ties == "against" else (sc > mated + margin).sum()
                 total += 1
                 for r in range(max_rank):
                     hits[r] += 1 + int(above) <= r + 1
@@ -90,15 +92,28 @@ def _data(seed=1, n_dis=400):
     return p, ids, d
 
 
+# Two GEMMs of float32 16-d unit vectors (the protocol's blocked numpy or torch GEMM, the reference's
+# row-by-row products) differ by a few ulp; scores within GEMM_EPS are the same score to the metric.
+GEMM_EPS = 1e-5
+
+
 @pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
 def test_cmc_matches_brute_force_for_every_set(device):
+    """The CMC of every set lies between the brute-force CMCs with the mated score moved by ∓2·GEMM_EPS (the
+    protocol's GEMM is another numeric path than the reference's); that bracket is at most one comparison
+    wide, so it hides no error. The tie rules on exact ties: test_ties_rules."""
     p, ids, d = _data()
     sets = {10: np.arange(10), 100: np.arange(100), 400: np.arange(400), 37: np.arange(0, 370, 10)}
+    n_pairs = sum(k * (k - 1) for k in np.unique(ids, return_counts=True)[1])
     for rule, ties in (("facex-zoo", "for"), ("ties-against", "against")):
         res = mf.evaluate(p, ids, d, sets=sets, noise_rule="none", max_memory_gb=2e-5, backend=make_backend(device),
                           rule=rule)
         for size, idx in sets.items():
-            assert res["cmc"][size] == pytest.approx(brute_force_cmc(p, ids, d[idx], ties=ties), abs=1e-12)
+            lo = np.array(brute_force_cmc(p, ids, d[idx], ties=ties, margin=-2 * GEMM_EPS))
+            hi = np.array(brute_force_cmc(p, ids, d[idx], ties=ties, margin=2 * GEMM_EPS))
+            got = np.array(res["cmc"][size])
+            assert ((lo - 1e-12 <= got) & (got <= hi + 1e-12)).all(), (size, rule, lo, got, hi)
+            assert ((hi - lo) * n_pairs < 1.5).all()
     assert res["passes"] == 2  # 10 ⊂ 100 ⊂ 400 share one pass; the strided set of 37 gets its own
     assert 0 < res["cmc"][400][0] < res["cmc"][400][9] < 1  # non-trivial curve
     assert res["n_ordered_pairs"] == sum(k * (k - 1) for k in [3, 4, 2, 5, 3, 6])
@@ -122,7 +137,10 @@ def test_verification_matches_full_sort():
     imp = np.sort((pn @ dn.T).ravel())[::-1]
     gen = np.concatenate([(pn[ids == i] @ pn[ids == i].T)[np.triu_indices((ids == i).sum(), 1)] for i in np.unique(ids)])
     k = strict_k(far, imp.size)
-    assert res["ver"] == pytest.approx(np.mean(gen > imp[k]))
+    # blocked GEMM against one GEMM: the rate lies between those of the decisions that hold by 2·GEMM_EPS
+    # and of those that fail by less (the threshold is an order statistic: it moves no more than the scores)
+    lo, hi = np.mean(gen > imp[k] + 2 * GEMM_EPS), np.mean(gen > imp[k] - 2 * GEMM_EPS)
+    assert lo - 1e-12 <= res["ver"] <= hi + 1e-12 and (hi - lo) * gen.size < 1.5
     assert res["n_impostor"] == imp.size and res["n_genuine"] == gen.size
     assert 0 < res["ver"] < 1
 

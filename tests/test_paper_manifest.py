@@ -116,7 +116,11 @@ def test_run_plan_and_adapter_command_lines(tmp_path, monkeypatch):
     assert ("mfn_plain", "lfw", "no checkpoints.mfn_plain (or a TABLE.ROW key) and no training_data.vggface2_subset") in plan.impossible
     calls = []
     monkeypatch.setattr(evaluate_adapter, "_cli", lambda argv: calls.append(argv))
-    run_missing.execute("X", data, runs, log=lambda s: None, quiet=True)
+    logs = []
+    run_missing.execute("X", data, runs, log=logs.append, quiet=True)
+    # the existing record names no model: kept (not remade on sight), with the reason and how to remake it
+    assert f"  kept {record_path(runs, 'r50full_arface_l9', 'lfw')} (model unverified: the record names no model " \
+           "identity (model_info)); remove it to evaluate that cell again" in logs
     assert calls == [["evaluate", "--protocol", "blufr", "--model", f"arface:{ck}", "--data-root", str(tmp_path / "lfw"),
                       "--config", str(tmp_path / "blufr.mat"),
                       "--cache-dir", str(runs / "features" / "r50full_arface_l9" / "cache"),

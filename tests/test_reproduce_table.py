@@ -64,10 +64,16 @@ def test_unknown_table_is_an_error(rt, capsys):
 
 # ----------------------------------------------------------------------------- fabricated records
 
+def _trained(run: str) -> dict:
+    """The model_info of a checkpoint trained from the run's config (what the row's model is)."""
+    return {"model_info": {"kind": "arface", "spec": f"arface:{run}/checkpoint_last.pt",
+                           "config": load_manifest().runs[run].config}}
+
+
 def _lfw_record(runs: Path, run: str, acc: float, correct: str | None = None, folds=None) -> Path:
     folds = folds if folds is not None else [acc] * 10
     rec = build_record("lfw", "insightface", {"Acc": acc, "Acc.std": float(np.std(folds))}, per_fold={"Acc": folds},
-                       model=f"arface:{run}/checkpoint_last.pt")
+                       model=f"arface:{run}/checkpoint_last.pt", extra=_trained(run))
     if correct is not None:
         rec["per_pair"] = {"correct": correct}
     return write_record(rec, record_path(runs, run, "lfw"))
@@ -76,7 +82,7 @@ def _lfw_record(runs: Path, run: str, acc: float, correct: str | None = None, fo
 def _blufr_record(runs: Path, run: str, vr: list[float], dir_: list[float]) -> Path:
     agg = lambda v: float(np.mean(v) - np.std(v, ddof=1))  # noqa: E731
     rec = build_record("blufr", "blufr-official", {"VR@FAR=0.1%": agg(vr), "DIR@FAR=1%": agg(dir_)},
-                       per_trial={"trial": list(range(1, 11)), "VR@FAR=0.1%": vr, "DIR@FAR=1%": dir_})
+                       per_trial={"trial": list(range(1, 11)), "VR@FAR=0.1%": vr, "DIR@FAR=1%": dir_}, extra=_trained(run))
     return write_record(rec, record_path(runs, run, "blufr"))
 
 
@@ -127,6 +133,58 @@ def test_strict_exit_codes(rt, tmp_path, capsys):
     write_record(build_record("lfw", "insightface", {"Acc": "99.2"}), record_path(runs, "mfn_arface_l3", "lfw"))
     assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 2
     assert "mfn_arface_l3/lfw.json: metric 'Acc' missing or not a number" in capsys.readouterr().err
+
+
+def test_stale_and_other_model_records_are_flagged_and_refused_by_strict(rt, tmp_path, capsys):
+    """A record made by other code, or by a model that is not the row's, is never shown as a plain result."""
+    from arface_repro.utils.provenance import code_key
+
+    runs = tmp_path / "runs"
+    args = ["X", "--no-synthetic", "--format", "csv", "--runs-dir", str(runs), "--tables-dir", str(tmp_path / "t")]
+    path = _lfw_record(runs, "mfn_plain", 98.60)
+    assert rt.main([*args, "--strict"]) == 0
+    cell = _cells(capsys.readouterr().out)["mfn_subset.baseline", "LFW 6000pairs/%"]
+    assert cell["status"] == "within" and cell["flags"] == ""
+    rec = json.loads(path.read_text())
+
+    def rewrite(**changes):
+        write_record({**rec, **changes}, path)
+
+    other_code = "0" * 64
+    assert other_code != code_key()
+    rewrite(source_sha256=other_code, git_commit="abc1234def", dirty=True)
+    assert rt.main(args) == 0
+    cell = _cells(capsys.readouterr().out)["mfn_subset.baseline", "LFW 6000pairs/%"]
+    assert cell["status"] == "within" and cell["flags"].startswith("stale: made by code 000000000000 (git abc1234def, dirty)")
+    assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 0  # the text table: the status says it
+    out = capsys.readouterr().out
+    assert "within ±0.2 (stale)" in out and f"code: source {code_key()[:12]}" in out
+    assert rt.main([*args, "--strict"]) == 1
+    assert f"--strict: refused {path}: stale" in capsys.readouterr().err
+    rewrite(source_sha256=None)
+    assert rt.main([*args, "--strict"]) == 1
+    assert "the record has no code identity" in capsys.readouterr().err
+
+    # a third-party MobileFaceNet (the shared ONNX through its preset) in the paper's MobileFaceNet row
+    rewrite(model_info={"kind": "onnx", "spec": "mobilefacenet-expo:MobileFaceNet.onnx", "sha256": "ab" * 32})
+    assert rt.main(args) == 0
+    cell = _cells(capsys.readouterr().out)["mfn_subset.baseline", "LFW 6000pairs/%"]
+    assert cell["flags"] == ("other model: mobilefacenet-expo:MobileFaceNet.onnx is not a checkpoint trained from "
+                             "configs/mfn_plain.yaml")
+    assert rt.main([*args, "--strict"]) == 1
+    capsys.readouterr()
+    # a checkpoint of this package, trained from another row's config; one that names no config
+    rewrite(model_info={"kind": "arface", "spec": "arface:x.pt", "config": "mfn_random"})
+    assert rt.main(args) == 0
+    assert "trained from config 'mfn_random'" in _cells(capsys.readouterr().out)["mfn_subset.baseline", "LFW 6000pairs/%"]["flags"]
+    for info in ({"kind": "arface", "spec": "arface:x.pt"}, None):
+        rewrite(model_info=info)
+        assert rt.main(args) == 0
+        assert _cells(capsys.readouterr().out)["mfn_subset.baseline", "LFW 6000pairs/%"]["flags"].startswith("model unverified")
+    # a --features record whose store names a checkpoint trained from the row's config
+    rewrite(model_info={"kind": "arface", "spec": "arface:x.pt", "config": "mfn_plain", "source": "feature store"})
+    assert rt.main([*args, "--strict"]) == 0
+    capsys.readouterr()
 
 
 def _ordering_rows(report, a_short: str, n: int = 3):

@@ -56,9 +56,19 @@ def test_streaming_topk_equals_full_sort():
     assert top.seen == stream.size
 
 
+# Two GEMMs of float32 16-d unit vectors (numpy's and torch's, or one BLAS at two block shapes) differ by a few
+# ulp (1.2e-7 seen between torch and numpy); scores within GEMM_EPS are the same score to every metric here.
+# Comparisons of scores between two such paths use this tolerance; decisions use the brackets below.
+GEMM_EPS = 1e-5
+
+
 @pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
 def test_scan_top_rows_snapshots_and_global(device):
-    """Per-row top-k snapshots at nested sizes and the global top-k, as full sorts of the whole matrix give."""
+    """Per-row top-k snapshots at nested sizes and the global top-k, as full sorts of the whole matrix give.
+
+    The scan's GEMM (blocked, numpy or torch) and the reference's (one numpy GEMM) are different numeric paths,
+    so the sorted values are compared within GEMM_EPS (sorting moves no value by more than the scores moved);
+    the -inf padding of short snapshots is exact."""
     rng = np.random.default_rng(1)
     p = l2n(rng.standard_normal((50, 8)).astype(np.float32))
     d = l2n(np.round(rng.standard_normal((5000, 8)), 1).astype(np.float32))  # ties
@@ -69,12 +79,16 @@ def test_scan_top_rows_snapshots_and_global(device):
         ref = -np.sort(-full[:, :s], axis=1)[:, :10]
         if s < 10:
             ref = np.concatenate([ref, np.full((50, 10 - s), -np.inf, np.float32)], axis=1)
-        np.testing.assert_array_equal(res.row_top[s], ref)
-    np.testing.assert_array_equal(res.global_top, np.sort(full[:, :2000].ravel())[::-1][:123])
+        assert res.row_top[s].shape == ref.shape
+        np.testing.assert_array_equal(np.isinf(res.row_top[s]), np.isinf(ref))
+        np.testing.assert_allclose(res.row_top[s], ref, rtol=0, atol=GEMM_EPS)
+    np.testing.assert_allclose(res.global_top, np.sort(full[:, :2000].ravel())[::-1][:123], rtol=0, atol=GEMM_EPS)
 
 
-def brute_force(probes, probe_ids, distractors, ver_fpr, id_fpr):
-    """Full score matrices and full sorts (small inputs only)."""
+def brute_force(probes, probe_ids, distractors, ver_fpr, id_fpr, margin=0.0):
+    """Full score matrices and full sorts (small inputs only). `margin` > 0 counts a decision only when it
+    holds by more than `margin` (the low end of what scores moved by up to margin/2 can give); < 0 also
+    counts those that fail by less (the high end)."""
     p, d = l2n(probes), l2n(distractors)
     ids = np.asarray(probe_ids)
     pp = p @ p.T
@@ -84,7 +98,7 @@ def brute_force(probes, probe_ids, distractors, ver_fpr, id_fpr):
     imp = np.concatenate([(p @ d.T).ravel(), pp[iu][~same]])
     imp_sorted = -np.sort(-imp)
     k = strict_k(ver_fpr, imp.size)
-    ver = float(np.mean(gen > imp_sorted[k])) if k < imp.size else 1.0
+    ver = float(np.mean(gen > imp_sorted[k] + margin)) if k < imp.size else 1.0
     enrolled, queries, own = tp.enrolment(ids)
     gal = np.vstack([p[enrolled], d])
     s = p[queries] @ gal.T
@@ -94,7 +108,8 @@ def brute_force(probes, probe_ids, distractors, ver_fpr, id_fpr):
     nonm = s.max(axis=1)
     k2 = strict_k(id_fpr, queries.size)
     v = -np.sort(-nonm)[k2] if k2 < queries.size else -np.inf
-    return {"ver": ver, "id": float(np.mean((mated > v) & (mated > nonm))), "imp_sorted": imp_sorted, "gen": gen}
+    return {"ver": ver, "id": float(np.mean((mated > v + margin) & (mated > nonm + margin))), "imp_sorted": imp_sorted,
+            "gen": gen}
 
 
 def _data(seed=0, n=400, m=6000, sigma=0.6):
@@ -112,8 +127,17 @@ def test_protocol_matches_brute_force(device, ver_fpr, id_fpr):
     p, ids, d = _data()
     res = tp.evaluate(p, ids, d, ver_fpr=ver_fpr, id_fpr=id_fpr, max_memory_gb=1e-4, backend=make_backend(device))
     ref = brute_force(p, ids, d, ver_fpr, id_fpr)
-    assert res["ver"] == pytest.approx(ref["ver"], abs=1e-12)
-    assert res["id"] == pytest.approx(ref["id"], abs=1e-12)
+    # the protocol's GEMMs and the reference's differ by a few ulp: a score, a threshold (an order statistic)
+    # and a best non-mated score (a max) each move by at most GEMM_EPS, so each rate lies between the rates
+    # of the decisions that hold by 2·GEMM_EPS and of those that fail by less; data without near-ties
+    # collapse the bracket to the exact rate
+    lo = brute_force(p, ids, d, ver_fpr, id_fpr, margin=2 * GEMM_EPS)
+    hi = brute_force(p, ids, d, ver_fpr, id_fpr, margin=-2 * GEMM_EPS)
+    decisions = {"ver": ref["gen"].size, "id": tp.enrolment(np.asarray(ids))[1].size}
+    for key, n in decisions.items():
+        assert lo[key] - 1e-12 <= res[key] <= hi[key] + 1e-12, (key, lo[key], res[key], ref[key], hi[key])
+        assert lo[key] <= ref[key] <= hi[key]
+        assert (hi[key] - lo[key]) * n < 1.5  # at most one fragile decision: the bracket hides no error
     assert res["n_genuine"] == ref["gen"].size and res["n_impostor"] == ref["imp_sorted"].size
 
 

@@ -10,6 +10,7 @@ Models that take 5 landmarks per image get them from --landmarks (default <data-
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def register(sub) -> None:
@@ -75,6 +76,7 @@ def run(args) -> int:
                              landmarks_sha256=lm_info.get("sha256"))
     meta = {k: str(v) for k, v in store.meta.items() if k in ("model_spec", "model_sha256", "preprocess", "flip")}
     meta["landmarks"] = lm_info["source"] + (f" {lm_info['path']} sha256 {lm_info['sha256']}" if "path" in lm_info else "")
+    meta["model_identity"] = json.dumps(model.identity(), sort_keys=True)  # what `evaluate --features` records
     save_feature_store(args.out, store.features, store.paths, store.flip_features, **meta)
     if not args.quiet:
         print(f"wrote {args.out}: {len(store)} × {store.dim} features"

@@ -7,6 +7,7 @@ then the parser of P's class (common options + P's). Nothing here depends on whi
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -93,6 +94,7 @@ def run(args) -> int:
         GENERIC.with_overrides(opts.preprocess)
     proto.check_options()
     store = _features(proto, opts)
+    proto.note_features(store)
     record = proto.evaluate(store)
     if proto.shards and proto.ctx.rank != 0:
         return 0
@@ -154,7 +156,11 @@ def _features(proto, opts):
     if opts.save_features:
         from arface_repro.io.feature_store import save_feature_store
 
-        save_feature_store(opts.save_features, store.features, store.paths, store.flip_features)
+        pv = proto.provenance  # the store names its model, so a later `--features` record can name it too
+        info = pv.model_info or {}
+        save_feature_store(opts.save_features, store.features, store.paths, store.flip_features,
+                           model_spec=str(pv.model), model_sha256=str(info.get("sha256")),
+                           preprocess=str(info.get("preprocess")), model_identity=json.dumps(info, sort_keys=True))
         proto.provenance.features = opts.save_features
     return store
 

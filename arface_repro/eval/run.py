@@ -19,6 +19,7 @@ def evaluate_store(protocol: str, store, *, model: str | None = None, features_p
     proto = get_protocol(protocol).from_options(**options)
     proto.provenance.label = model
     proto.provenance.features = None if features_path is None else str(features_path)
+    proto.note_features(store)
     return proto.evaluate(store)
 
 

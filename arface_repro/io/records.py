@@ -49,6 +49,9 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+PROVENANCE_KEYS = ("source_sha256", "git_commit", "dirty", "environment")  # what build_record adds to every record
+
+
 def build_record(
     protocol: str,
     rule: str,
@@ -107,6 +110,9 @@ def write_record(record: Mapping[str, Any], out: str | os.PathLike | None = None
     record (per-pair scores and labels, for paired tests between records); the record then names it under
     `sidecars.scores` with its sha256 (`load_sidecar` checks it).
     """
+    missing = [k for k in PROVENANCE_KEYS if k not in record]
+    if missing:  # every record is assembled by build_record, which adds these: a record without them is a bug
+        raise ValueError(f"a result record without {', '.join(missing)}: assemble records with build_record")
     path = Path(out) if out is not None else default_record_path(record, runs_dir)
     if out is None:
         base, n = path, 1

@@ -130,7 +130,7 @@ def _state_dict(obj, what: str, path) -> dict:
 
 def load_training_model(path, mask: str | None = None) -> tuple[ARFaceInference, dict]:
     """(ARFaceInference in eval mode, facts) from an `arface train` checkpoint; facts: attention_mask, method,
-    patch_radius, pixel_mean, pixel_std, step, model name."""
+    patch_radius, pixel_mean, pixel_std, step, model name, config name (the config's `name`)."""
     from arface_repro.models.training_checkpoint import read_training_checkpoint
 
     ck = read_training_checkpoint(path)
@@ -169,7 +169,9 @@ def load_training_model(path, mask: str | None = None) -> tuple[ARFaceInference,
         if not use:
             attention = None
     net = ARFaceInference(backbone, attention, radius).eval()
+    config_name = cfg.get("name") if isinstance(cfg, dict) else None
     facts = {"attention_mask": state, "method": method, "patch_radius": radius, "model": name,
+             "config": str(config_name) if config_name is not None else None,
              "pixel_mean": float(_entry(cfg, "data.pixel_mean", path, FALLBACK_MEAN)),
              "pixel_std": float(_entry(cfg, "data.pixel_std", path, FALLBACK_STD)), "step": int(ck["step"])}
     return net, facts
@@ -202,7 +204,9 @@ class ARFaceModel(EmbeddingModel):
 
     def identity(self) -> dict:
         out = super().identity()
-        out.update(attention_mask=self.attention_mask, patch_radius=self.facts["patch_radius"])
+        # config name, backbone and method: what tells a paper cell whether this is the row's model
+        out.update(attention_mask=self.attention_mask, patch_radius=self.facts["patch_radius"],
+                   config=self.facts.get("config"), model=self.facts.get("model"), method=self.facts.get("method"))
         return out
 
     def _run(self, x: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:

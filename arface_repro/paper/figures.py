@@ -16,7 +16,7 @@ Every figure is written atomically.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -173,6 +173,7 @@ class LayerPoint:
     sd: float          # over seeds (0 for one record)
     n: int             # records behind the point
     source: str        # record path(s) or run id
+    flags: tuple = ()  # why a measured record may not be current (paper.record_check): stale, other model
 
 
 def _point(nl: int, values: list[float], source: str) -> LayerPoint:
@@ -182,9 +183,11 @@ def _point(nl: int, values: list[float], source: str) -> LayerPoint:
 
 def measured_layer_series(runs_dir: str | os.PathLike) -> dict[str, dict[str, list[LayerPoint]]]:
     """{metric: {architecture: points}} from the records of manifest.yaml `figures.fig6` (real-scale runs:
-    <runs>/paper/<run>/lfw.json for Acc, blufr.json for VR and DIR); rows without a record are left out."""
+    <runs>/paper/<run>/lfw.json for Acc, blufr.json for VR and DIR); rows without a record are left out; a
+    point from a record made by other code or another model carries its flags."""
     from arface_repro.io.records import load_record
     from arface_repro.paper.manifest import load_manifest, record_path
+    from arface_repro.paper.record_check import record_flags
 
     m = load_manifest()
     out: dict[str, dict[str, list[LayerPoint]]] = {k: {} for k, _ in FIG6_PANELS}
@@ -194,10 +197,12 @@ def measured_layer_series(runs_dir: str | os.PathLike) -> dict[str, dict[str, li
                 path = record_path(runs_dir, run_id, "lfw" if metric == "Acc" else "blufr")
                 if not path.is_file():
                     continue
-                v = (load_record(path).get("metrics") or {}).get(metric)
+                rec = load_record(path)
+                v = (rec.get("metrics") or {}).get(metric)
                 if not isinstance(v, (int, float)):
                     raise FormatError(f"{path}: metric {metric!r} missing")
-                out[metric].setdefault(arch, []).append(_point(int(nl), [float(v)], run_id))
+                point = replace(_point(int(nl), [float(v)], run_id), flags=tuple(record_flags(rec, m.runs[run_id].config)))
+                out[metric].setdefault(arch, []).append(point)
     return {k: v for k, v in out.items() if v}
 
 

@@ -17,6 +17,7 @@ Records: `<runs>/lfw_scale/<config>-s<seed>-<key>.json`, protocol `lfw-scale`. W
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -147,10 +148,26 @@ def evaluate(trainer, root: str | os.PathLike) -> dict:
                        "blufr_trial": 1}}
 
 
+@functools.lru_cache(maxsize=4)
+def data_identity(root: str) -> dict:
+    """The data a run reads under `root`: the BLUFR-ordered image list with the files' sizes
+    (`eval.store_provenance.image_list_identity`) and the sha256 of pairs.txt and the BLUFR config. Part of the
+    run key, so a changed dataset is trained again rather than served from a record of the old one."""
+    from arface_repro.eval.store_provenance import image_list_identity
+    from arface_repro.io.blufr_config import load_blufr_config
+    from arface_repro.utils.hashing import sha256_file
+
+    img_dir, pairs_file, cfg_file = data_files(root)
+    names = load_blufr_config(cfg_file).image_list
+    return {"images": image_list_identity([f"{n.rsplit('_', 1)[0]}/{n}" for n in names], img_dir),
+            "pairs_sha256": sha256_file(pairs_file), "blufr_config_sha256": sha256_file(cfg_file)}
+
+
 def run_key(job: Job, root: str) -> str:
     h = hashlib.sha256(job.path.read_bytes())
     h.update(json.dumps(sorted(job.overrides)).encode())
     h.update(f"seed={job.seed};root={Path(root).resolve()};code={code_key()};env={environment_key()}".encode())
+    h.update(json.dumps(data_identity(str(Path(root).resolve())), sort_keys=True).encode())
     return h.hexdigest()[:16]
 
 
@@ -176,6 +193,7 @@ def train_job(job: Job, root: str, runs_dir: str, threads: int = 1) -> dict:
                        inputs={"config": job.path},
                        extra={"run_key": run_key(job, root), "seed": job.seed, "overrides": list(job.overrides),
                               "per_pair": m["per_pair"], "counts": m["counts"], "data_root": str(Path(root).resolve()),
+                              **data_identity(str(Path(root).resolve())),
                               "steps": res.history[-1]["step"] if res.history else 0, "train_seconds": time.time() - t0,
                               "torch_threads": threads, "scale": "LFW-scale (BLUFR trial 1 training identities, tiny backbone)"})
     path = write_record(rec, record_file(runs_dir, job, root))

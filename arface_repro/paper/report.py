@@ -24,6 +24,7 @@ from arface_repro.errors import FormatError
 from arface_repro.io.records import load_record
 from arface_repro.paper import stats as S
 from arface_repro.paper.manifest import Manifest, load_claims, load_manifest, record_path
+from arface_repro.paper.record_check import record_flags
 from arface_repro.paper.resolution import describe_difference
 from arface_repro.paper.targets import Column, Row, Table, get_table
 
@@ -51,6 +52,7 @@ class Cell:
     record: dict | None = None
     record_path: Path | None = None
     spread: str = ""
+    flags: list = field(default_factory=list)   # why the record may not be current (record_check): stale, other model
 
 
 def _fmt(v: float | None, dec: int, sign: bool = False) -> str:
@@ -94,7 +96,8 @@ def measure_cells(t: Table, m: Manifest, runs_dir: str | os.PathLike) -> dict[tu
             meas = col.from_record_units(float(v))
             diff = meas - row.value(col)
             status = WITHIN if abs(diff) <= tol + 1e-12 else OFF
-            out[row.id, col.id] = Cell(row, col, status, meas, diff, tol, run.id, rec, path, _spread(rec, col))
+            out[row.id, col.id] = Cell(row, col, status, meas, diff, tol, run.id, rec, path, _spread(rec, col),
+                                       record_flags(rec, run.config))
     return out
 
 
@@ -245,14 +248,16 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
                 if cell.status == LITERATURE:
                     line += [row.text(c), "", "", "reported"]
                 else:
-                    line += [row.text(c), _fmt(cell.measured, dec), _fmt(cell.diff, dec, True),
-                             cell.status if cell.status != WITHIN else f"within ±{cell.tol:g}"]
+                    shown = cell.status if cell.status != WITHIN else f"within ±{cell.tol:g}"
+                    if cell.flags:  # 'stale', 'other model', 'model unverified': never shown as a plain result
+                        shown += " (" + ", ".join(f.split(":", 1)[0] for f in cell.flags) + ")"
+                    line += [row.text(c), _fmt(cell.measured, dec), _fmt(cell.diff, dec, True), shown]
                 csv_rows.append({"table": t.id, "block": row.block or "", "row": row.id, "labels": row.label,
                                  "column": c.header if not c.group else f"{c.group}: {c.header}", "paper": row.text(c),
                                  "measured": _fmt(cell.measured, dec + 2), "diff": _fmt(cell.diff, dec + 2, True),
                                  "status": cell.status, "tolerance": "" if cell.tol is None else f"{cell.tol:g}",
                                  "source": row.source, "run": cell.run or "", "record": str(cell.record_path or ""),
-                                 "spread": cell.spread,
+                                 "spread": cell.spread, "flags": "; ".join(cell.flags),
                                  **{f"{k} (mean)": "" for k in scales}})
             rows.append(line)
     n_rep = sum(1 for c in cells.values() if c.status != LITERATURE)
@@ -269,6 +274,11 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
     if touching:
         notes.append("the paper's contradictions and readings for this table (protocols/paper/contradictions.yaml): "
                      + "; ".join(f"{e['id']} {e['topic']}" for e in touching))
+    flagged = [f"{row.id} {c.header}: {'; '.join(cells[row.id, c.id].flags)}" for row in t.rows for c in t.columns
+               if cells[row.id, c.id].flags]
+    if flagged:
+        notes.append(f"{len(flagged)} measured cell(s) from records that may not be current (--strict refuses them): "
+                     + " | ".join(flagged))
     spreads = [f"{row.id} {c.header}: {cells[row.id, c.id].spread}" for row in t.rows for c in t.columns
                if cells[row.id, c.id].spread]
     if spreads:

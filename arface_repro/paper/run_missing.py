@@ -151,12 +151,35 @@ def plan(tid: str, data: DataSpec, runs_dir: str | os.PathLike) -> Plan:
     return Plan(todo, sorted(set(impossible)))
 
 
+def existing_flagged(tid: str, runs_dir: str | os.PathLike) -> list[tuple[Path, str]]:
+    """The table's existing measured records that may not be current (record_check), with why."""
+    from arface_repro.io.records import load_record
+    from arface_repro.paper.record_check import record_flags
+
+    t = get_table(tid)
+    m = load_manifest()
+    out = []
+    for row in t.rows:
+        run = m.run_for(t.id, row.id)
+        if run is None:
+            continue
+        for proto in dict.fromkeys(c.protocol for c in t.columns):
+            path = record_path(runs_dir, run.id, proto)
+            if path.is_file():
+                flags = record_flags(load_record(path), run.config)
+                if flags:
+                    out.append((path, "; ".join(flags)))
+    return list(dict.fromkeys(out))
+
+
 def execute(tid: str, data: DataSpec, runs_dir: str | os.PathLike, log: Callable[[str], None] = print,
             quiet: bool = False) -> Plan:
     from arface_repro.paper.evaluate_adapter import evaluate_model
 
     m = load_manifest()
     p = plan(tid, data, runs_dir)
+    for path, why in existing_flagged(tid, runs_dir):  # kept: a measured record is not remade on sight
+        log(f"  kept {path} ({why}); remove it to evaluate that cell again")
     for run_id, proto, why in p.impossible:
         log(f"  cannot fill {run_id} / {proto}: {why}")
     for i, (run_id, protos, how) in enumerate(p.todo, 1):

@@ -1,7 +1,7 @@
 """Which code, which environment: the identity that records carry and that every cache key includes.
 
 - `code_identity()` — a sha256 over the package's own source files and the declarative `protocols/` data
-  (relative path + bytes of each file, in sorted order), plus the git commit and a dirty flag where the
+  (relative path + bytes of each file, in sorted order; the same for a checkout and an installed copy), plus the git commit and a dirty flag where the
   package runs from a checkout. The hash changes when any line of the package changes, committed or not,
   so a cache keyed on it never serves a result that other code made.
 - `environment()` — python, numpy, torch, torchvision, scipy, scikit-learn, onnxruntime, opencv, platform,
@@ -47,10 +47,11 @@ _LIBRARIES = {
 }
 
 
-def _tree_files(root: Path) -> list[Path]:
+def _tree_files(root: Path, skip: Path | None = None) -> list[Path]:
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith(".")
+                             and (skip is None or Path(dirpath, d).resolve() != skip))
         for name in sorted(filenames):
             if name.endswith(_SOURCE_SUFFIXES):
                 out.append(Path(dirpath) / name)
@@ -61,10 +62,13 @@ def _tree_files(root: Path) -> list[Path]:
 def source_hash() -> str:
     """sha256 over the package's source files and the protocols/ data (paths relative to their root)."""
     h = hashlib.sha256()
-    for label, root in (("arface_repro", PACKAGE_DIR), ("protocols", protocols_dir())):
+    protocols = protocols_dir().resolve()
+    # an installed package carries protocols/ inside itself: hash it once, under its own label, so a checkout
+    # and an install of the same code have the same identity
+    for label, root in (("arface_repro", PACKAGE_DIR), ("protocols", protocols)):
         if not root.is_dir():
             continue
-        for f in _tree_files(root):
+        for f in _tree_files(root, skip=protocols if label == "arface_repro" else None):
             rel = f.relative_to(root).as_posix()
             h.update(f"{label}/{rel}\0".encode())
             with open(f, "rb") as fh:
@@ -95,6 +99,15 @@ def git_state() -> dict[str, Any]:
 def code_identity() -> dict[str, Any]:
     """{'source_sha256', 'git_commit', 'dirty'}: what a record says made it and what cache keys include."""
     return {"source_sha256": source_hash(), **git_state()}
+
+
+def code_summary() -> str:
+    """One line for printouts: 'source 1197e9e4801a, git d6c5d4f009 (dirty)'."""
+    ident = code_identity()
+    out = f"source {ident['source_sha256'][:12]}"
+    if ident["git_commit"]:
+        out += f", git {ident['git_commit'][:10]}" + (" (dirty)" if ident["dirty"] else "")
+    return out
 
 
 def code_key() -> str:

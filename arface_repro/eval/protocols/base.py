@@ -55,6 +55,7 @@ class Provenance:
     landmarks: dict | None = None
     extraction: dict = field(default_factory=dict)
     reported: list = field(default_factory=list)   # a model preset's published figures (protocols/models/*.yaml)
+    images: dict | None = None    # the image list's identity (eval.store_provenance.image_list_identity)
 
 
 class Protocol:
@@ -155,6 +156,21 @@ class Protocol:
 
         return load_feature_store(path)
 
+    def note_features(self, store) -> None:
+        """Note what the features are, for the record: the identity of the store's image list (with the
+        images' sizes when a --model run read them from files) and, for features given with --features, the
+        model the store names. Stores that are not feature stores (feature matrices) are left as they are."""
+        from arface_repro.eval.store_provenance import image_list_identity, store_model_info
+
+        paths = getattr(store, "paths", None)
+        if paths is None:
+            return
+        pv = self.provenance
+        root = (getattr(store, "meta", None) or {}).get("data_root") if pv.model is not None else None
+        pv.images = image_list_identity([str(p) for p in paths], root if root and os.path.isdir(root) else None)
+        if pv.model is None:
+            pv.model_info = store_model_info(store)
+
     def flip_mode(self, store) -> str:
         """The flip combination: the --flip option, or add when the store has flip features, else none."""
         asked = getattr(self.opts, "flip", None)
@@ -215,8 +231,9 @@ class Protocol:
             inputs["features"] = pv.features
         inputs.update(self.files)
         ext: dict[str, Any] = {"reference": dict(self.spec.reference)}
-        if pv.model is not None:
-            ext["model_info"] = pv.model_info
+        ext["model_info"] = pv.model_info   # a --features run: the model the store names (None: it names none)
+        if pv.images is not None:
+            ext["images"] = pv.images
         if pv.landmarks is not None:
             ext["landmarks"] = pv.landmarks
         if pv.extraction:

@@ -120,14 +120,14 @@ def embed_arrays(model, images, batch_size: int = 64, flip: bool = True, quiet: 
 
     Returns (features, flip_features or None), float32 N×D, raw.
     """
-    from tqdm import tqdm
+    from arface_repro.utils.progress import progress
 
     from arface_repro.models.backends import load_model
 
     m = load_model(model, device=device, preprocess=preprocess)
     feats, flips = [], []
     n = len(images)
-    for s in tqdm(range(0, n, batch_size), disable=quiet, unit="batch", desc="embedding"):
+    for s in progress(range(0, n, batch_size), quiet=quiet, unit="batch", desc="embedding"):
         x = np.stack([m.preprocess.fit_image(np.asarray(im), name=f"image {s + j}") for j, im in enumerate(images[s:s + batch_size])])
         f, g = _embed_batch(m, x, flip, None)
         feats.append(f)
@@ -239,7 +239,7 @@ def extract_features(
 def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool, workers, quiet: bool,
                     align=None, landmarks=None):
     from torch.utils.data import DataLoader
-    from tqdm import tqdm
+    from arface_repro.utils.progress import progress
 
     if workers is None:
         workers = usable_cpus(4)
@@ -249,7 +249,7 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
                         persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
     n = len(paths)
     feats = flips = None
-    with tqdm(total=n, disable=quiet, unit="img", desc=f"embedding ({m.kind})") as bar:
+    with progress(total=n, quiet=quiet, unit="img", desc=f"embedding ({m.kind})") as bar:
         for items in loader:
             errors = [e for _, _, _, e in items if e is not None]
             if errors:

@@ -21,10 +21,11 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "reproduce_table.p
 
 
 @pytest.fixture(scope="module")
-def rt():
+def rt(tmp_path_factory):
     spec = importlib.util.spec_from_file_location("reproduce_table", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    mod.DEFAULT_TABLES = tmp_path_factory.mktemp("tables")   # reports of runs without --tables-dir go here
     return mod
 
 

@@ -434,8 +434,11 @@ def parse_spec(spec: str) -> tuple[str, str | None, Path]:
         if not rest:
             raise ConfigError(f"model spec {spec!r}: no file path after '{kind}:'")
         return kind, None, Path(rest)
-    if sep and kind and not Path(spec).exists():  # 'NAME:FILE' with NAME neither a backend nor a preset
-        raise ConfigError(_unknown_prefix(spec, kind))
+    if sep and kind and kind not in ("opencv", "caffe") and not Path(spec).exists():
+        from arface_repro.models.presets import is_preset
+
+        if not is_preset(kind):  # 'NAME:FILE' with NAME neither a backend nor a preset
+            raise ConfigError(_unknown_prefix(spec, kind))
     suffix = Path(spec).suffix.lower()
     if suffix in (".onnx", ".tflite"):
         return suffix[1:], None, Path(spec)
@@ -455,8 +458,9 @@ def _unknown_prefix(spec: str, head: str) -> str:
         if near:
             fix += f", or the preset {near[0]}:FILE"
         return f"model spec {spec!r}: {head!r} is an architecture, not a backend or preset; use {fix}"
-    return (f"model spec {spec!r}: {head!r} is not a backend ({', '.join(KINDS)}, opencv, caffe) nor a preset "
-            f"(arface list-models)")
+    return (f"model spec {spec!r}: {head!r} is not a backend nor a preset (arface list-models); expected "
+            f"torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH, arface:CKPT, opencv:PATH, "
+            f"caffe:NET.prototxt:WEIGHTS.caffemodel or PRESET:PATH")
 
 
 def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None) -> EmbeddingModel:

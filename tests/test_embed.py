@@ -100,9 +100,20 @@ def test_cache_hit_skips_network(small_root, onnx_model, tmp_path, monkeypatch):
     np.testing.assert_array_equal(second.features, first.features)
     np.testing.assert_array_equal(second.flip_features, first.flip_features)
     assert second.meta["model_sha256"] == onnx_model.file_sha256
-    # a different setting is a miss
+    # entries made with the flipped pass serve a no-flip request (--flip none on another protocol) ...
     third = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, flip=False, quiet=True)
-    assert third.meta["cache"] == "miss" and calls
+    assert third.meta["cache"] == "hit" and calls == [] and third.flip_features is None
+    np.testing.assert_array_equal(third.features, first.features)
+    # ... but entries made without it cannot serve a flip request
+    other = tmp_path / "cache2"
+    extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=other, flip=False, quiet=True)
+    again = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=other, quiet=True)
+    assert again.meta["cache"] == "miss" and calls and again.flip_features is not None
+    # another preprocessing is another model identity: a miss
+    calls.clear()
+    pre = extract_features(onnx_model.spec, small_root, FILES, workers=0, cache_dir=cache, quiet=True,
+                           preprocess="fit=resize")
+    assert pre.meta["cache"] == "miss"
 
 
 def test_cache_is_keyed_by_image_content_not_mtime(small_root, onnx_model, tmp_path, monkeypatch):
@@ -161,7 +172,7 @@ def test_stale_cache_entries_are_never_served(small_root, onnx_model, tmp_path, 
     # a damaged part file is set aside with a warning and its images embedded again
     assert extract_features(onnx_model, small_root, FILES[:2], workers=0, cache_dir=cache,
                             quiet=True).meta["cache"] == "hit"
-    ctx = ec.context_key(onnx_model, True)
+    ctx = ec.context_key(onnx_model)
     for part in (cache / f"emb-{ctx[:32]}").glob("part-*.npz"):
         part.write_bytes(b"PK\x03\x04 damaged")
     capsys.readouterr()

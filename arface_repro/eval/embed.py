@@ -6,7 +6,7 @@ FeatureStore whose `features` = f(x) and, with flip=True, `flip_features` = f(ho
 (unnormalised), so that protocols apply their own rule (insightface: normalise(f(x) + f(flip x))).
 
 Cache: with `cache_dir`, one entry per image (`eval.embed_cache`), keyed by the model identity (sha256 of the
-model file or state dict, preprocessing), the flip flag, the package code and environment (`utils.provenance`),
+model file or state dict, preprocessing), the package code and environment (`utils.provenance`),
 and per image the sha256 of its bytes and its alignment / model landmarks. Protocols share it: LFW then BLUFR
 with one model embeds each image once; only the images without an entry go through the network.
 
@@ -210,7 +210,7 @@ def extract_features(
         return FeatureStore(features=feats, paths=paths, flip_features=flips, source=f"<extracted by {m.spec}>",
                             meta=meta)
 
-    cache = EmbeddingCache(cache_dir, context_key(m, flip, landmarks_sha256), flip)
+    cache = EmbeddingCache(cache_dir, context_key(m, landmarks_sha256), flip)
     keys = image_keys(root, paths, align, landmarks)
     found, feats, flips = cache.lookup(keys)
     todo = np.flatnonzero(~found)

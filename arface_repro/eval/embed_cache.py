@@ -3,13 +3,17 @@
 An entry is found by two keys:
 - the context key (`context_key`): the model identity (backend kind and sha256 of the model file or of an
   in-memory state dict — not the path it was given by — and every other identity field the backend reports),
-  the preprocessing, the flip flag, the landmarks file's sha256 for models that take landmarks, the package's
+  the preprocessing, the landmarks file's sha256 for models that take landmarks, the package's
   code (`utils.provenance.code_key()`) and the environment (`environment_key()`). Entries of one context live
   in the folder `<cache>/emb-<context[:32]>/`; a change of any of these reaches a new folder, so an entry made
   by other code, libraries or weights is never served.
 - the image key (`image_keys`): sha256 of the image file's bytes (its content, not its name, size or mtime),
   plus the alignment landmarks and the model landmarks given for that image. The same picture under another
   data root or another protocol's list hits the same entry; an edited image misses.
+
+An entry made with the flipped pass serves both kinds of request (a no-flip request ignores its flip features);
+one made without it serves only no-flip requests. So `--flip none` on one protocol and the default on another
+share what they can.
 
 Each extraction that misses writes one part file (`part-<hash>.npz`: keys, features and flip features of the
 images it embedded; written to a temp file and renamed), so LFW then BLUFR with one model embeds the BLUFR
@@ -32,7 +36,7 @@ import numpy as np
 from arface_repro.utils.atomic import atomic_path
 from arface_repro.utils.provenance import code_key, environment_key
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 
 
 def model_identity(model) -> dict:
@@ -43,8 +47,8 @@ def model_identity(model) -> dict:
     return ident
 
 
-def context_key(model, flip: bool, landmarks_sha256: str | None = None) -> str:
-    blob = {"model": model_identity(model), "flip": bool(flip), "landmarks": landmarks_sha256,
+def context_key(model, landmarks_sha256: str | None = None) -> str:
+    blob = {"model": model_identity(model), "landmarks": landmarks_sha256,
             "code": code_key(), "environment": environment_key(), "format": FORMAT_VERSION}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -79,7 +83,7 @@ class EmbeddingCache:
                 ctx = str(z["context"])
                 keys = [str(k) for k in z["keys"]]
                 f = np.asarray(z["features"], np.float32)
-                g = np.asarray(z["flip_features"], np.float32) if self.flip else None
+                g = np.asarray(z["flip_features"], np.float32) if "flip_features" in z.files else None
         except Exception as exc:  # noqa: BLE001 - any unreadable part is set aside, never served
             print(f"warning: embedding cache {path}: unreadable ({type(exc).__name__}); its images are embedded "
                   "again", file=sys.stderr)
@@ -104,8 +108,8 @@ class EmbeddingCache:
             if got is None:
                 continue
             pk, f, g = got
-            if feats is not None and f.shape[1] != feats.shape[1]:
-                continue
+            if (self.flip and g is None) or (feats is not None and f.shape[1] != feats.shape[1]):
+                continue   # a part without flip features cannot serve a flip request
             for j, k in enumerate(pk):
                 i = want.get(k)
                 if i is None or found[i]:
@@ -122,11 +126,11 @@ class EmbeddingCache:
     def store(self, keys: Sequence[str], feats: np.ndarray, flips: np.ndarray | None) -> Path:
         """Write one part with these entries (temp file, then rename)."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        name = hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
+        name = hashlib.sha256(("flip\n" if flips is not None else "\n").encode() + "\n".join(keys).encode()).hexdigest()[:24]
         out = self.dir / f"part-{name}.npz"
         arrays = {"context": np.asarray(self.context), "keys": np.asarray(list(keys), dtype="U64"),
                   "features": np.asarray(feats, np.float32)}
-        if self.flip:
+        if flips is not None:
             arrays["flip_features"] = np.asarray(flips, np.float32)
         with atomic_path(out) as tmp:
             with open(tmp, "wb") as fh:

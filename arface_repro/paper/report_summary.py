@@ -54,10 +54,12 @@ def glance(report: Report) -> list[str]:
                      f"({c.diff:+.{dec}f}, tolerance {c.tol:g})")
     if len(offs) > _MAX_LISTED:
         lines.append(f"... and {len(offs) - _MAX_LISTED} more OFF cells")
-    for o in report.orderings:
-        for scale, v in o["scales"].items():
-            if str(v.get("verdict", "")).startswith("reversed"):
-                lines.append(f"{scale}: {o['a']} vs {o['b']} ({o['column']}): {v['verdict']}")
+    robust = [(scale, o) for o in report.orderings for scale, v in o["scales"].items()
+              if v.get("verdict") == "reversed (robust)"]   # the not significant ones are only counted
+    for scale, o in robust[:_MAX_LISTED]:
+        lines.append(f"{scale}: {o['a']} vs {o['b']} ({o['column']}): reversed (robust)")
+    if len(robust) > _MAX_LISTED:
+        lines.append(f"... and {len(robust) - _MAX_LISTED} more robustly reversed orderings")
     if n_miss:
         lines.append(f"{n_miss} missing cells: the report lists the run, config and data that fill each "
                      "(`--run --data DATA.yaml` fills them)")

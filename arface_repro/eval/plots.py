@@ -158,10 +158,11 @@ def plot_roc(records: Sequence[dict], out: str | os.PathLike, labels: Sequence[s
         for fpr, tpr, label in curves:
             lo = min(lo, min(fpr))
             ax.plot(fpr, [t * 100 for t in tpr], lw=1.6, label=label)
-        left = xmin if xmin else max(lo, 1e-7)
+        ops = operating_points(records)
+        left = xmin if xmin else max(min([lo, *ops]) / 2 if ops else lo, 1e-7)   # the operating points in view
         ax.set_xscale("log")
         ax.set_xlim(left, 1.0)
-        for far in operating_points(records):
+        for far in ops:
             if left <= far < 1.0:
                 ax.axvline(far, color="0.45", ls="--", lw=0.8, zorder=0)
                 ax.annotate(f"FAR={_far_text(far)}", (far, 1.0), xycoords=("data", "axes fraction"),

@@ -94,6 +94,8 @@ def _scores(rec: dict):
 
 def paired_test(a: dict, b: dict, metric: str, reps: int = 1000) -> str:
     """The paired test of record b against record a on `metric`, as text (or why there is none)."""
+    if metric.rsplit(".", 1)[-1] in ("std", "se", "sd"):
+        return "no test: a spread over folds or trials, not a rate"
     ta = (a.get("per_trial") or {}).get(metric)
     tb = (b.get("per_trial") or {}).get(metric)
     if isinstance(ta, list) and isinstance(tb, list) and ta and tb:

@@ -253,3 +253,34 @@ def test_real_data_lfw_fold1(shared, lfw_root, onnx_model):
     thresholds = np.concatenate([np.sort(cos), [2.0]])
     best = max(np.mean((cos >= t) == same) for t in thresholds)
     assert best > 0.97, best
+
+
+def test_two_evaluations_share_the_cache(lfw_root, shared, tmp_path):
+    """`arface evaluate --model` on one pair list, then on a larger one (as LFW then BLUFR): the second run
+    reads the images the first embedded and embeds only the others; its features equal an uncached run's."""
+    import json
+
+    model = require(shared / "models/mobilefacenet-expo/MobileFaceNet.onnx")
+    lines = require(shared / "data/lfw/pairs.txt").read_text().splitlines()[1:601]
+    body = [ln for k in range(10) for ln in lines[30 * k:30 * k + 2] + lines[300 + 30 * k:300 + 30 * k + 2]]
+    small, large = tmp_path / "small.txt", tmp_path / "large.txt"
+    small.write_text("10\t1\n" + "\n".join(body[i] for k in range(10) for i in (4 * k, 4 * k + 2)) + "\n")
+    large.write_text("10\t2\n" + "\n".join(body) + "\n")
+    cache = tmp_path / "cache"
+    common = ["--model", f"onnx:{model}", "--data-root", str(lfw_root), "--cache-dir", str(cache), "--workers", "0",
+              "--quiet", "--flip", "none"]
+    assert cli_main(["evaluate", "--protocol", "lfw", "--pairs", str(small), "--out", str(tmp_path / "a.json"),
+                     "--save-features", str(tmp_path / "a.npz"), *common]) == 0
+    assert cli_main(["evaluate", "--protocol", "lfw", "--pairs", str(large), "--out", str(tmp_path / "b.json"),
+                     "--save-features", str(tmp_path / "b.npz"), *common]) == 0
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert a["extraction"]["cache"] == "miss" and b["extraction"]["cache"] == "partial"
+    parts = sorted(cache.glob("emb-*/part-*.npz"))
+    assert len(parts) == 2       # the second run stored only what it embedded
+    with np.load(parts[0]) as z0, np.load(parts[1]) as z1:
+        assert len(z0["keys"]) + len(z1["keys"]) == b["extraction"]["images"]   # each image embedded once
+    fa, fb = load_feature_store(tmp_path / "a.npz"), load_feature_store(tmp_path / "b.npz")
+    for p in fa.paths:
+        np.testing.assert_array_equal(fa.features[fa.index[p]], fb.features[fb.index[p]])
+    ref = extract_features(f"onnx:{model}", lfw_root, fb.paths.tolist(), workers=0, flip=False, quiet=True)
+    np.testing.assert_allclose(fb.features, ref.features, atol=1e-5)

@@ -2,7 +2,6 @@
 fold 1) and a BLUFR record; the McNemar p is checked against scipy's exact binomial test."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

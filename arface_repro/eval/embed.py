@@ -32,7 +32,7 @@ import numpy as np
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.embed_cache import EmbeddingCache, context_key, image_keys
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
-from arface_repro.io.feature_store import FeatureStore, load_feature_store, normalize_rel_path, save_feature_store
+from arface_repro.io.feature_store import FeatureStore, normalize_rel_path
 from arface_repro.utils.cpus import usable_cpus
 
 __all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list",

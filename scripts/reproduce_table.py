@@ -105,7 +105,11 @@ def run(args) -> int:
     if args.format != "text" or not args.targets_only:   # checked before any work starts
         from arface_repro.utils.outputs import Output, check_outputs
 
-        check_outputs([Output(tables_dir, "--tables-dir", kind="dir")], [])
+        from arface_repro.paper.report_files import report_paths
+
+        md_out, html_out, fig_out = report_paths(tables_dir, num)
+        check_outputs([Output(tables_dir, "--tables-dir", kind="dir"), Output(md_out, "the Markdown report"),
+                       Output(html_out, "the HTML report"), Output(fig_out, "the report's figures", kind="dir")], [])
         tables_dir.mkdir(parents=True, exist_ok=True)
 
     if args.targets_only:

@@ -151,3 +151,14 @@ def test_html_report_renders_in_a_headless_browser(rt, runs, tmp_path, capsys):
     assert n >= 1 and loaded == ["yes"] * n
     tables_shown = re.search(r'data-tables="(\d+)"', dom)
     assert tables_shown and int(tables_shown.group(1)) >= 3
+
+
+def test_report_locations_are_checked_before_any_work(rt, tmp_path, capsys):
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    (tables / "table_10_figures").write_text("a file where the figures folder goes")
+    assert rt.main(["X", "--steps", "2", "--seeds", "0", "--runs-dir", str(tmp_path / "runs"),
+                    "--tables-dir", str(tables)]) == 2
+    err = capsys.readouterr().err
+    assert "table_10_figures: is a file, not a folder" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()          # refused before training anything

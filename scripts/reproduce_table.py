@@ -1,13 +1,18 @@
 #!/usr/bin/env python
 """Regenerate a table of the ARFace paper (Zhang et al., IEEE T-BIOM 4(1), 2022) beside the paper's values.
 
-    python scripts/reproduce_table.py X                        # Table X: paper | measured | synthetic reproduction
-    python scripts/reproduce_table.py 11 --format md           # also writes results/tables/table_11.md
+    python scripts/reproduce_table.py X                        # Table X: a summary here, the report in results/tables/
+    python scripts/reproduce_table.py X --wide                 # the full tables here as well
+    python scripts/reproduce_table.py 11 --format md           # print the Markdown report instead of the summary
     python scripts/reproduce_table.py 2 --targets-only --format csv   # the paper's Table II alone, as printed
     python scripts/reproduce_table.py X --steps 20 --seeds 0   # quick mode (a few steps, one seed)
     python scripts/reproduce_table.py X --lfw-scale            # + the LFW-scale columns (needs ../shared or --data-root)
     python scripts/reproduce_table.py VI --run --data DATA.yaml   # evaluate / train what DATA.yaml makes possible
     python scripts/reproduce_table.py X --strict               # exit 1 when a measured cell is off or not current
+
+Every run writes the report results/tables/table_NN.md and a self-contained table_NN.html (figures embedded;
+the Markdown links them under table_NN_figures/) and prints a summary of at most 100 columns and the report's
+path. Quick or partial runs (--steps, fewer seeds than the manifest's) say so in the titles.
 
 For every cell: the paper's value (protocols/paper/table_XX.yaml), the measured value from the result record
 the run manifest names (protocols/paper/manifest.yaml: <runs>/paper/<run>/<protocol>.json), the difference
@@ -29,6 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+DEFAULT_TABLES = ROOT / "results" / "tables"
 
 from arface_repro.errors import ArfaceError  # noqa: E402
 
@@ -47,9 +53,12 @@ def main(argv=None) -> int:
     ap.add_argument("table", nargs="?", help="table number, 1..11 or I..XI")
     ap.add_argument("--targets-only", action="store_true", help="print the paper's table alone, as printed")
     ap.add_argument("--format", choices=("text", "md", "csv"), default="text",
-                    help="text prints; md / csv also write results/tables/table_XX.{md,csv}")
+                    help="text: a summary (--wide: the full tables); md: print the Markdown report; csv: print the "
+                         "cells as CSV and also write results/tables/table_XX.csv")
+    ap.add_argument("--wide", action="store_true", help="print the full tables (wider than 100 columns)")
     ap.add_argument("--runs-dir", default=str(ROOT / "results" / "runs"), help="result records (default results/runs)")
-    ap.add_argument("--tables-dir", default=str(ROOT / "results" / "tables"))
+    ap.add_argument("--tables-dir", default=str(DEFAULT_TABLES),
+                    help="where the reports go (default results/tables)")
     ap.add_argument("--strict", action="store_true",
                     help="exit 1 when a measured cell is outside its tolerance, or its record is stale (made by other "
                          "code) or not from the row's model")
@@ -97,8 +106,15 @@ def run(args) -> int:
     t = get_table(tid)
     num = table_number(tid)
     tables_dir = Path(args.tables_dir)
-    if args.format != "text":
-        tables_dir.mkdir(parents=True, exist_ok=True)   # checked before any work starts
+    if args.format != "text" or not args.targets_only:   # checked before any work starts
+        from arface_repro.utils.outputs import Output, check_outputs
+
+        from arface_repro.paper.report_files import report_paths
+
+        md_out, html_out, fig_out = report_paths(tables_dir, num)
+        check_outputs([Output(tables_dir, "--tables-dir", kind="dir"), Output(md_out, "the Markdown report"),
+                       Output(html_out, "the HTML report"), Output(fig_out, "the report's figures", kind="dir")], [])
+        tables_dir.mkdir(parents=True, exist_ok=True)
 
     if args.targets_only:
         text = {"text": render.targets_text, "md": render.targets_md, "csv": render.targets_csv}[args.format](t)
@@ -121,14 +137,18 @@ def run(args) -> int:
     from arface_repro.paper.report import build_report
     from arface_repro.paper.small_scale import LFW_SCALE_TITLE, SYNTHETIC_TITLE, lfw_scale_rows, parse_seeds, synthetic_rows
     from arface_repro.paper.manifest import load_manifest
+    from arface_repro.paper.report_files import write_report
+    from arface_repro.paper.report_summary import run_kind, terminal_summary
 
     m = load_manifest()
     overrides = list(args.override)
     if args.steps:
         overrides.append(f"train.steps={args.steps}")
     scales, titles, extra_lines, extra_sections = {}, {}, [], []
+    kind = None
     if m.scale_cells("synthetic", tid) and not args.no_synthetic:
         seeds = parse_seeds(args.seeds, m.scale_seeds("synthetic"))
+        kind = run_kind(args.steps, seeds, m.scale_seeds("synthetic"))
         log(f"Table {tid}: synthetic small-scale rows, seeds {seeds} ...")
         rows, extras, secs = synthetic_rows(tid, args.runs_dir, seeds, overrides, args.workers, args.rerun, args.extras, log)
         scales["synthetic"] = rows
@@ -146,6 +166,7 @@ def run(args) -> int:
             if root is None:
                 raise ConfigError("--lfw-scale needs ../shared (or $ARFACE_SHARED) or --data-root")
         seeds = parse_seeds(args.seeds, m.scale_seeds("lfw_scale"))
+        kind = kind or run_kind(args.steps, seeds, m.scale_seeds("lfw_scale"))
         log(f"Table {tid}: LFW-scale rows from {root}, seeds {seeds} ...")
         rows, secs = lfw_scale_rows(tid, root, args.runs_dir, seeds, overrides, args.workers or 1, args.rerun, log)
         scales["LFW-scale"] = rows
@@ -163,15 +184,18 @@ def run(args) -> int:
     extra_lines.append(f"code: {code_summary()} (measured records made by other code are flagged 'stale')")
     report = build_report(tid, args.runs_dir, scales, titles)
     report.sections[len(report.sections):] = extra_sections
+    md_path, html_path = write_report(report, scales, tables_dir, num, kind, extra_lines, args.runs_dir, overrides)
     if args.format == "csv":
         text = render.report_csv(report)
+        _write_table(tables_dir / f"table_{num:02d}.csv", text, log)
     elif args.format == "md":
-        text = render.report_md(report, extra_lines)
-    else:
+        text = md_path.read_text(encoding="utf-8")
+    elif args.wide:
         text = render.report_text(report, extra_lines)
+        text += f"report: {md_path}\n        {html_path}\n"
+    else:
+        text = terminal_summary(report, kind, extra_lines, [md_path, html_path])
     print(text, end="")
-    if args.format != "text":
-        _write_table(tables_dir / f"table_{num:02d}.{args.format}", text, log)
     n_off = sum(1 for c in report.cells.values() if c.status == "OFF")
     flagged = [c for c in report.cells.values() if c.flags]
     if args.strict and (n_off or flagged):

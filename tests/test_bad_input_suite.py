@@ -646,6 +646,36 @@ def _(t):
     return ["plot-roc", str(r), "-o", str(r)]
 
 
+@case("compare-plot-over-a-record", "output-over-input", 2, ["--plot", "is the input"])
+def _(t):
+    a, b = record_file(t / "in/a.png"), record_file(t / "in/b.json")
+    return ["compare", str(a), str(b), "--plot", str(a)]
+
+
+def _record_with(path: Path, **changes) -> Path:
+    rec = json.loads(record_file(path).read_text())
+    rec.update(changes)
+    return write(path, json.dumps(rec))
+
+
+@case("compare-lfw-against-blufr", "wrong-result", 2, ["b.json", "compare needs records of one protocol"])
+def _(t):
+    return ["compare", str(record_file(t / "in/a.json")), str(_record_with(t / "in/b.json", protocol="blufr"))]
+
+
+@case("compare-other-pair-list", "wrong-result", 2, ["different pairs files", "not the same pairs"])
+def _(t):
+    a = _record_with(t / "in/a.json", inputs={"pairs": {"path": "p.txt", "sha256": "1" * 64}})
+    b = _record_with(t / "in/b.json", inputs={"pairs": {"path": "p.txt", "sha256": "2" * 64}})
+    return ["compare", str(a), str(b)]
+
+
+@case("compare-npz-given-as-record", "corrupt-file", 2, ["s.npz", "not a result record"])
+def _(t):
+    np.savez(t / "in/s.npz", features=np.zeros((2, 3), np.float32), paths=np.array(["a.jpg", "b.jpg"]))
+    return ["compare", str(record_file(t / "in/a.json")), str(t / "in/s.npz")]
+
+
 @case("pack-rec-inside-folder", "output-over-input", 2, ["OUT_PREFIX", "inside the input folder"])
 def _(t):
     image_folder(t / "in/f")

@@ -82,10 +82,17 @@ def test_features_and_flip_features_are_raw_outputs(small_root, onnx_model):
     np.testing.assert_allclose(g, store.flip_features, atol=1e-5)
 
 
+def _count_embeds(model, monkeypatch):
+    calls = []
+    real = model.embed
+    monkeypatch.setattr(model, "embed", lambda x: calls.append(len(x)) or real(x))
+    return calls
+
+
 def test_cache_hit_skips_network(small_root, onnx_model, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     first = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, quiet=True)
-    assert first.meta["cache"] == "miss" and len(list(cache.glob("emb-*.npz"))) == 1
+    assert first.meta["cache"] == "miss" and len(list(cache.glob("emb-*/part-*.npz"))) == 1
     calls = []
     monkeypatch.setattr(onnx_model, "embed", lambda x: calls.append(len(x)) or np.ones((len(x), 192), np.float32))
     second = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, quiet=True)
@@ -93,13 +100,85 @@ def test_cache_hit_skips_network(small_root, onnx_model, tmp_path, monkeypatch):
     np.testing.assert_array_equal(second.features, first.features)
     np.testing.assert_array_equal(second.flip_features, first.flip_features)
     assert second.meta["model_sha256"] == onnx_model.file_sha256
-    # a different setting or a changed image is a miss
+    # entries made with the flipped pass serve a no-flip request (--flip none on another protocol) ...
     third = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, flip=False, quiet=True)
-    assert third.meta["cache"] == "miss" and calls
+    assert third.meta["cache"] == "hit" and calls == [] and third.flip_features is None
+    np.testing.assert_array_equal(third.features, first.features)
+    # ... but entries made without it cannot serve a flip request
+    other = tmp_path / "cache2"
+    extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=other, flip=False, quiet=True)
+    again = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=other, quiet=True)
+    assert again.meta["cache"] == "miss" and calls and again.flip_features is not None
+    # another preprocessing is another model identity: a miss
+    calls.clear()
+    pre = extract_features(onnx_model.spec, small_root, FILES, workers=0, cache_dir=cache, quiet=True,
+                           preprocess="fit=resize")
+    assert pre.meta["cache"] == "miss"
+
+
+def test_cache_is_keyed_by_image_content_not_mtime(small_root, onnx_model, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    first = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, quiet=True)
     img = small_root / FILES[0]
     st = img.stat()
-    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, quiet=True).meta["cache"] == "miss"
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # touched, same bytes: still an entry
+    assert extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, quiet=True).meta["cache"] == "hit"
+    # the same bytes under another root and name: the same entry
+    other = tmp_path / "other"
+    (other / "x").mkdir(parents=True)
+    shutil.copy(small_root / FILES[3], other / "x/renamed.jpg")
+    assert extract_features(onnx_model, other, ["x/renamed.jpg"], workers=0, cache_dir=cache,
+                            quiet=True).meta["cache"] == "hit"
+    # an edited image (same size) is embedded again, the others are read from the cache
+    rgb = cv2.imread(str(img))
+    cv2.imwrite(str(img), 255 - rgb)
+    calls = _count_embeds(onnx_model, monkeypatch)
+    again = extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache, quiet=True)
+    assert again.meta["cache"] == "partial" and again.meta["cache_hits"] == "4" and calls == [2]  # 1 image + mirror
+    assert not np.allclose(again.features[0], first.features[0], atol=1e-3)
+    np.testing.assert_array_equal(again.features[1:], first.features[1:])
+
+
+def test_cache_is_shared_across_image_lists(small_root, onnx_model, tmp_path, monkeypatch):
+    """A first protocol's images (a subset) then a second's (all): the second embeds only the new ones."""
+    cache = tmp_path / "cache"
+    sub = extract_features(onnx_model, small_root, FILES[:2], workers=0, cache_dir=cache, quiet=True)
+    calls = _count_embeds(onnx_model, monkeypatch)
+    full = extract_features(onnx_model, small_root, list(reversed(FILES)), workers=0, cache_dir=cache, quiet=True)
+    assert full.meta["cache"] == "partial" and full.meta["cache_hits"] == "2" and sum(calls) == 2 * 3
+    ref = extract_features(onnx_model, small_root, list(reversed(FILES)), workers=0, quiet=True)
+    assert ref.meta["cache"] == "off"
+    np.testing.assert_allclose(full.features, ref.features, atol=1e-5)
+    np.testing.assert_array_equal(full.features[full.index[FILES[0]]], sub.features[0])
+    calls.clear()
+    assert extract_features(onnx_model, small_root, FILES, workers=0, cache_dir=cache,
+                            quiet=True).meta["cache"] == "hit" and calls == []
+
+
+def test_stale_cache_entries_are_never_served(small_root, onnx_model, tmp_path, monkeypatch, capsys):
+    import arface_repro.eval.embed_cache as ec
+
+    cache = tmp_path / "cache"
+    extract_features(onnx_model, small_root, FILES[:2], workers=0, cache_dir=cache, quiet=True)
+    # other code or another environment: another context, a miss
+    monkeypatch.setattr(ec, "code_key", lambda: "other-code")
+    assert extract_features(onnx_model, small_root, FILES[:2], workers=0, cache_dir=cache,
+                            quiet=True).meta["cache"] == "miss"
+    monkeypatch.undo()
+    monkeypatch.setattr(ec, "environment_key", lambda: "other-env")
+    assert extract_features(onnx_model, small_root, FILES[:2], workers=0, cache_dir=cache,
+                            quiet=True).meta["cache"] == "miss"
+    monkeypatch.undo()
+    # a damaged part file is set aside with a warning and its images embedded again
+    assert extract_features(onnx_model, small_root, FILES[:2], workers=0, cache_dir=cache,
+                            quiet=True).meta["cache"] == "hit"
+    ctx = ec.context_key(onnx_model)
+    for part in (cache / f"emb-{ctx[:32]}").glob("part-*.npz"):
+        part.write_bytes(b"PK\x03\x04 damaged")
+    capsys.readouterr()
+    assert extract_features(onnx_model, small_root, FILES[:2], workers=0, cache_dir=cache,
+                            quiet=True).meta["cache"] == "miss"
+    assert "unreadable" in capsys.readouterr().err
 
 
 def test_in_memory_module_and_cache_key_tracks_weights(small_root, tmp_path):
@@ -174,3 +253,34 @@ def test_real_data_lfw_fold1(shared, lfw_root, onnx_model):
     thresholds = np.concatenate([np.sort(cos), [2.0]])
     best = max(np.mean((cos >= t) == same) for t in thresholds)
     assert best > 0.97, best
+
+
+def test_two_evaluations_share_the_cache(lfw_root, shared, tmp_path):
+    """`arface evaluate --model` on one pair list, then on a larger one (as LFW then BLUFR): the second run
+    reads the images the first embedded and embeds only the others; its features equal an uncached run's."""
+    import json
+
+    model = require(shared / "models/mobilefacenet-expo/MobileFaceNet.onnx")
+    lines = require(shared / "data/lfw/pairs.txt").read_text().splitlines()[1:601]
+    body = [ln for k in range(10) for ln in lines[30 * k:30 * k + 2] + lines[300 + 30 * k:300 + 30 * k + 2]]
+    small, large = tmp_path / "small.txt", tmp_path / "large.txt"
+    small.write_text("10\t1\n" + "\n".join(body[i] for k in range(10) for i in (4 * k, 4 * k + 2)) + "\n")
+    large.write_text("10\t2\n" + "\n".join(body) + "\n")
+    cache = tmp_path / "cache"
+    common = ["--model", f"onnx:{model}", "--data-root", str(lfw_root), "--cache-dir", str(cache), "--workers", "0",
+              "--quiet", "--flip", "none"]
+    assert cli_main(["evaluate", "--protocol", "lfw", "--pairs", str(small), "--out", str(tmp_path / "a.json"),
+                     "--save-features", str(tmp_path / "a.npz"), *common]) == 0
+    assert cli_main(["evaluate", "--protocol", "lfw", "--pairs", str(large), "--out", str(tmp_path / "b.json"),
+                     "--save-features", str(tmp_path / "b.npz"), *common]) == 0
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert a["extraction"]["cache"] == "miss" and b["extraction"]["cache"] == "partial"
+    parts = sorted(cache.glob("emb-*/part-*.npz"))
+    assert len(parts) == 2       # the second run stored only what it embedded
+    with np.load(parts[0]) as z0, np.load(parts[1]) as z1:
+        assert len(z0["keys"]) + len(z1["keys"]) == b["extraction"]["images"]   # each image embedded once
+    fa, fb = load_feature_store(tmp_path / "a.npz"), load_feature_store(tmp_path / "b.npz")
+    for p in fa.paths:
+        np.testing.assert_array_equal(fa.features[fa.index[p]], fb.features[fb.index[p]])
+    ref = extract_features(f"onnx:{model}", lfw_root, fb.paths.tolist(), workers=0, flip=False, quiet=True)
+    np.testing.assert_allclose(fb.features, ref.features, atol=1e-5)

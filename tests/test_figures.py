@@ -170,7 +170,7 @@ def test_plot_roc_script_writes_png(tmp_path):
     r = _script(str(ROOT / "scripts" / "plot_roc.py"), str(path), "-o", str(out), "--title", "t")
     assert r.returncode == 0, r.stderr
     img = read_png(out)
-    assert img.shape[:2] == (576, 768)  # plot_roc's 6.4 x 4.8 in at 120 dpi
+    assert img.shape[:2] == (585, 750)  # plot_roc's 5.0 x 3.9 in at 150 dpi
 
 
 def test_make_figures_reports_missing_inputs(tmp_path):
@@ -190,5 +190,5 @@ def test_make_figures_fig5_from_ijb_record(tmp_path):
     r = _script(str(ROOT / "scripts" / "make_figures.py"), "--fig", "5", "--runs-dir", str(tmp_path / "runs"),
                 "--out-dir", str(tmp_path / "figs"))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert read_png(tmp_path / "figs" / "fig5_roc_ijbc.png").shape[:2] == (576, 768)
+    assert read_png(tmp_path / "figs" / "fig5_roc_ijbc.png").shape[:2] == (585, 750)  # plot_roc: 5.0 x 3.9 in, 150 dpi
     assert not (tmp_path / "figs" / "fig5_roc_ijbb.png").exists()  # no IJB-B record: no IJB-B figure

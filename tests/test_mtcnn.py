@@ -93,19 +93,28 @@ def test_align_command(shared, tmp_path, capsys):
     (src / "other").mkdir()
     cv2.imwrite(str(src / "other" / "blank.jpg"), np.full((90, 90, 3), 128, np.uint8))
     (src / "other" / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    multi = "Anders_Fogh_Rasmussen/Anders_Fogh_Rasmussen_0002.jpg"   # two faces in the picture
+    (src / multi).parent.mkdir(parents=True, exist_ok=True)
+    (src / multi).write_bytes(require(shared / "data" / "lfw" / "deepfunneled-fold1" / multi).read_bytes())
     dst = tmp_path / "dst"
+    capsys.readouterr()
     status = cli_main(["align", str(src), str(dst), "--weights", str(weights)])
     assert status == 0
-    out = capsys.readouterr().out
-    assert "aligned 2/4 images" in out and "2 without a usable face" in out
+    got = capsys.readouterr()
+    out = got.out
+    assert "aligned 3/5 images" in out and "2 without a usable face" in out
+    # not a terminal: no progress bar, and the multi-face images as one summary line, not one line each
+    assert got.err == "" and len(out.splitlines()) == 2
+    assert out.splitlines()[1].startswith("1 image(s) had several faces; the large central one was kept")
     report = (dst / "align_report.txt").read_text()
     assert "other/blank.jpg\tno_face" in report and "other/broken.jpg\tunreadable" in report
+    assert f"{multi}\tmulti_face\t2 faces, kept box" in report
     lmk = read_landmarks_file(dst / "landmarks.txt")
-    assert sorted(lmk) == sorted(SAMPLE[:2])
+    assert sorted(lmk) == sorted(SAMPLE[:2] + [multi])
     for rel, pts in lmk.items():
         assert cv2.imread(str(dst / rel)).shape == (112, 112, 3)
         assert np.abs(pts - ARCFACE_112).max() < 8  # a real face lands near the template
     src_lmk = read_landmarks_file(dst / "source_landmarks.txt")
-    assert sorted(src_lmk) == sorted(SAMPLE[:2]) and all(p.min() > 50 for p in src_lmk.values())
+    assert sorted(src_lmk) == sorted(SAMPLE[:2] + [multi]) and all(p.min() > 50 for p in src_lmk.values())
     ds = ImageFolderFaceDataset(dst, dst / "landmarks.txt")
-    assert len(ds) == 2 and ds.num_classes == 2
+    assert len(ds) == 3 and ds.num_classes == 3

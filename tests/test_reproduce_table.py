@@ -21,10 +21,11 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "reproduce_table.p
 
 
 @pytest.fixture(scope="module")
-def rt():
+def rt(tmp_path_factory):
     spec = importlib.util.spec_from_file_location("reproduce_table", SCRIPT)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
+    mod.DEFAULT_TABLES = tmp_path_factory.mktemp("tables")   # reports of runs without --tables-dir go here
     return mod
 
 
@@ -109,7 +110,12 @@ def test_cells_from_fabricated_records(rt, tmp_path, capsys):
     assert cells["mfn_subset.attention_l3", "BLUFR DIR@FAR=1%"]["status"] == "missing"
     assert (tmp_path / "t" / "table_10.csv").is_file()
     # text: the structure, the fill count and what fills the rest
-    assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 0
+    assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 0   # the summary: counts and the OFF cell
+    out = capsys.readouterr().out
+    assert "measured cells: 4 of 45 reproducible (3 within tolerance, 1 OFF, 41 missing)" in out
+    assert "OFF mfn_subset.random_l0 | LFW 6000pairs/%: 98.40 vs paper 98.77 (-0.37, tolerance 0.2)" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert rt.main(["X", "--no-synthetic", "--wide", "--runs-dir", str(runs)]) == 0
     out = capsys.readouterr().out
     assert "4 of 45 reproducible cells measured (1 off)" in out
     assert "what fills the missing cells" in out and "configs/mfn_arface_l3.yaml" in out and "datasets.blufr_config" in out
@@ -246,7 +252,8 @@ def test_bootstrap_with_score_sidecars(tmp_path):
         rec["sidecars"] = {"scores": {"path": side.name, "sha256": sha256_file(side)}}
         write_record(rec, record_path(runs, run, "ijbb"))
     rows = _ordering_rows(build_report("VI", runs), "ARFace vs PickPatch [13]", 6)
-    assert [r[1] for r in rows] == ["FAR=0.0001", "FAR=0.001", "FAR=0.01"] * 2
+    # each column names its dataset (IJB-B and IJB-C have the same FAR headers)
+    assert [r[1] for r in rows] == [f"TAR on IJB-{d} dataset: {f}" for d in "BC" for f in ("FAR=0.0001", "FAR=0.001", "FAR=0.01")]
     assert all(r[5].startswith("+0.000 (paired bootstrap (1000): +0.") for r in rows[:3]), [r[5] for r in rows]   # same headline values
     assert all(r[5] == "-" for r in rows[3:])                                   # no IJB-C records
     # a tampered sidecar is an error naming it
@@ -278,7 +285,11 @@ def test_quick_mode_trains_records_and_reuses(rt, tmp_path, capsys):
     assert rec["overrides"] == [*TINY, "train.steps=2"] and len(rec["per_pair"]["correct"]) == 40
     assert "Table XI - synthetic reproduction" in out and "syn_r50_pickpatch_l2" in out
     assert "synthetic verdict" in out and ("holds" in out or "reversed" in out or "tie" in out)
-    assert (tmp_path / "t" / "table_11.md").read_text().startswith("### Table XI")
+    md = (tmp_path / "t" / "table_11.md").read_text()
+    assert md.startswith("# Table XI: ") and md.splitlines()[0].endswith("[QUICK RUN]")
+    assert "quick run: 2 training steps per run; seed 0 of 0, 1, 2 (no spread)" in md
+    assert "± 0.00" not in md and "1 seed: no spread, no test" in md   # one seed: no spread printed as if measured
+    assert (tmp_path / "t" / "table_11.html").read_text().count("QUICK RUN") >= 1
     mtimes = [p.stat().st_mtime_ns for p in recs]
     assert rt.main(args) == 0            # every record reused
     assert "10 of 10 synthetic runs reused" in capsys.readouterr().err

@@ -125,7 +125,6 @@ def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, de
                  mode="template", margin=None) -> dict:
     """Crop every image of `src` into `dst` (see module docstring); returns counts and the report lines."""
     import cv2
-    from tqdm import tqdm
 
     from arface_repro.data.alignment import align_face
     from arface_repro.data.box_crop import box_crop
@@ -133,6 +132,7 @@ def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, de
     from arface_repro.data.mtcnn import MTCNN, select_main_face
     from arface_repro.errors import FormatError, MissingDataError
     from arface_repro.utils.atomic import atomic_open, atomic_path
+    from arface_repro.utils.progress import progress
 
     from arface_repro.errors import ConfigError
 
@@ -152,7 +152,7 @@ def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, de
     detector = MTCNN(weights, device=device, min_face_size=min_face)
     crop_lmk, src_lmk, boxes_out, report = [], [], [], []
     multi = 0
-    for rel in tqdm(images, desc="align", disable=quiet, unit="img"):
+    for rel in progress(images, desc="align", quiet=quiet, unit="img"):
         try:
             img = read_image(src / rel)
         except FormatError as exc:
@@ -167,8 +167,6 @@ def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, de
             pick = select_main_face(boxes, img.shape)
             multi += 1
             report.append(f"{rel}\tmulti_face\t{len(boxes)} faces, kept box {boxes[pick].round(1).tolist()}")
-            if not quiet:
-                tqdm.write(f"{rel}: {len(boxes)} faces, keeping the large central one")
         if mode == "box":
             try:
                 crop, bb, new_lmk = box_crop(img, boxes[pick], margin, size, lmks[pick])
@@ -218,9 +216,10 @@ def run(args) -> int:
         args.device, args.quiet, mode=crop["mode"], margin=crop["margin"],
     )
     if not args.quiet:
-        print(
-            f"aligned {stats['aligned']}/{stats['images']} images into {args.dst_dir} "
-            f"({stats['failed']} without a usable face, {stats['multi_face']} with several faces; "
-            f"see {Path(args.dst_dir) / 'align_report.txt'})"
-        )
+        report = Path(args.dst_dir) / "align_report.txt"
+        print(f"aligned {stats['aligned']}/{stats['images']} images into {args.dst_dir} "
+              f"({stats['failed']} without a usable face; list: {report})")
+        if stats["multi_face"]:  # one line, not one per image: the images are listed in the report file
+            print(f"{stats['multi_face']} image(s) had several faces; the large central one was kept "
+                  f"(images and boxes: {report}, 'multi_face')")
     return 0

@@ -29,7 +29,7 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     p.add_argument("--preprocess", default=None,
                    help="override preprocessing, e.g. 'color=BGR,std=127.5,fit=resize' (fields color, mean, std, size, fit)")
-    p.add_argument("--cache-dir", default=None, help="reuse/save extracted features here (keyed by model+images+settings)")
+    p.add_argument("--cache-dir", default=None, help="per-image embedding cache shared with `arface evaluate` (keyed by model, preprocessing, code and image content)")
     p.add_argument("--landmarks", help="5-point landmarks per image (relpath x1 y1 ... x5 y5) for models that use them "
                                        "(default <data-root>/landmarks.txt when present)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -32,7 +32,7 @@ def register(subparsers) -> None:
 
 def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, list[str]]:
     """Return (summary counts, list of problems) for PREFIX.rec/.idx."""
-    from tqdm import tqdm
+    from arface_repro.utils.progress import progress
 
     from arface_repro.data.face_datasets import decode_image
     from arface_repro.errors import FormatError
@@ -112,7 +112,7 @@ def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, 
 
     labels: dict[int, int] = {}
     sizes: Counter = Counter()
-    for key in tqdm(image_keys, desc="inspect-rec", disable=quiet, unit="img"):
+    for key in progress(image_keys, desc="inspect-rec", quiet=quiet, unit="img"):
         if key not in headers:
             if key not in reader:
                 problems.append(f"image key {key} (from header record 0) is missing from {reader.idx_path}")

@@ -1,24 +1,56 @@
-"""`arface list-models`: the registered architectures (for `torch:ARCH:PATH` specs and `export-onnx`)."""
+"""`arface list-models`: the model presets (`PRESET:FILE` specs) with the figures their authors report, and the
+registered architectures (for `torch:ARCH:PATH` specs and `export-onnx`)."""
 
 from __future__ import annotations
 
 
 def register(sub) -> None:
-    p = sub.add_parser("list-models", help="list registered model architectures",
-                       description="List the registered model architectures.")
-    p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'iresnet*'")
-    p.add_argument("--params", action="store_true", help="also build each model and print its parameter count")
+    p = sub.add_parser("list-models", help="list model presets (with their reported figures) and architectures",
+                       description="List the model presets (protocols/models/*.yaml: PRESET:FILE specs) with the "
+                                   "figures their authors report, then the registered architectures "
+                                   "(torch:ARCH:FILE specs).")
+    p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'iresnet*' or 'adaface*'")
+    p.add_argument("--params", action="store_true", help="also build each architecture and print its parameter count")
     p.set_defaults(func=run)
+
+
+def preset_lines(pattern: str | None) -> list[str]:
+    """One line per preset (name, backend, input size, embedding size) and one per reported figure under it."""
+    import fnmatch
+
+    from arface_repro.models.presets import list_presets, load_preset
+
+    lines = []
+    for name in list_presets():
+        if pattern and not fnmatch.fnmatchcase(name, pattern):
+            continue
+        p = load_preset(name)
+        size = "x".join(str(v) for v in p.input["size"])
+        dim = f"{p.embedding_size}-d" if p.embedding_size else "?-d"
+        lines.append(f"  {name:<32} {p.backend:<8} {size:<8} {dim}")
+        for r in p.reported:
+            lines.append(f"      reported: {r['benchmark']} {r['metric']} {r['value']}"
+                         + (f" ({r['protocol']})" if r.get("protocol") else "") + f" [{r['source']}]")
+        if not p.reported:
+            lines.append("      reported: none")
+    return lines
 
 
 def run(args) -> int:
     from arface_repro.models.registry import create_model, list_models
 
-    for name in list_models(args.pattern):
+    presets = preset_lines(args.pattern)
+    if presets:
+        print("presets (spec PRESET:FILE; protocols/models/*.yaml):")
+        print("\n".join(presets))
+    archs = list_models(args.pattern)
+    if archs:
+        print("architectures (spec torch:ARCH:FILE; export-onnx):")
+    for name in archs:
         if args.params:
             m = create_model(name)
             n = sum(p.numel() for p in m.parameters())
-            print(f"{name}\t{n:,} parameters\t{getattr(m, 'embedding_size', '?')}-d")
+            print(f"  {name}\t{n:,} parameters\t{getattr(m, 'embedding_size', '?')}-d")
         else:
-            print(name)
+            print(f"  {name}")
     return 0

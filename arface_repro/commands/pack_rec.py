@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 def pack_folder(folder, out_prefix, reencode: bool = False, quality: int = 95, quiet: bool = True,
                 landmarks_file=None) -> dict:
     """Pack an image folder; returns counts. Every image is decoded once to check it (FormatError if not)."""
-    from tqdm import tqdm
+    from arface_repro.utils.progress import progress
 
     from arface_repro.data.face_datasets import read_landmarks_file, scan_image_folder
     from arface_repro.data.rec_writer import FaceRecWriter, check_output_prefix, jpeg_payload
@@ -62,7 +62,7 @@ def pack_folder(folder, out_prefix, reencode: bool = False, quality: int = 95, q
     reencoded = 0
     sizes: set[tuple[int, int]] = set()
     with FaceRecWriter(out_prefix, len(items), len(classes)) as writer:
-        for rel, label in tqdm(items, desc="pack-rec", disable=quiet, unit="img"):
+        for rel, label in progress(items, desc="pack-rec", quiet=quiet, unit="img"):
             data, again, shape = jpeg_payload((folder / rel).read_bytes(), str(folder / rel), reencode, quality)
             reencoded += again
             sizes.add(shape)

@@ -98,7 +98,7 @@ def build_subset(source, out_prefix, lfw_names, *, identity_meta=None, class_nam
                  seed: int = 0, keep_short: bool = False, landmarks_file=None, reencode: bool = False,
                  quality: int = 95, quiet: bool = True) -> dict:
     """Build the subset (see the module docstring); returns the counts written to the report."""
-    from tqdm import tqdm
+    from arface_repro.utils.progress import progress
 
     from arface_repro.data.face_datasets import header_landmarks, read_landmarks_file
     from arface_repro.data.rec_writer import FaceRecWriter, check_output_prefix, jpeg_payload
@@ -162,7 +162,7 @@ def build_subset(source, out_prefix, lfw_names, *, identity_meta=None, class_nam
     listing = []
     reencoded = 0
     with FaceRecWriter(out_prefix, total, len(kept)) as writer:
-        bar = tqdm(total=total, desc="make-subset", disable=quiet, unit="img")
+        bar = progress(total=total, desc="make-subset", quiet=quiet, unit="img")
         for label, (ident, picks) in enumerate(zip(kept, chosen)):
             for item in picks:
                 if kind == "folder":

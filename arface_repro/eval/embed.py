@@ -5,10 +5,10 @@ RGB and fitted to the model's input size there), runs the model in batches (CUDA
 FeatureStore whose `features` = f(x) and, with flip=True, `flip_features` = f(horizontal flip of x), both raw
 (unnormalised), so that protocols apply their own rule (insightface: normalise(f(x) + f(flip x))).
 
-Cache: with `cache_dir`, the store is saved as `emb-<key>.npz` where the key hashes the model identity (backend,
-spec, sha256 of the model file or of an in-memory state dict, preprocessing), the data root, the image list with
-each file's size and mtime, the flip flag, the alignment landmarks and the landmarks given to the model; a second
-call with the same key loads it and skips the network.
+Cache: with `cache_dir`, one entry per image (`eval.embed_cache`), keyed by the model identity (sha256 of the
+model file or state dict, preprocessing), the package code and environment (`utils.provenance`),
+and per image the sha256 of its bytes and its alignment / model landmarks. Protocols share it: LFW then BLUFR
+with one model embeds each image once; only the images without an entry go through the network.
 
 Alignment (`align`): per-image 5 points in the source image; each image is warped to the 112×112 ArcFace template
 (`data.alignment.align_face`) before it is fitted to the model (IJB loose crops).
@@ -23,8 +23,6 @@ The flipped pass gets `data.alignment.mirror_landmarks` of them. Models that do 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -32,11 +30,12 @@ from typing import Sequence
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.eval.embed_cache import EmbeddingCache, context_key, image_keys
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
-from arface_repro.io.feature_store import FeatureStore, load_feature_store, normalize_rel_path, save_feature_store
+from arface_repro.io.feature_store import FeatureStore, normalize_rel_path
 from arface_repro.utils.cpus import usable_cpus
 
-__all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list", "cache_key",
+__all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list",
            "fit_landmarks"]
 
 
@@ -98,16 +97,6 @@ def _collate(items):
     return items
 
 
-def cache_key(model, data_root: Path, paths: Sequence[str], stats: Sequence[tuple[int, int]], flip: bool,
-              align_sha256: str | None = None, landmarks_sha256: str | None = None) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps({"model": model.identity(), "root": str(data_root.resolve()), "flip": bool(flip),
-                         "align": align_sha256, "landmarks": landmarks_sha256, "version": 2}, sort_keys=True).encode())
-    for p, (size, mtime) in zip(paths, stats):
-        h.update(f"\n{p}\t{size}\t{mtime}".encode())
-    return h.hexdigest()
-
-
 def _dedupe(paths: Sequence[str]) -> list[str]:
     seen, out = set(), []
     for p in paths:
@@ -118,18 +107,11 @@ def _dedupe(paths: Sequence[str]) -> list[str]:
     return out
 
 
-def _stat_all(root: Path, paths: Sequence[str]) -> list[tuple[int, int]]:
-    stats, missing = [], []
-    for p in paths:
-        try:
-            st = os.stat(root / p)
-            stats.append((st.st_size, st.st_mtime_ns))
-        except OSError:
-            missing.append(p)
+def _check_exist(root: Path, paths: Sequence[str]) -> None:
+    missing = [p for p in paths if not (root / p).is_file()]
     if missing:
         shown = ", ".join(missing[:5]) + (f" … ({len(missing)} in all)" if len(missing) > 5 else "")
         raise MissingDataError(f"{root}: {len(missing)} image(s) not found: {shown}")
-    return stats
 
 
 def embed_arrays(model, images, batch_size: int = 64, flip: bool = True, quiet: bool = True, device=None,
@@ -138,14 +120,14 @@ def embed_arrays(model, images, batch_size: int = 64, flip: bool = True, quiet: 
 
     Returns (features, flip_features or None), float32 N×D, raw.
     """
-    from tqdm import tqdm
+    from arface_repro.utils.progress import progress
 
     from arface_repro.models.backends import load_model
 
     m = load_model(model, device=device, preprocess=preprocess)
     feats, flips = [], []
     n = len(images)
-    for s in tqdm(range(0, n, batch_size), disable=quiet, unit="batch", desc="embedding"):
+    for s in progress(range(0, n, batch_size), quiet=quiet, unit="batch", desc="embedding"):
         x = np.stack([m.preprocess.fit_image(np.asarray(im), name=f"image {s + j}") for j, im in enumerate(images[s:s + batch_size])])
         f, g = _embed_batch(m, x, flip, None)
         feats.append(f)
@@ -195,7 +177,9 @@ def extract_features(
     `workers` DataLoader reader processes (default min(4, CPUs); 0 = read in this process).
     `align`: N×5×2 source-image landmarks, one per path (paths must then be distinct): align each image first.
     `landmarks`: {path: 5×2 crop landmarks} for models that use landmarks (`landmarks_sha256` keys the cache).
-    `store.meta` has model_spec, model_sha256, preprocess, flip, cache ('hit', 'miss' or 'off'), cache_path.
+    `cache_dir`: the per-image embedding cache (`eval.embed_cache`), shared by every call with the same model.
+    `store.meta` has model_spec, model_sha256, preprocess, flip, cache ('hit', 'partial', 'miss' or 'off'),
+    cache_path (the cache folder of this model context) and cache_hits (images read from it).
     """
     from arface_repro.models.backends import load_model
 
@@ -213,38 +197,49 @@ def extract_features(
                               f"for {len(given)} paths ({len(paths)} distinct)")
     if not paths:
         raise MissingDataError(f"{root}: no images to embed")
-    stats = _stat_all(root, paths)
+    _check_exist(root, paths)
     m = load_model(model, device=device, preprocess=preprocess)
     uses = bool(getattr(m, "uses_landmarks", False))
     if not uses:
         landmarks = landmarks_sha256 = None
-    align_sha = hashlib.sha256(np.ascontiguousarray(align).tobytes()).hexdigest() if align is not None else None
-    key = cache_key(m, root, paths, stats, flip, align_sha, landmarks_sha256)
     meta = {"model_spec": m.spec, "model_sha256": m.file_sha256, "preprocess": m.preprocess.key(),
-            "flip": str(bool(flip)), "cache_key": key, "data_root": str(root)}
-    cache_path = Path(cache_dir) / f"emb-{key[:32]}.npz" if cache_dir is not None else None
-    if cache_path is not None and cache_path.is_file():
-        try:
-            cached = load_feature_store(cache_path)
-        except Exception:
-            cached = None  # an unreadable cache file is recomputed and overwritten
-        if cached is not None and cached.meta.get("cache_key") == key and cached.paths.tolist() == paths:
-            cached.meta.update(cache="hit", cache_path=str(cache_path))
-            return cached
+            "flip": str(bool(flip)), "data_root": str(root)}
+    if cache_dir is None:
+        feats, flips = _run_extraction(m, root, paths, batch_size, flip, workers, quiet, align, landmarks)
+        meta.update(cache="off", cache_path="")
+        return FeatureStore(features=feats, paths=paths, flip_features=flips, source=f"<extracted by {m.spec}>",
+                            meta=meta)
 
-    feats, flips = _run_extraction(m, root, paths, batch_size, flip, workers, quiet, align,
-                                   landmarks if uses else None)
-    if cache_path is not None:
-        save_feature_store(cache_path, feats, paths, flips, **meta)
-    meta.update(cache="miss" if cache_path is not None else "off", cache_path=str(cache_path or ""))
-    return FeatureStore(features=feats, paths=paths, flip_features=flips,
-                        source=str(cache_path) if cache_path else f"<extracted by {m.spec}>", meta=meta)
+    cache = EmbeddingCache(cache_dir, context_key(m, landmarks_sha256), flip)
+    keys = image_keys(root, paths, align, landmarks)
+    found, feats, flips = cache.lookup(keys)
+    todo = np.flatnonzero(~found)
+    if todo.size:
+        sub = [paths[i] for i in todo]
+        f, g = _run_extraction(m, root, sub, batch_size, flip, workers, quiet,
+                               None if align is None else align[todo], landmarks)
+        if feats is not None and feats.shape[1] != f.shape[1]:  # cached entries of another width: not served
+            todo = np.arange(len(paths))
+            f, g = _run_extraction(m, root, paths, batch_size, flip, workers, quiet, align, landmarks)
+            feats = None
+        cache.store([keys[i] for i in todo], f, g)
+        if feats is None:
+            feats = np.zeros((len(paths), f.shape[1]), np.float32)
+            flips = np.zeros_like(feats) if flip else None
+        feats[todo] = f
+        if flip:
+            flips[todo] = g
+    state = "hit" if todo.size == 0 else ("miss" if todo.size == len(paths) else "partial")
+    meta.update(cache=state, cache_path=str(cache.dir), cache_hits=str(len(paths) - todo.size),
+                cache_context=cache.context)
+    return FeatureStore(features=feats, paths=paths, flip_features=flips if flip else None,
+                        source=str(cache.dir), meta=meta)
 
 
 def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool, workers, quiet: bool,
                     align=None, landmarks=None):
     from torch.utils.data import DataLoader
-    from tqdm import tqdm
+    from arface_repro.utils.progress import progress
 
     if workers is None:
         workers = usable_cpus(4)
@@ -254,7 +249,7 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
                         persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
     n = len(paths)
     feats = flips = None
-    with tqdm(total=n, disable=quiet, unit="img", desc=f"embedding ({m.kind})") as bar:
+    with progress(total=n, quiet=quiet, unit="img", desc=f"embedding ({m.kind})") as bar:
         for items in loader:
             errors = [e for _, _, _, e in items if e is not None]
             if errors:

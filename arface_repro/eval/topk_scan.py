@@ -155,9 +155,9 @@ def scan_top(probes: np.ndarray, columns: Callable[[int, int], np.ndarray], n_co
 
     it = mine
     if progress:
-        from tqdm import tqdm  # noqa: PLC0415
+        from arface_repro.utils.progress import progress  # noqa: PLC0415
 
-        it = tqdm(mine, desc=desc, unit="chunk")
+        it = progress(mine, desc=desc, unit="chunk")
     pool = limiter = None
     if threads > 1:
         from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415

@@ -436,12 +436,33 @@ def parse_spec(spec: str) -> tuple[str, str | None, Path]:
         if not rest:
             raise ConfigError(f"model spec {spec!r}: no file path after '{kind}:'")
         return kind, None, Path(rest)
+    if sep and kind and kind not in ("opencv", "caffe") and not Path(spec).exists():
+        from arface_repro.models.presets import is_preset
+
+        if not is_preset(kind):  # 'NAME:FILE' with NAME neither a backend nor a preset
+            raise ConfigError(_unknown_prefix(spec, kind))
     suffix = Path(spec).suffix.lower()
     if suffix in (".onnx", ".tflite"):
         return suffix[1:], None, Path(spec)
     raise ConfigError(f"model spec {spec!r}: expected torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH, "
                       f"arface:CKPT, opencv:PATH, caffe:NET.prototxt:WEIGHTS.caffemodel, tfgraph:MODEL.pb or PRESET:PATH "
                       f"(presets: protocols/models/*.yaml)")
+
+
+def _unknown_prefix(spec: str, head: str) -> str:
+    """Why 'HEAD:FILE' names no model: HEAD is an architecture (needs torch:), or nothing known."""
+    from arface_repro.models import presets
+    from arface_repro.models.registry import list_models
+
+    if head in list_models():
+        fix = f"torch:{head}:FILE for a PyTorch checkpoint of that architecture"
+        near = [p for p in presets.list_presets() if p.startswith(head)]
+        if near:
+            fix += f", or the preset {near[0]}:FILE"
+        return f"model spec {spec!r}: {head!r} is an architecture, not a backend or preset; use {fix}"
+    return (f"model spec {spec!r}: {head!r} is not a backend nor a preset (arface list-models); expected "
+            f"torch:ARCH:PATH, torchscript:PATH, onnx:PATH, tflite:PATH, arface:CKPT, opencv:PATH, "
+            f"caffe:NET.prototxt:WEIGHTS.caffemodel or PRESET:PATH")
 
 
 def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None) -> EmbeddingModel:

@@ -314,7 +314,9 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
                             cr[f"{scale} (mean)"] = sr.summary(c.metric) if sr else ""
         nseeds = sorted({s for sr in runs.values() for s in sr.records})
         notes = [scale_titles.get(scale, scale),
-                 f"mean ± sd over seeds {nseeds} (sd with ddof 1); absolute values are not comparable with the paper's - "
+                 (f"mean ± sd over seeds {nseeds} (sd with ddof 1)" if len(nseeds) > 1 else
+                  f"one seed ({nseeds[0] if nseeds else '-'}): single values, no spread")
+                 + "; absolute values are not comparable with the paper's - "
                  "what is compared is each ordering (next section)."]
         sections.append(Section(f"Table {t.id} - {scale} reproduction (beside the paper's values)", header, rows, notes))
 
@@ -345,7 +347,7 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
             else:
                 mt = "-"
             name = f"{_short(ra)} vs {_short(rb)}" if ci == 0 else ""
-            line = [name, c.header, f"{delta:+.{dec}f}", res, tc_txt or "-", mt]
+            line = [name, f"{c.group}: {c.header}" if c.group else c.header, f"{delta:+.{dec}f}", res, tc_txt or "-", mt]
             entry = {"table": t.id, "a": a, "b": b, "column": c.id, "paper_delta": delta, "paper_sign": psign,
                      "text_claims": [(x.id, s) for x, s in tc], "scales": {}}
             for scale, runs in scales.items():
@@ -355,8 +357,10 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
                     line += ["-", "-"]
                     continue
                 v = S.verdict(psign, test)
-                sd = test.sd if math.isfinite(test.sd) else 0.0
-                line += [f"{test.mean:+.2f} ± {sd:.2f} ({test.agree}/{test.n}, {S.fmt_p(test.p)})", v]
+                if test.n > 1 and math.isfinite(test.sd):
+                    line += [f"{test.mean:+.2f} ± {test.sd:.2f} ({test.agree}/{test.n}, {S.fmt_p(test.p)})", v]
+                else:  # one seed: no spread and no test, not a "± 0.00"
+                    line += [f"{test.mean:+.2f} (1 seed: no spread, no test)", v]
                 entry["scales"][scale] = {"mean": test.mean, "sd": test.sd, "n": test.n, "agree": test.agree, "p": test.p,
                                           "verdict": v}
             orderings.append(entry)

@@ -403,9 +403,9 @@ class Trainer:
         total = int(t["steps"])
         bar = None
         if self.dist.is_main and not t["quiet"]:
-            from tqdm import tqdm
+            from arface_repro.utils.progress import progress
 
-            bar = tqdm(total=total, initial=self.step, desc=self.cfg["name"], dynamic_ncols=True)
+            bar = progress(total=total, initial=self.step, desc=self.cfg["name"])
         eval_rec = {}
         nw = int(self.cfg["data"]["num_workers"])
         loader = None

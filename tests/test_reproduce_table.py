@@ -162,9 +162,14 @@ def test_stale_and_other_model_records_are_flagged_and_refused_by_strict(rt, tmp
     assert rt.main(args) == 0
     cell = _cells(capsys.readouterr().out)["mfn_subset.baseline", "LFW 6000pairs/%"]
     assert cell["status"] == "within" and cell["flags"].startswith("stale: made by code 000000000000 (git abc1234def, dirty)")
-    assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs)]) == 0  # the text table: the status says it
+    tables = ["--tables-dir", str(tmp_path / "t")]
+    assert rt.main(["X", "--no-synthetic", "--wide", "--runs-dir", str(runs), *tables]) == 0  # the full table says it
     out = capsys.readouterr().out
     assert "within ±0.2 (stale)" in out and f"code: source {code_key()[:12]}" in out
+    assert rt.main(["X", "--no-synthetic", "--runs-dir", str(runs), *tables]) == 0  # and so does the summary
+    out = capsys.readouterr().out
+    assert "FLAGGED mfn_subset.baseline | LFW 6000pairs/%: stale" in out and f"code: source {code_key()[:12]}" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
     assert rt.main([*args, "--strict"]) == 1
     assert f"--strict: refused {path}: stale" in capsys.readouterr().err
     rewrite(source_sha256=None)

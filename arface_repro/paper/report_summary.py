@@ -54,6 +54,12 @@ def glance(report: Report) -> list[str]:
                      f"({c.diff:+.{dec}f}, tolerance {c.tol:g})")
     if len(offs) > _MAX_LISTED:
         lines.append(f"... and {len(offs) - _MAX_LISTED} more OFF cells")
+    flagged = [c for c in rep if c.flags]   # stale / other model / model unverified: never a plain result
+    for c in flagged[:_MAX_LISTED]:
+        col = f"{c.col.group}: {c.col.header}" if c.col.group else c.col.header
+        lines.append(f"FLAGGED {c.row.id} | {col}: " + "; ".join(c.flags))
+    if len(flagged) > _MAX_LISTED:
+        lines.append(f"... and {len(flagged) - _MAX_LISTED} more flagged cells")
     robust = [(scale, o) for o in report.orderings for scale, v in o["scales"].items()
               if v.get("verdict") == "reversed (robust)"]   # the not significant ones are only counted
     for scale, o in robust[:_MAX_LISTED]:
@@ -71,7 +77,7 @@ def terminal_summary(report: Report, kind: str | None, extra: Sequence[str], pat
     if kind:
         lines += _wrap(kind[0].upper() + kind[1:])
     for x in glance(report):
-        lines += _wrap(x, "  " if x.startswith(("OFF ", "... ")) else "")
+        lines += _wrap(x, "  " if x.startswith(("OFF ", "FLAGGED ", "... ")) else "")
     for s in report.summary:
         lines += _wrap(f"orderings, {s}")
     for x in extra:

@@ -302,7 +302,9 @@ def extract_for_protocol(proto, opts) -> FeatureStore:
         files = ", ".join(sorted(set(proto.files.values()))) or f"--data-root {req.root}"
         check_inside_root(req.paths, f"{proto.name} {req.what} listed in {files}")
     device = None if opts.device in (None, "auto") else opts.device
-    m = load_model(opts.model, device=device, preprocess=opts.preprocess)
+    # opts.model is the --model of the command line (DATA.yaml specs are checked by paper.run_missing before
+    # they reach it), so a torchscript: spec there is the user's own
+    m = load_model(opts.model, device=device, preprocess=opts.preprocess, trust_torchscript=True)
     flip = proto.wants_flip()
     uses = bool(getattr(m, "uses_landmarks", False))
     lm_info = {"source": "unused", "note": "the model does not take landmarks"}

@@ -83,12 +83,12 @@ def write_feature_files(root: str | os.PathLike, image_paths: Sequence[str], fea
 
 
 def _load_json(path: Path) -> dict:
-    from arface_repro.utils.textfile import read_text
+    from arface_repro.utils.textfile import MAX_LIST_BYTES, read_text
 
     if not path.is_file():
         raise MissingDataError(f"{path}: MegaFace list not found")
     try:
-        obj = json.loads(read_text(path, "MegaFace list"))
+        obj = json.loads(read_text(path, "MegaFace list", MAX_LIST_BYTES, max_line=None))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("path"), list):

@@ -150,7 +150,7 @@ def load_record(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     try:
-        rec = json.loads(read_text(path, "result record"))
+        rec = json.loads(read_text(path, "result record", max_line=None))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:

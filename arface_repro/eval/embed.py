@@ -31,10 +31,12 @@ from typing import Sequence
 
 import numpy as np
 
-from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.errors import ArfaceError, FormatError, MissingDataError
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, load_feature_store, normalize_rel_path, save_feature_store
+from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
 from arface_repro.utils.cpus import usable_cpus
+from arface_repro.utils.input_files import read_capped
 
 __all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list", "cache_key",
            "fit_landmarks"]
@@ -52,12 +54,12 @@ class _ImageDataset:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        import cv2
-
         full = self.root / self.paths[i]
-        img = cv2.imread(str(full), cv2.IMREAD_COLOR)
-        if img is None:
-            return i, None, None, f"{full}: not a readable image (cv2.imread failed)"
+        try:  # a regular file of bounded size, its header's dimensions checked before decoding
+            img = decode_bgr(read_capped(full, "image", MAX_IMAGE_FILE_BYTES), str(full))
+        except ArfaceError as exc:
+            reason = str(exc).removeprefix(f"{full}: ")
+            return i, None, None, f"{full}: not a readable image ({reason})"
         try:
             rgb = np.ascontiguousarray(img[:, :, ::-1])
             lm = None

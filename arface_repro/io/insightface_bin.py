@@ -74,11 +74,11 @@ def decode_bin_images(path: str | os.PathLike) -> tuple[list[str], list[np.ndarr
     """Decode every image of a .bin set to RGB uint8 arrays (names as in `bin_pairs`)."""
     import cv2
 
+    from arface_repro.io.image_header import decode_bgr
+
     images, _ = load_bin(path)
     out = []
     for i, b in enumerate(images):
-        arr = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
-        if arr is None:
-            raise FormatError(f"{path}: image record {i} could not be decoded")
+        arr = decode_bgr(b, f"{path}: image record {i}")  # header dimensions checked before decoding
         out.append(cv2.cvtColor(arr, cv2.COLOR_BGR2RGB))
     return bin_image_names(len(images)), out

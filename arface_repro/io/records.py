@@ -137,11 +137,9 @@ def load_sidecar(record: Mapping[str, Any], name: str = "scores") -> dict[str, n
         raise FormatError(f"{where}: sidecar {side} is missing")
     if sha256_file(side) != entry.get("sha256"):
         raise FormatError(f"{side}: sha256 differs from the one its record {where} names (changed after writing)")
-    try:
-        with np.load(side, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as exc:  # a truncated or foreign file: zipfile/ValueError/OSError
-        raise FormatError(f"{side}: not a readable .npz sidecar ({type(exc).__name__}: {exc})") from None
+    from arface_repro.io.npz_file import read_npz
+
+    return read_npz(side, "sidecar", None)[0]  # every member's header checked before its array is allocated
 
 
 def load_record(path: str | os.PathLike) -> dict:

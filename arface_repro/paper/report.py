@@ -112,10 +112,12 @@ def _sidecar_scores(rec: dict, where: Path):
 
         if sha256_file(p) != sc["sha256"]:
             raise FormatError(f"{where}: sidecar {p} does not match its sha256")
-    with np.load(p, allow_pickle=False) as z:
-        if "scores" not in z or "labels" not in z:
-            raise FormatError(f"{p}: scores sidecar needs arrays 'scores' and 'labels'")
-        return (np.asarray(z["scores"], np.float64), np.asarray(z["labels"]).astype(bool)), ""
+    from arface_repro.io.npz_file import read_npz
+
+    z = read_npz(p, "scores sidecar", None)[0]  # every member's header checked before its array is allocated
+    if "scores" not in z or "labels" not in z:
+        raise FormatError(f"{p}: scores sidecar needs arrays 'scores' and 'labels'")
+    return (np.asarray(z["scores"], np.float64), np.asarray(z["labels"]).astype(bool)), ""
 
 
 def measured_test(ca: Cell, cb: Cell) -> str:

@@ -37,6 +37,7 @@ from arface_repro.io.feature_store import FeatureStore, load_feature_store, norm
 from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
 from arface_repro.utils.cpus import usable_cpus
 from arface_repro.utils.input_files import read_capped
+from arface_repro.utils.worker_lifetime import worker_init
 
 __all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list", "cache_key",
            "fit_landmarks"]
@@ -253,7 +254,8 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
     uses = bool(getattr(m, "uses_landmarks", False))
     ds = _ImageDataset(root, paths, m.preprocess, align, landmarks)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
-                        persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
+                        persistent_workers=False, prefetch_factor=2 if workers > 0 else None,
+                        worker_init_fn=worker_init() if workers > 0 else None)  # workers end with this process
     n = len(paths)
     feats = flips = None
     with tqdm(total=n, disable=quiet, unit="img", desc=f"embedding ({m.kind})") as bar:

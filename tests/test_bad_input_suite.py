@@ -1721,7 +1721,9 @@ def _(t):
     write(t / "in/protocols/models/ts.yaml", "name: ts\nbackend: torchscript\ninput: {size: [16, 16]}\ncrop: {mode: template}\n")
     os.environ["ARFACE_PROTOCOLS"] = str(t / "in/protocols")
     (t / "in").mkdir(exist_ok=True)
-    torch.jit.script(torch.nn.Flatten()).save(str(t / "in/m.pt"))
+    with warnings.catch_warnings():  # torch.jit is deprecated, but TorchScript files exist
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(torch.nn.Flatten()).save(str(t / "in/m.pt"))
     return _onnx_embed(t, t / "in/m.pt", "ts:")
 
 
@@ -2101,7 +2103,9 @@ def test_reproduce_table_never_runs_torchscript_named_by_data_yaml(tmp_path, cap
     spec = importlib.util.spec_from_file_location("reproduce_table_round3a", ROOT / "scripts/reproduce_table.py")
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
-    torch.jit.script(torch.nn.Flatten()).save(str(tmp_path / "m.pt"))
+    with warnings.catch_warnings():  # torch.jit is deprecated, but TorchScript files exist
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(torch.nn.Flatten()).save(str(tmp_path / "m.pt"))
     data = write(tmp_path / "DATA.yaml", "checkpoints: {VI.arface: 'torchscript:m.pt'}\n")
     rc = script.main(["6", "--run", "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
                       "--tables-dir", str(tmp_path / "tables"), "--quiet"])

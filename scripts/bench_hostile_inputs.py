@@ -5,10 +5,9 @@ Every case of the bad-input suite's families given (default: the round-3 part-A 
 the model, code from data, unbounded memory, non-regular files) is built exactly as the suite builds it
 (`tests/test_bad_input_suite.py`, loaded by path), then run as `arface ...` in a fresh subprocess; the
 script prints its exit status, peak resident memory (os.wait4 ru_maxrss of that process and its children)
-and wall time. The anchors are the cases of those families that succeed (exit 0) and two ordinary runs
-(`inspect-rec`, `evaluate --protocol lfw`, `pack-rec`, `embed`, and `train` stopped by a config error) measured in
-the same run, so a
-figure reads against the cost of starting the package (imports of torch and OpenCV dominate it).
+and wall time. The anchors are ordinary runs of the same commands (`inspect-rec`, `evaluate --protocol lfw`,
+`pack-rec`, `embed`, and `train` stopped by a config error) measured in the same run, so a figure reads
+against the cost of starting the package (imports of torch and OpenCV dominate it).
 
     python scripts/bench_hostile_inputs.py [--families unbounded-memory,not-a-regular-file] [--cases NAME,...]
                                            [--timeout 120]
@@ -78,14 +77,14 @@ def main(argv=None) -> int:
             return ["pack-rec", str(t / "in/f"), str(t / "out/o"), "--quiet"]
 
         by_name = {c.name: c for c in suite.CASES}
-        anchors = [("anchor: inspect-rec on a valid pair", anchor_inspect), ("anchor: evaluate lfw", suite.lfw_eval),
-                   ("anchor: pack-rec of 4 images", anchor_pack_rec),
-                   ("anchor: embed with an ONNX model", by_name["onnx-external-inside-folder"].build),
-                   ("anchor: train, config error", by_name["train-config-lr-fast"].build)]
+        anchors = [("anchor: inspect-rec on a valid pair", anchor_inspect, 0), ("anchor: evaluate lfw", suite.lfw_eval, 0),
+                   ("anchor: pack-rec of 4 images", anchor_pack_rec, 0),
+                   ("anchor: embed with an ONNX model", by_name["onnx-external-inside-folder"].build, 0),
+                   ("anchor: train, config error", by_name["train-config-lr-fast"].build, 2)]
         only = set(args.cases.split(",")) if args.cases else None
         cases = [(c.name, c.build, c.category, c.rc) for c in suite.CASES
                  if c.category in families and (only is None or c.name in only)]
-        cases += [(n, b, "anchor", 0) for n, b in anchors]
+        cases += [(n, b, "anchor", rc) for n, b, rc in anchors]
         for i, (name, build, category, want) in enumerate(cases):
             t = Path(tmp_root) / f"c{i}"
             (t / "in").mkdir(parents=True)

@@ -26,6 +26,8 @@ from arface_repro.utils.atomic import atomic_open
 CV_32F = 5
 HEADER = struct.Struct("<4i")
 
+MAX_MEGAFACE_LIST_BYTES = 256 << 20  # a JSON list of paths: the 1M-distractor list is ~55 MB
+
 
 def feature_file_name(image_path: str, algo: str) -> str:
     """`<image path>_<algo>.bin` (the devkit's file_ending is `_<algo>.bin`)."""
@@ -83,12 +85,12 @@ def write_feature_files(root: str | os.PathLike, image_paths: Sequence[str], fea
 
 
 def _load_json(path: Path) -> dict:
-    from arface_repro.utils.textfile import MAX_LIST_BYTES, read_text
+    from arface_repro.utils.textfile import read_text
 
     if not path.is_file():
         raise MissingDataError(f"{path}: MegaFace list not found")
     try:
-        obj = json.loads(read_text(path, "MegaFace list", MAX_LIST_BYTES, max_line=None))
+        obj = json.loads(read_text(path, "MegaFace list", MAX_MEGAFACE_LIST_BYTES, max_line=None))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("path"), list):

@@ -6,7 +6,7 @@ and a folder or unreadable file a FormatError.
 
 Bounds, checked before the bytes are read or parsed (`arface_repro.utils.input_files`): only regular files
 (a FIFO, /dev/zero or a folder is refused at once, without blocking); at most `MAX_TEXT_BYTES` (64 MiB) unless
-the caller passes a larger cap for a protocol-scale list (IJB-C, MegaFace, Trillion-Pairs); a line of at most
+the caller passes its own cap (IJB-C meta and Trillion-Pairs labels: 1 GiB; MegaFace JSON lists: 256 MiB); a line of at most
 `MAX_LINE_BYTES` (1 MiB) unless the format is JSON (a record or list written on one line). YAML files are
 capped at `MAX_YAML_BYTES` and parsed with bounded nesting and alias expansion (`utils.yaml_limits`).
 """
@@ -22,7 +22,7 @@ from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.utils.input_files import MiB, read_capped
 
 MAX_TEXT_BYTES = 64 * MiB      # pair lists, image lists, landmarks, configs, records
-MAX_LIST_BYTES = 1024 * MiB    # protocol-scale lists the caller names (IJB-C meta, MegaFace/Trillion lists)
+MAX_LIST_BYTES = 1024 * MiB    # protocol-scale lists the caller names (IJB-C meta, Trillion-Pairs labels)
 MAX_LINE_BYTES = 1 * MiB       # one line of a line-oriented file
 MAX_YAML_BYTES = 4 * MiB       # configs, presets, protocol specs, DATA.yaml, paper tables
 

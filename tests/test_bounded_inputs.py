@@ -209,3 +209,15 @@ def test_small_compressed_members_within_the_ratio_are_read(tmp_path):
     with open(p, "wb") as fh:
         np.savez_compressed(fh, scores=x, labels=np.zeros(1000, bool))
     assert read_npz(p, "sidecar", None)[0]["scores"].shape == (1000, 64)
+
+
+def test_jpeg_frame_header_after_large_metadata_is_found():
+    """APP segments (EXIF, ICC profiles) before the frame header are skipped by length, however large."""
+    import cv2
+
+    ok, buf = cv2.imencode(".jpg", np.zeros((20, 30, 3), np.uint8))
+    b = buf.tobytes()
+    app = b"".join(b"\xff\xe2" + struct.pack(">H", 65000) + b"\0" * 64998 for _ in range(4))
+    big = b[:2] + app + b[2:]
+    assert ih.image_header(memoryview(big))[1:3] == (30, 20)
+    assert ih.decode_bgr(big, "x").shape == (20, 30, 3)

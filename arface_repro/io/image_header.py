@@ -159,9 +159,9 @@ def _pnm(b: bytes):
 
 def image_header(data: bytes) -> tuple[str, int, int, int, int]:
     """(format, width, height, channels, bytes per sample) from the header; HeaderError when unreadable."""
-    b = bytes(data[:65536]) if not isinstance(data, bytes) else data
+    b = data if isinstance(data, bytes) else bytes(data)  # a memoryview of a .rec payload, a numpy buffer
     if b[:3] == b"\xff\xd8\xff":
-        return ("JPEG", *_jpeg(b[:1 << 20]))
+        return ("JPEG", *_jpeg(b))  # segment by segment: metadata before the frame header is skipped, not read
     if b[:8] == b"\x89PNG\r\n\x1a\n":
         return ("PNG", *_png(b))
     if b[:2] == b"BM":
@@ -171,7 +171,7 @@ def image_header(data: bytes) -> tuple[str, int, int, int, int]:
     if b[:4] == b"RIFF" and b[8:12] == b"WEBP":
         return ("WebP", *_webp(b))
     if b[:4] in (b"II*\x00", b"MM\x00*"):
-        return ("TIFF", *_tiff(b[:1 << 20]))
+        return ("TIFF", *_tiff(b))
     if len(b) > 2 and b[:1] == b"P" and b[1:2] in b"123456" and b[2:3].isspace():
         return ("PNM", *_pnm(b))
     raise HeaderError(f"not an image format this package reads ({FORMATS})")

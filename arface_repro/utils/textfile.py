@@ -6,19 +6,19 @@ and a folder or unreadable file a FormatError.
 
 Bounds, checked before the bytes are read or parsed (`arface_repro.utils.input_files`): only regular files
 (a FIFO, /dev/zero or a folder is refused at once, without blocking); at most `MAX_TEXT_BYTES` (64 MiB) unless
-the caller passes its own cap (IJB-C meta and Trillion-Pairs labels: 1 GiB; MegaFace JSON lists: 256 MiB); a line of at most
-`MAX_LINE_BYTES` (1 MiB) unless the format is JSON (a record or list written on one line). YAML files are
-capped at `MAX_YAML_BYTES` and parsed with bounded nesting and alias expansion (`utils.yaml_limits`).
+the caller passes its own cap (IJB-C meta and Trillion-Pairs labels: 1 GiB; MegaFace JSON lists: 256 MiB);
+lines of at most `MAX_LINE_BYTES` (1 MiB) unless the format is JSON (a record or list written on one line).
+YAML files are capped at `MAX_YAML_BYTES` and parsed with bounded nesting and alias expansion
+(`utils.yaml_limits`).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
-from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.errors import FormatError
 from arface_repro.utils.input_files import MiB, read_capped
 
 MAX_TEXT_BYTES = 64 * MiB      # pair lists, image lists, landmarks, configs, records

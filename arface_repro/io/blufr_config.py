@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.utils.input_files import read_capped
 
 REQUIRED = ("imageList", "labels", "testIndex", "galIndex", "probIndex")
 
@@ -131,8 +132,6 @@ def load_blufr_config(path: str | os.PathLike) -> BlufrConfig:
     import io
 
     import scipy.io
-
-    from arface_repro.utils.input_files import read_capped
 
     path = Path(path)
     if not path.exists():

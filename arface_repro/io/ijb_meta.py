@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.utils.input_files import open_regular
+from arface_repro.utils.textfile import MAX_LIST_BYTES
 
 
 def _lines(path: Path) -> list[str]:
@@ -78,9 +80,6 @@ def read_template_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray
     path = Path(path)
     # fast path: np.loadtxt handles 15M lines in a few seconds; fall back to the strict reader on error.
     # The file is opened as `read_lines` would (a regular file, size capped) so a FIFO never blocks it.
-    from arface_repro.utils.input_files import open_regular
-    from arface_repro.utils.textfile import MAX_LIST_BYTES
-
     try:
         with open_regular(path, "IJB meta file", MAX_LIST_BYTES) as fh:
             arr = np.loadtxt(fh, dtype=np.int64, ndmin=2)

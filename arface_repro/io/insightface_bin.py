@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.image_header import decode_bgr
 from arface_repro.io.pairs import PairList, contiguous_folds
+from arface_repro.utils.input_files import open_regular
 
 
 MAX_BIN_BYTES = 1 << 30   # the largest insightface verification sets (cfp_fp, agedb_30) are ~100 MB
@@ -60,8 +62,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def load_bin(path: str | os.PathLike) -> tuple[list[bytes], np.ndarray]:
     """Return (encoded images as bytes, issame bool array), checked for consistency."""
-    from arface_repro.utils.input_files import open_regular
-
     path = Path(path)
     if not path.exists():
         raise MissingDataError(f"{path}: .bin file not found")
@@ -102,8 +102,6 @@ def bin_pairs(path: str | os.PathLike, n_folds: int = 10) -> PairList:
 def decode_bin_images(path: str | os.PathLike) -> tuple[list[str], list[np.ndarray]]:
     """Decode every image of a .bin set to RGB uint8 arrays (names as in `bin_pairs`)."""
     import cv2
-
-    from arface_repro.io.image_header import decode_bgr
 
     images, _ = load_bin(path)
     out = []

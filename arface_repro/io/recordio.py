@@ -30,6 +30,7 @@ import numpy as np
 
 from arface_repro.errors import FormatError
 from arface_repro.utils.atomic import atomic_path
+from arface_repro.utils.input_files import check_regular, open_regular
 
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -151,8 +152,6 @@ def read_idx(idx_path: str | os.PathLike, rec_size: int | None = None) -> tuple[
     Bounded before and while reading: a regular file of at most MAX_IDX_BYTES, lines of at most MAX_IDX_LINE
     bytes and, given the `.rec`'s size, at most rec_size / MIN_RECORD_BYTES keys (more keys than the `.rec`
     can hold records is an error, found before the keys are stored)."""
-    from arface_repro.utils.input_files import open_regular
-
     keys: list[int] = []
     offsets: dict[int, int] = {}
     max_keys = None if rec_size is None else rec_size // MIN_RECORD_BYTES
@@ -191,8 +190,6 @@ class _MappedFile:
     """A read-only memory map opened lazily in the current process (reopened after fork/unpickling)."""
 
     def __init__(self, path: str | os.PathLike):
-        from arface_repro.utils.input_files import check_regular
-
         self.path = Path(path)
         if not self.path.exists():
             raise FormatError(f"{self.path}: RecordIO file not found")

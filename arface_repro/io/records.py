@@ -20,6 +20,7 @@ import numpy as np
 
 from arface_repro import __version__
 from arface_repro.errors import FormatError
+from arface_repro.io.npz_file import read_npz
 from arface_repro.utils.atomic import write_json_atomic
 from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.provenance import code_identity, environment
@@ -137,7 +138,6 @@ def load_sidecar(record: Mapping[str, Any], name: str = "scores") -> dict[str, n
         raise FormatError(f"{where}: sidecar {side} is missing")
     if sha256_file(side) != entry.get("sha256"):
         raise FormatError(f"{side}: sha256 differs from the one its record {where} names (changed after writing)")
-    from arface_repro.io.npz_file import read_npz
 
     return read_npz(side, "sidecar", None)[0]  # every member's header checked before its array is allocated
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.models.onnx_file import read_onnx
 from arface_repro.models.preprocess import GENERIC, Preprocess, default_for_arch
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
 
@@ -341,7 +342,6 @@ class OnnxModel(EmbeddingModel):
         opts.log_severity_level = 3
         # no busy-waiting worker threads: on a shared CPU, spinning made runs 2× slower (measured, 2 cores)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        from arface_repro.models.onnx_file import read_onnx
 
         onnx_file = read_onnx(path)  # external data checked and inlined: onnxruntime never opens a file itself
         try:

@@ -32,6 +32,7 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.backends import EmbeddingModel, _layout_from_shape
+from arface_repro.models.onnx_file import read_onnx
 from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
 
@@ -130,8 +131,6 @@ class OpenCVModel(EmbeddingModel):
                 if shape[3] not in (None, 3):
                     raise FormatError(f"{files[0]}: input has {shape[3]} channels; 3 (colour) expected")
         elif fmt == "onnx":
-            from arface_repro.models.onnx_file import read_onnx
-
             onnx_file = read_onnx(files[0])  # external data checked and inlined: OpenCV never opens a file itself
             shape, self.output_name = onnx_io(files[0], onnx_file.model)
             if shape is not None:

@@ -7,8 +7,7 @@ generated `_pb2` module, `protoc` or framework is needed:
   include/exclude) so those parse. A field outside this subset is a parse error naming its line.
 - TensorFlow GraphDef: node names, ops, inputs and attributes (shape and dtype) — to read the declared
   input of a frozen graph. Fields not listed here are kept as unknown fields when parsing binary files.
-- ONNX ModelProto: graph inputs/outputs with their shapes, the initializer names, and every tensor's
-  external-data fields (where tensors sit: initializers, node attributes, subgraphs, functions).
+- ONNX ModelProto: graph inputs/outputs with their shapes and the initializer names.
 
 `caffe()`, `tensorflow()`, `onnx()` return {message name: class}; classes are built once per process.
 """

@@ -2053,6 +2053,39 @@ def _(t):
     return ["inspect-rec", str(t / "in/r")]
 
 
+@case("pack-rec-image-is-a-fifo", "not-a-regular-file", 2, ["001.jpg", "FIFO"], ["out/o.rec", "out/o.idx"])
+def _(t):
+    image_folder(t / "in/f", 1, 1)
+    fifo(t / "in/f/id00/001.jpg")
+    return ["pack-rec", str(t / "in/f"), str(t / "out/o"), "--quiet"]
+
+
+@case("make-subset-image-is-a-fifo", "not-a-regular-file", 2, ["002.jpg", "FIFO"], ["out/o.rec", "out/o.idx"])
+def _(t):
+    image_folder(t / "in/f", 2, 2)
+    fifo(t / "in/f/id01/002.jpg")
+    names = write(t / "in/n.txt", "Nobody\n")
+    return ["make-subset", str(t / "in/f"), str(t / "out/o"), "--lfw-names", str(names), "--per-identity", "2",
+            "--keep-short", "--quiet"]
+
+
+@case("preset-backend-torchscript-evaluate", "code-from-data", 2, ["preset ts", "torchscript", "program"], EVAL_OUT)
+def _(t):
+    import torch
+
+    write(t / "in/protocols/models/ts.yaml", "name: ts\nbackend: torchscript\ninput: {size: [16, 16]}\ncrop: {mode: template}\n")
+    pairs, _ = lfw_files(t / "in")
+    d = protocols_copy(t / "in/protocols_all")
+    shutil.copytree(t / "in/protocols/models", d / "models", dirs_exist_ok=True)
+    os.environ["ARFACE_PROTOCOLS"] = str(d)
+    with warnings.catch_warnings():  # torch.jit is deprecated, but TorchScript files exist
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(torch.nn.Flatten()).save(str(t / "in/m.pt"))
+    image_folder(t / "in/img", 1, 1)
+    return ["evaluate", "--protocol", "lfw", "--model", f"ts:{t / 'in/m.pt'}", "--data-root", str(t / "in/img"),
+            "--pairs", str(pairs), "--out", str(t / "out/rec.json"), "--cache-dir", "none", "--workers", "0", "--quiet"]
+
+
 ROUND3A_TIMEOUT_S = 120  # a case of this section that blocks (a FIFO opened for reading) fails instead of hanging
 for _c in CASES:
     if _c.category in ("read-outside-model", "code-from-data", "unbounded-memory", "not-a-regular-file"):

@@ -126,7 +126,9 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[st
     """List `root/identity/image` files: (identity names sorted, [(relpath, label)] sorted by identity, name).
 
     Identities without any image are left out; a root without identity folders raises MissingDataError; images in
-    a subfolder of an identity folder raise FormatError (they would otherwise be silently left out).
+    a subfolder of an identity folder raise FormatError (they would otherwise be silently left out). An entry with
+    an image name that is not a regular file (a FIFO, a device, a broken link) is listed, so that reading it is
+    the one-line error that names it (`read_image`, `utils.input_files`), not a silent omission.
     """
     root = Path(root)
     if not root.is_dir():
@@ -138,7 +140,7 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[st
         for f in ident.iterdir():
             if f.is_dir():
                 subdirs.append(f)
-            elif f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+            elif f.suffix.lower() in IMAGE_EXTENSIONS:
                 files.append(f.name)
         files.sort()
         for sub in sorted(subdirs):

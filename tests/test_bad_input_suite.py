@@ -2086,6 +2086,16 @@ def _(t):
             "--pairs", str(pairs), "--out", str(t / "out/rec.json"), "--cache-dir", "none", "--workers", "0", "--quiet"]
 
 
+@case("model-is-dev-zero", "not-a-regular-file", 2, ["/dev/zero", "character device", "model file"], ["out/f.npz"])
+def _(t):
+    return _onnx_embed(t, Path("/dev/zero"))
+
+
+@case("model-is-a-fifo", "not-a-regular-file", 2, ["m.onnx", "FIFO", "model file"], ["out/f.npz"])
+def _(t):
+    return _onnx_embed(t, fifo(t / "in/m.onnx"))
+
+
 ROUND3A_TIMEOUT_S = 120  # a case of this section that blocks (a FIFO opened for reading) fails instead of hanging
 for _c in CASES:
     if _c.category in ("read-outside-model", "code-from-data", "unbounded-memory", "not-a-regular-file"):

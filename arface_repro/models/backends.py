@@ -41,6 +41,7 @@ from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.onnx_file import read_onnx
 from arface_repro.models.preprocess import GENERIC, Preprocess, default_for_arch
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
+from arface_repro.utils.input_files import check_regular
 
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "backbone", "net")
 PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.")
@@ -468,8 +469,9 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
     if extra is not None:
         return extra
     kind, arch_text, path = parse_spec(spec)
-    if not path.is_file():
+    if not path.exists():
         raise MissingDataError(f"{path}: model file not found (spec {spec!r})")
+    check_regular(path, "model file")  # a FIFO or device would block or never end
     if kind == "onnx":
         import importlib.util
 

@@ -221,3 +221,12 @@ def test_jpeg_frame_header_after_large_metadata_is_found():
     big = b[:2] + app + b[2:]
     assert ih.image_header(memoryview(big))[1:3] == (30, 20)
     assert ih.decode_bgr(big, "x").shape == (20, 30, 3)
+
+
+def test_npz_member_stored_twice_is_refused(tmp_path):
+    p = tmp_path / "twice.npz"
+    with zipfile.ZipFile(p, "w") as zf, pytest.warns(UserWarning, match="Duplicate name"):
+        for v in (1.0, 2.0):
+            _member(zf, "scores", {"descr": "<f8", "fortran_order": False, "shape": (1,)}, [np.float64(v).tobytes()])
+    with pytest.raises(FormatError, match="'scores.npy' is stored twice"):
+        read_npz(p, "sidecar", None)

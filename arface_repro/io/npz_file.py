@@ -93,6 +93,8 @@ def read_npz(path: str | os.PathLike, what: str, want, optional=(), metadata: bo
             for info in zf.infolist():
                 if not info.filename.endswith(".npy") or info.filename.count("/"):
                     raise FormatError(f"{src}: member {info.filename!r} is not a .npy array of an .npz {what}")
+                if info.filename[:-4] in members:  # zipfile would read the last one silently
+                    raise FormatError(f"{src}: member {info.filename!r} is stored twice in the {what}")
                 members[info.filename[:-4]] = info
             names = list(members) if want is None else list(want)
             extra = sorted(set(members) - set(names))

@@ -47,8 +47,6 @@ def pack_folder(folder, out_prefix, reencode: bool = False, quality: int = 95, q
     from arface_repro.data.face_datasets import read_landmarks_file, scan_image_folder
     from arface_repro.data.rec_writer import FaceRecWriter, check_output_prefix, jpeg_payload
     from arface_repro.errors import ConfigError, MissingDataError
-    from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
-    from arface_repro.utils.input_files import read_capped
 
     if not 1 <= quality <= 100:
         raise ConfigError(f"--quality must be in 1..100, got {quality}")
@@ -65,8 +63,7 @@ def pack_folder(folder, out_prefix, reencode: bool = False, quality: int = 95, q
     sizes: set[tuple[int, int]] = set()
     with FaceRecWriter(out_prefix, len(items), len(classes)) as writer:
         for rel, label in tqdm(items, desc="pack-rec", disable=quiet, unit="img"):
-            raw = read_capped(folder / rel, "image", MAX_IMAGE_FILE_BYTES)  # a regular file of bounded size
-            data, again, shape = jpeg_payload(raw, str(folder / rel), reencode, quality)
+            data, again, shape = jpeg_payload((folder / rel).read_bytes(), str(folder / rel), reencode, quality)
             reencoded += again
             sizes.add(shape)
             writer.add(label, data, lmk[rel] if lmk is not None else None)

@@ -30,7 +30,7 @@ from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
 from arface_repro.io.recordio import IndexedRecordReader, IRHeader, pack, unpack
-from arface_repro.utils.input_files import read_capped
+from arface_repro.utils.input_files import check_regular, check_size, read_capped
 from arface_repro.utils.atomic import atomic_open
 
 try:  # torch is only needed to subclass Dataset (ConcatDataset via `+`); the classes work without it
@@ -126,9 +126,9 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[st
     """List `root/identity/image` files: (identity names sorted, [(relpath, label)] sorted by identity, name).
 
     Identities without any image are left out; a root without identity folders raises MissingDataError; images in
-    a subfolder of an identity folder raise FormatError (they would otherwise be silently left out). An entry with
-    an image name that is not a regular file (a FIFO, a device, a broken link) is listed, so that reading it is
-    the one-line error that names it (`read_image`, `utils.input_files`), not a silent omission.
+    a subfolder of an identity folder raise FormatError (they would otherwise be silently left out). Every image
+    must be a regular file of at most MAX_IMAGE_FILE_BYTES (checked here with os.stat, before any is read: a FIFO,
+    a device or a broken link named like an image is a one-line error, not a blocked read or a silent omission).
     """
     root = Path(root)
     if not root.is_dir():
@@ -141,6 +141,7 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[st
             if f.is_dir():
                 subdirs.append(f)
             elif f.suffix.lower() in IMAGE_EXTENSIONS:
+                check_size(f, check_regular(f, "image").st_size, MAX_IMAGE_FILE_BYTES, "image")
                 files.append(f.name)
         files.sort()
         for sub in sorted(subdirs):

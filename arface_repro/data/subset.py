@@ -32,8 +32,6 @@ import numpy as np
 
 from arface_repro.data.identity_names import normalise_name, read_class_names, read_identity_meta, read_names_list
 from arface_repro.errors import ConfigError, MissingDataError
-from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
-from arface_repro.utils.input_files import read_capped
 
 SIDE_FILES = (".classes.txt", ".images.txt", ".report.txt")
 
@@ -169,8 +167,7 @@ def build_subset(source, out_prefix, lfw_names, *, identity_meta=None, class_nam
             for item in picks:
                 if kind == "folder":
                     where = str(src / item)
-                    raw = read_capped(src / item, "image", MAX_IMAGE_FILE_BYTES)  # a regular file of bounded size
-                    data, again, _ = jpeg_payload(raw, where, reencode, quality)
+                    data, again, _ = jpeg_payload((src / item).read_bytes(), where, reencode, quality)
                     points = lmk[item] if lmk is not None else None
                     origin = item
                 else:

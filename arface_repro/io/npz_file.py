@@ -57,8 +57,8 @@ def check_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, src: str, max_bytes
         raise FormatError(f"{src}: unexpected member {name!r} (shape {tuple(shape)}, {dtype}); besides its arrays "
                           f"a feature store holds only metadata strings of at most {MAX_META_BYTES} bytes")
     if dtype.hasobject:
-        raise FormatError(f"{src}: not a readable .npz: member {name!r} holds Python objects (dtype {dtype}); "
-                          f"such arrays are never unpickled")
+        raise FormatError(f"{src}: not a readable .npz: it holds object (pickled) arrays, which are never loaded "
+                          f"(member {name!r}, dtype {dtype})")
     count = 1
     for d in shape:
         count *= int(d)
@@ -83,6 +83,13 @@ def read_npz(path: str | os.PathLike, what: str, want, optional=(), metadata: bo
 
     src = str(path)
     with open_regular(path, what) as raw:
+        head = raw.read(128)
+        raw.seek(0)
+        if head.startswith(b"MATLAB") or head.startswith(b"\x89HDF"):
+            raise FormatError(f"{src}: a MATLAB .mat file, not an .npz {what}; an .npz is written by numpy.savez")
+        if head and not head.startswith(b"PK"):
+            raise FormatError(f"{src}: not a readable .npz {what}: not a zip archive (numpy would read it as a "
+                              f"pickle, which is never loaded)")
         try:
             zf = zipfile.ZipFile(raw)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:

@@ -35,7 +35,7 @@ from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, load_feature_store, normalize_rel_path, save_feature_store
 from arface_repro.utils.cpus import usable_cpus
-from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr  # noqa: I001 (kept apart from the lines above)
+from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
 from arface_repro.utils.input_files import read_capped
 from arface_repro.utils.worker_lifetime import worker_init
 

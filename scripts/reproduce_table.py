@@ -76,6 +76,8 @@ def main(argv=None) -> int:
     g = ap.add_argument_group("filling measured cells")
     g.add_argument("--run", action="store_true", help="train / evaluate the missing cells DATA.yaml makes possible")
     g.add_argument("--data", help="DATA.yaml: dataset roots, training data and checkpoints (paths only)")
+    g.add_argument("--trust-torchscript", action="store_true",
+                   help="let DATA.yaml name torchscript: checkpoints (a TorchScript file is a program; refused otherwise)")
     ap.add_argument("--check-paper", metavar="PAPER.txt", help="compare every transcribed table with a text copy of the paper")
     ap.add_argument("--quiet", action="store_true", help="no progress on stderr")
     args = ap.parse_args(argv)
@@ -128,7 +130,7 @@ def run(args) -> int:
 
         if not args.data:
             raise ConfigError("--run needs --data DATA.yaml (dataset roots, training data, checkpoints)")
-        data = load_data_spec(args.data)
+        data = load_data_spec(args.data, trust_torchscript=args.trust_torchscript)
         t0 = time.time()
         log(f"Table {tid}: filling missing cells with {args.data} ...")
         execute(tid, data, args.runs_dir, log=log, quiet=args.quiet)

@@ -125,7 +125,7 @@ def test_torchscript_backend(tmp_path):
     torch.jit.trace(m, torch.zeros(1, 3, 112, 112)).save(str(tmp_path / "m.pt"))
     torch.save(m.state_dict(), tmp_path / "m.pth")
     x = rand_images(3)
-    a = load_model(f"torchscript:{tmp_path / 'm.pt'}").embed(x)
+    a = load_model(f"torchscript:{tmp_path / 'm.pt'}", trust_torchscript=True).embed(x)
     b = load_model(f"torch:mobilefacenet:{tmp_path / 'm.pth'}").embed(x)
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 

@@ -16,6 +16,7 @@ same rules:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -1655,6 +1656,621 @@ for _name, _yaml, _ov, _words in TRAIN_CONFIG_CASES:
                       ("out/run/checkpoint_last.pt", "out/run/metrics.jsonl")))
 
 
+# --- round 3, part A: reads outside the model, code from data, bounded memory and time
+
+@functools.lru_cache(maxsize=None)
+def tiny_onnx_bytes() -> bytes:
+    """A 3×16×16 → 4 network (conv + global pooling) exported once per session: a real ONNX file."""
+    import io
+
+    import torch
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()).eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(1, 3, 16, 16), buf, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    return buf.getvalue()
+
+
+def onnx_with_external(path: Path, location: str, data_file: Path | None = None) -> Path:
+    """The tiny network with its conv weight stored as external data at `location` (written to `data_file`)."""
+    from arface_repro.models.proto_schemas import onnx
+
+    m = onnx()["ModelProto"]()
+    m.ParseFromString(tiny_onnx_bytes())
+    t = next(t for t in m.graph.initializer if len(t.dims) == 4)
+    raw = t.raw_data
+    t.ClearField("raw_data")
+    t.data_location = 1  # EXTERNAL
+    for k, v in (("location", location), ("offset", "0"), ("length", str(len(raw)))):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    if data_file is not None:
+        write(data_file, raw)
+    return write(path, m.SerializeToString())
+
+
+def _onnx_embed(t, model: Path, kind: str = "onnx:") -> list:
+    image_folder(t / "in/img", 2, 2)
+    return ["embed", "--model", f"{kind}{model}", "--data-root", str(t / "in/img"), "--out", str(t / "out/f.npz"),
+            "--workers", "0", "--quiet"]
+
+
+OUTSIDE = ("outside the model's folder", "only files inside")
+
+
+@case("onnx-external-dotdot-onnxruntime", "read-outside-model", 2, ["m.onnx", "'../../../../../../../../etc/passwd'", *OUTSIDE],
+      ["out/f.npz"])
+def _(t):
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "../../../../../../../../etc/passwd"))
+
+
+@case("onnx-external-dotdot-opencv", "read-outside-model", 2, ["m.onnx", "/etc/passwd", *OUTSIDE], ["out/f.npz"])
+def _(t):
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "../../../../../../../../etc/passwd"), "opencv:")
+
+
+@case("onnx-external-absolute", "read-outside-model", 2, ["m.onnx", "'/etc/passwd'", "absolute path"], ["out/f.npz"])
+def _(t):
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "/etc/passwd"))
+
+
+@case("onnx-external-absolute-opencv", "read-outside-model", 2, ["m.onnx", "'/etc/passwd'", "absolute path"], ["out/f.npz"])
+def _(t):
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "/etc/passwd"), "opencv:")
+
+
+@case("onnx-external-symlink-out", "read-outside-model", 2, ["m.onnx", "'w.bin'", "resolves to", *OUTSIDE], ["out/f.npz"])
+def _(t):
+    write(t / "in/elsewhere/w.bin", b"\0" * 432)
+    (t / "in/model").mkdir(parents=True)
+    os.symlink(t / "in/elsewhere/w.bin", t / "in/model/w.bin")
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "w.bin"))
+
+
+@case("onnx-external-symlink-out-opencv", "read-outside-model", 2, ["m.onnx", "'w.bin'", *OUTSIDE], ["out/f.npz"])
+def _(t):
+    write(t / "in/elsewhere/w.bin", b"\0" * 432)
+    (t / "in/model").mkdir(parents=True)
+    os.symlink(t / "in/elsewhere/w.bin", t / "in/model/w.bin")
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "w.bin"), "opencv:")
+
+
+@case("onnx-external-via-preset", "read-outside-model", 2, ["m.onnx", "/etc/passwd", *OUTSIDE], ["out/f.npz"])
+def _(t):
+    write(t / "in/protocols/models/ext.yaml", "name: ext\nbackend: onnx\ninput: {size: [16, 16]}\ncrop: {mode: template}\n")
+    os.environ["ARFACE_PROTOCOLS"] = str(t / "in/protocols")
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "../../../../../../../../etc/passwd"), "ext:")
+
+
+@case("onnx-external-a-fifo", "read-outside-model", 2, ["m.onnx", "FIFO"], ["out/f.npz"])
+def _(t):
+    (t / "in/model").mkdir(parents=True)
+    os.mkfifo(t / "in/model/w.bin")
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "w.bin"))
+
+
+@case("onnx-external-length-lies", "read-outside-model", 2, ["m.onnx", "past the end"], ["out/f.npz"])
+def _(t):
+    write(t / "in/model/w.bin", b"\0" * 10)
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "w.bin"))
+
+
+def _embedded_like_inline(t, out, err):
+    """The model with external data gives the features of the same network stored inline."""
+    from arface_repro.io.feature_store import load_feature_store
+    from arface_repro.models.backends import load_model
+    from arface_repro.data.face_datasets import read_image
+
+    store = load_feature_store(t / "out/f.npz")
+    inline = write(t / "inline.onnx", tiny_onnx_bytes())
+    imgs = np.stack([read_image(t / "in/img" / p) for p in store.paths.tolist()])
+    np.testing.assert_allclose(store.features, load_model(f"onnx:{inline}").embed(imgs), rtol=1e-5, atol=1e-6)
+
+
+@case("onnx-external-inside-folder", "handled", 0, check=_embedded_like_inline)
+def _(t):
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "data/w.bin", t / "in/model/data/w.bin"))
+
+
+@case("onnx-external-inside-folder-opencv", "handled", 0, check=_embedded_like_inline)
+def _(t):
+    return _onnx_embed(t, onnx_with_external(t / "in/model/m.onnx", "w.bin", t / "in/model/w.bin"), "opencv:")
+
+
+@case("preset-backend-torchscript", "code-from-data", 2, ["preset ts", "torchscript", "program"], ["out/f.npz"])
+def _(t):
+    import torch
+
+    write(t / "in/protocols/models/ts.yaml", "name: ts\nbackend: torchscript\ninput: {size: [16, 16]}\ncrop: {mode: template}\n")
+    os.environ["ARFACE_PROTOCOLS"] = str(t / "in/protocols")
+    (t / "in").mkdir(exist_ok=True)
+    with warnings.catch_warnings():  # torch.jit is deprecated, but TorchScript files exist
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(torch.nn.Flatten()).save(str(t / "in/m.pt"))
+    return _onnx_embed(t, t / "in/m.pt", "ts:")
+
+
+# YAML: alias expansion and nesting (train config, model preset, protocol spec)
+
+def billion_laughs() -> str:
+    """~350 bytes that expand to 9^9 (~390 million) strings through nested aliases."""
+    text, prev = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n', "a"
+    for n in "bcdefghi":
+        text += f"{n}: &{n} [" + ",".join([f"*{prev}"] * 9) + "]\n"
+        prev = n
+    return text
+
+
+@case("yaml-billion-laughs-config", "unbounded-memory", 2, ["bad.yaml", "not valid YAML", "expands to more than"],
+      ["out/run/metrics.jsonl"])
+def _(t):
+    cfg = write(t / "in/bad.yaml", TRAIN_BASE + "extra:\n" + "".join("  " + ln + "\n" for ln in billion_laughs().splitlines()))
+    return ["train", str(cfg), *TRAIN_TINY, "--out-dir", str(t / "out/run"), "--quiet"]
+
+
+@case("yaml-billion-laughs-override", "unbounded-memory", 2, ["override", "not valid YAML", "expands to more than"],
+      ["out/run/metrics.jsonl"])
+def _(t):
+    flow = "{" + billion_laughs().replace("\n", ", ").rstrip(", ") + "}"
+    return ["train", str(_train_cfg(t)), *TRAIN_TINY, f"model.kwargs.x={flow}", "--out-dir", str(t / "out/run"), "--quiet"]
+
+
+@case("yaml-billion-laughs-preset", "unbounded-memory", 2, ["lol.yaml", "not valid YAML", "expands to more than"],
+      ["out/f.npz"])
+def _(t):
+    write(t / "in/protocols/models/lol.yaml", "name: lol\nbackend: onnx\n" + billion_laughs())
+    os.environ["ARFACE_PROTOCOLS"] = str(t / "in/protocols")
+    return _onnx_embed(t, write(t / "in/m.onnx", tiny_onnx_bytes()), "lol:")
+
+
+@case("yaml-billion-laughs-protocol-spec", "unbounded-memory", 2, ["lfw.yaml", "not valid YAML", "expands to more than"],
+      EVAL_OUT)
+def _(t):
+    d = protocols_copy(t / "in")
+    write(d / "lfw.yaml", "name: lfw\n" + billion_laughs())
+    os.environ["ARFACE_PROTOCOLS"] = str(d)
+    return lfw_eval(t)
+
+
+@case("yaml-deep-nesting-config", "unbounded-memory", 2, ["bad.yaml", "not valid YAML", "nested more than"],
+      ["out/run/metrics.jsonl"])
+def _(t):
+    cfg = write(t / "in/bad.yaml", TRAIN_BASE + "extra: " + "[" * 20000 + "]" * 20000 + "\n")
+    return ["train", str(cfg), *TRAIN_TINY, "--out-dir", str(t / "out/run"), "--quiet"]
+
+
+@case("yaml-deep-nesting-protocol-spec", "unbounded-memory", 2, ["lfw.yaml", "nested more than"], EVAL_OUT)
+def _(t):
+    d = protocols_copy(t / "in")
+    write(d / "lfw.yaml", "name: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n")
+    os.environ["ARFACE_PROTOCOLS"] = str(d)
+    return lfw_eval(t)
+
+
+@case("yaml-recursive-alias-config", "unbounded-memory", 2, ["bad.yaml", "refers to a node that contains it"],
+      ["out/run/metrics.jsonl"])
+def _(t):
+    cfg = write(t / "in/bad.yaml", TRAIN_BASE + "extra: &x [1, *x]\n")
+    return ["train", str(cfg), *TRAIN_TINY, "--out-dir", str(t / "out/run"), "--quiet"]
+
+
+# .npz members: sizes from the member headers, no object arrays, only the expected members
+
+def npz_raw(path: Path, members: dict) -> Path:
+    """An .npz from {name: (header dict, data bytes or an iterable of chunks, compress)} written member by member."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
+        for name, (header, data, compress) in members.items():
+            info = zipfile.ZipInfo(f"{name}.npy")
+            info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+            with zf.open(info, "w", force_zip64=True) as fh:
+                h = io.BytesIO()
+                npformat.write_array_header_1_0(h, header)
+                fh.write(h.getvalue())
+                for chunk in ([data] if isinstance(data, bytes) else data):
+                    fh.write(chunk)
+    return path
+
+
+def _lfw_with_store(t, store: Path) -> list:
+    pairs, _ = lfw_files(t / "in")
+    return ["evaluate", "--protocol", "lfw", "--features", str(store), "--pairs", str(pairs),
+            "--out", str(t / "out/rec.json"), "--quiet"]
+
+
+@case("npz-member-declares-huge-shape", "unbounded-memory", 2, ["s.npz", "'features'", "declares shape (1000000000, 512)"],
+      EVAL_OUT)
+def _(t):
+    s = npz_raw(t / "in/s.npz", {"features": ({"descr": "<f4", "fortran_order": False, "shape": (10**9, 512)},
+                                              b"\0" * 64, False),
+                                 "paths": ({"descr": "<U8", "fortran_order": False, "shape": (1,)}, "a/x.jpg\0".encode("utf-32-le"), False)})
+    return _lfw_with_store(t, s)
+
+
+@case("npz-deflate-bomb", "unbounded-memory", 2, ["s.npz", "'paths'", "would expand to"], EVAL_OUT)
+def _(t):
+    n = 300 << 20  # 300 MiB of zeros, ~300 KB compressed
+    s = npz_raw(t / "in/s.npz", {"features": ({"descr": "<f4", "fortran_order": False, "shape": (1, 4)}, b"\0\0\x80?" * 4, False),
+                                 "paths": ({"descr": "<U1024", "fortran_order": False, "shape": (n // 4096,)},
+                                           (b"\0" * (1 << 20) for _ in range(n >> 20)), True)})
+    return _lfw_with_store(t, s)
+
+
+@case("npz-extra-member-array", "unbounded-memory", 2, ["lfw.npz", "unexpected member 'labels'", "metadata strings"], EVAL_OUT)
+def _(t):
+    argv = _lfw_with_store(t, t / "in/lfw.npz")
+    with np.load(t / "in/lfw.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    with open(t / "in/lfw.npz", "wb") as fh:
+        np.savez(fh, **arrays, labels=np.arange(100000))
+    return argv
+
+
+# images: the header's dimensions checked before decoding
+
+def huge_jpeg(side: int = 65000) -> bytes:
+    """A small real JPEG whose frame header (SOF0) claims side×side pixels."""
+    b = bytearray(jpeg(0))
+    i = b.index(b"\xff\xc0")
+    b[i + 5:i + 9] = struct.pack(">HH", side, side)
+    return bytes(b)
+
+
+@case("image-header-huge-embed", "unbounded-memory", 2, ["huge.jpg", "65000×65000", "8192×8192"], ["out/f.npz"])
+def _(t):
+    image_folder(t / "in/img", 1, 1)
+    write(t / "in/img/id00/huge.jpg", huge_jpeg())
+    return ["embed", "--model", f"onnx:{write(t / 'in/m.onnx', tiny_onnx_bytes())}", "--data-root", str(t / "in/img"),
+            "--out", str(t / "out/f.npz"), "--workers", "0", "--quiet"]
+
+
+@case("image-header-huge-pack-rec", "unbounded-memory", 2, ["huge.jpg", "65000×65000"], ["out/o.rec", "out/o.idx"])
+def _(t):
+    image_folder(t / "in/f", 1, 1)
+    write(t / "in/f/id00/huge.jpg", huge_jpeg())
+    return ["pack-rec", str(t / "in/f"), str(t / "out/o"), "--quiet"]
+
+
+def _align_reports_unreadable(t, out, err):
+    report = (t / "out/crops/align_report.txt").read_text()
+    assert "id00/huge.jpg\tunreadable" in report and "65000×65000" in report, report
+
+
+@case("image-header-huge-align", "unbounded-memory", 0, check=_align_reports_unreadable)
+def _(t):
+    """`align` reports an unreadable image in its report and goes on (its documented behaviour): the header is
+    refused before decoding, where OpenCV would allocate gigabytes or raise cv2.error."""
+    from arface_repro.shared_data import shared_dir
+
+    weights = (shared_dir() or Path("/nonexistent")) / "models/mtcnn-facenet-pytorch"
+    if not (weights / "onet.pt").is_file():
+        pytest.skip(f"needs the MTCNN weights of ../shared (or $ARFACE_SHARED): {weights} is absent")
+    write(t / "in/img/id00/huge.jpg", huge_jpeg())
+    return ["align", str(t / "in/img"), str(t / "out/crops"), "--weights", str(weights), "--quiet"]
+
+
+@case("image-header-huge-bin-evaluate", "unbounded-memory", 2, ["s.bin", "image record 1", "65000×65000"], EVAL_OUT)
+def _(t):
+    b = write(t / "in/s.bin", pickle.dumps(([jpeg(0), huge_jpeg()] * 10, [True, False] * 5)))
+    return ["evaluate", "--protocol", "bin", "--pairs", str(b), "--model", f"onnx:{write(t / 'in/m.onnx', tiny_onnx_bytes())}",
+            "--out", str(t / "out/rec.json"), "--cache-dir", "none", "--quiet"]
+
+
+@case("image-not-an-image-format", "unbounded-memory", 2, ["x.jpg", "not an image format this package reads"], ["out/f.npz"])
+def _(t):
+    image_folder(t / "in/img", 1, 1)
+    write(t / "in/img/id00/x.jpg", b"<svg xmlns='http://www.w3.org/2000/svg' width='99999' height='99999'/>")
+    return ["embed", "--model", f"onnx:{write(t / 'in/m.onnx', tiny_onnx_bytes())}", "--data-root", str(t / "in/img"),
+            "--out", str(t / "out/f.npz"), "--workers", "0", "--quiet"]
+
+
+# .bin, .idx, .mat, text files
+
+class BigBytearray:
+    """Pickles as bytearray(2**31 - 1): 2 GiB from a few bytes of file."""
+
+    def __reduce__(self):
+        return (bytearray, (2**31 - 1,))
+
+
+@case("bin-bytearray-bomb", "unbounded-memory", 2, ["s.bin", "bytearray from something other than bytes"], EVAL_OUT)
+def _(t):
+    b = write(t / "in/s.bin", pickle.dumps(([BigBytearray()] * 20, [True, False] * 5), protocol=2))
+    return ["evaluate", "--protocol", "bin", "--pairs", str(b), "--features", str(save_store(t / "in/s.npz", ["a"])),
+            "--out", str(t / "out/rec.json")]
+
+
+@case("idx-more-keys-than-records", "unbounded-memory", 2, ["r.idx", "more keys than", "can hold"])
+def _(t):
+    rec_files(t / "in/r")
+    write(t / "in/r.idx", "".join(f"{k}\t0\n" for k in range(200000)))
+    return ["inspect-rec", str(t / "in/r")]
+
+
+@case("idx-long-line", "unbounded-memory", 2, ["r.idx", "line 1", "longer than 64"])
+def _(t):
+    rec_files(t / "in/r")
+    write(t / "in/r.idx", "1" * 5_000_000 + "\t0\n")
+    return ["inspect-rec", str(t / "in/r")]
+
+
+def mat_compressed_zeros(name: str, n_doubles: int) -> bytes:
+    """A MATLAB v5 miCOMPRESSED element holding a double column of `n_doubles` zeros, compressed in chunks."""
+    import zlib
+
+    nm = name.encode()
+    body = struct.pack("<II", 6, 8) + struct.pack("<II", 6, 0) + struct.pack("<IIii", 5, 8, n_doubles, 1) \
+        + struct.pack("<II", 1, len(nm)) + nm + b"\0" * (-len(nm) % 8) + struct.pack("<II", 9, 8 * n_doubles)
+    matrix_bytes = len(body) + 8 * n_doubles
+    c = zlib.compressobj(1)
+    out = [c.compress(struct.pack("<II", 14, matrix_bytes) + body)]
+    zeros = b"\0" * (1 << 20)
+    left = 8 * n_doubles
+    while left:
+        k = min(left, len(zeros))
+        out.append(c.compress(zeros[:k]))
+        left -= k
+    out.append(c.flush())
+    data = b"".join(out)
+    return struct.pack("<II", 15, len(data)) + data
+
+
+@case("blufr-mat-compressed-bomb", "unbounded-memory", 2, ["blufr_lfw_config.mat", "expand to more than 256 MiB"], EVAL_OUT)
+def _(t):
+    mat, store = blufr_files(t / "in")
+    with open(mat, "ab") as fh:
+        fh.write(mat_compressed_zeros("devTrainIndex", 40 << 20))  # 320 MiB of doubles, ~0.3 MB on disk
+    return ["evaluate", "--protocol", "blufr", "--features", str(store), "--config", str(mat),
+            "--out", str(t / "out/rec.json"), "--quiet"]
+
+
+@case("blufr-mat-unused-variable-not-read", "handled", 0)
+def _(t):
+    mat, store = blufr_files(t / "in")
+    with open(mat, "ab") as fh:
+        fh.write(mat_compressed_zeros("notUsed", 1000))
+    return ["evaluate", "--protocol", "blufr", "--features", str(store), "--config", str(mat),
+            "--out", str(t / "out/rec.json"), "--quiet"]
+
+
+@case("pairs-file-too-large", "unbounded-memory", 2, ["pairs.txt", "65.0 MiB", "at most 64.0 MiB"], EVAL_OUT)
+def _(t):
+    argv = lfw_eval(t)
+    os.truncate(t / "in/pairs.txt", 65 << 20)  # sparse: 65 MiB without writing them
+    return argv
+
+
+@case("pairs-line-too-long", "unbounded-memory", 2, ["pairs.txt:2", "bytes; a line of the pair list has at most"], EVAL_OUT)
+def _(t):
+    argv = lfw_eval(t)
+    lines = (t / "in/pairs.txt").read_text().splitlines()
+    lines[1] = lines[1] + "\t" + "x" * (2 << 20)
+    write(t / "in/pairs.txt", "\n".join(lines) + "\n")
+    return argv
+
+
+# only regular files: FIFOs, devices and folders refused at once (a case that blocks fails on its timeout)
+
+def fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+@case("pairs-is-a-fifo", "not-a-regular-file", 2, ["p.fifo"], EVAL_OUT)
+def _(t):
+    _, store = lfw_files(t / "in")
+    return ["evaluate", "--protocol", "lfw", "--features", str(store), "--pairs", str(fifo(t / "in/p.fifo")),
+            "--out", str(t / "out/rec.json"), "--quiet"]
+
+
+@case("features-is-a-fifo", "not-a-regular-file", 2, ["s.npz"], EVAL_OUT)
+def _(t):
+    pairs, _ = lfw_files(t / "in")
+    return ["evaluate", "--protocol", "lfw", "--features", str(fifo(t / "in/s.npz")), "--pairs", str(pairs),
+            "--out", str(t / "out/rec.json"), "--quiet"]
+
+
+@case("landmarks-dev-zero-pack-rec", "not-a-regular-file", 2, ["/dev/zero", "character device"], ["out/o.rec", "out/o.idx"])
+def _(t):
+    image_folder(t / "in/f")
+    return ["pack-rec", str(t / "in/f"), str(t / "out/o"), "--landmarks", "/dev/zero", "--quiet"]
+
+
+@case("image-in-data-root-is-a-fifo", "not-a-regular-file", 2, ["001.jpg"], ["out/f.npz"])
+def _(t):
+    image_folder(t / "in/img", 1, 1)
+    fifo(t / "in/img/id00/001.jpg")
+    return ["embed", "--model", f"onnx:{write(t / 'in/m.onnx', tiny_onnx_bytes())}", "--data-root", str(t / "in/img"),
+            "--out", str(t / "out/f.npz"), "--workers", "0", "--quiet"]
+
+
+@case("record-is-a-fifo", "not-a-regular-file", 2, ["r.json"], ["out/fig.png"])
+def _(t):
+    return ["plot-roc", str(fifo(t / "in/r.json")), "-o", str(t / "out/fig.png")]
+
+
+@case("config-is-dev-zero", "not-a-regular-file", 2, ["/dev/zero", "character device"], ["out/run/metrics.jsonl"])
+def _(t):
+    return ["train", "/dev/zero", "--out-dir", str(t / "out/run"), "--quiet"]
+
+
+@case("ytf-splits-is-a-fifo", "not-a-regular-file", 2, ["splits.txt"], EVAL_OUT)
+def _(t):
+    _, store = ytf_files(t / "in")
+    os.remove(t / "in/splits.txt")
+    return ["evaluate", "--protocol", "ytf", "--features", str(store), "--splits", str(fifo(t / "in/splits.txt")),
+            "--out", str(t / "out/rec.json"), "--quiet"]
+
+
+@case("rec-idx-is-a-fifo", "not-a-regular-file", 2, ["r.idx"])
+def _(t):
+    rec_files(t / "in/r")
+    os.remove(t / "in/r.idx")
+    fifo(t / "in/r.idx")
+    return ["inspect-rec", str(t / "in/r")]
+
+
+@case("pack-rec-image-is-a-fifo", "not-a-regular-file", 2, ["001.jpg", "FIFO"], ["out/o.rec", "out/o.idx"])
+def _(t):
+    image_folder(t / "in/f", 1, 1)
+    fifo(t / "in/f/id00/001.jpg")
+    return ["pack-rec", str(t / "in/f"), str(t / "out/o"), "--quiet"]
+
+
+@case("make-subset-image-is-a-fifo", "not-a-regular-file", 2, ["002.jpg", "FIFO"], ["out/o.rec", "out/o.idx"])
+def _(t):
+    image_folder(t / "in/f", 2, 2)
+    fifo(t / "in/f/id01/002.jpg")
+    names = write(t / "in/n.txt", "Nobody\n")
+    return ["make-subset", str(t / "in/f"), str(t / "out/o"), "--lfw-names", str(names), "--per-identity", "2",
+            "--keep-short", "--quiet"]
+
+
+@case("preset-backend-torchscript-evaluate", "code-from-data", 2, ["preset ts", "torchscript", "program"], EVAL_OUT)
+def _(t):
+    import torch
+
+    write(t / "in/protocols/models/ts.yaml", "name: ts\nbackend: torchscript\ninput: {size: [16, 16]}\ncrop: {mode: template}\n")
+    pairs, _ = lfw_files(t / "in")
+    d = protocols_copy(t / "in/protocols_all")
+    shutil.copytree(t / "in/protocols/models", d / "models", dirs_exist_ok=True)
+    os.environ["ARFACE_PROTOCOLS"] = str(d)
+    with warnings.catch_warnings():  # torch.jit is deprecated, but TorchScript files exist
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(torch.nn.Flatten()).save(str(t / "in/m.pt"))
+    image_folder(t / "in/img", 1, 1)
+    return ["evaluate", "--protocol", "lfw", "--model", f"ts:{t / 'in/m.pt'}", "--data-root", str(t / "in/img"),
+            "--pairs", str(pairs), "--out", str(t / "out/rec.json"), "--cache-dir", "none", "--workers", "0", "--quiet"]
+
+
+@case("model-is-dev-zero", "not-a-regular-file", 2, ["/dev/zero", "character device", "model file"], ["out/f.npz"])
+def _(t):
+    return _onnx_embed(t, Path("/dev/zero"))
+
+
+@case("model-is-a-fifo", "not-a-regular-file", 2, ["m.onnx", "FIFO", "model file"], ["out/f.npz"])
+def _(t):
+    return _onnx_embed(t, fifo(t / "in/m.onnx"))
+
+
+ROUND3A_TIMEOUT_S = 120  # a case of this section that blocks (a FIFO opened for reading) fails instead of hanging
+for _c in CASES:
+    if _c.category in ("read-outside-model", "code-from-data", "unbounded-memory", "not-a-regular-file"):
+        _c.timeout = ROUND3A_TIMEOUT_S
+
+
+def test_onnx_fallback_without_onnxruntime_reads_external_data_only_inside_the_model(tmp_path, monkeypatch, capfd):
+    """`onnx:` falls back to OpenCV when onnxruntime is absent: the same reader refuses data outside the model's
+    folder there, and a model whose data lies inside it gives the features of the inline model."""
+    import importlib.util
+
+    from arface_repro.cli import main
+    from arface_repro.data.face_datasets import read_image
+    from arface_repro.io.feature_store import load_feature_store
+    from arface_repro.models.backends import load_model
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real(name, *a))
+    image_folder(tmp_path / "img", 2, 2)
+    for location in ("../../../../../../../../etc/passwd", "/etc/passwd"):
+        bad = onnx_with_external(tmp_path / "bad/m.onnx", location)
+        assert main(["embed", "--model", f"onnx:{bad}", "--data-root", str(tmp_path / "img"),
+                     "--out", str(tmp_path / "bad.npz"), "--workers", "0", "--quiet"]) == 2
+        err = capfd.readouterr().err
+        assert "m.onnx" in err and "only files inside" in err and "Traceback" not in err, err
+        assert not (tmp_path / "bad.npz").exists()
+    good = onnx_with_external(tmp_path / "good/m.onnx", "w.bin", tmp_path / "good/w.bin")
+    model = load_model(f"onnx:{good}")
+    assert model.kind == "opencv"  # the fallback path is the one under test
+    assert main(["embed", "--model", f"onnx:{good}", "--data-root", str(tmp_path / "img"),
+                 "--out", str(tmp_path / "f.npz"), "--workers", "0", "--quiet"]) == 0
+    store = load_feature_store(tmp_path / "f.npz")
+    imgs = np.stack([read_image(tmp_path / "img" / p) for p in store.paths.tolist()])
+    monkeypatch.undo()
+    inline = write(tmp_path / "inline.onnx", tiny_onnx_bytes())
+    np.testing.assert_allclose(store.features, load_model(f"onnx:{inline}").embed(imgs), rtol=1e-5, atol=1e-6)
+
+
+def test_reproduce_table_never_runs_torchscript_named_by_data_yaml(tmp_path, capsys):
+    """DATA.yaml naming a torchscript: checkpoint is a one-line error (exit 2) before any work; the user's own
+    --trust-torchscript lets the same file through the DATA.yaml check."""
+    import importlib.util
+
+    import torch
+
+    from arface_repro.paper.run_missing import load_data_spec
+
+    spec = importlib.util.spec_from_file_location("reproduce_table_round3a", ROOT / "scripts/reproduce_table.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    with warnings.catch_warnings():  # torch.jit is deprecated, but TorchScript files exist
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(torch.nn.Flatten()).save(str(tmp_path / "m.pt"))
+    data = write(tmp_path / "DATA.yaml", "checkpoints: {VI.arface: 'torchscript:m.pt'}\n")
+    rc = script.main(["6", "--run", "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
+                      "--tables-dir", str(tmp_path / "tables"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "DATA.yaml" in lines[0] and "TorchScript" in lines[0] and "--trust-torchscript" in lines[0], err
+    assert not (tmp_path / "runs").exists()
+    assert load_data_spec(data, trust_torchscript=True).checkpoints == {"r50full_arface_l9": f"torchscript:{tmp_path / 'm.pt'}"}
+
+
+@pytest.mark.slow
+def test_loader_workers_end_when_their_parent_is_killed(tmp_path):
+    """SIGKILL of the process that iterates a package DataLoader (its worker_init_fn) ends its workers within
+    seconds, even while they are busy in a long read (where PyTorch's own parent check does not run)."""
+    import signal
+    import subprocess
+    import time
+
+    script = ("import os, sys, time\n"
+              "from torch.utils.data import DataLoader, Dataset\n"
+              "from arface_repro.utils.worker_lifetime import worker_init\n"
+              "class Slow(Dataset):\n"
+              "    def __len__(self): return 100\n"
+              "    def __getitem__(self, i):\n"
+              "        open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close()\n"
+              "        time.sleep(120)\n"
+              "        return i\n"
+              "for _ in DataLoader(Slow(), num_workers=2, worker_init_fn=worker_init()):\n"
+              "    pass\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(tmp_path.iterdir())) < 2:
+        time.sleep(0.1)
+    workers = [int(p.name) for p in tmp_path.iterdir()]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(workers) == 2, "the workers did not start"
+
+    def running(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        return state not in ("Z", "X")  # a zombie has ended; only its parent (now init) has not reaped it yet
+
+    deadline = time.time() + 10
+    while time.time() < deadline and any(running(p) for p in workers):
+        time.sleep(0.1)
+    left = [p for p in workers if running(p)]
+    for p in left:  # do not leave them behind when the test fails
+        os.kill(p, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their killed parent"
+
 # ------------------------------------------------------------------------------------------- the runner
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -1665,6 +2281,8 @@ def _snapshot(root: Path) -> dict[str, str]:
             out[rel] = "link:" + os.readlink(p)
         elif p.is_dir():
             out[rel] = "dir"
+        elif not p.is_file():  # a FIFO or device planted as input: never read here (it would block)
+            out[rel] = f"special:{p.stat().st_mode:o}"
         else:
             out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
@@ -1673,6 +2291,15 @@ def _snapshot(root: Path) -> dict[str, str]:
 def _leftover_temps(root: Path) -> list[str]:
     return [p.relative_to(root).as_posix() for p in root.rglob(".*.tmp*")] + \
            [p.relative_to(root).as_posix() for p in root.rglob(".arface-write-probe-*")]
+
+
+class CaseHung(BaseException):
+    """Raised by SIGALRM in a case with a `timeout` (a BaseException: no `except Exception` in the package
+    turns it into an ordinary error)."""
+
+
+def _hung(signum, frame):
+    raise CaseHung()
 
 
 def run_case(c: Case, tmp: Path, capfd) -> tuple[int, str, str]:
@@ -1693,8 +2320,16 @@ def run_case(c: Case, tmp: Path, capfd) -> tuple[int, str, str]:
         warnings.simplefilter("ignore", DeprecationWarning)
         for hidden in (PendingDeprecationWarning, ImportWarning, ResourceWarning):
             warnings.simplefilter("ignore", hidden)
+        timeout = getattr(c, "timeout", None)
+        if timeout:
+            import signal
+
+            previous = signal.signal(signal.SIGALRM, _hung)
+            signal.alarm(timeout)
         try:
             rc = main(argv)
+        except CaseHung:
+            pytest.fail(f"{c.name}: still running after {timeout} s (blocked on a read, or unbounded work)")
         except SystemExit as exc:  # argparse: usage + one error line, status 2
             rc = exc.code if isinstance(exc.code, int) else 2
         except Exception as exc:  # noqa: BLE001 - an escaping exception is the failure this suite looks for
@@ -1702,6 +2337,10 @@ def run_case(c: Case, tmp: Path, capfd) -> tuple[int, str, str]:
 
             pytest.fail(f"{c.name}: {type(exc).__name__} escaped the CLI (a traceback for the user):\n"
                         f"{''.join(traceback.format_exception(exc))}\nstderr: {capfd.readouterr().err}")
+        finally:
+            if timeout:
+                signal.alarm(0)
+                signal.signal(signal.SIGALRM, previous)
     got = capfd.readouterr()
     err = got.err + "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in shown)
     after = _snapshot(tmp / "in")
@@ -1840,7 +2479,8 @@ def test_counts_cover_every_kind_of_hole(capsys):
     assert len(names) == len(set(names)), "two cases share a name"
     by_cat = Counter(c.category for c in CASES)
     for cat in ("code-execution", "wrong-result", "output-over-input", "fold-structure", "corrupt-file",
-                "text-encoding", "path-traversal", "bad-output-location", "bad-number", "config-validation"):
+                "text-encoding", "path-traversal", "bad-output-location", "bad-number", "config-validation",
+                "read-outside-model", "code-from-data", "unbounded-memory", "not-a-regular-file"):
         assert by_cat[cat] > 0, f"no case of category {cat!r}"
     text = summary()
     assert text.startswith(f"{len(CASES)} cases: {sum(c.rc == 2 for c in CASES)} refused")

@@ -67,7 +67,8 @@ def run(args) -> int:
 
         GENERIC.with_overrides(args.preprocess)
     paths = read_image_list(args.list) if args.list else None
-    model = load_model(args.model, device=args.device, preprocess=args.preprocess)
+    model = load_model(args.model, device=args.device, preprocess=args.preprocess,
+                       trust_torchscript=True)  # --model is what the user typed
     lm, lm_info = None, {"source": "unused"}
     if getattr(model, "uses_landmarks", False):
         lm, lm_info = landmarks_source(args, Path(args.data_root))

@@ -28,7 +28,9 @@ import numpy as np
 
 from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
 from arface_repro.io.recordio import IndexedRecordReader, IRHeader, pack, unpack
+from arface_repro.utils.input_files import check_regular, check_size, read_capped
 from arface_repro.utils.atomic import atomic_open
 
 try:  # torch is only needed to subclass Dataset (ConcatDataset via `+`); the classes work without it
@@ -66,22 +68,14 @@ def header_landmarks(header, where: str = "record") -> np.ndarray | None:
 
 
 def decode_image(data: bytes, where: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8 H×W×3; FormatError naming `where` if not."""
-    import cv2
-
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if len(data) else None
-    if img is None:
-        raise FormatError(f"{where}: not a decodable image ({len(data)} bytes)")
-    return np.ascontiguousarray(img[:, :, ::-1])
+    """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8 H×W×3; FormatError naming `where` if not (the
+    header's dimensions are checked before decoding: `io.image_header`)."""
+    return np.ascontiguousarray(decode_bgr(data, where)[:, :, ::-1])
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as RGB uint8 H×W×3."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise MissingDataError(f"{path}: image not found") from None
-    return decode_image(data, str(path))
+    """Read an image file (a regular file of at most MAX_IMAGE_FILE_BYTES) as RGB uint8 H×W×3."""
+    return decode_image(read_capped(path, "image", MAX_IMAGE_FILE_BYTES), str(path))
 
 
 def template_landmarks(height: int, width: int) -> np.ndarray:
@@ -132,7 +126,9 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[st
     """List `root/identity/image` files: (identity names sorted, [(relpath, label)] sorted by identity, name).
 
     Identities without any image are left out; a root without identity folders raises MissingDataError; images in
-    a subfolder of an identity folder raise FormatError (they would otherwise be silently left out).
+    a subfolder of an identity folder raise FormatError (they would otherwise be silently left out). Every image
+    must be a regular file of at most MAX_IMAGE_FILE_BYTES (checked here with os.stat, before any is read: a FIFO,
+    a device or a broken link named like an image is a one-line error, not a blocked read or a silent omission).
     """
     root = Path(root)
     if not root.is_dir():
@@ -144,7 +140,8 @@ def scan_image_folder(root: str | os.PathLike) -> tuple[list[str], list[tuple[st
         for f in ident.iterdir():
             if f.is_dir():
                 subdirs.append(f)
-            elif f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+            elif f.suffix.lower() in IMAGE_EXTENSIONS:
+                check_size(f, check_regular(f, "image").st_size, MAX_IMAGE_FILE_BYTES, "image")
                 files.append(f.name)
         files.sort()
         for sub in sorted(subdirs):

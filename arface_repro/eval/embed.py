@@ -34,6 +34,9 @@ from arface_repro.eval.embed_cache import EmbeddingCache, context_key, image_key
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, normalize_rel_path
 from arface_repro.utils.cpus import usable_cpus
+from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
+from arface_repro.utils.input_files import read_capped
+from arface_repro.utils.worker_lifetime import worker_init
 
 __all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list",
            "fit_landmarks"]
@@ -51,12 +54,12 @@ class _ImageDataset:
         return len(self.paths)
 
     def __getitem__(self, i: int):
-        import cv2
-
         full = self.root / self.paths[i]
-        img = cv2.imread(str(full), cv2.IMREAD_COLOR)
-        if img is None:
-            return i, None, None, f"{full}: not a readable image (cv2.imread failed)"
+        try:  # a regular file of bounded size, its header's dimensions checked before decoding
+            img = decode_bgr(read_capped(full, "image", MAX_IMAGE_FILE_BYTES), str(full))
+        except (FormatError, MissingDataError) as exc:  # what the two raise
+            reason = str(exc).removeprefix(f"{full}: ")
+            return i, None, None, f"{full}: not a readable image ({reason})"
         try:
             rgb = np.ascontiguousarray(img[:, :, ::-1])
             lm = None
@@ -246,7 +249,8 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
     uses = bool(getattr(m, "uses_landmarks", False))
     ds = _ImageDataset(root, paths, m.preprocess, align, landmarks)
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=_collate,
-                        persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
+                        persistent_workers=False, prefetch_factor=2 if workers > 0 else None,
+                        worker_init_fn=worker_init() if workers > 0 else None)  # workers end with this process
     n = len(paths)
     feats = flips = None
     with progress(total=n, quiet=quiet, unit="img", desc=f"embedding ({m.kind})") as bar:
@@ -297,7 +301,9 @@ def extract_for_protocol(proto, opts) -> FeatureStore:
         files = ", ".join(sorted(set(proto.files.values()))) or f"--data-root {req.root}"
         check_inside_root(req.paths, f"{proto.name} {req.what} listed in {files}")
     device = None if opts.device in (None, "auto") else opts.device
-    m = load_model(opts.model, device=device, preprocess=opts.preprocess)
+    # opts.model is the --model of the command line (DATA.yaml specs are checked by paper.run_missing before
+    # they reach it), so a torchscript: spec there is the user's own
+    m = load_model(opts.model, device=device, preprocess=opts.preprocess, trust_torchscript=True)
     flip = proto.wants_flip()
     uses = bool(getattr(m, "uses_landmarks", False))
     lm_info = {"source": "unused", "note": "the model does not take landmarks"}

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.utils.input_files import read_capped
 
 REQUIRED = ("imageList", "labels", "testIndex", "galIndex", "probIndex")
 
@@ -87,14 +88,58 @@ def _check_trial(c: "BlufrConfig", t: int, path: Path) -> None:
         raise FormatError(f"{where}: every probe has a mate in the gallery (open-set FAR needs impostor probes)")
 
 
+MAX_MAT_BYTES = 64 << 20        # the official config is 0.5 MB
+MAX_MAT_EXPANDED = 256 << 20    # its compressed variables expand to 1.5 MB
+
+
+def check_mat_expansion(data: bytes, path) -> None:
+    """Refuse a MATLAB v5 file whose compressed variables expand past MAX_MAT_EXPANDED bytes in all, found by
+    streaming each one through zlib and counting (nothing kept), before scipy decodes any variable."""
+    import struct
+    import zlib
+
+    if len(data) < 128 or data[126:128] not in (b"IM", b"MI"):
+        return  # not a v5 file: scipy's own error names it
+    end = "<" if data[126:128] == b"IM" else ">"
+    i, total = 128, 0
+    while i + 8 <= len(data):
+        typ, n = struct.unpack(end + "II", data[i:i + 8])
+        if typ & 0xFFFF0000:  # a small data element (only inside variables): stop, scipy reports the layout
+            return
+        if typ == 15:  # miCOMPRESSED
+            d = zlib.decompressobj()
+            chunk = memoryview(data)[i + 8:i + 8 + n]
+            try:
+                for k in range(0, len(chunk), 1 << 16):
+                    piece = chunk[k:k + (1 << 16)]
+                    while piece:
+                        total += len(d.decompress(piece, 1 << 20))
+                        if total > MAX_MAT_EXPANDED:
+                            raise FormatError(f"{path}: compressed MATLAB variables expand to more than "
+                                              f"{MAX_MAT_EXPANDED >> 20} MiB; a BLUFR config holds a few MB")
+                        piece = d.unconsumed_tail
+            except zlib.error:
+                return  # a corrupt stream: scipy's own error names it
+            i += 8 + n
+        else:
+            total += n
+            i += 8 + n + (-n % 8)
+
+
 def load_blufr_config(path: str | os.PathLike) -> BlufrConfig:
+    """The BLUFR config: only the variables the protocol uses are decoded (REQUIRED, trainIndex), from a regular file of at
+    most MAX_MAT_BYTES whose compressed variables expand to at most MAX_MAT_EXPANDED."""
+    import io
+
     import scipy.io
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MissingDataError(f"{path}: BLUFR config not found")
+    data = read_capped(path, "BLUFR config", MAX_MAT_BYTES)
+    check_mat_expansion(data, path)
     try:
-        cfg = scipy.io.loadmat(path)
+        cfg = scipy.io.loadmat(io.BytesIO(data), variable_names=[*REQUIRED, "trainIndex"])
     except Exception as exc:  # noqa: BLE001 - scipy raises several types for bad files
         raise FormatError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:200]})") from None

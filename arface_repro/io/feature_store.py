@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.npz_file import read_npz
 from arface_repro.utils.atomic import atomic_path
 
 
@@ -135,34 +136,12 @@ def load_feature_store(path: str | os.PathLike) -> FeatureStore:
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: feature store not found")
-    with open(path, "rb") as fh:
-        head = fh.read(128)
-    if head.startswith(b"MATLAB") or head.startswith(b"\x89HDF"):
-        raise FormatError(f"{path}: a MATLAB .mat file, not an .npz feature store (arrays 'features' and 'paths'); "
-                          f"save the features with numpy.savez or extract them with `arface embed`")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            if "features" not in keys or "paths" not in keys:
-                raise FormatError(f"{path}: a feature store needs arrays 'features' and 'paths'; found {sorted(keys)}")
-            features = z["features"]
-            paths = z["paths"]
-            flip = z["flip_features"] if "flip_features" in keys else None
-            meta = {k: z[k].tolist() for k in keys - {"features", "paths", "flip_features"}}
-    except FormatError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - truncated/foreign files: BadZipFile, EOFError, ValueError, zlib.error ...
-        if "pickled" in str(exc):  # not a zip: numpy would read it as a pickle (its "load it unsafely" hint)
-            raise FormatError(f"{path}: not a readable .npz feature store: not a zip archive (numpy would read it "
-                              f"as a pickle, which is never loaded); a feature store is an .npz with arrays "
-                              f"'features' and 'paths'") from None
-        if "Object arrays" in str(exc):
-            raise FormatError(f"{path}: not a readable .npz feature store: it holds object (pickled) arrays, which "
-                              f"are never loaded; a feature store keeps 'paths' as a string array and 'features' as "
-                              f"numbers") from None
-        raise FormatError(f"{path}: not a readable .npz feature store ({type(exc).__name__}: "
-                          f"{' '.join(str(exc).split())[:200]})") from None
-    return FeatureStore(features=features, paths=paths, flip_features=flip, source=str(path), meta=meta)
+    # every member's header is checked before any array is allocated (`io.npz_file`): no object arrays, sizes
+    # as declared, compressed members bounded; besides the arrays only metadata strings are accepted
+    arrays, meta = read_npz(path, "feature store", ("features", "paths", "flip_features"),
+                            optional=("flip_features",), metadata=True)
+    return FeatureStore(features=arrays["features"], paths=arrays["paths"], flip_features=arrays.get("flip_features"),
+                        source=str(path), meta=meta)
 
 
 def save_feature_store(

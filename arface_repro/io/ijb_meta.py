@@ -20,14 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.utils.input_files import open_regular
+from arface_repro.utils.textfile import MAX_LIST_BYTES
 
 
 def _lines(path: Path) -> list[str]:
     if not path.is_file():
         raise MissingDataError(f"{path}: IJB meta file not found")
-    from arface_repro.utils.textfile import read_lines
+    from arface_repro.utils.textfile import MAX_LIST_BYTES, read_lines
 
-    return read_lines(path, "IJB meta file")
+    return read_lines(path, "IJB meta file", MAX_LIST_BYTES)
 
 
 def _split_fixed(path: Path, n_fields: int, sep: str | None = None, skip: int = 0) -> list[list[str]]:
@@ -76,9 +78,11 @@ def read_face_tid_mid(path: str | os.PathLike) -> FaceTidMid:
 def read_template_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(t1, t2, label) arrays (int32 ids when they fit, int8 labels); labels must be 0 or 1."""
     path = Path(path)
-    # fast path: np.loadtxt handles 15M lines in a few seconds; fall back to the strict reader on error
+    # fast path: np.loadtxt handles 15M lines in a few seconds; fall back to the strict reader on error.
+    # The file is opened as `read_lines` would (a regular file, size capped) so a FIFO never blocks it.
     try:
-        arr = np.loadtxt(path, dtype=np.int64, ndmin=2)
+        with open_regular(path, "IJB meta file", MAX_LIST_BYTES) as fh:
+            arr = np.loadtxt(fh, dtype=np.int64, ndmin=2)
         if arr.shape[1] != 3:
             raise ValueError
     except (ValueError, IndexError, OverflowError):

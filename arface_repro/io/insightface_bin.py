@@ -15,7 +15,31 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.image_header import decode_bgr
 from arface_repro.io.pairs import PairList, contiguous_folds
+from arface_repro.utils.input_files import open_regular
+
+
+MAX_BIN_BYTES = 1 << 30   # the largest insightface verification sets (cfp_fp, agedb_30) are ~100 MB
+
+
+def _bytearray_from_data(*args):
+    """bytearray as pickles build it (from bytes, or a latin-1 str and its encoding); `bytearray(N)` would
+    allocate N bytes from a few bytes of file, so an integer argument is refused."""
+    if not args or isinstance(args[0], int) or not isinstance(args[0], (bytes, str)):
+        raise pickle.UnpicklingError("bytearray from something other than bytes (a size would allocate memory "
+                                     "the file does not hold)")
+    return bytearray(*args)
+
+
+def _bounded_reconstruct(reconstruct):
+    """numpy's `_reconstruct(subtype, shape, dtype)` starts every pickled array with a placeholder of shape
+    (0,) that `__setstate__` then fills from the file's bytes; a larger placeholder allocates from nothing."""
+    def safe(subtype, shape, dtype):
+        if not isinstance(shape, tuple) or any(not isinstance(d, int) or not 0 <= d <= 1 for d in shape):
+            raise pickle.UnpicklingError(f"array placeholder of shape {shape!r} (pickles use (0,))")
+        return reconstruct(subtype, shape, dtype)
+    return safe
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -27,16 +51,21 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
+            if name == "bytearray":
+                return _bytearray_from_data
+            if name == "_reconstruct":
+                return _bounded_reconstruct(found)
+            return found
         raise pickle.UnpicklingError(f"forbidden global {module}.{name}")
 
 
 def load_bin(path: str | os.PathLike) -> tuple[list[bytes], np.ndarray]:
     """Return (encoded images as bytes, issame bool array), checked for consistency."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise MissingDataError(f"{path}: .bin file not found")
-    with open(path, "rb") as fh:
+    with open_regular(path, "insightface .bin", MAX_BIN_BYTES) as fh:
         try:
             obj = _RestrictedUnpickler(fh, encoding="bytes").load()
         except Exception as exc:  # noqa: BLE001 - any unpickling failure is a format error here
@@ -77,8 +106,6 @@ def decode_bin_images(path: str | os.PathLike) -> tuple[list[str], list[np.ndarr
     images, _ = load_bin(path)
     out = []
     for i, b in enumerate(images):
-        arr = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
-        if arr is None:
-            raise FormatError(f"{path}: image record {i} could not be decoded")
+        arr = decode_bgr(b, f"{path}: image record {i}")  # header dimensions checked before decoding
         out.append(cv2.cvtColor(arr, cv2.COLOR_BGR2RGB))
     return bin_image_names(len(images)), out

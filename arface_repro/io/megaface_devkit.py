@@ -22,9 +22,13 @@ import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.utils.atomic import atomic_open
+from arface_repro.utils.input_files import read_capped
 
 CV_32F = 5
 HEADER = struct.Struct("<4i")
+
+MAX_MEGAFACE_LIST_BYTES = 256 << 20  # a JSON list of paths: the 1M-distractor list is ~55 MB
+MAX_FEATURE_FILE_BYTES = 1 << 20     # one devkit feature (a 16-byte header and D float32 values)
 
 
 def feature_file_name(image_path: str, algo: str) -> str:
@@ -42,10 +46,9 @@ def write_feature_file(path: str | os.PathLike, feature: np.ndarray) -> Path:
 
 def read_feature_file(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise MissingDataError(f"{path}: MegaFace feature file not found") from None
+    if not path.exists():
+        raise MissingDataError(f"{path}: MegaFace feature file not found")
+    raw = read_capped(path, "MegaFace feature file", MAX_FEATURE_FILE_BYTES)  # a regular file: a FIFO never blocks
     if len(raw) < HEADER.size:
         raise FormatError(f"{path}: {len(raw)} bytes; a devkit feature file starts with a 16-byte header")
     rows, cols, esize, typ = HEADER.unpack_from(raw)
@@ -88,7 +91,7 @@ def _load_json(path: Path) -> dict:
     if not path.is_file():
         raise MissingDataError(f"{path}: MegaFace list not found")
     try:
-        obj = json.loads(read_text(path, "MegaFace list"))
+        obj = json.loads(read_text(path, "MegaFace list", MAX_MEGAFACE_LIST_BYTES, max_line=None))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("path"), list):

@@ -17,6 +17,7 @@ survive fork. Corrupt input raises `FormatError` naming the file and the offset,
 from __future__ import annotations
 
 import contextlib
+import io
 import mmap
 import numbers
 import os
@@ -29,6 +30,7 @@ import numpy as np
 
 from arface_repro.errors import FormatError
 from arface_repro.utils.atomic import atomic_path
+from arface_repro.utils.input_files import check_regular, open_regular
 
 MAGIC = 0xCED7230A
 MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -139,15 +141,32 @@ def unpack(record: bytes) -> tuple[IRHeader, bytes]:
 
 
 # --------------------------------------------------------------------------------------------- index
-def read_idx(idx_path: str | os.PathLike) -> tuple[list[int], dict[int, int]]:
-    """Parse a `.idx` file: keys in file order and key -> offset. Malformed lines raise FormatError."""
+MAX_IDX_BYTES = 2 << 30   # ~90M keys; the largest public face sets have under 20M images
+MAX_IDX_LINE = 64         # 'key<TAB>offset' of two 64-bit integers is at most 41 bytes
+MIN_RECORD_BYTES = 8      # a record is at least its magic word and length
+
+
+def read_idx(idx_path: str | os.PathLike, rec_size: int | None = None) -> tuple[list[int], dict[int, int]]:
+    """Parse a `.idx` file: keys in file order and key -> offset. Malformed lines raise FormatError.
+
+    Bounded before and while reading: a regular file of at most MAX_IDX_BYTES, lines of at most MAX_IDX_LINE
+    bytes and, given the `.rec`'s size, at most rec_size / MIN_RECORD_BYTES keys (more keys than the `.rec`
+    can hold records is an error, found before the keys are stored)."""
     keys: list[int] = []
     offsets: dict[int, int] = {}
-    with open(idx_path, "r", encoding="ascii", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
+    max_keys = None if rec_size is None else rec_size // MIN_RECORD_BYTES
+    with open_regular(idx_path, "RecordIO index", MAX_IDX_BYTES) as raw:
+        fh = io.TextIOWrapper(raw, encoding="ascii", errors="replace")
+        for lineno, line in enumerate(iter(lambda: fh.readline(MAX_IDX_LINE + 2), ""), 1):
             text = line.rstrip("\r\n")
+            if len(text) > MAX_IDX_LINE:
+                raise FormatError(f"{idx_path}: line {lineno}: longer than {MAX_IDX_LINE} characters; expected "
+                                  f"'key<TAB>offset' with integers")
             if not text.strip():
                 continue
+            if max_keys is not None and len(keys) >= max_keys:
+                raise FormatError(f"{idx_path}: line {lineno}: more keys than the {rec_size}-byte .rec can hold "
+                                  f"records (at most {max_keys}, {MIN_RECORD_BYTES} bytes each)")
             fields = text.split("\t")
             try:
                 if len(fields) != 2:
@@ -172,8 +191,9 @@ class _MappedFile:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
-        if not self.path.is_file():
+        if not self.path.exists():
             raise FormatError(f"{self.path}: RecordIO file not found")
+        check_regular(self.path, "RecordIO file")  # a FIFO or device cannot be memory-mapped
         self._pid: int | None = None
         self._buf = None
         self._fh = None
@@ -245,11 +265,11 @@ class IndexedRecordReader(_MappedReader):
     def __init__(self, idx_path: str | os.PathLike, rec_path: str | os.PathLike):
         self.idx_path = Path(idx_path)
         self.rec_path = Path(rec_path)
-        if not self.idx_path.is_file():
+        if not self.idx_path.exists():
             raise FormatError(f"{self.idx_path}: index file not found")
         self._file = _MappedFile(self.rec_path)
-        self.keys, self._offsets = read_idx(self.idx_path)
         size = os.path.getsize(self.rec_path)
+        self.keys, self._offsets = read_idx(self.idx_path, size)
         for key in self.keys:
             off = self._offsets[key]
             if off + 8 > size:

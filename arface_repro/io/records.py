@@ -20,6 +20,7 @@ import numpy as np
 
 from arface_repro import __version__
 from arface_repro.errors import FormatError
+from arface_repro.io.npz_file import read_npz
 from arface_repro.utils.atomic import write_json_atomic
 from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.provenance import code_identity, environment
@@ -143,11 +144,8 @@ def load_sidecar(record: Mapping[str, Any], name: str = "scores") -> dict[str, n
         raise FormatError(f"{where}: sidecar {side} is missing")
     if sha256_file(side) != entry.get("sha256"):
         raise FormatError(f"{side}: sha256 differs from the one its record {where} names (changed after writing)")
-    try:
-        with np.load(side, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except Exception as exc:  # a truncated or foreign file: zipfile/ValueError/OSError
-        raise FormatError(f"{side}: not a readable .npz sidecar ({type(exc).__name__}: {exc})") from None
+
+    return read_npz(side, "sidecar", None)[0]  # every member's header checked before its array is allocated
 
 
 def load_record(path: str | os.PathLike) -> dict:
@@ -156,7 +154,7 @@ def load_record(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     try:
-        rec = json.loads(read_text(path, "result record"))
+        rec = json.loads(read_text(path, "result record", max_line=None))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:

@@ -86,9 +86,9 @@ def read_labels(path: str | os.PathLike, expected_rows: int | None = None) -> np
     if not path.is_file():
         raise MissingDataError(f"{path}: label list not found")
     out = []
-    from arface_repro.utils.textfile import read_lines
+    from arface_repro.utils.textfile import MAX_LIST_BYTES, read_lines
 
-    for ln, line in enumerate(read_lines(path, "label list"), start=1):
+    for ln, line in enumerate(read_lines(path, "label list", MAX_LIST_BYTES), start=1):
         f = line.split()
         if not f:
             continue

@@ -7,8 +7,11 @@ A model spec string picks the backend:
   ConfigError listing them. Keyword arguments go after the name: `torch:mobilefacenet,embedding_size=512:PATH`;
   without `embedding_size` it is read from the checkpoint. Checkpoints are read with `weights_only=True` only
   (`arface_repro.models.safe_load`): a file that stores other Python objects is refused, never unpickled.
-- `torchscript:PATH` — a TorchScript file taking N×3×H×W.
-- `onnx:PATH` (or a bare `*.onnx`) — onnxruntime; NCHW or NHWC is read from the input shape, as are a fixed
+- `torchscript:PATH` — a TorchScript file taking N×3×H×W. Such a file is a program: it is loaded only when the
+  caller says the spec came from the user (`trust_torchscript=True`: `--model` typed on the command line, or
+  `reproduce_table.py --trust-torchscript`), never from DATA.yaml, a preset or a config.
+- `onnx:PATH` (or a bare `*.onnx`) — onnxruntime, given the file as read by `onnx_file.read_onnx` (external
+  data only from inside the model's folder); NCHW or NHWC is read from the input shape, as are a fixed
   batch size (the last batch is zero-padded and the padding rows dropped) and a fixed H×W.
 - `tflite:PATH` (or a bare `*.tflite`) — ai-edge-litert (optional extra `[tflite]`), NHWC, fixed or dynamic batch.
 - `arface:CKPT[,mask=on|off]` — an `arface train` checkpoint (or its run folder): Attention-Net, argmax input mask
@@ -37,8 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.models.onnx_file import read_onnx
 from arface_repro.models.preprocess import GENERIC, Preprocess, default_for_arch
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
+from arface_repro.utils.input_files import check_regular
 
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "backbone", "net")
 PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.")
@@ -340,8 +345,10 @@ class OnnxModel(EmbeddingModel):
         opts.log_severity_level = 3
         # no busy-waiting worker threads: on a shared CPU, spinning made runs 2× slower (measured, 2 cores)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+        onnx_file = read_onnx(path)  # external data checked and inlined: onnxruntime never opens a file itself
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+            self.session = ort.InferenceSession(onnx_file.data, sess_options=opts, providers=providers)
         except Exception as exc:
             raise FormatError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:300]})") from None
         inputs = self.session.get_inputs()
@@ -360,7 +367,7 @@ class OnnxModel(EmbeddingModel):
         pre = _preprocess_for(spec, _declared_preprocess(self.session, path), preprocess, hw)
         out_shape = self.session.get_outputs()[0].shape
         d = out_shape[1] if len(out_shape) >= 2 and isinstance(out_shape[1], int) else None
-        super().__init__(spec, pre, sha256_file(path), fixed_batch=fixed, embedding_size=d)
+        super().__init__(spec, pre, onnx_file.sha256, fixed_batch=fixed, embedding_size=d)
 
     def _run(self, x: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
         if self.layout == "NCHW":
@@ -465,10 +472,12 @@ def _unknown_prefix(spec: str, head: str) -> str:
             f"caffe:NET.prototxt:WEIGHTS.caffemodel or PRESET:PATH")
 
 
-def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None) -> EmbeddingModel:
+def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None,
+               trust_torchscript: bool = False) -> EmbeddingModel:
     """An EmbeddingModel from a spec string (see module docstring), an EmbeddingModel (returned as is) or an
     in-memory torch nn.Module. `preprocess` overrides the backend's default (a Preprocess, a dict or a
-    'key=value,...' string)."""
+    'key=value,...' string). `trust_torchscript`: the spec is the user's own (typed on the command line), so a
+    `torchscript:` spec may run the program it names; otherwise such a spec is a ConfigError."""
     if isinstance(spec, EmbeddingModel):
         return spec
     if not isinstance(spec, (str, os.PathLike)):
@@ -483,8 +492,9 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
     if extra is not None:
         return extra
     kind, arch_text, path = parse_spec(spec)
-    if not path.is_file():
+    if not path.exists():
         raise MissingDataError(f"{path}: model file not found (spec {spec!r})")
+    check_regular(path, "model file")  # a FIFO or device would block or never end
     if kind == "onnx":
         import importlib.util
 
@@ -496,6 +506,10 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
     if kind == "tflite":
         return TfliteModel(path, spec, preprocess, device)
     if kind == "torchscript":
+        if not trust_torchscript:
+            raise ConfigError(f"model spec {spec!r}: a TorchScript file is a program; it is loaded only from a "
+                              f"--model typed on the command line (or with --trust-torchscript), never from "
+                              f"DATA.yaml, a preset or a config")
         import torch
 
         import warnings

@@ -36,7 +36,10 @@ from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.backends import TorchModel
 from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
+from arface_repro.utils.input_files import read_capped
+from arface_repro.utils.textfile import MAX_TEXT_BYTES
 
+MAX_PROTO_BYTES = 2047 << 20  # protobuf cannot parse a message of 2 GiB or more
 SKIPPED_AT_TEST = ("Dropout", "Silence")
 UNSUPPORTED_HINT = {"Data": "a data layer", "ImageData": "a data layer", "HDF5Data": "a data layer",
                     "MemoryData": "a data layer", "SoftmaxWithLoss": "a loss layer", "Accuracy": "an accuracy layer",
@@ -56,7 +59,8 @@ def read_prototxt(path: str | os.PathLike):
         raise MissingDataError(f"{path}: prototxt not found")
     net = caffe()["NetParameter"]()
     try:
-        text_format.Parse(path.read_text(encoding="utf-8", errors="replace"), net)
+        text = read_capped(path, "Caffe prototxt", MAX_TEXT_BYTES).decode("utf-8", errors="replace")
+        text_format.Parse(text, net)
     except text_format.ParseError as exc:
         line = exc.GetLine() if hasattr(exc, "GetLine") else None
         msg = str(exc).split(" : ", 1)[-1] if line else str(exc)
@@ -76,7 +80,7 @@ def read_caffemodel(path: str | os.PathLike):
         raise MissingDataError(f"{path}: caffemodel not found")
     net = caffe()["NetParameter"]()
     try:
-        net.ParseFromString(path.read_bytes())
+        net.ParseFromString(read_capped(path, "caffemodel", MAX_PROTO_BYTES))
     except DecodeError as exc:
         raise FormatError(f"{path}: not a binary Caffe NetParameter ({exc})") from None
     if not net.layer and not net.layers:

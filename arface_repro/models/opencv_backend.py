@@ -10,7 +10,8 @@ Specs:
   graph (OpenCV 4.10 and 4.14 reject the shared facenet graph that 4.8 and 5.0 read; `batch_note` says so).
   `tfgraph:MODEL.pb` asks for the runner whatever OpenCV has;
 - `opencv:MODEL.onnx` — ONNX through OpenCV (also what a bare `*.onnx` / `onnx:` spec falls back to when
-  onnxruntime is not installed);
+  onnxruntime is not installed), given the bytes `onnx_file.read_onnx` made self-contained: external data is
+  read only from inside the model's folder, by that reader, never by OpenCV;
 - `opencv:NET.prototxt:WEIGHTS.caffemodel` — Caffe through `cv2.dnn.readNetFromCaffe`. OpenCV 5 removed that
   importer; with it the spec is run by the package's own Caffe reader (`caffe_net`, model kind 'caffe').
 
@@ -37,6 +38,7 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.backends import EmbeddingModel, _layout_from_shape
+from arface_repro.models.onnx_file import read_onnx
 from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
 
@@ -93,17 +95,9 @@ def tensorflow_input(path: Path) -> tuple[str | None, list | None]:
     return holders[0].name, declared_shape(holders[0])
 
 
-def onnx_io(path: Path) -> tuple[list | None, str | None]:
-    """(shape of the single graph input with None for symbolic dims, name of the first output)."""
-    from google.protobuf.message import DecodeError
-
-    from arface_repro.models.proto_schemas import onnx
-
-    model = onnx()["ModelProto"]()
-    try:
-        model.ParseFromString(path.read_bytes())
-    except DecodeError as exc:
-        raise FormatError(f"{path}: not an ONNX model ({exc})") from None
+def onnx_io(path: Path, model) -> tuple[list | None, str | None]:
+    """(shape of the single graph input with None for symbolic dims, name of the first output) of a ModelProto
+    read by `onnx_file.read_onnx`."""
     inits = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1:
@@ -140,7 +134,8 @@ class OpenCVModel(EmbeddingModel):
                 if shape[3] not in (None, 3):
                     raise FormatError(f"{files[0]}: input has {shape[3]} channels; 3 (colour) expected")
         elif fmt == "onnx":
-            shape, self.output_name = onnx_io(files[0])
+            onnx_file = read_onnx(files[0])  # external data checked and inlined: OpenCV never opens a file itself
+            shape, self.output_name = onnx_io(files[0], onnx_file.model)
             if shape is not None:
                 self.layout, declared_batch, hw = _layout_from_shape(shape, spec)
         else:
@@ -154,14 +149,14 @@ class OpenCVModel(EmbeddingModel):
                 if fmt == "tensorflow":
                     self.net = cv2.dnn.readNetFromTensorflow(*[str(f) for f in files])
                 elif fmt == "onnx":
-                    self.net = cv2.dnn.readNetFromONNX(str(files[0]))
+                    self.net = cv2.dnn.readNetFromONNX(np.frombuffer(onnx_file.data, np.uint8))
                 else:
                     self.net = cv2.dnn.readNetFromCaffe(str(files[0]), str(files[1]))
         except cv2.error as exc:
             raise FormatError(f"{files[0]}: OpenCV {cv2.__version__} cannot read this {fmt} model: "
                               f"{_first_line(exc)}") from None
         self._set_device(device)
-        digest = sha256_file(files[0]) if len(files) == 1 else \
+        digest = onnx_file.sha256 if fmt == "onnx" else sha256_file(files[0]) if len(files) == 1 else \
             sha256_bytes("".join(sha256_file(f) for f in files).encode())
         super().__init__(spec, pre, digest, fixed_batch=declared_batch if declared_batch and declared_batch > 1 else None)
         self.batch_note = self._probe_batch()

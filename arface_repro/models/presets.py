@@ -182,6 +182,9 @@ def load_preset_model(spec: str, device=None, preprocess=None):
     preset, rest = split_preset_spec(spec)
     pre = preprocess if isinstance(preprocess, Preprocess) else preset.preprocess().with_overrides(preprocess)
     backend = preset.backend
+    if backend == "torchscript":  # a preset is a data file: it never makes the package run a program
+        raise ConfigError(f"preset {preset.name}: backend torchscript is not loaded from a preset (a TorchScript "
+                          f"file is a program); type torchscript:{rest} on the command line to run a file you trust")
     model: EmbeddingModel
     if backend == "opencv":
         from arface_repro.models.opencv_backend import load_opencv_model

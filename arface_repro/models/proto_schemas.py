@@ -161,11 +161,28 @@ _ONNX = {
     "TensorType": [("elem_type", 1, "int32", "opt"), ("shape", 2, "TensorShapeProto", "opt")],
     "TypeProto": [("tensor_type", 1, "TensorType", "opt")],
     "ValueInfoProto": [("name", 1, "string", "opt"), ("type", 2, "TypeProto", "opt")],
-    "TensorProto": [("name", 8, "string", "opt")],
-    "GraphProto": [("name", 2, "string", "opt"), ("initializer", 5, "TensorProto", "rep"),
+    # every place a tensor can sit (initializers, node attributes, subgraphs, functions, training info), with
+    # the fields that say where its bytes are: `models.onnx_file` finds and checks external data through them
+    "StringStringEntryProto": [("key", 1, "string", "opt"), ("value", 2, "string", "opt")],
+    "TensorProto": [("dims", 1, "int64", "rep"), ("data_type", 2, "int32", "opt"), ("name", 8, "string", "opt"),
+                    ("raw_data", 9, "bytes", "opt"), ("external_data", 13, "StringStringEntryProto", "rep"),
+                    ("data_location", 14, "int32", "opt")],
+    "SparseTensorProto": [("values", 1, "TensorProto", "opt"), ("indices", 2, "TensorProto", "opt")],
+    "AttributeProto": [("name", 1, "string", "opt"), ("t", 5, "TensorProto", "opt"), ("g", 6, "GraphProto", "opt"),
+                       ("tensors", 10, "TensorProto", "rep"), ("graphs", 11, "GraphProto", "rep"),
+                       ("sparse_tensor", 22, "SparseTensorProto", "opt"),
+                       ("sparse_tensors", 23, "SparseTensorProto", "rep")],
+    "NodeProto": [("name", 3, "string", "opt"), ("op_type", 4, "string", "opt"),
+                  ("attribute", 5, "AttributeProto", "rep")],
+    "GraphProto": [("node", 1, "NodeProto", "rep"), ("name", 2, "string", "opt"),
+                   ("initializer", 5, "TensorProto", "rep"), ("sparse_initializer", 15, "SparseTensorProto", "rep"),
                    ("input", 11, "ValueInfoProto", "rep"), ("output", 12, "ValueInfoProto", "rep")],
+    "FunctionProto": [("name", 1, "string", "opt"), ("node", 7, "NodeProto", "rep"),
+                      ("attribute_proto", 11, "AttributeProto", "rep")],
+    "TrainingInfoProto": [("initialization", 1, "GraphProto", "opt"), ("algorithm", 2, "GraphProto", "opt")],
     "ModelProto": [("ir_version", 1, "int64", "opt"), ("producer_name", 2, "string", "opt"),
-                   ("graph", 7, "GraphProto", "opt")],
+                   ("graph", 7, "GraphProto", "opt"), ("training_info", 20, "TrainingInfoProto", "rep"),
+                   ("functions", 25, "FunctionProto", "rep")],
 }
 
 

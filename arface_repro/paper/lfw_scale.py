@@ -28,9 +28,11 @@ from typing import Callable, Iterable
 import numpy as np
 
 from arface_repro.utils.provenance import code_key, environment_key
-from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.errors import ArfaceError, ConfigError, FormatError, MissingDataError
+from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
 from arface_repro.io.records import build_record, load_record, write_record
 from arface_repro.paper.synthetic import Job
+from arface_repro.utils.input_files import read_capped
 
 PROTOCOL = "lfw-scale"
 RULE = ("lfw View-2 10-fold on pairs disjoint from BLUFR trial-1 training identities + BLUFR trial 1 "
@@ -80,8 +82,6 @@ def load_lfw(root: str | os.PathLike):
     key = str(Path(root).resolve())
     if key in _CACHE:
         return _CACHE[key]
-    import cv2
-
     from arface_repro.io.blufr_config import load_blufr_config
     from arface_repro.io.pairs import parse_lfw_pairs
 
@@ -90,9 +90,10 @@ def load_lfw(root: str | os.PathLike):
     imgs = np.zeros((len(cfg.image_list), 112, 112, 3), np.uint8)
     for k, name in enumerate(cfg.image_list):
         path = img_dir / name.rsplit("_", 1)[0] / name
-        im = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if im is None:
-            raise MissingDataError(f"{path}: missing or unreadable (BLUFR imageList entry {k + 1})")
+        try:
+            im = decode_bgr(read_capped(path, "image", MAX_IMAGE_FILE_BYTES), str(path))
+        except ArfaceError as exc:
+            raise MissingDataError(f"{path}: missing or unreadable (BLUFR imageList entry {k + 1}): {exc}") from None
         if im.shape[:2] != (112, 96):
             raise FormatError(f"{path}: expected a 112x96 aligned crop, got {im.shape[1]}x{im.shape[0]}")
         imgs[k, :, 8:104] = im[:, :, ::-1]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError
+from arface_repro.io.npz_file import read_npz
 from arface_repro.io.records import load_record
 from arface_repro.paper import stats as S
 from arface_repro.paper.manifest import Manifest, load_claims, load_manifest, record_path
@@ -115,10 +116,11 @@ def _sidecar_scores(rec: dict, where: Path):
 
         if sha256_file(p) != sc["sha256"]:
             raise FormatError(f"{where}: sidecar {p} does not match its sha256")
-    with np.load(p, allow_pickle=False) as z:
-        if "scores" not in z or "labels" not in z:
-            raise FormatError(f"{p}: scores sidecar needs arrays 'scores' and 'labels'")
-        return (np.asarray(z["scores"], np.float64), np.asarray(z["labels"]).astype(bool)), ""
+
+    z = read_npz(p, "scores sidecar", None)[0]  # every member's header checked before its array is allocated
+    if "scores" not in z or "labels" not in z:
+        raise FormatError(f"{p}: scores sidecar needs arrays 'scores' and 'labels'")
+    return (np.asarray(z["scores"], np.float64), np.asarray(z["labels"]).astype(bool)), ""
 
 
 def measured_test(ca: Cell, cb: Cell) -> str:

@@ -1,6 +1,7 @@
 """`reproduce_table.py N --run --data DATA.yaml`: fill a table's missing cells with what the user has.
 
-DATA.yaml names paths only (read with a safe loader; nothing in it is imported or executed):
+DATA.yaml names paths only (read with a safe loader; nothing in it is imported or executed). A `torchscript:`
+checkpoint names a program, so it is refused unless the user passes `--trust-torchscript` on the command line:
 
     datasets:                       # evaluation data, keys of manifest.yaml `evaluation_data`
       lfw_root: /data/lfw/aligned-112x112
@@ -46,9 +47,12 @@ class DataSpec:
     source: str = "DATA.yaml"
 
 
-def _spec(value: str, where: str, base: Path) -> str:
+def _spec(value: str, where: str, base: Path, trust_torchscript: bool = False) -> str:
     if not isinstance(value, str) or not value:
         raise FormatError(f"{where}: must be a model spec or a checkpoint path")
+    if value.startswith("torchscript:") and not trust_torchscript:
+        raise FormatError(f"{where}: {value!r} is a TorchScript file, a program; DATA.yaml does not make the "
+                          f"package run programs (pass --trust-torchscript to run a file you trust)")
     if value.startswith(SPEC_PREFIXES):
         kind, rest = value.split(":", 1)
         path = rest.rsplit(":", 1)[-1] if kind == "torch" else rest
@@ -62,8 +66,9 @@ def _spec(value: str, where: str, base: Path) -> str:
     return f"arface:{p}"
 
 
-def load_data_spec(path: str | os.PathLike) -> DataSpec:
-    """Read and check DATA.yaml: every named path must exist; relative paths are relative to the file."""
+def load_data_spec(path: str | os.PathLike, trust_torchscript: bool = False) -> DataSpec:
+    """Read and check DATA.yaml: every named path must exist; relative paths are relative to the file.
+    `trust_torchscript`: the user's explicit --trust-torchscript (else a torchscript: checkpoint is refused)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: DATA.yaml not found")
@@ -107,7 +112,7 @@ def load_data_spec(path: str | os.PathLike) -> DataSpec:
             if r is None:
                 raise FormatError(f"{where}: row {row} of Table {tid} is reported from the literature (no run)")
             run_id = r.id
-        spec = _spec(v, where, base)
+        spec = _spec(v, where, base, trust_torchscript)
         if run_id in out.checkpoints and out.checkpoints[run_id] != spec:
             raise FormatError(f"{where}: run {run_id} already has checkpoint {out.checkpoints[run_id]}")
         out.checkpoints[run_id] = spec

@@ -21,7 +21,8 @@ from typing import Any, Callable, Iterable, Mapping
 import yaml
 
 from arface_repro.errors import ConfigError
-from arface_repro.utils.textfile import read_text
+from arface_repro.utils.textfile import MAX_YAML_BYTES, read_text
+from arface_repro.utils.yaml_limits import load_bounded
 
 DEFAULTS: dict[str, Any] = {
     "name": "unnamed",
@@ -106,8 +107,9 @@ _Loader.add_implicit_resolver(
 
 
 def yaml_load(text: str):
-    """Parse YAML text (safe: plain scalars, lists and mappings only)."""
-    return yaml.load(text, Loader=_Loader)
+    """Parse YAML text (safe: plain scalars, lists and mappings only), with the nesting and alias-expansion
+    bounds of `utils.yaml_limits`."""
+    return load_bounded(text, _Loader)
 
 
 # ------------------------------------------------------------------------------------------ value checks
@@ -431,10 +433,10 @@ def load_config(source: str | Path | Mapping | None = None, overrides: Iterable[
     else:
         path = Path(source)
         where = str(path)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"config file {path} does not exist")
         try:
-            user = yaml_load(read_text(path, "config file"))
+            user = yaml_load(read_text(path, "config file", MAX_YAML_BYTES))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
         if user is None:  # an empty (or truncated-to-nothing) file would silently train the defaults

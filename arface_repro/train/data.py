@@ -14,6 +14,7 @@ import torch
 from torch.utils.data.distributed import DistributedSampler
 
 from arface_repro.errors import ArfaceError, ConfigError
+from arface_repro.utils.worker_lifetime import worker_init
 
 
 class _Len:
@@ -90,7 +91,8 @@ def worker_loader(dataset, batches: GlobalBatches, start: int, stop: int, num_wo
 
     return DataLoader(BatchFetch(dataset), sampler=StepBatchSampler(batches, start, stop), batch_size=None,
                       num_workers=num_workers, collate_fn=_as_is, persistent_workers=False, pin_memory=pin_memory,
-                      prefetch_factor=4 if num_workers else None)
+                      prefetch_factor=4 if num_workers else None,
+                      worker_init_fn=worker_init() if num_workers else None)  # workers end with this process
 
 
 def next_batch(loader_iter):

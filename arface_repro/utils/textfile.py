@@ -3,14 +3,28 @@
 `read_text(path, what)` returns the decoded text; bytes that are not UTF-8 are a FormatError naming the file,
 the line and the byte offset (instead of a UnicodeDecodeError traceback); a missing file is a MissingDataError
 and a folder or unreadable file a FormatError.
+
+Bounds, checked before the bytes are read or parsed (`arface_repro.utils.input_files`): only regular files
+(a FIFO, /dev/zero or a folder is refused at once, without blocking); at most `MAX_TEXT_BYTES` (64 MiB) unless
+the caller passes its own cap (IJB-C meta and Trillion-Pairs labels: 1 GiB; MegaFace JSON lists: 256 MiB);
+lines of at most `MAX_LINE_BYTES` (1 MiB) unless the format is JSON (a record or list written on one line).
+YAML files are capped at `MAX_YAML_BYTES` and parsed with bounded nesting and alias expansion
+(`utils.yaml_limits`).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from arface_repro.errors import FormatError, MissingDataError
+import numpy as np
+
+from arface_repro.errors import FormatError
+from arface_repro.utils.input_files import MiB, read_capped
+
+MAX_TEXT_BYTES = 64 * MiB      # pair lists, image lists, landmarks, configs, records
+MAX_LIST_BYTES = 1024 * MiB    # protocol-scale lists the caller names (IJB-C meta, Trillion-Pairs labels)
+MAX_LINE_BYTES = 1 * MiB       # one line of a line-oriented file
+MAX_YAML_BYTES = 4 * MiB       # configs, presets, protocol specs, DATA.yaml, paper tables
 
 
 def decode_utf8(data: bytes, path: str | os.PathLike, what: str = "text file") -> str:
@@ -24,35 +38,48 @@ def decode_utf8(data: bytes, path: str | os.PathLike, what: str = "text file") -
     return text[1:] if text.startswith("\ufeff") else text
 
 
-def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
-    p = Path(path)
-    try:
-        return p.read_bytes()
-    except FileNotFoundError:
-        raise MissingDataError(f"{p}: {what} not found") from None
-    except IsADirectoryError:
-        raise FormatError(f"{p}: is a folder; expected a {what}") from None
-    except OSError as exc:
-        raise FormatError(f"{p}: cannot read the {what} ({exc.strerror or type(exc).__name__})") from None
+def read_bytes(path: str | os.PathLike, what: str = "file", max_bytes: int | None = MAX_TEXT_BYTES) -> bytes:
+    """The bytes of a regular file of at most `max_bytes` (None: no cap); one-line errors otherwise."""
+    return read_capped(path, what, max_bytes)
 
 
-def read_text(path: str | os.PathLike, what: str = "text file") -> str:
-    """The UTF-8 text of `path` (see module docstring)."""
-    return decode_utf8(read_bytes(path, what), path, what)
+def check_line_lengths(data: bytes, path: str | os.PathLike, what: str, max_line: int = MAX_LINE_BYTES) -> None:
+    """FormatError naming the first line longer than `max_line` bytes."""
+    if len(data) <= max_line:
+        return
+    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 10)
+    bounds = np.concatenate(([-1], ends, [len(data)]))
+    lengths = np.diff(bounds) - 1
+    long = np.flatnonzero(lengths > max_line)
+    if long.size:
+        raise FormatError(f"{path}:{long[0] + 1}: line of {lengths[long[0]]} bytes; a line of the {what} has at "
+                          f"most {max_line} bytes")
 
 
-def read_lines(path: str | os.PathLike, what: str = "text file") -> list[str]:
-    return read_text(path, what).splitlines()
+def read_text(path: str | os.PathLike, what: str = "text file", max_bytes: int | None = MAX_TEXT_BYTES,
+              max_line: int | None = MAX_LINE_BYTES) -> str:
+    """The UTF-8 text of `path` (see module docstring); `max_line=None` for JSON written on one line."""
+    data = read_bytes(path, what, max_bytes)
+    if max_line is not None:
+        check_line_lengths(data, path, what, max_line)
+    return decode_utf8(data, path, what)
+
+
+def read_lines(path: str | os.PathLike, what: str = "text file", max_bytes: int | None = MAX_TEXT_BYTES) -> list[str]:
+    return read_text(path, what, max_bytes).splitlines()
 
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file"):
-    """The document of a YAML file read with `yaml.safe_load` (plain data only: nothing in it is constructed or
-    run), UTF-8 checked as `read_text`; invalid YAML is a FormatError naming the file. Callers validate the
-    structure."""
+    """The document of a YAML file read with a SafeLoader (plain data only: nothing in it is constructed or
+    run) within the nesting and alias-expansion bounds of `utils.yaml_limits`, UTF-8 checked as `read_text`;
+    invalid YAML is a FormatError naming the file. Callers validate the structure."""
     import yaml
 
+    from arface_repro.utils.yaml_limits import load_bounded
+
+    text = read_text(path, what, MAX_YAML_BYTES)
     try:
-        return yaml.safe_load(read_text(path, what))
+        return load_bounded(text)
     except yaml.YAMLError as exc:
         raise FormatError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:300]})") from None
 

@@ -33,6 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
+from arface_repro.io.npz_file import read_npz
 from arface_repro.utils.atomic import atomic_path
 from arface_repro.utils.provenance import code_key, environment_key
 
@@ -79,11 +80,12 @@ class EmbeddingCache:
     def _read_part(self, path: Path):
         """(keys, features, flips) of a part file, or None (with a warning) when it does not check out."""
         try:
-            with np.load(path, allow_pickle=False) as z:
-                ctx = str(z["context"])
-                keys = [str(k) for k in z["keys"]]
-                f = np.asarray(z["features"], np.float32)
-                g = np.asarray(z["flip_features"], np.float32) if "flip_features" in z.files else None
+            z, _ = read_npz(path, "embedding cache part", ("context", "keys", "features", "flip_features"),
+                            optional=("flip_features",))   # headers checked before anything is allocated
+            ctx = str(z["context"])
+            keys = [str(k) for k in z["keys"]]
+            f = np.asarray(z["features"], np.float32)
+            g = np.asarray(z["flip_features"], np.float32) if "flip_features" in z else None
         except Exception as exc:  # noqa: BLE001 - any unreadable part is set aside, never served
             print(f"warning: embedding cache {path}: unreadable ({type(exc).__name__}); its images are embedded "
                   "again", file=sys.stderr)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.utils.input_files import read_capped
 
 # TensorFlow DataType enum values (tensorflow/core/framework/types.proto) this reader turns into arrays
 DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8, 9: np.int64,
@@ -37,6 +38,7 @@ DTYPE_NAMES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6
 _VALUES = {1: "float_val", 2: "double_val", 3: "int_val", 4: "int_val", 5: "int_val", 6: "int_val", 9: "int64_val",
            10: "bool_val", 19: "half_val"}
 MAX_RANK = 8
+MAX_GRAPH_BYTES = 2047 << 20  # protobuf cannot parse a message of 2 GiB or more
 MAX_CONST_ELEMENTS = 1 << 27  # 128 Mi values (512 MiB as float32) in one Const
 MAX_TOTAL_ELEMENTS = 1 << 28  # 1 GiB as float32 over all Consts that run (facenet's graph: 23.5 M values)
 
@@ -56,7 +58,7 @@ def read_graphdef(path: str | os.PathLike):
         raise MissingDataError(f"{path}: TensorFlow graph not found")
     graph = tensorflow()["GraphDef"]()
     try:
-        graph.ParseFromString(path.read_bytes())
+        graph.ParseFromString(read_capped(path, "TensorFlow graph", MAX_GRAPH_BYTES))
     except DecodeError as exc:
         raise FormatError(f"{path}: not a TensorFlow GraphDef ({exc})") from None
     if not graph.node:

@@ -106,11 +106,27 @@ def read_facescrub_list(path: str | os.PathLike) -> tuple[list[str], list[str]]:
         ids = [p.replace("\\", "/").split("/")[0] for p in paths]
     if len(ids) != len(paths):
         raise FormatError(f"{path}: {len(ids)} ids for {len(paths)} paths")
+    _check_unique(path, paths, "probe image", "the devkit scores each FaceScrub probe once; a repeat would add its "
+                                              "pairs again to the CMC")
     return [str(i) for i in ids], paths
 
 
 def read_megaface_list(path: str | os.PathLike) -> list[str]:
-    return [str(p) for p in _load_json(Path(path))["path"]]
+    path = Path(path)
+    paths = [str(p) for p in _load_json(path)["path"]]
+    _check_unique(path, paths, "distractor image", "each distractor counts once in a set; a repeat would rank "
+                                                   "the same image twice above a probe")
+    return paths
+
+
+def _check_unique(path: Path, paths: Sequence[str], what: str, reason: str) -> None:
+    """A path listed twice is refused naming both entries (0-based positions in the JSON 'path' list)."""
+    seen: dict[str, int] = {}
+    for k, p in enumerate(paths):
+        key = p.replace("\\", "/")
+        if key in seen:
+            raise FormatError(f"{path}: 'path' entry {k} repeats {what} {p!r} (entry {seen[key]}); {reason}")
+        seen[key] = k
 
 
 def write_facescrub_list(path: str | os.PathLike, ids: Sequence[str], paths: Sequence[str]) -> None:

@@ -50,7 +50,10 @@ from arface_repro.train import distributed as D
 from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from arface_repro.train.config import load_config
 from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch, next_batch, worker_loader
+from arface_repro.utils import launcher_env
 from arface_repro.utils.atomic import atomic_open
+from arface_repro.utils.folder_lock import FolderLock
+from arface_repro.utils.outputs import Output, check_outputs
 
 
 @dataclass
@@ -168,10 +171,8 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
-        self.out_dir = Path(cfg["out_dir"] or Path("runs") / cfg["name"])
+        self.out_dir = run_folder(cfg)
         if self.dist.is_main:  # a bad output folder is found now, not at the first checkpoint
-            from arface_repro.utils.outputs import Output, check_outputs
-
             check_outputs([Output(self.out_dir, "out_dir" if cfg["out_dir"] else "out_dir (runs/<name>)", kind="dir")])
         self.verify_fn, self.on_step = verify_fn, on_step
         self.train_set, self.val_set = datasets if datasets is not None else (build_train_set(cfg), None)
@@ -447,18 +448,34 @@ def train(config, overrides=(), *, verify_fn=None, on_step=None, datasets=None) 
 
     `verify_fn(trainer) -> dict` replaces the built-in synthetic pair verification; `on_step(trainer, rec)`
     is called after every step; `datasets=(train_set, val_set)` bypasses building them from the config.
+    The output folder is locked for the run (`utils.folder_lock`, rank 0): a second run into the same folder
+    stops at once with a ConfigError naming the folder and the holder.
     """
     cfg = load_config(config, overrides)
+    lock = None
+    if launcher_env.rank() == 0:  # the process that writes the folder holds it for the whole run
+        out_dir = run_folder(cfg)
+        check_outputs([Output(out_dir, "out_dir" if cfg["out_dir"] else "out_dir (runs/<name>)", kind="dir")])
+        lock = FolderLock(out_dir, "arface train").acquire()
     try:
-        trainer = Trainer(cfg, verify_fn=verify_fn, on_step=on_step, datasets=datasets)
-    except ConfigError as exc:  # values that only the model or the data can check: name the config file too
-        if isinstance(config, (str, Path)) and not str(exc).startswith(str(config)):
-            raise ConfigError(f"{config}: {exc}") from None
-        raise
-    try:
-        return trainer.run()
+        try:
+            trainer = Trainer(cfg, verify_fn=verify_fn, on_step=on_step, datasets=datasets)
+        except ConfigError as exc:  # values that only the model or the data can check: name the config file too
+            if isinstance(config, (str, Path)) and not str(exc).startswith(str(config)):
+                raise ConfigError(f"{config}: {exc}") from None
+            raise
+        try:
+            return trainer.run()
+        finally:
+            trainer.close()
     finally:
-        trainer.close()
+        if lock is not None:
+            lock.release()
+
+
+def run_folder(cfg: dict) -> Path:
+    """The output folder of a run: `out_dir`, or runs/<name>."""
+    return Path(cfg["out_dir"] or Path("runs") / cfg["name"])
 
 
 def _log_lines(path: Path) -> list[str]:

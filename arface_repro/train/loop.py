@@ -52,6 +52,7 @@ from arface_repro.train.config import load_config
 from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch, next_batch, worker_loader
 from arface_repro.utils import launcher_env
 from arface_repro.utils.atomic import atomic_open
+from arface_repro.utils.devices import check_device
 from arface_repro.utils.folder_lock import FolderLock
 from arface_repro.utils.outputs import Output, check_outputs
 
@@ -156,6 +157,8 @@ class Trainer:
         self.device = torch.device("cuda" if (dev == "auto" and torch.cuda.is_available()) else ("cpu" if dev == "auto" else dev))
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"train.device={dev}: CUDA is not available on this machine (torch {torch.__version__})")
+        if self.device.type == "cuda" and dev != "auto":
+            check_device(dev, "train.device")
         self.dist = D.setup(self.device.type)
         if self.device.type == "cuda":  # a process group's rank takes the GPU of its LOCAL_RANK; else cuda:N as given
             index = self.dist.local_rank if self.dist.enabled else (self.device.index or 0)
@@ -182,6 +185,9 @@ class Trainer:
             print(f"{cfg['name']}: patch centres from {source}", file=sys.stderr)
         backbone = build_backbone(cfg)
         check_backbone_fits(backbone, cfg)
+        if self.b_local < 2 and any(isinstance(mod, nn.modules.batchnorm._BatchNorm) for mod in backbone.modules()):
+            raise ConfigError(f"train.batch_size={self.B}: {self.b_local} image per process; the model's batch "
+                              f"normalisation needs at least 2 images per process in training")
         num_classes = int(getattr(self.train_set, "num_classes", 0)) or int(np.max(self.train_set.labels)) + 1
         emb_dim = self._embedding_dim(backbone)
         head = create_head(cfg["head"]["name"], emb_dim, num_classes, **(cfg["head"].get("kwargs") or {}))

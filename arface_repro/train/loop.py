@@ -402,8 +402,11 @@ class Trainer:
     def _log(self, rec: dict) -> None:
         if self.dist.is_main:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(rec) + "\n")
+            try:
+                with open(self.log_path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+            except OSError as exc:  # a full disk: name the file (a buffered write's error carries no name)
+                raise OSError(exc.errno, exc.strerror or str(exc), str(self.log_path)) from None
 
     def run(self) -> TrainResult:
         t = self.cfg["train"]

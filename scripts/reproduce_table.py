@@ -34,8 +34,11 @@ from arface_repro.errors import ArfaceError  # noqa: E402
 def _write_table(out: Path, text: str, log) -> None:
     from arface_repro.utils.atomic import atomic_open
 
-    with atomic_open(out, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    try:
+        with atomic_open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:  # a full disk: name the table (a buffered write's error carries no file name)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from None
     log(f"written: {out}")
 
 
@@ -69,8 +72,19 @@ def main(argv=None) -> int:
     try:
         return run(args)
     except ArfaceError as exc:
-        print(f"reproduce_table: error: {exc}", file=sys.stderr)
+        print(f"reproduce_table: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system refused (read-only or full --tables-dir / --runs-dir, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"reproduce_table: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C: workers are stopped (utils.process_pool); one line, the shell's status
+        print("reproduce_table: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def run(args) -> int:
@@ -93,8 +107,11 @@ def run(args) -> int:
     t = get_table(tid)
     num = table_number(tid)
     tables_dir = Path(args.tables_dir)
-    if args.format != "text":
-        tables_dir.mkdir(parents=True, exist_ok=True)   # checked before any work starts
+    if args.format != "text":  # checked before any work starts: a file, a read-only folder, ... (one line, exit 2)
+        from arface_repro.utils.outputs import Output, check_outputs
+
+        name = f"table_{num:02d}_paper" if args.targets_only else f"table_{num:02d}"
+        check_outputs([Output(tables_dir / f"{name}.{args.format}", "--tables-dir")])
 
     if args.targets_only:
         text = {"text": render.targets_text, "md": render.targets_md, "csv": render.targets_csv}[args.format](t)

@@ -28,6 +28,7 @@ import numpy as np
 
 from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.image_decoding import IMREAD_FLAGS
 from arface_repro.io.recordio import IndexedRecordReader, IRHeader, pack, unpack
 from arface_repro.utils.atomic import atomic_open
 
@@ -69,7 +70,7 @@ def decode_image(data: bytes, where: str = "<bytes>") -> np.ndarray:
     """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8 H×W×3; FormatError naming `where` if not."""
     import cv2
 
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR) if len(data) else None
+    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), IMREAD_FLAGS()) if len(data) else None
     if img is None:
         raise FormatError(f"{where}: not a decodable image ({len(data)} bytes)")
     return np.ascontiguousarray(img[:, :, ::-1])

@@ -34,6 +34,7 @@ import numpy as np
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, load_feature_store, normalize_rel_path, save_feature_store
+from arface_repro.io.image_decoding import IMREAD_FLAGS
 from arface_repro.utils.cpus import usable_cpus
 
 __all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list", "cache_key",
@@ -55,7 +56,7 @@ class _ImageDataset:
         import cv2
 
         full = self.root / self.paths[i]
-        img = cv2.imread(str(full), cv2.IMREAD_COLOR)
+        img = cv2.imread(str(full), IMREAD_FLAGS())
         if img is None:
             return i, None, None, f"{full}: not a readable image (cv2.imread failed)"
         try:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.image_decoding import IMREAD_FLAGS
 from arface_repro.io.pairs import PairList, contiguous_folds
 
 
@@ -100,7 +101,7 @@ def decode_bin_images(path: str | os.PathLike) -> tuple[list[str], list[np.ndarr
     images, _ = load_bin(path)
     out = []
     for i, b in enumerate(images):
-        arr = cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR)
+        arr = cv2.imdecode(np.frombuffer(b, np.uint8), IMREAD_FLAGS())
         if arr is None:
             raise FormatError(f"{path}: image record {i} could not be decoded")
         out.append(cv2.cvtColor(arr, cv2.COLOR_BGR2RGB))

@@ -28,6 +28,7 @@ import numpy as np
 
 from arface_repro.utils.provenance import code_key, environment_key
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.io.image_decoding import IMREAD_FLAGS
 from arface_repro.io.records import build_record, load_record, write_record
 from arface_repro.paper.synthetic import Job
 
@@ -89,7 +90,7 @@ def load_lfw(root: str | os.PathLike):
     imgs = np.zeros((len(cfg.image_list), 112, 112, 3), np.uint8)
     for k, name in enumerate(cfg.image_list):
         path = img_dir / name.rsplit("_", 1)[0] / name
-        im = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        im = cv2.imread(str(path), IMREAD_FLAGS())
         if im is None:
             raise MissingDataError(f"{path}: missing or unreadable (BLUFR imageList entry {k + 1})")
         if im.shape[:2] != (112, 96):

@@ -93,6 +93,15 @@ def _load_json(path: Path) -> dict:
         raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("path"), list):
         raise FormatError(f"{path}: expected a JSON object with a 'path' list")
+    for key in ("path", "id"):  # strings only: str() of a number, null or list would name a wrong image/identity
+        entries = obj.get(key)
+        if entries is None and key == "id":
+            continue
+        if not isinstance(entries, list):
+            raise FormatError(f"{path}: '{key}' must be a list of strings, got a JSON {type(entries).__name__}")
+        for k, e in enumerate(entries):
+            if not isinstance(e, str) or not e:
+                raise FormatError(f"{path}: '{key}' entry {k} must be a non-empty string, got {e!r}")
     return obj
 
 

@@ -127,7 +127,8 @@ def check_batch(batch: np.ndarray, name: str = "batch") -> None:
         raise ConfigError(f"{name}: expected uint8 N×H×W×3 RGB images, got {desc}")
 
 
-_F32 = np.finfo(np.float32)
+_F32_MAX = float(np.finfo(np.float32).max)   # Python floats: comparing with a numpy float32 would cast (and warn)
+_F32_TINY = float(np.finfo(np.float32).tiny)
 
 
 def _check_float32_range(mean, std) -> None:
@@ -136,13 +137,13 @@ def _check_float32_range(mean, std) -> None:
     float32) every image would silently become the same input (all zeros) or lose its values to underflow."""
     for what, vals in (("mean", mean), ("std", std)):
         for v in vals:
-            if abs(v) > _F32.max:
-                raise ConfigError(f"preprocess {what}={v:g} is outside float32's range (|x| <= {_F32.max:.4g}); the "
+            if abs(v) > _F32_MAX:
+                raise ConfigError(f"preprocess {what}={v:g} is outside float32's range (|x| <= {_F32_MAX:.4g}); the "
                                   f"network input is float32")
     for m, s in zip(mean, std):
         step = 1.0 / abs(s)
         top = max(abs(0.0 - m), abs(255.0 - m)) * step
-        if step < _F32.tiny or top > _F32.max:
+        if step < _F32_TINY or top > _F32_MAX:
             raise ConfigError(f"preprocess std={s:g} (mean={m:g}) maps pixel values 0..255 outside float32's normal range "
                               f"(step 1/std = {step:.3g}, largest value {top:.3g}); every image would become the same "
                               f"input")

@@ -1778,6 +1778,28 @@ CASES += [
 ]
 
 
+@case("trillion-rows-scaled-1e-25", "float32-range", 2, ["d.bin", "row 0", "too small to normalise in float32"], EVAL_OUT)
+def _(t):
+    rng = np.random.default_rng(0)
+    probes = trillion_bin(t / "in/p.bin", rng.standard_normal((4, 8)))
+    dis = trillion_bin(t / "in/d.bin", rng.standard_normal((6, 8)) * 1e-25)
+    write(t / "in/labels.txt", "a\na\nb\nb\n")
+    return ["evaluate", "--protocol", "trillion", "--features", str(probes), "--probe-labels", str(t / "in/labels.txt"),
+            "--distractor-features", str(dis), "--out", str(t / "out/rec.json")]
+
+
+@case("megaface-devkit-feature-1e-25", "float32-range", 2, ["x.jpg_a.bin", "too small to normalise in float32"], EVAL_OUT)
+def _(t):
+    write(t / "in/fs.json", '{"id": ["p", "p"], "path": ["p/x.jpg", "p/y.jpg"]}')
+    write(t / "in/mf.json", '{"path": ["d/0.jpg"]}')
+    for name, scale in (("p/x.jpg", 1e-25), ("p/y.jpg", 1.0)):
+        write(t / f"in/fsf/{name}_a.bin", struct.pack("<4i", 4, 1, 4, 5) + (np.ones(4, "<f4") * np.float32(scale)).tobytes())
+    write(t / "in/mff/d/0.jpg_a.bin", struct.pack("<4i", 4, 1, 4, 5) + np.ones(4, "<f4").tobytes())
+    return ["evaluate", "--protocol", "megaface", "--facescrub-dir", str(t / "in/fsf"), "--megaface-dir", str(t / "in/mff"),
+            "--algo", "a", "--facescrub-list", str(t / "in/fs.json"), "--megaface-list", str(t / "in/mf.json"),
+            "--noise-rule", "none", "--sizes", "1", "--out", str(t / "out/rec.json")]
+
+
 @case("ijb-flip-is-minus-features", "float32-range", 2, ["ijbc.npz", "features + flip_features row", "all zero"], EVAL_OUT)
 def _(t):
     meta, store = ijb_files(t / "in")

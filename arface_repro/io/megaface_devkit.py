@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.feature_store import TINY_ROW
 from arface_repro.utils.atomic import atomic_open
 
 CV_32F = 5
@@ -57,6 +58,8 @@ def read_feature_file(path: str | os.PathLike) -> np.ndarray:
     v = np.frombuffer(raw, dtype="<f4", offset=HEADER.size).astype(np.float32)
     if not np.isfinite(v).all():
         raise FormatError(f"{path}: the feature holds NaN or inf values")
+    if float(np.abs(v).max()) < TINY_ROW:
+        raise FormatError(f"{path}: the feature is {'all zero' if not v.any() else 'too small to normalise in float32'}")
     return v
 
 

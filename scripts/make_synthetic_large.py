@@ -96,7 +96,7 @@ class SynthIJB:
 
 def synth_ijb(n_images: int, n_templates: int, n_pairs: int, n_subjects: int, seed: int = 0) -> SynthIJB:
     """Template/media/pair structure like IJB-C: templates 1..n_subjects are gallery templates (one per
-    subject), the rest probe templates of random subjects; pairs = gallery × probe templates, with every
+    subject), the rest probe templates of random subjects; pairs = gallery × probe templates (each once), with every
     probe template meeting its own subject's gallery template once (genuine) and random others."""
     rng = np.random.default_rng(seed)
     if n_templates < 2 * n_subjects:
@@ -113,9 +113,19 @@ def synth_ijb(n_images: int, n_templates: int, n_pairs: int, n_subjects: int, se
     n_probe = n_templates - n_subjects
     gen_t2 = np.arange(n_subjects, n_templates)
     gen_t1 = subj[gen_t2]
-    n_imp = max(0, n_pairs - n_probe)
-    imp_t1 = rng.integers(0, n_subjects, n_imp)
-    imp_t2 = rng.integers(n_subjects, n_templates, n_imp)
+    # each template pair once, as in the real protocol (the reader refuses repeats): random draws, repeats and
+    # genuine pairs dropped (first occurrence kept), drawn again until there are enough or the grid is used up
+    n_imp = min(max(0, n_pairs - n_probe), n_subjects * n_probe - n_probe)
+    gen_key = gen_t1.astype(np.int64) * n_templates + gen_t2
+    imp = np.empty(0, np.int64)
+    while imp.size < n_imp:
+        k = n_imp - imp.size
+        draw = rng.integers(0, n_subjects, k).astype(np.int64) * n_templates + rng.integers(n_subjects, n_templates, k)
+        cand = np.concatenate([imp, draw])
+        _, first = np.unique(cand, return_index=True)
+        cand = cand[np.sort(first)]
+        imp = cand[~np.isin(cand, gen_key)]
+    imp_t1, imp_t2 = np.divmod(imp, n_templates)
     t1 = np.concatenate([gen_t1, imp_t1])
     t2 = np.concatenate([gen_t2, imp_t2])
     order = np.argsort(t1, kind="stable")

@@ -42,8 +42,11 @@ from arface_repro.errors import ArfaceError  # noqa: E402
 def _write_table(out: Path, text: str, log) -> None:
     from arface_repro.utils.atomic import atomic_open
 
-    with atomic_open(out, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    try:
+        with atomic_open(out, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:  # a full disk: name the table (a buffered write's error carries no file name)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(out)) from None
     log(f"written: {out}")
 
 
@@ -84,8 +87,19 @@ def main(argv=None) -> int:
     try:
         return run(args)
     except ArfaceError as exc:
-        print(f"reproduce_table: error: {exc}", file=sys.stderr)
+        print(f"reproduce_table: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the file system refused (read-only or full --tables-dir / --runs-dir, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"reproduce_table: error: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # Ctrl-C: workers are stopped (utils.process_pool); one line, the shell's status
+        print("reproduce_table: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def run(args) -> int:

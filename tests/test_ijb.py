@@ -168,7 +168,7 @@ def test_unknown_template_and_bad_lines(tmp_path):
     meta = tmp_path / "meta"
     meta.mkdir()
     (meta / "ijbb_face_tid_mid.txt").write_text("1.jpg 1 10\n2.jpg 1 10\n3.jpg 2 11\n")
-    (meta / "ijbb_template_pair_label.txt").write_text("1 2 0\n1 1 1\n1 99 0\n")
+    (meta / "ijbb_template_pair_label.txt").write_text("1 2 0\n1 99 0\n")
     f = np.ones((3, 4), np.float32)
     m = ijb.load_ijb_meta(meta, "ijbb")
     with pytest.raises(MissingDataError, match=r"template id\(s\) 99"):

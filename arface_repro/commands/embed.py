@@ -14,7 +14,7 @@ import json
 
 
 def register(sub) -> None:
-    from arface_repro.utils.argtypes import int_range, positive_int
+    from arface_repro.utils.argtypes import batch_size, int_range
 
     p = sub.add_parser("embed", help="extract embeddings of a folder of images into a feature store (.npz)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -24,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--list", help="text file of relative image paths, one per line (default: every image under the root)")
     p.add_argument("--out", required=True, help="output feature store .npz")
     p.add_argument("--no-flip", action="store_true", help="do not also embed the horizontally flipped images")
-    p.add_argument("--batch-size", type=positive_int, default=64)
+    p.add_argument("--batch-size", type=batch_size, default=64)
     p.add_argument("--workers", type=int_range(0, 256), default=None, help="image reader processes (default min(4, CPUs))")
     p.add_argument("--device", default=None, help="torch device (default cuda when available, else cpu)")
     p.add_argument("--preprocess", default=None,

@@ -53,9 +53,11 @@ def _protocol_of(argv: list[str]) -> str | None:
 
 def _init_distributed(cls) -> None:
     """Join the torchrun group when WORLD_SIZE > 1 (NCCL on CUDA, gloo otherwise)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return
     from arface_repro.errors import ConfigError
+    from arface_repro.utils import launcher_env
+
+    if launcher_env.world_size() <= 1:
+        return
 
     if not cls.shards:
         raise ConfigError(f"--protocol {cls.name} does not shard; run it in one process (WORLD_SIZE is "
@@ -66,7 +68,7 @@ def _init_distributed(cls) -> None:
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(launcher_env.local_rank())
         dist.init_process_group(backend)
 
 

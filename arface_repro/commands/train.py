@@ -24,9 +24,9 @@ def register(subparsers) -> None:
 
 def _run(args) -> int:
     import json
-    import os
 
     from arface_repro.train.loop import train
+    from arface_repro.utils import launcher_env
 
     ov = list(args.overrides)
     if args.out_dir:
@@ -36,7 +36,7 @@ def _run(args) -> int:
     if args.quiet:
         ov.append("train.quiet=true")
     res = train(args.config, ov)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if launcher_env.rank() == 0:
         print(json.dumps({"out_dir": str(res.out_dir), "checkpoint": str(res.checkpoint) if res.checkpoint else None,
                           "metrics": res.metrics, "process_group": res.process_group}))
     return 0

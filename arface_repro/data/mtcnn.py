@@ -23,6 +23,7 @@ from torch import nn
 
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.models.safe_load import torch_load_safe
+from arface_repro.utils.devices import check_device
 
 
 class PNet(nn.Module):
@@ -188,7 +189,7 @@ class MTCNN:
         weights_dir = Path(weights_dir)
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = check_device(device)
         self.min_face_size, self.factor, self.thresholds = min_face_size, factor, tuple(thresholds)
         self.pnet, self.rnet, self.onet = PNet(), RNet(), ONet()
         for name, net in (("pnet", self.pnet), ("rnet", self.rnet), ("onet", self.onet)):

@@ -28,6 +28,7 @@ from typing import Sequence
 import numpy as np
 
 from arface_repro.errors import ConfigError
+from arface_repro.utils.devices import check_device
 
 DEFAULT_MAX_MEMORY_GB = 2.0
 
@@ -199,6 +200,8 @@ def make_backend(device: str = "auto") -> Backend:
         except ImportError:
             has_cuda = False
         if has_cuda:
+            if device != "auto":
+                check_device(device)
             return Backend("torch", "cuda" if device == "auto" else device)
         if device == "auto":
             return Backend("numpy", "cpu")

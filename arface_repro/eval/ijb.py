@@ -38,6 +38,7 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
+from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.utils.cpus import usable_cpus
 
 FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -499,6 +500,8 @@ def evaluate_11(store, meta: IJBMeta, *, opts: CombineOptions = CombineOptions()
     """Full 1:1 protocol from a feature store; returns {'tar': {rule: {far: tar}}, 'roc': ..., 'scores', ...}."""
     rows = store_rows(store, meta.images)
     flip = store.flip_features if opts.flip != "none" else None
+    if opts.flip == "add":
+        check_flip_sum(store, rows)
     return evaluate_11_arrays(store.features, flip, meta, opts=opts, rules=rules, fars=fars, backend=backend, ctx=ctx,
                               max_memory_gb=max_memory_gb, max_curve_points=max_curve_points, rows=rows)
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from arface_repro.errors import FormatError
 from arface_repro.eval.chunked import Backend, DistContext, TopK, budget_bytes, chunk_grid
+from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.eval.ijb import CombineOptions, IJBMeta, store_rows, template_features, template_index
 
 RANKS = (1, 5, 10)
@@ -209,4 +210,6 @@ def evaluate_1n_store(store, meta: IJBMeta, galleries, probes, **kw) -> dict:
     rows = store_rows(store, meta.images)
     opts = kw.get("opts", CombineOptions())
     flip = store.flip_features if opts.flip != "none" else None
+    if opts.flip == "add":
+        check_flip_sum(store, rows)
     return evaluate_1n(store.features, flip, meta, galleries, probes, rows=rows, **kw)

@@ -69,6 +69,8 @@ def read_splits(path: str | os.PathLike) -> YTFPairs:
             parts = v.split("/")
             if len(parts) != 2 or any(p in ("", ".", "..") or "\\" in p for p in parts):
                 raise FormatError(f"{path}:{ln}: video {v!r} is not 'Person/videoIdx'")
+        if f[2] == f[3]:
+            raise FormatError(f"{path}:{ln}: the pair names video {f[2]!r} twice; a pair compares two videos")
         split.append(s)
         v1.append(f[2])
         v2.append(f[3])

@@ -70,7 +70,8 @@ def _name(x, path: Path, k: int) -> str:
 
 def _check_trial(c: "BlufrConfig", t: int, path: Path) -> None:
     """Each trial has what EvalROC / OpenSetROC need: genuine and impostor test pairs, a gallery, genuine and
-    impostor probes."""
+    impostor probes; gallery and probes are disjoint and together are the test set (so in the official config,
+    checked for its 10 trials)."""
     test, gal, prob = c.test_index[t], c.gal_index[t], c.prob_index[t]
     where = f"{path}: trial {t + 1}"
     for name, idx in (("testIndex", test), ("galIndex", gal), ("probIndex", prob)):
@@ -86,6 +87,19 @@ def _check_trial(c: "BlufrConfig", t: int, path: Path) -> None:
         raise FormatError(f"{where}: no probe has a mate in the gallery (open-set DIR needs genuine probes)")
     if mated.all():
         raise FormatError(f"{where}: every probe has a mate in the gallery (open-set FAR needs impostor probes)")
+    both = np.intersect1d(gal, prob)
+    if both.size:
+        raise FormatError(f"{where}: {both.size} image(s) are in both galIndex{{{t + 1}}} and probIndex{{{t + 1}}} (e.g. "
+                          f"{c.image_list[both[0]]}); BLUFR's open-set test splits the test images into a gallery and "
+                          f"disjoint probes (a shared image would be found by itself)")
+    union = np.union1d(gal, prob)
+    if union.size != test.size or not np.array_equal(union, np.sort(test)):
+        extra = np.setdiff1d(test, union)
+        lacking = np.setdiff1d(union, test)
+        shown = (f"{extra.size} test image(s) in neither set, e.g. {c.image_list[extra[0]]}" if extra.size else
+                 f"{lacking.size} gallery/probe image(s) not in the test set, e.g. {c.image_list[lacking[0]]}")
+        raise FormatError(f"{where}: testIndex{{{t + 1}}} is not galIndex ∪ probIndex ({shown}); in BLUFR the "
+                          f"verification and open-set tests of a trial use the same test images")
 
 
 MAX_MAT_BYTES = 64 << 20        # the official config is 0.5 MB

@@ -79,10 +79,45 @@ class FeatureStore:
                 raise ValueError(f"unknown flip mode {flip!r}")
             return self.features.astype(np.float32, copy=False)
         if flip == "add":
-            return (self.features + self.flip_features).astype(np.float32, copy=False)
+            x = (self.features + self.flip_features).astype(np.float32, copy=False)
+            check_rows(x, self.paths, self.source, "features + flip_features")
+            return x
         if flip == "concat":
             return np.concatenate([self.features, self.flip_features], axis=1).astype(np.float32, copy=False)
         raise ValueError(f"unknown flip mode {flip!r} (expected add, concat or none)")
+
+
+# the smallest largest-|value| of a row whose squared norm is a normal float32 (below it the norm underflows and
+# the row would stay unnormalised or become zero)
+TINY_ROW = float(np.sqrt(np.finfo(np.float32).tiny))
+
+
+def check_rows(x: np.ndarray, paths: np.ndarray, source: str, what: str, row_ids: np.ndarray | None = None) -> None:
+    """Rows about to be L2-normalised in float32 (e.g. features + flip_features): each must be finite, non-zero and
+    large enough for its squared norm to be a normal float32; otherwise a FormatError naming the first bad row."""
+    if not x.size:
+        return
+    peak = np.abs(x).max(axis=1).astype(np.float64)
+    bad = ~np.isfinite(peak) | (peak < TINY_ROW)
+    if bad.any():
+        i = int(np.argmax(bad))
+        kind = "non-finite" if not np.isfinite(peak[i]) else ("all zero" if peak[i] == 0 else
+                                                              f"too small to normalise in float32 (|x| <= {peak[i]:.3g})")
+        row = i if row_ids is None else int(row_ids[i])
+        raise FormatError(f"{source}: {what} row for {paths[i]} (row {row}) is {kind} ({int(bad.sum())} such rows"
+                          f"{'' if row_ids is None else ' in this block'}); it cannot be L2-normalised")
+
+
+def check_flip_sum(store: FeatureStore, rows: np.ndarray | None = None, chunk: int = 65536) -> None:
+    """`check_rows` on features + flip_features (the insightface 'add' mode), over `rows` (default all) in chunks,
+    for protocols that add the two passes themselves (IJB): flip_features = −features would give zero rows."""
+    if store.flip_features is None:
+        return
+    rows = np.arange(len(store)) if rows is None else np.asarray(rows)
+    for s in range(0, rows.size, chunk):
+        r = rows[s:s + chunk]
+        x = (store.features[r] + store.flip_features[r]).astype(np.float32, copy=False)
+        check_rows(x, store.paths[r], store.source, "features + flip_features", row_ids=r)
 
 
 def validate(store: FeatureStore) -> None:
@@ -123,7 +158,14 @@ def validate(store: FeatureStore) -> None:
             # protocols add the flipped pass and normalise in float32: a row whose squared norm (or sum with its
             # flip) overflows float32 would silently become a zero vector, so such magnitudes are refused
             limit = np.float64(np.sqrt(np.finfo(np.float32).max / (4.0 * arr.shape[1])))
-            big = np.maximum(arr.max(axis=1), -arr.min(axis=1)).astype(np.float64) > limit
+            peak = np.maximum(arr.max(axis=1), -arr.min(axis=1)).astype(np.float64)
+            big = peak > limit
+            small = peak < TINY_ROW
+            if small.any():
+                i = int(np.argmax(small))
+                raise FormatError(f"{src}: {name} row for {store.paths[i]} (row {i}) has values of magnitude at most "
+                                  f"{peak[i]:.3g}: its squared norm underflows float32 (limit {TINY_ROW:.3g}), so it "
+                                  f"cannot be L2-normalised ({int(small.sum())} such rows)")
             if big.any():
                 i = int(np.argmax(big))
                 raise FormatError(f"{src}: {name} row for {store.paths[i]} has values of magnitude "

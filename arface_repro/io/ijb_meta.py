@@ -72,6 +72,12 @@ def read_face_tid_mid(path: str | os.PathLike) -> FaceTidMid:
     path = Path(path)
     rows = _split_fixed(path, 3)
     ids = _ints(path, rows, (1, 2))
+    seen: dict[str, int] = {}
+    for ln, f in rows:
+        if f[0] in seen:
+            raise FormatError(f"{path}:{ln}: repeats image {f[0]!r} of line {seen[f[0]]}; each row is one face crop of "
+                              f"the protocol (a repeat would weigh that face twice in its template)")
+        seen[f[0]] = ln
     return FaceTidMid(np.array([f[0] for _, f in rows]), ids[:, 0], ids[:, 1])
 
 
@@ -95,9 +101,32 @@ def read_template_pairs(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray
     bad = np.flatnonzero((arr[:, 2] != 0) & (arr[:, 2] != 1))
     if bad.size:
         raise FormatError(f"{path}: line {bad[0] + 1}: label must be 0 or 1, got {arr[bad[0], 2]}")
+    _check_unique_pairs(path, arr[:, 0], arr[:, 1])
     # compact dtypes: 15M pairs take 135 MB instead of 375 MB
     tdtype = np.int32 if np.abs(arr[:, :2]).max() < 2**31 else np.int64
     return arr[:, 0].astype(tdtype), arr[:, 1].astype(tdtype), arr[:, 2].astype(np.int8)
+
+
+def _check_unique_pairs(path: Path, t1: np.ndarray, t2: np.ndarray) -> None:
+    """Each line of the 1:1 protocol is one comparison of two different templates: a template paired with itself,
+    or a pair listed twice (in either order; the score is symmetric), is refused naming the line, since it would
+    count twice (or as a certain match) in TAR and FAR. The reference evaluation scores every line as given."""
+    self_pair = np.flatnonzero(t1 == t2)
+    if self_pair.size:
+        i = int(self_pair[0])
+        raise FormatError(f"{path}: line {i + 1}: template {t1[i]} is paired with itself; a 1:1 pair compares two "
+                          f"different templates")
+    lo, hi = np.minimum(t1, t2), np.maximum(t1, t2)
+    if lo.min() >= -2**31 and hi.max() < 2**31:
+        key = (lo.astype(np.int64) << 32) + (hi.astype(np.int64) + 2**31)  # one int64 per unordered pair
+    else:
+        key = np.unique(np.stack([lo, hi], axis=1), axis=0, return_inverse=True)[1].ravel()
+    order = np.argsort(key, kind="stable")
+    rep = np.flatnonzero(key[order[1:]] == key[order[:-1]])
+    if rep.size:
+        first, again = sorted((int(order[rep[0]]), int(order[rep[0] + 1])))
+        raise FormatError(f"{path}: line {again + 1}: repeats the template pair ({t1[again]}, {t2[again]}) of line "
+                          f"{first + 1}; each pair is one comparison of the protocol (a repeat counts twice in TAR and FAR)")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import struct
 import numpy as np
 
 from arface_repro.errors import FormatError
+from arface_repro.io.image_decoding import IMREAD_FLAGS
 
 MAX_IMAGE_FILE_BYTES = 256 << 20  # an image file read from disk
 MAX_SIDE = 65535
@@ -192,12 +193,13 @@ def check_image_header(data: bytes, where: str) -> tuple[int, int]:
 
 
 def decode_bgr(data: bytes, where: str) -> np.ndarray:
-    """Encoded image bytes -> BGR uint8 H×W×3 (cv2.IMREAD_COLOR), the header checked first (module docstring)."""
+    """Encoded image bytes -> BGR uint8 H×W×3 (`io.image_decoding.IMREAD_FLAGS`: colour, EXIF orientation ignored),
+    the header checked first (module docstring)."""
     import cv2
 
     check_image_header(data, where)
     try:
-        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), IMREAD_FLAGS())
     except cv2.error as exc:
         msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise FormatError(f"{where}: not a decodable image (OpenCV: {msg[:200]}; {len(data)} bytes)") from None

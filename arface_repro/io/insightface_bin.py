@@ -82,10 +82,33 @@ def load_bin(path: str | os.PathLike) -> tuple[list[bytes], np.ndarray]:
         if not isinstance(b, bytes) or not b:
             raise FormatError(f"{path}: image record {i} is not encoded image bytes")
         images.append(b)
-    issame = np.asarray([bool(x) for x in issame])
+    issame = _labels(issame, path)
     if len(images) != 2 * len(issame):
         raise FormatError(f"{path}: {len(images)} images for {len(issame)} pairs; expected exactly 2 per pair")
     return images, issame
+
+
+def _labels(issame, path: Path) -> np.ndarray:
+    """The `issame_list` as a bool array. The format stores Python bools (insightface pickles a list of them) or a
+    bool/integer numpy array; only True/False and the integers 0/1 are labels. Anything else (the text 'False',
+    b'\\x00', a list, 2, 1.5) is refused naming the pair: converting it with bool() would count it as "same"."""
+    if isinstance(issame, np.ndarray):
+        if issame.ndim != 1 or issame.dtype.kind not in "biu":
+            raise FormatError(f"{path}: issame_list is a {issame.dtype} array of shape {issame.shape}; expected a 1-D "
+                              f"bool (or 0/1 integer) array")
+        bad = np.flatnonzero((issame != 0) & (issame != 1))
+        if bad.size:
+            raise FormatError(f"{path}: pair {int(bad[0])} has label {issame[bad[0]].item()!r}; labels are True/False (or 0/1)")
+        return issame.astype(bool)
+    if not isinstance(issame, (list, tuple)):
+        raise FormatError(f"{path}: issame_list is a {type(issame).__name__}; expected a list of True/False labels")
+    out = np.empty(len(issame), dtype=bool)
+    for i, x in enumerate(issame):
+        ok = isinstance(x, (bool, np.bool_)) or (isinstance(x, (int, np.integer)) and x in (0, 1))
+        if not ok:
+            raise FormatError(f"{path}: pair {i} has label {x!r} ({type(x).__name__}); labels are True/False (or 0/1)")
+        out[i] = bool(x)
+    return out
 
 
 def bin_image_names(n_images: int) -> list[str]:

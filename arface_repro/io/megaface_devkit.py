@@ -21,6 +21,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.feature_store import TINY_ROW
 from arface_repro.utils.atomic import atomic_open
 from arface_repro.utils.input_files import read_capped
 
@@ -60,6 +61,8 @@ def read_feature_file(path: str | os.PathLike) -> np.ndarray:
     v = np.frombuffer(raw, dtype="<f4", offset=HEADER.size).astype(np.float32)
     if not np.isfinite(v).all():
         raise FormatError(f"{path}: the feature holds NaN or inf values")
+    if float(np.abs(v).max()) < TINY_ROW:
+        raise FormatError(f"{path}: the feature is {'all zero' if not v.any() else 'too small to normalise in float32'}")
     return v
 
 
@@ -96,6 +99,15 @@ def _load_json(path: Path) -> dict:
         raise FormatError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(obj, dict) or not isinstance(obj.get("path"), list):
         raise FormatError(f"{path}: expected a JSON object with a 'path' list")
+    for key in ("path", "id"):  # strings only: str() of a number, null or list would name a wrong image/identity
+        entries = obj.get(key)
+        if entries is None and key == "id":
+            continue
+        if not isinstance(entries, list):
+            raise FormatError(f"{path}: '{key}' must be a list of strings, got a JSON {type(entries).__name__}")
+        for k, e in enumerate(entries):
+            if not isinstance(e, str) or not e:
+                raise FormatError(f"{path}: '{key}' entry {k} must be a non-empty string, got {e!r}")
     return obj
 
 
@@ -109,11 +121,27 @@ def read_facescrub_list(path: str | os.PathLike) -> tuple[list[str], list[str]]:
         ids = [p.replace("\\", "/").split("/")[0] for p in paths]
     if len(ids) != len(paths):
         raise FormatError(f"{path}: {len(ids)} ids for {len(paths)} paths")
+    _check_unique(path, paths, "probe image", "the devkit scores each FaceScrub probe once; a repeat would add its "
+                                              "pairs again to the CMC")
     return [str(i) for i in ids], paths
 
 
 def read_megaface_list(path: str | os.PathLike) -> list[str]:
-    return [str(p) for p in _load_json(Path(path))["path"]]
+    path = Path(path)
+    paths = [str(p) for p in _load_json(path)["path"]]
+    _check_unique(path, paths, "distractor image", "each distractor counts once in a set; a repeat would rank "
+                                                   "the same image twice above a probe")
+    return paths
+
+
+def _check_unique(path: Path, paths: Sequence[str], what: str, reason: str) -> None:
+    """A path listed twice is refused naming both entries (0-based positions in the JSON 'path' list)."""
+    seen: dict[str, int] = {}
+    for k, p in enumerate(paths):
+        key = p.replace("\\", "/")
+        if key in seen:
+            raise FormatError(f"{path}: 'path' entry {k} repeats {what} {p!r} (entry {seen[key]}); {reason}")
+        seen[key] = k
 
 
 def write_facescrub_list(path: str | os.PathLike, ids: Sequence[str], paths: Sequence[str]) -> None:

@@ -78,7 +78,11 @@ def lfw_image(name: str, num: int, ext: str = "jpg") -> str:
 
 def parse_lfw_pairs(path: str | os.PathLike, ext: str = "jpg") -> PairList:
     """LFW `pairs.txt` (View 2: header `10<TAB>300`, per fold 300 same then 300 different lines) or
-    `pairsDevTest.txt`/`pairsDevTrain.txt` (header: one number N; N same then N different lines; one fold)."""
+    `pairsDevTest.txt`/`pairsDevTrain.txt` (header: one number N; N same then N different lines; one fold).
+
+    The official files name every pair once, a mismatched pair names two different people and no pair names one
+    image twice (checked on the real pairs.txt, pairsDevTest.txt and pairsDevTrain.txt); a file breaking one of
+    these is refused naming the line, since a repeated pair counts twice in its fold's accuracy."""
     lines = _lines(path)
     if not lines:
         raise FormatError(f"{path}:1: empty file; expected a header line")
@@ -94,6 +98,7 @@ def parse_lfw_pairs(path: str | os.PathLike, ext: str = "jpg") -> PairList:
     if len(body) != expected:
         raise FormatError(f"{path}: header promises {n_folds} fold(s) × {2 * n} pairs = {expected} lines, found {len(body)}")
     a, b, same, fold = [], [], [], []
+    seen: dict[tuple[str, str], int] = {}
     for k, (lineno, ln) in enumerate(body):
         f, within = divmod(k, 2 * n)
         want_same = within < n
@@ -107,8 +112,18 @@ def parse_lfw_pairs(path: str | os.PathLike, ext: str = "jpg") -> PairList:
         else:
             if len(tok) != 4:
                 raise FormatError(f"{path}:{lineno}: expected a mismatched pair 'name1 n1 name2 n2' (fold {f + 1}), got {ln!r}")
+            if tok[0] == tok[2]:
+                raise FormatError(f"{path}:{lineno}: a mismatched pair names {tok[0]!r} on both sides; mismatched pairs "
+                                  f"are two different people (fold {f + 1})")
             a.append(lfw_image(tok[0], _int(tok[1], path, lineno, "image number"), ext))
             b.append(lfw_image(tok[2], _int(tok[3], path, lineno, "image number"), ext))
+        if a[-1] == b[-1]:
+            raise FormatError(f"{path}:{lineno}: the pair names image {a[-1]} twice; a pair compares two images")
+        key = (a[-1], b[-1]) if a[-1] < b[-1] else (b[-1], a[-1])
+        if key in seen:
+            raise FormatError(f"{path}:{lineno}: repeats the pair of line {seen[key]} ({a[-1]}, {b[-1]}); each LFW pair "
+                              f"appears once in the protocol (a repeat would count twice in its fold's accuracy)")
+        seen[key] = lineno
         same.append(want_same)
         fold.append(f)
     return PairList(np.array(a), np.array(b), np.array(same), np.array(fold), str(path))

@@ -29,7 +29,7 @@ from typing import Iterator
 import numpy as np
 
 from arface_repro.errors import FormatError
-from arface_repro.utils.atomic import atomic_path
+from arface_repro.utils.atomic import atomic_path, atomic_paths
 from arface_repro.utils.input_files import check_regular, open_regular
 
 MAGIC = 0xCED7230A
@@ -354,13 +354,22 @@ class RecordWriter:
 
 
 class IndexedRecordWriter(RecordWriter):
-    """Writes `.rec` + `.idx` (lines `key\\toffset`, as mxnet writes them); both renamed into place at close."""
+    """Writes `.rec` + `.idx` (lines `key\\toffset`, as mxnet writes them); both committed as one unit at close."""
 
     def __init__(self, idx_path: str | os.PathLike, rec_path: str | os.PathLike):
-        super().__init__(rec_path)
-        self.idx_path = Path(idx_path)
-        tmp = self._stack.enter_context(atomic_path(self.idx_path, clean_stale=True))
-        self._idx = self._stack.enter_context(open(tmp, "w", encoding="ascii", newline="\n"))
+        # no super().__init__: the pair is committed as one unit (`atomic_paths`, the .idx last: the old .idx is
+        # removed first, so a .rec never stands beside an .idx of another write; an interrupted commit leaves a
+        # .rec without .idx, which IndexedRecordReader refuses)
+        self.rec_path, self.idx_path = Path(rec_path), Path(idx_path)
+        self._stack = contextlib.ExitStack()
+        try:
+            rec_tmp, idx_tmp = self._stack.enter_context(atomic_paths([self.rec_path, self.idx_path], clean_stale=True))
+            self._fh = self._stack.enter_context(open(rec_tmp, "wb"))
+            self._idx = self._stack.enter_context(open(idx_tmp, "w", encoding="ascii", newline="\n"))
+        except BaseException:
+            self.abort()
+            raise
+        self._pos = 0
         self._keys: set[int] = set()
 
     @classmethod

@@ -21,7 +21,7 @@ import numpy as np
 from arface_repro import __version__
 from arface_repro.errors import FormatError
 from arface_repro.io.npz_file import read_npz
-from arface_repro.utils.atomic import write_json_atomic
+from arface_repro.utils.atomic import atomic_paths, write_json_atomic
 from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.provenance import code_identity, environment
 
@@ -107,9 +107,13 @@ def write_record(record: Mapping[str, Any], out: str | os.PathLike | None = None
                  runs_dir: str | os.PathLike = DEFAULT_RUNS_DIR, arrays: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write a record atomically (to `out`, or a fresh name under `runs_dir`) and return its path.
 
-    `arrays` (optional) are written first, atomically, to the sidecar `<record stem>.scores.npz` beside the
-    record (per-pair scores and labels, for paired tests between records); the record then names it under
-    `sidecars.scores` with its sha256 (`load_sidecar` checks it).
+    `arrays` (optional) go to the sidecar `<record stem>.scores.npz` beside the record (per-pair scores and labels,
+    for paired tests between records); the record names it under `sidecars.scores` with its sha256 (`load_sidecar`
+    checks it). Record and sidecar are one unit (`utils.atomic.atomic_paths`): both are written to temp files
+    first, then the old record is removed, the sidecar renamed into place and the record renamed last. A run
+    stopped between the renames leaves a sidecar without a record (nothing reads it); a failure raised there removes
+    the new sidecar too; an old record never stands beside a new sidecar (and if one were put there by hand, the
+    sha256 check refuses it).
     """
     missing = [k for k in PROVENANCE_KEYS if k not in record]
     if missing:  # every record is assembled by build_record, which adds these: a record without them is a bug
@@ -121,16 +125,17 @@ def write_record(record: Mapping[str, Any], out: str | os.PathLike | None = None
             path = base.with_name(f"{base.stem}-{n}{base.suffix}")
             n += 1
     record = dict(record)
-    if arrays:
-        from arface_repro.utils.atomic import atomic_path
-
-        side = path.with_suffix(SIDECAR_SUFFIX)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(side) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
-        record["sidecars"] = {"scores": {"path": side.name, "sha256": sha256_file(side)}}
-    return write_json_atomic(path, to_jsonable(record))
+    if not arrays:
+        return write_json_atomic(path, to_jsonable(record))
+    side = path.with_suffix(SIDECAR_SUFFIX)
+    with atomic_paths([side, path]) as (side_tmp, rec_tmp):
+        with open(side_tmp, "wb") as fh:
+            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+        record["sidecars"] = {"scores": {"path": side.name, "sha256": sha256_file(side_tmp)}}
+        with open(rec_tmp, "w", encoding="utf-8") as fh:
+            json.dump(to_jsonable(record), fh, indent=1, sort_keys=False, allow_nan=False)
+            fh.write("\n")
+    return path
 
 
 def load_sidecar(record: Mapping[str, Any], name: str = "scores") -> dict[str, np.ndarray]:
@@ -139,7 +144,10 @@ def load_sidecar(record: Mapping[str, Any], name: str = "scores") -> dict[str, n
     where = record.get("_path", "<record>")
     if not entry:
         raise FormatError(f"{where}: the record has no {name!r} sidecar")
-    side = Path(where).parent / str(entry["path"])
+    name_ = entry.get("path") if isinstance(entry, Mapping) else None
+    if not isinstance(name_, str) or not name_ or name_ != Path(name_).name or name_ in (".", ".."):
+        raise FormatError(f"{where}: sidecar {name!r} must be named by a bare file name beside the record, got {name_!r}")
+    side = Path(where).parent / name_
     if not side.is_file():
         raise FormatError(f"{where}: sidecar {side} is missing")
     if sha256_file(side) != entry.get("sha256"):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.io.feature_store import TINY_ROW
 from arface_repro.utils.atomic import atomic_open
 
 CV_32F = 5
@@ -68,6 +69,11 @@ def check_rows(matrix: np.ndarray, path, chunk_rows: int = 65536) -> None:
         zero = ~(block != 0).any(axis=1)
         if zero.any():
             raise FormatError(f"{path}: row {s + int(np.argmax(zero))} is all zero")
+        small = np.abs(block).max(axis=1) < TINY_ROW  # squared norm underflows float32: it would stay unnormalised
+        if small.any():
+            i = int(np.argmax(small))
+            raise FormatError(f"{path}: row {s + i} is too small to normalise in float32 (largest |value| "
+                              f"{float(np.abs(block[i]).max()):.3g} < {TINY_ROW:.3g})")
 
 
 def write_features(path: str | os.PathLike, features: np.ndarray, chunk_rows: int = 65536) -> Path:

@@ -29,6 +29,7 @@ flipped image gets its own mask); `None` = the aligned template of the images' s
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from arface_repro.utils.hashing import sha256_file
 OPTIONS = {"mask": ("on", "off")}
 RUN_CHECKPOINT = "checkpoint_last.pt"
 FALLBACK_MEAN, FALLBACK_STD = 127.5, 128.0
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def split_spec(rest: str, spec: str) -> tuple[str | None, Path]:
@@ -122,6 +124,24 @@ def _entry(cfg: dict, dotted: str, path, default=None, required: bool = False):
     return node
 
 
+def _flag(cfg: dict, dotted: str, path, default: bool) -> bool:
+    """A true/false entry of the checkpoint's config: a real boolean only (the text 'false' would be true)."""
+    v = _entry(cfg, dotted, path, default)
+    if not isinstance(v, bool):
+        raise FormatError(f"{path}: training checkpoint config {dotted} must be true or false, got {v!r}")
+    return v
+
+
+def _number(cfg: dict, dotted: str, path, default: float, positive: bool = False) -> float:
+    """A number entry of the checkpoint's config: int or float (not a bool or text), finite in float32."""
+    v = _entry(cfg, dotted, path, default)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and abs(v) <= FLOAT32_MAX
+    if not ok or (positive and v <= 0):
+        raise FormatError(f"{path}: training checkpoint config {dotted} must be a finite{' positive' if positive else ''} "
+                          f"number within float32's range, got {v!r}")
+    return float(v)
+
+
 def _state_dict(obj, what: str, path) -> dict:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise FormatError(f"{path}: the {what!r} entry of the training checkpoint is not a state dict")
@@ -147,7 +167,7 @@ def load_training_model(path, mask: str | None = None) -> tuple[ARFaceInference,
         raise FormatError(f"{path}: the 'fnet' state dict has no 'backbone.*' entries")
     backbone = build_torch_model(name, sd, path, **kwargs)
     method = str(_entry(cfg, "method.kind", path, "plain"))
-    radius = float(_entry(cfg, "method.patch_radius", path, 30.0))
+    radius = _number(cfg, "method.patch_radius", path, 30.0, positive=True)
     attention = None
     if method == "arface" and ck.get("attn") is not None:
         from arface_repro.method.attention_net import AttentionNet
@@ -164,7 +184,7 @@ def load_training_model(path, mask: str | None = None) -> tuple[ARFaceInference,
             raise ConfigError(f"{path}: mask=on, but this checkpoint has no Attention-Net (method {method})")
         state = f"none (no Attention-Net: method {method})"
     else:
-        use = (mask == "on") if mask is not None else bool(_entry(cfg, "method.inference_mask", path, True))
+        use = (mask == "on") if mask is not None else _flag(cfg, "method.inference_mask", path, True)
         state = "argmax" if use else "off"
         if not use:
             attention = None
@@ -172,8 +192,8 @@ def load_training_model(path, mask: str | None = None) -> tuple[ARFaceInference,
     config_name = cfg.get("name") if isinstance(cfg, dict) else None
     facts = {"attention_mask": state, "method": method, "patch_radius": radius, "model": name,
              "config": str(config_name) if config_name is not None else None,
-             "pixel_mean": float(_entry(cfg, "data.pixel_mean", path, FALLBACK_MEAN)),
-             "pixel_std": float(_entry(cfg, "data.pixel_std", path, FALLBACK_STD)), "step": int(ck["step"])}
+             "pixel_mean": _number(cfg, "data.pixel_mean", path, FALLBACK_MEAN),
+             "pixel_std": _number(cfg, "data.pixel_std", path, FALLBACK_STD, positive=True), "step": int(ck["step"])}
     return net, facts
 
 

@@ -43,6 +43,7 @@ from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.onnx_file import read_onnx
 from arface_repro.models.preprocess import GENERIC, Preprocess, default_for_arch
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
+from arface_repro.utils.devices import check_device
 from arface_repro.utils.input_files import check_regular
 
 CONTAINER_KEYS = ("state_dict", "model_state_dict", "model", "backbone", "net")
@@ -123,9 +124,9 @@ class EmbeddingModel:
 def resolve_device(device=None):
     import torch
 
-    if device is None:
+    if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return check_device(device)
 
 
 class TorchModel(EmbeddingModel):
@@ -480,6 +481,7 @@ def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" =
     `torchscript:` spec may run the program it names; otherwise such a spec is a ConfigError."""
     if isinstance(spec, EmbeddingModel):
         return spec
+    check_device(device)  # every backend: a device that does not exist here is refused before loading
     if not isinstance(spec, (str, os.PathLike)):
         import torch
 

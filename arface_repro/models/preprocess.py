@@ -51,6 +51,7 @@ class Preprocess:
         object.__setattr__(self, "std", _triple(self.std, "std"))
         if any(s == 0 for s in self.std):
             raise ConfigError("preprocess std must be non-zero")
+        _check_float32_range(self.mean, self.std)
         try:
             size = tuple(int(v) for v in self.size)
         except (TypeError, ValueError, OverflowError):
@@ -124,6 +125,28 @@ def check_batch(batch: np.ndarray, name: str = "batch") -> None:
     if not isinstance(batch, np.ndarray) or batch.dtype != np.uint8 or batch.ndim != 4 or batch.shape[3] != 3:
         desc = f"{batch.dtype} {batch.shape}" if isinstance(batch, np.ndarray) else type(batch).__name__
         raise ConfigError(f"{name}: expected uint8 N×H×W×3 RGB images, got {desc}")
+
+
+_F32_MAX = float(np.finfo(np.float32).max)   # Python floats: comparing with a numpy float32 would cast (and warn)
+_F32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _check_float32_range(mean, std) -> None:
+    """The network input is float32: mean and std must be float32 numbers, and (x − mean) / std over the pixel
+    values 0..255 must stay finite with a step 1/|std| in float32's normal range. Otherwise (std=1e39 is inf in
+    float32) every image would silently become the same input (all zeros) or lose its values to underflow."""
+    for what, vals in (("mean", mean), ("std", std)):
+        for v in vals:
+            if abs(v) > _F32_MAX:
+                raise ConfigError(f"preprocess {what}={v:g} is outside float32's range (|x| <= {_F32_MAX:.4g}); the "
+                                  f"network input is float32")
+    for m, s in zip(mean, std):
+        step = 1.0 / abs(s)
+        top = max(abs(0.0 - m), abs(255.0 - m)) * step
+        if step < _F32_TINY or top > _F32_MAX:
+            raise ConfigError(f"preprocess std={s:g} (mean={m:g}) maps pixel values 0..255 outside float32's normal range "
+                              f"(step 1/std = {step:.3g}, largest value {top:.3g}); every image would become the same "
+                              f"input")
 
 
 def _triple(v, what: str) -> tuple[float, float, float]:

@@ -63,6 +63,8 @@ def _load_builtins() -> None:
 def load_plugin(module: str) -> None:
     """Import a module the user named explicitly (`arface --plugin MODULE`); it registers its models."""
     _load_builtins()
+    if not isinstance(module, str) or not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module):
+        raise ConfigError(f"--plugin {module!r}: not a module name (dotted Python identifiers, e.g. mypkg.models)")
     try:
         importlib.import_module(module)
     except ImportError as exc:

@@ -236,16 +236,12 @@ def run_jobs(jobs: Iterable[Job], root: str | os.PathLike, runs_dir: str | os.Pa
             log(f"  [{i}/{len(todo)}] {j.config} seed {j.seed}: {rec['train_seconds']:.0f} s, Acc {rec['metrics']['Acc']:.2f}  "
                 f"({time.time() - t0:.0f} s elapsed)")
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from arface_repro.utils.process_pool import run_unordered
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(_worker, (j, root, runs_dir)): j for j in todo}
-            for i, f in enumerate(as_completed(futs), 1):
-                j = futs[f]
-                out[j] = f.result()
-                log(f"  [{i}/{len(todo)}] {j.config} seed {j.seed}: {out[j]['train_seconds']:.0f} s, "
-                    f"Acc {out[j]['metrics']['Acc']:.2f}  ({time.time() - t0:.0f} s elapsed)")
+        for i, ((j, _, _), rec) in enumerate(run_unordered(_worker, [(j, root, runs_dir) for j in todo], workers), 1):
+            out[j] = rec
+            log(f"  [{i}/{len(todo)}] {j.config} seed {j.seed}: {rec['train_seconds']:.0f} s, "
+                f"Acc {rec['metrics']['Acc']:.2f}  ({time.time() - t0:.0f} s elapsed)")
     log(f"  trained {len(todo)} LFW-scale runs in {time.time() - t0:.0f} s")
     return out
 

@@ -78,7 +78,10 @@ def load_data_spec(path: str | os.PathLike, trust_torchscript: bool = False) -> 
         raise FormatError(f"{path}: unknown key(s) {sorted(unknown)}; expected {sorted(DATA_KEYS)}")
     m = load_manifest()
     base = path.parent
-    out = DataSpec(source=str(path), train=bool(d.get("train", True)))
+    train = d.get("train", True)
+    if not isinstance(train, bool):  # a real YAML boolean: the text "false" would be true under bool()
+        raise FormatError(f"{path}: train must be true or false, got {train!r}")
+    out = DataSpec(source=str(path), train=train)
     known_eval = m.evaluation_keys()
     for k, v in (d.get("datasets") or {}).items():
         if k not in known_eval:

@@ -148,13 +148,10 @@ def run_jobs(jobs: Iterable[Job], runs_dir: str | os.PathLike, workers: int | No
             out[j] = train_job(j, runs_dir)
             done(i, out[j])
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from arface_repro.utils.process_pool import run_unordered
 
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            futs = {pool.submit(_worker, (j, runs_dir)): j for j in todo}
-            for i, f in enumerate(as_completed(futs), 1):
-                out[futs[f]] = f.result()
-                done(i, out[futs[f]])
+        for i, ((j, _), rec) in enumerate(run_unordered(_worker, [(j, runs_dir) for j in todo], workers), 1):
+            out[j] = rec
+            done(i, rec)
     log(f"  trained {len(todo)} runs in {time.time() - t0:.0f} s")
     return out

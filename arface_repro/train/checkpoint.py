@@ -49,8 +49,38 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
     payload = dict(payload, format=FORMAT, rng=rng_state())
     check_plain(payload, str(path))
     with atomic_path(path, clean_stale=True) as tmp:  # a killed run's checkpoint temp files go first
-        torch.save(payload, tmp)
+        with open(tmp, "wb", buffering=0) as fh:  # unbuffered: a failed write is seen in write(), not at close
+            out = _WriteErrors(fh)
+            try:
+                torch.save(payload, out)
+            except RuntimeError:
+                if out.error is None:
+                    raise
+                # torch reports a failed write (disk full, file size limit) as "[enforce fail ...] unexpected pos";
+                # the OSError below names the file and the system's reason instead
+                raise OSError(out.error.errno, out.error.strerror, str(path)) from None
     return Path(path)
+
+
+class _WriteErrors:
+    """A binary file for torch.save that remembers the OSError of a failed write (torch wraps it in RuntimeError)."""
+
+    def __init__(self, fh):
+        self.fh, self.error = fh, None
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        try:
+            while done < len(view):  # a raw file may write part of a buffer
+                done += self.fh.write(view[done:])
+        except OSError as exc:
+            self.error = exc
+            raise
+        return done
+
+    def flush(self) -> None:
+        self.fh.flush()
 
 
 def load_checkpoint(path: str | Path) -> dict:

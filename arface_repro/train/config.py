@@ -133,6 +133,9 @@ def Int(lo: int | None = None, hi: int | None = None) -> Check:
     return check
 
 
+FLOAT32_MAX = 3.4028234663852886e+38  # numpy.finfo(numpy.float32).max
+
+
 def Num(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False) -> Check:
     parts = []
     if lo is not None:
@@ -141,8 +144,11 @@ def Num(lo: float | None = None, hi: float | None = None, lo_open: bool = False,
         parts.append(f"{'<' if hi_open else '<='} {hi}")
     words = "a finite number" + (" " + " and ".join(parts) if parts else "")
     def check(v):
+        # training computes in float32: 1e308 is finite in float64 but overflows there (|x| <= 3.4e38 accepted)
         if not _is_num(v) or not math.isfinite(v):
             return words
+        if abs(v) > FLOAT32_MAX:
+            return f"{words} within float32's range (|x| <= {FLOAT32_MAX:.4g})"
         if lo is not None and (v <= lo if lo_open else v < lo):
             return words
         if hi is not None and (v >= hi if hi_open else v > hi):
@@ -269,7 +275,7 @@ SCHEMA: dict[str, Any] = {
         "num_workers": Int(0, 256),  # reader processes: more is no machine, and a fork storm
     },
     "train": {
-        "batch_size": Int(1),
+        "batch_size": Int(1, 1 << 20),  # the global batch; 2**64 would overflow the batch index arithmetic
         "steps": Int(1),
         "optimizer": Enum(*OPTIMIZERS),
         "lr": Num(0.0, lo_open=True),

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from arface_repro.utils import launcher_env
+
 
 @dataclass
 class DistInfo:
@@ -36,10 +38,10 @@ def launched() -> bool:
 
 def setup(device_kind: str) -> DistInfo:
     """Join the process group when launched by torchrun (or spawn with env set); NCCL on CUDA, gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+    world = launcher_env.world_size()
     if world <= 1 and not launched():
         return DistInfo()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
+    rank, local = launcher_env.rank(), launcher_env.local_rank()
     backend = "nccl" if device_kind == "cuda" else "gloo"
     here = False
     if not dist.is_initialized():

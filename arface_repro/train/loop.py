@@ -50,7 +50,11 @@ from arface_repro.train import distributed as D
 from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from arface_repro.train.config import load_config
 from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch, next_batch, worker_loader
+from arface_repro.utils import launcher_env
 from arface_repro.utils.atomic import atomic_open
+from arface_repro.utils.devices import check_device
+from arface_repro.utils.folder_lock import FolderLock
+from arface_repro.utils.outputs import Output, check_outputs
 
 
 @dataclass
@@ -153,6 +157,8 @@ class Trainer:
         self.device = torch.device("cuda" if (dev == "auto" and torch.cuda.is_available()) else ("cpu" if dev == "auto" else dev))
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"train.device={dev}: CUDA is not available on this machine (torch {torch.__version__})")
+        if self.device.type == "cuda" and dev != "auto":
+            check_device(dev, "train.device")
         self.dist = D.setup(self.device.type)
         if self.device.type == "cuda":  # a process group's rank takes the GPU of its LOCAL_RANK; else cuda:N as given
             index = self.dist.local_rank if self.dist.enabled else (self.device.index or 0)
@@ -168,10 +174,8 @@ class Trainer:
         random.seed(seed)
         np.random.seed(seed % 2**32)
         torch.manual_seed(seed)
-        self.out_dir = Path(cfg["out_dir"] or Path("runs") / cfg["name"])
+        self.out_dir = run_folder(cfg)
         if self.dist.is_main:  # a bad output folder is found now, not at the first checkpoint
-            from arface_repro.utils.outputs import Output, check_outputs
-
             check_outputs([Output(self.out_dir, "out_dir" if cfg["out_dir"] else "out_dir (runs/<name>)", kind="dir")])
         self.verify_fn, self.on_step = verify_fn, on_step
         self.train_set, self.val_set = datasets if datasets is not None else (build_train_set(cfg), None)
@@ -181,6 +185,9 @@ class Trainer:
             print(f"{cfg['name']}: patch centres from {source}", file=sys.stderr)
         backbone = build_backbone(cfg)
         check_backbone_fits(backbone, cfg)
+        if self.b_local < 2 and any(isinstance(mod, nn.modules.batchnorm._BatchNorm) for mod in backbone.modules()):
+            raise ConfigError(f"train.batch_size={self.B}: {self.b_local} image per process; the model's batch "
+                              f"normalisation needs at least 2 images per process in training")
         num_classes = int(getattr(self.train_set, "num_classes", 0)) or int(np.max(self.train_set.labels)) + 1
         emb_dim = self._embedding_dim(backbone)
         head = create_head(cfg["head"]["name"], emb_dim, num_classes, **(cfg["head"].get("kwargs") or {}))
@@ -395,8 +402,11 @@ class Trainer:
     def _log(self, rec: dict) -> None:
         if self.dist.is_main:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.log_path, "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(rec) + "\n")
+            try:
+                with open(self.log_path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+            except OSError as exc:  # a full disk: name the file (a buffered write's error carries no name)
+                raise OSError(exc.errno, exc.strerror or str(exc), str(self.log_path)) from None
 
     def run(self) -> TrainResult:
         t = self.cfg["train"]
@@ -447,18 +457,34 @@ def train(config, overrides=(), *, verify_fn=None, on_step=None, datasets=None) 
 
     `verify_fn(trainer) -> dict` replaces the built-in synthetic pair verification; `on_step(trainer, rec)`
     is called after every step; `datasets=(train_set, val_set)` bypasses building them from the config.
+    The output folder is locked for the run (`utils.folder_lock`, rank 0): a second run into the same folder
+    stops at once with a ConfigError naming the folder and the holder.
     """
     cfg = load_config(config, overrides)
+    lock = None
+    if launcher_env.rank() == 0:  # the process that writes the folder holds it for the whole run
+        out_dir = run_folder(cfg)
+        check_outputs([Output(out_dir, "out_dir" if cfg["out_dir"] else "out_dir (runs/<name>)", kind="dir")])
+        lock = FolderLock(out_dir, "arface train").acquire()
     try:
-        trainer = Trainer(cfg, verify_fn=verify_fn, on_step=on_step, datasets=datasets)
-    except ConfigError as exc:  # values that only the model or the data can check: name the config file too
-        if isinstance(config, (str, Path)) and not str(exc).startswith(str(config)):
-            raise ConfigError(f"{config}: {exc}") from None
-        raise
-    try:
-        return trainer.run()
+        try:
+            trainer = Trainer(cfg, verify_fn=verify_fn, on_step=on_step, datasets=datasets)
+        except ConfigError as exc:  # values that only the model or the data can check: name the config file too
+            if isinstance(config, (str, Path)) and not str(exc).startswith(str(config)):
+                raise ConfigError(f"{config}: {exc}") from None
+            raise
+        try:
+            return trainer.run()
+        finally:
+            trainer.close()
     finally:
-        trainer.close()
+        if lock is not None:
+            lock.release()
+
+
+def run_folder(cfg: dict) -> Path:
+    """The output folder of a run: `out_dir`, or runs/<name>."""
+    return Path(cfg["out_dir"] or Path("runs") / cfg["name"])
 
 
 def _log_lines(path: Path) -> list[str]:

@@ -62,6 +62,8 @@ def _bounds(lo, hi) -> str:
 
 
 positive_int = int_range(1)
+MAX_BATCH = 1 << 16  # images per forward pass: far above any GPU's memory, below where slicing overflows (2**64)
+batch_size = int_range(1, MAX_BATCH)
 non_negative_int = int_range(0)
 positive_float = float_range(0.0, lo_open=True)
 probability = float_range(0.0, 1.0, lo_open=True)

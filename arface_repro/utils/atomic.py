@@ -79,6 +79,19 @@ def atomic_path(path: str | os.PathLike, clean_stale: bool = False) -> Iterator[
     small files of an image tree).
     """
     path = Path(path)
+    tmp_path = _temp_beside(path, clean_stale)
+    try:
+        yield tmp_path
+        _fsync(tmp_path)
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def _temp_beside(path: Path, clean_stale: bool) -> Path:
+    """A new empty temp file beside `path` (its folder made if needed), named as the module docstring says."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if clean_stale:
         remove_stale_temp_files(path)
@@ -86,14 +99,51 @@ def atomic_path(path: str | os.PathLike, clean_stale: bool = False) -> Iterator[
     os.close(fd)
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
+    return tmp_path
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def atomic_paths(paths: "list[str | os.PathLike]", clean_stale: bool = False) -> Iterator[list[Path]]:
+    """Temp paths beside each of `paths`, committed as one unit when the block finishes cleanly.
+
+    For paired outputs (a record and its `.scores.npz` sidecar, a `.rec` and its `.idx`). The LAST path is the
+    file a reader opens to find the others (the record naming its sidecar by sha256, the `.idx` indexing the
+    `.rec`). Commit: every temp file is written and fsynced; the old last file is removed; the others are renamed
+    into place; the last one is renamed last. So at no moment does a last file stand beside partners of another
+    write: a run killed between the renames leaves partners without their last file (a `.rec` without `.idx`,
+    a sidecar without a record), which readers refuse; a failure raised between them also removes the partners
+    already renamed, so an exit-2 failure leaves no new partner behind. On an error inside the block nothing is
+    renamed or removed.
+    """
+    paths = [Path(p) for p in paths]
+    if len(paths) < 2 or len({p.resolve() for p in paths}) != len(paths):
+        raise ValueError("atomic_paths needs two or more distinct paths")
+    temps: list[Path] = []
+    done: list[Path] = []
     try:
-        yield tmp_path
-        with open(tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
+        for p in paths:
+            temps.append(_temp_beside(p, clean_stale))
+        yield list(temps)
+        for t in temps:
+            _fsync(t)
         with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
+            os.unlink(paths[-1])
+        for t, p in zip(temps, paths):
+            os.replace(t, p)
+            done.append(p)
+    except BaseException:
+        for t in temps:
+            with contextlib.suppress(FileNotFoundError):
+                t.unlink()
+        if len(done) < len(paths):
+            for p in done:
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
         raise
 
 

@@ -6,7 +6,7 @@ import argparse
 
 
 def add_common_arguments(p: argparse.ArgumentParser, protocol_names) -> None:
-    from arface_repro.utils.argtypes import int_range, positive_int
+    from arface_repro.utils.argtypes import batch_size, int_range
 
     p.add_argument("--protocol", required=True, choices=protocol_names, metavar="P",
                    help="the protocol (see `arface evaluate --help` for the list)")
@@ -22,7 +22,7 @@ def add_common_arguments(p: argparse.ArgumentParser, protocol_names) -> None:
     p.add_argument("--device", default="auto",
                    help="auto (CUDA when present), cpu, cuda, cuda:N; model extraction and score blocks")
     x = p.add_argument_group("extraction (--model)")
-    x.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default 64)")
+    x.add_argument("--batch-size", type=batch_size, default=64, help="images per forward pass (default 64)")
     x.add_argument("--workers", type=int_range(0, 256), default=2, help="image-reading processes (default 2)")
     x.add_argument("--cache-dir", default=".cache/embeddings",
                    help="feature cache folder (default .cache/embeddings; 'none' disables it)")

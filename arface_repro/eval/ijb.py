@@ -13,9 +13,10 @@ and the table equal digit for digit (tests/test_ijb_reference.py holds a structu
    L2-normalised in float64 — by `sklearn.preprocessing.normalize` for 1:1 (`ijb_11.py`) or by
    `x / sqrt(sum(x**2))` for 1:N (`ijb_1n.py`). Segment sums (`segment_sums`) add the rows of a
    segment one after the other, as `np.sum(axis=0)` in the reference's per-template loop does.
-3. Pair scores (`pair_scores`): `np.sum(f1 * f2, -1)` in float64 on pair chunks, the reference's own
-   expression (a BLAS product would sum in another order). Chunks lie on a fixed grid, so sharding them
-   over processes gives bit-identical scores; threads share a process's chunks.
+3. Pair scores (`pair_scores`): the reference's own expression `np.sum(f1 * f2, -1)` in float64 (a BLAS
+   product would sum in another order), computed by a compiled kernel that follows numpy's pairwise
+   summation step by step (`numpy_order_dot`): bit-identical scores, template rows read in place, pairs in
+   parallel; each score depends on its pair alone, so sharding over processes changes nothing.
 4. Table (`tar_table`): the ROC exactly as `sklearn.metrics.roc_curve` computes it, on the float64
    scores; TAR at FAR 1e-6 … 1e-1 by the 'nearest' rule (insightface: TPR at the ROC point whose FPR is
    nearest to the target; on equal distance the point later in sklearn's order, i.e. the larger TPR —
@@ -38,6 +39,7 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
+from arface_repro.eval.numpy_order_dot import pair_dots
 from arface_repro.utils.cpus import usable_cpus
 
 FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -221,8 +223,7 @@ def template_index(tids: np.ndarray, query: np.ndarray, what: str = "pair list")
     return pos
 
 
-PAIR_CHUNK = 16384   # pairs per chunk of the fixed grid
-INNER = 128          # pairs per numpy call inside a chunk (two 128 x 512 float64 operands fit in L2)
+PAIR_CHUNK = 16384   # pairs per chunk of the fixed grid (CUDA backend)
 
 
 def _threads() -> int:
@@ -233,8 +234,12 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
                 ctx: DistContext | None = None, max_memory_gb: float | None = None,
                 chunk: int = PAIR_CHUNK) -> np.ndarray:
     """score[p] = np.sum(feats[i1[p]] * feats[i2[p]]) in float64, the reference's expression; all ranks
-    get all scores. Chunks of `chunk` pairs lie on a fixed grid (the result does not depend on the
-    number of processes or threads)."""
+    get all scores.
+
+    CPU: `numpy_order_dot.pair_dots`, numpy's own summation order in a compiled kernel, every score bit
+    for bit the numpy expression's, with no temporaries (so no memory budget applies); each process takes
+    one contiguous share of the pairs. CUDA: torch's float64 product and sum on chunks of `chunk` pairs
+    on a fixed grid (within SCORE_TOLERANCE_CUDA of the CPU scores)."""
     backend = backend or Backend()
     ctx = ctx or DistContext()
     feats = np.ascontiguousarray(feats, np.float64)
@@ -243,44 +248,23 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
     i2 = np.asarray(i2)
     if i1.size and (i1.min() < 0 or i1.max() >= n_t or i2.min() < 0 or i2.max() >= n_t):
         raise ValueError("pair indices out of range of the template features")
-    # two float64 operands of `chunk` rows per thread must fit the budget
-    chunk = int(max(256, min(chunk, budget_bytes(max_memory_gb) // (2 * 8 * d * _threads()))))
     scores = np.empty(i1.size, np.float64)
-    mine = ctx.mine(chunk_grid(i1.size, chunk))
 
     if backend.kind == "torch":
         import torch  # noqa: PLC0415
 
+        # two float64 operands of `chunk` rows must fit the budget
+        chunk = int(max(256, min(chunk, budget_bytes(max_memory_gb) // (2 * 8 * d))))
+        mine = ctx.mine(chunk_grid(i1.size, chunk))
         ft = torch.from_numpy(feats).to(backend.device)
         for s, e in mine:
             a = ft[torch.from_numpy(np.asarray(i1[s:e], np.int64)).to(backend.device)]
             b = ft[torch.from_numpy(np.asarray(i2[s:e], np.int64)).to(backend.device)]
             scores[s:e] = (a * b).sum(-1).cpu().numpy()
     else:
-        def work(se):
-            s, e = se
-            a = np.empty((INNER, d))
-            b = np.empty((INNER, d))
-            for u in range(s, e, INNER):  # cache-sized pieces: gathers, products and sums stay in L2
-                v = min(e, u + INNER)
-                k = v - u
-                np.take(feats, i2[u:v], axis=0, out=b[:k])
-                if i1[u] == i1[v - 1] and (k < 3 or (i1[u:v] == i1[u]).all()):   # one first template (sorted lists)
-                    np.multiply(feats[i1[u]][None, :], b[:k], out=a[:k])
-                else:
-                    np.take(feats, i1[u:v], axis=0, out=a[:k])
-                    np.multiply(a[:k], b[:k], out=a[:k])
-                np.sum(a[:k], axis=-1, out=scores[u:v])
-
-        threads = _threads()
-        if threads > 1 and len(mine) > 1:
-            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(work, mine))
-        else:
-            for se in mine:
-                work(se)
+        mine = ctx.mine(chunk_grid(i1.size, max(1, -(-i1.size // max(1, ctx.world)))))
+        for s, e in mine:
+            pair_dots(feats, i1[s:e], i2[s:e], out=scores[s:e], threads=_threads())
     if ctx.active:
         idx_all = np.concatenate([np.arange(s, e) for s, e in mine]) if mine else np.empty(0, np.int64)
         got_idx = ctx.all_gather(idx_all)

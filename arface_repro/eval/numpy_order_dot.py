@@ -1,0 +1,205 @@
+"""Row-pair dot products in float64, bit-identical to numpy's `np.sum(a[i1] * a[i2], -1)`, without temporaries.
+
+numpy sums a contiguous float64 row by pairwise summation (`pairwise_sum_DOUBLE` in numpy's
+`_core/src/umath/loops_utils.h.src`): fewer than 8 values are added left to right from 0.0; up to
+PW_BLOCKSIZE = 128 values go into 8 accumulators r[j] (r[j] = x[j], then r[j] += x[i + j] for each whole
+group of 8), combined as ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7)), and the values past the last
+whole group are then added one by one; a longer row is split at n2 = n/2 rounded down to a multiple of 8 and
+the two halves' sums added. The reduction starts from add's identity, so the row's result is 0.0 + that sum
+(which turns a -0.0 into 0.0). The elementwise product `a * b` is one rounded float64 multiplication per
+element, stored before it is summed.
+
+`pair_dots` does exactly these operations in exactly this order, in a kernel compiled by numba with
+fastmath off (LLVM then neither reassociates nor contracts a multiply and an add into an FMA), reading the
+two template rows in place; tests/test_numpy_order_dot.py compares every score bit for bit with the numpy
+expression. numpy's reduction hands the inner loop at most its buffer size (8192) values at a time; for
+longer rows `pair_dots` refuses (MAX_DIM) rather than guess how the pieces are combined.
+
+Speed: pairs run in parallel (numba prange over blocks of pairs). Within a block, pairs are visited in
+order of their second row (a counting sort of the block's pairs), so each row read from memory serves
+every pair of the block that needs it while it is in cache; results are written at the pairs' original
+positions.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import numpy as np
+from numba import config as numba_config
+from numba import get_num_threads, njit, prange, set_num_threads, uint64
+
+PW_BLOCKSIZE = 128          # numpy's PW_BLOCKSIZE
+MAX_DIM = 8192              # numpy's default ufunc buffer size: rows up to this length are summed in one call
+PAIR_BLOCK = 1 << 16        # pairs per parallel work item (their rows: at most 64 Ki reads, mostly cache hits)
+
+
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
+def _block_sum(a, b, s, n):
+    """numpy's pairwise_sum_DOUBLE on the products a[s + k] * b[s + k], k < n <= PW_BLOCKSIZE.
+
+    Unsigned indices: numba then emits no negative-index wraparound, and LLVM's SLP vectoriser packs the
+    eight independent accumulators into vector registers (lane by lane the same operations in the same
+    order; no reassociation is allowed with fastmath off)."""
+    s = uint64(s)
+    n = uint64(n)
+    if n < uint64(8):
+        res = 0.0
+        for k in range(n):
+            res += a[s + uint64(k)] * b[s + uint64(k)]
+        return res
+    r0 = a[s] * b[s]
+    r1 = a[s + uint64(1)] * b[s + uint64(1)]
+    r2 = a[s + uint64(2)] * b[s + uint64(2)]
+    r3 = a[s + uint64(3)] * b[s + uint64(3)]
+    r4 = a[s + uint64(4)] * b[s + uint64(4)]
+    r5 = a[s + uint64(5)] * b[s + uint64(5)]
+    r6 = a[s + uint64(6)] * b[s + uint64(6)]
+    r7 = a[s + uint64(7)] * b[s + uint64(7)]
+    whole = n - n % uint64(8)
+    i = uint64(8)
+    while i < whole:
+        j = s + i
+        r0 += a[j] * b[j]
+        r1 += a[j + uint64(1)] * b[j + uint64(1)]
+        r2 += a[j + uint64(2)] * b[j + uint64(2)]
+        r3 += a[j + uint64(3)] * b[j + uint64(3)]
+        r4 += a[j + uint64(4)] * b[j + uint64(4)]
+        r5 += a[j + uint64(5)] * b[j + uint64(5)]
+        r6 += a[j + uint64(6)] * b[j + uint64(6)]
+        r7 += a[j + uint64(7)] * b[j + uint64(7)]
+        i += uint64(8)
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[s + i] * b[s + i]
+        i += uint64(1)
+    return res
+
+
+@contextmanager
+def _slp_vectorizer():
+    """numba's SLP vectoriser (off by default) for the kernels compiled in this block; config restored after."""
+    before = numba_config.SLP_VECTORIZE
+    numba_config.SLP_VECTORIZE = True
+    try:
+        yield
+    finally:
+        numba_config.SLP_VECTORIZE = before
+
+
+def summation_plan(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """numpy's recursive split of a row of n values as (block starts, block lengths, postfix program).
+
+    Program entries k >= 0 push the sum of block k, -1 pops two sums and pushes (first + second). (The
+    kernels run this program instead of recursing: numba's on-disk cache cannot reload recursive functions.)"""
+    starts: list[int] = []
+    lens: list[int] = []
+    program: list[int] = []
+
+    def split(s: int, m: int) -> None:
+        if m <= PW_BLOCKSIZE:
+            program.append(len(starts))
+            starts.append(s)
+            lens.append(m)
+            return
+        m2 = m // 2
+        m2 -= m2 % 8
+        split(s, m2)
+        split(s + m2, m - m2)
+        program.append(-1)
+
+    split(0, int(n))
+    return np.array(starts, np.int64), np.array(lens, np.int64), np.array(program, np.int64)
+
+
+@njit(cache=True, fastmath=False, nogil=True)
+def _row_dot(a, b, starts, lens, program, stack):
+    """np.sum(a * b) for two contiguous float64 rows by the plan of `summation_plan(len(a))`."""
+    top = 0
+    for op in program:
+        if op >= 0:
+            stack[top] = _block_sum(a, b, starts[op], lens[op])
+            top += 1
+        else:
+            stack[top - 2] = stack[top - 2] + stack[top - 1]
+            top -= 1
+    return 0.0 + stack[0]
+
+
+def numpy_row_dot(a: np.ndarray, b: np.ndarray) -> float:
+    """np.sum(a * b) for two float64 vectors, bit for bit (see the module docstring)."""
+    a = np.ascontiguousarray(a, np.float64)
+    b = np.ascontiguousarray(b, np.float64)
+    starts, lens, program = summation_plan(a.shape[0])
+    with _slp_vectorizer():
+        return float(_row_dot(a, b, starts, lens, program, np.empty(program.size)))
+
+
+@njit(cache=True, fastmath=False, nogil=True, parallel=True)
+def _pair_dots(feats, i1, i2, out, n_rows, block, starts, lens, program):
+    n = i1.shape[0]
+    d = feats.shape[1]
+    n_blocks = (n + block - 1) // block
+    for blk in prange(n_blocks):
+        s = blk * block
+        e = min(n, s + block)
+        stack = np.empty(program.shape[0])
+        # counting sort of the block's pairs by their second row: each row is fetched once per block
+        count = np.zeros(n_rows + 1, np.int64)
+        for p in range(s, e):
+            count[i2[p] + 1] += 1
+        for r in range(n_rows):
+            count[r + 1] += count[r]
+        order = np.empty(e - s, np.int64)
+        for p in range(s, e):
+            r = i2[p]
+            order[count[r]] = p
+            count[r] += 1
+        for k in range(e - s):
+            p = order[k]
+            a = feats[i1[p]]
+            b = feats[i2[p]]
+            if d == 512:    # the common widths, with numpy's tree written out (constant block lengths)
+                out[p] = 0.0 + ((_block_sum(a, b, 0, 128) + _block_sum(a, b, 128, 128))
+                                + (_block_sum(a, b, 256, 128) + _block_sum(a, b, 384, 128)))
+            elif d == 256:
+                out[p] = 0.0 + (_block_sum(a, b, 0, 128) + _block_sum(a, b, 128, 128))
+            elif d == 128:
+                out[p] = 0.0 + _block_sum(a, b, 0, 128)
+            else:
+                out[p] = _row_dot(a, b, starts, lens, program, stack)
+
+
+def pair_dots(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, out: np.ndarray | None = None,
+              threads: int | None = None, block: int = PAIR_BLOCK) -> np.ndarray:
+    """out[p] = np.sum(feats[i1[p]] * feats[i2[p]], -1) for every pair p, bit for bit, in parallel.
+
+    `feats`: (rows, d) float64 (made C-contiguous if it is not), d <= MAX_DIM; `i1`, `i2`: row indices,
+    checked to lie in range. `threads`: numba threads for this call (default numba's setting)."""
+    feats = np.ascontiguousarray(feats, np.float64)
+    if feats.ndim != 2:
+        raise ValueError(f"features must be a 2-D array, got {feats.ndim} dimension(s)")
+    if feats.shape[1] > MAX_DIM:
+        raise ValueError(f"rows of {feats.shape[1]} values: numpy's summation order is reproduced up to {MAX_DIM}")
+    i1 = np.ascontiguousarray(i1, np.int64)
+    i2 = np.ascontiguousarray(i2, np.int64)
+    if i1.shape != i2.shape or i1.ndim != 1:
+        raise ValueError(f"pair index arrays of shapes {i1.shape} and {i2.shape}: expected two equal 1-D arrays")
+    n_rows = feats.shape[0]
+    if i1.size and (min(i1.min(), i2.min()) < 0 or max(i1.max(), i2.max()) >= n_rows):
+        raise ValueError(f"pair indices out of range of the {n_rows} feature rows")
+    if out is None:
+        out = np.empty(i1.size, np.float64)
+    elif out.shape != i1.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+        raise ValueError("out must be a contiguous float64 array with one entry per pair")
+    if i1.size == 0:
+        return out
+    before = get_num_threads()
+    if threads is not None:
+        set_num_threads(max(1, min(int(threads), before)))
+    try:
+        with _slp_vectorizer():
+            _pair_dots(feats, i1, i2, out, n_rows, max(1, int(block)), *summation_plan(feats.shape[1]))
+    finally:
+        set_num_threads(before)
+    return out

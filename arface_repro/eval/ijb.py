@@ -40,6 +40,7 @@ import numpy as np
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
 from arface_repro.eval.numpy_order_dot import pair_dots
+from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.utils.cpus import usable_cpus
 
 FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -130,10 +131,28 @@ def normalize_templates(x: np.ndarray, norm: str = "sklearn", tids: np.ndarray |
         what = f"template {tids[zero[0]]}" if tids is not None else f"template row {zero[0]}"
         raise FormatError(f"{what} has an all-zero feature (zero faceness?); cannot normalise")
     if norm == "sklearn":
-        from sklearn.preprocessing import normalize  # noqa: PLC0415
-
-        return normalize(x)
+        # sklearn.preprocessing.normalize(x) for a dense float64 matrix, operation for operation: row_norms is
+        # sqrt(einsum('ij,ij->i')), norms below 10 eps count as 1 (_handle_zeros_in_scale), then x /= norms[:, None]
+        # (written out here: importing scikit-learn costs more than the whole normalisation)
+        norms = np.sqrt(sq)
+        norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
+        return x / norms[:, None]
     return x / np.sqrt(np.sum(x ** 2, -1, keepdims=True))
+
+
+def _poolable(features, flip_features, opts: CombineOptions) -> bool:
+    """Whether `template_pooling` applies: 'add' or 'none' flip mode, no per-image normalisation, float32
+    C-contiguous arrays (a store's own layout); other cases take the numpy path (same numbers, more memory)."""
+    def ok(a):
+        return isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 2 and a.flags.c_contiguous
+
+    if opts.normalize or opts.flip == "concat" or not ok(features):
+        return False
+    if opts.flip == "add":
+        if flip_features is None:
+            raise MissingDataError(f"flip mode {opts.flip!r} needs flip features; the feature store has none (use --flip none)")
+        return ok(flip_features) and flip_features.shape == features.shape
+    return True
 
 
 def template_features(features: np.ndarray, flip_features: np.ndarray | None, faceness: np.ndarray | None,
@@ -144,8 +163,10 @@ def template_features(features: np.ndarray, flip_features: np.ndarray | None, fa
 
     Image i (with `templates[i]`, `medias[i]`, `faceness[i]`) has features `features[rows[i]]` (and
     `flip_features[rows[i]]`); `rows` defaults to 0..N-1 and lets a feature store in any order be used
-    without copying it. `select`: only these template ids (default all). Images are processed in
-    template-aligned chunks that fit the memory budget.
+    without copying it. `select`: only these template ids (default all). Float32 features in the 'add' or
+    'none' flip mode without per-image normalisation (the defaults) are pooled in one compiled pass
+    (`template_pooling`); otherwise images are processed in template-aligned chunks that fit the memory
+    budget. Both give the same bits.
     """
     templates = np.asarray(templates)
     medias = np.asarray(medias)
@@ -166,10 +187,20 @@ def template_features(features: np.ndarray, flip_features: np.ndarray | None, fa
         missing = np.setdiff1d(np.asarray(select), tids)
         if missing.size:
             raise MissingDataError(f"{missing.size} template(s) have no images, e.g. {missing[0]}")
+    fc = None if faceness is None else np.asarray(faceness, np.float32)
+    if opts.faceness and fc is None:
+        raise MissingDataError("faceness weighting needs the *_name_5pts_score.txt scores")
+    if _poolable(features, flip_features, opts):   # the compiled pass: same float32 operations, no temporaries
+        f = np.asarray(features)
+        g = np.asarray(flip_features) if opts.flip == "add" else None
+        m_start = np.flatnonzero(np.concatenate([[True], (t_sorted[1:] != t_sorted[:-1]) | (m_sorted[1:] != m_sorted[:-1])]))
+        m_count = np.diff(np.append(m_start, order.size))
+        out = pool_templates(f, g, fc[order] if opts.faceness else None, order if rows is None else np.asarray(rows)[order],
+                             m_start, m_count, np.append(_runs(t_sorted[m_start]), m_start.size))
+        return tids, normalize_templates(out, norm, tids)
     d = features.shape[1] * (2 if opts.flip == "concat" else 1)
     out = np.empty((tids.size, d), np.float64)
     step = max(1024, budget_bytes(max_memory_gb) // 8 // (d * 4 * 4))
-    fc = None if faceness is None else np.asarray(faceness, np.float32)
     t_bounds = np.append(t_start, order.size)
     t0 = 0
     while t0 < tids.size:  # chunks of whole templates, about `step` images each

@@ -31,7 +31,7 @@ from numba import get_num_threads, njit, prange, set_num_threads, uint64
 
 PW_BLOCKSIZE = 128          # numpy's PW_BLOCKSIZE
 MAX_DIM = 8192              # numpy's default ufunc buffer size: rows up to this length are summed in one call
-PAIR_BLOCK = 1 << 16        # pairs per parallel work item (their rows: at most 64 Ki reads, mostly cache hits)
+PAIR_BLOCK = 1 << 20        # most pairs per parallel work item: each row fetched from memory once per item
 
 
 @njit(cache=True, fastmath=False, nogil=True, inline="always")
@@ -198,8 +198,10 @@ def pair_dots(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, out: np.ndarray
     if threads is not None:
         set_num_threads(max(1, min(int(threads), before)))
     try:
+        # blocks as large as PAIR_BLOCK (row reuse), but at least 4 per thread (balance)
+        block = max(1024, min(int(block), -(-i1.size // (4 * get_num_threads()))))
         with _slp_vectorizer():
-            _pair_dots(feats, i1, i2, out, n_rows, max(1, int(block)), *summation_plan(feats.shape[1]))
+            _pair_dots(feats, i1, i2, out, n_rows, block, *summation_plan(feats.shape[1]))
     finally:
         set_num_threads(before)
     return out

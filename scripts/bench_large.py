@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import make_synthetic_large as synth  # noqa: E402
+from bench_env import machine_line  # noqa: E402
 
 
 def _status(key: str) -> float:
@@ -58,23 +59,6 @@ def mem_line(phase_reset: bool) -> str:
     hwm, rss = _status("VmHWM"), _status("VmRSS")
     what = "peak RSS of the evaluation phase (inputs included)" if phase_reset else "peak RSS of the process"
     return f"{what}: {hwm:.2f} GB (current {rss:.2f} GB)"
-
-
-def machine_line() -> str:
-    """CPUs, the load average at start, numpy and the BLAS kernel in use (threadpoolctl), numba's threads."""
-    from threadpoolctl import threadpool_info
-
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} x{i.get('num_threads')}"
-                     for i in threadpool_info() if i.get("user_api") == "blas") or "none found"
-    try:
-        import numba
-
-        jit = f"numba {numba.__version__} x{numba.get_num_threads()}"
-    except ImportError:
-        jit = "numba absent"
-    return (f"{os.cpu_count()} CPUs, load average {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1/5/15 min) at start; "
-            f"numpy {np.__version__}, BLAS {blas}; {jit}")
 
 
 def megaface_inputs(n_dis: int, dim: int):

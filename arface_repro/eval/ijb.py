@@ -40,6 +40,7 @@ import numpy as np
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
 from arface_repro.eval.numpy_order_dot import pair_dots
+from arface_repro.eval.roc_merge import roc_counts
 from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.utils.cpus import usable_cpus
 
@@ -345,10 +346,10 @@ def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     drop_intermediate=False)` returns it, and the mask of the points sklearn keeps with its default
     drop_intermediate=True.
 
-    Faster than sklearn on 15M scores: only the impostor scores are sorted (in their dtype, no argsort); the
-    few genuine scores are merged in by binary search. Per distinct score value (descending) tps/fps are
-    the numbers of genuine/impostor scores ≥ it — the same integers sklearn accumulates — and the rates
-    are the same float64 divisions.
+    Faster than sklearn on 15M scores: the impostor and the (few) genuine scores are sorted apart (in their
+    dtype, no argsort) and merged from the top in one compiled pass (`roc_merge`). Per distinct score value
+    (descending) tps/fps are the numbers of genuine/impostor scores ≥ it — the same integers sklearn
+    accumulates — and the rates are the same float64 divisions.
     """
     scores = np.asarray(scores).ravel()
     if scores.dtype not in (np.float32, np.float64):
@@ -361,31 +362,10 @@ def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     if imp.size == 0 or gen.size == 0:
         raise FormatError("a ROC needs both genuine and impostor scores")
 
-    def runs(x):
-        start = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
-        return x[start], np.diff(np.append(start, x.size))
-
-    iu, ic = runs(imp)
+    fps, tps, keep = roc_counts(imp, gen)
     del imp
-    gu, gc = runs(gen)
-    pos = np.searchsorted(iu, gu)
-    present = np.zeros(gu.size, bool)
-    inside = pos < iu.size
-    present[inside] = iu[pos[inside]] == gu[inside]
-    allu = np.insert(iu, pos[~present], gu[~present])
-    ic_all = np.insert(ic, pos[~present], 0)
-    del iu, ic
-    gc_all = np.zeros(allu.size, np.int64)
-    gc_all[np.searchsorted(allu, gu)] = gc
-    fps = np.cumsum(ic_all[::-1], dtype=np.int64).astype(np.float64)
-    tps = np.cumsum(gc_all[::-1], dtype=np.int64).astype(np.float64)
-    del ic_all, gc_all, allu
-    keep = np.ones(fps.size, bool)
-    if fps.size > 2:
-        keep[1:-1] = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
-    fps = np.concatenate([[0.0], fps])
-    tps = np.concatenate([[0.0], tps])
-    keep = np.concatenate([[True], keep])
+    fps = fps.astype(np.float64)
+    tps = tps.astype(np.float64)
     return fps / fps[-1], tps / tps[-1], keep
 
 

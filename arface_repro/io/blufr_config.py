@@ -14,6 +14,7 @@ import numpy as np
 from arface_repro.errors import FormatError, MissingDataError
 
 REQUIRED = ("imageList", "labels", "testIndex", "galIndex", "probIndex")
+READ = REQUIRED + ("trainIndex",)   # the variables read (trainIndex optional: the LFW-scale training split); not devTrainIndex, devTestIndex
 
 
 @dataclass
@@ -94,7 +95,7 @@ def load_blufr_config(path: str | os.PathLike) -> BlufrConfig:
     if not path.is_file():
         raise MissingDataError(f"{path}: BLUFR config not found")
     try:
-        cfg = scipy.io.loadmat(path)
+        cfg = scipy.io.loadmat(path, variable_names=READ)
     except Exception as exc:  # noqa: BLE001 - scipy raises several types for bad files
         raise FormatError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:200]})") from None

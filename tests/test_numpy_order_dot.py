@@ -90,3 +90,20 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="out must be"):
         pair_dots(f, np.array([0]), np.array([1]), out=np.empty(1, np.float32))
     assert pair_dots(f, np.empty(0, int), np.empty(0, int)).shape == (0,)
+
+
+def test_work_items_cover_the_pairs_once_in_bounded_pieces():
+    from arface_repro.eval.numpy_order_dot import _work_items
+
+    rng = np.random.default_rng(11)
+    for _ in range(500):
+        bounds = np.concatenate([[0], np.cumsum(rng.integers(0, rng.integers(1, 80), rng.integers(1, 30)))])
+        most = int(rng.integers(1, 60))
+        items = _work_items(bounds, most)
+        if bounds[-1] == 0:
+            assert items.size == 0
+            continue
+        assert items[0, 0] == 0 and items[-1, 1] == bounds[-1] and (items[1:, 0] == items[:-1, 1]).all()
+        assert ((items[:, 1] - items[:, 0] > 0) & (items[:, 1] - items[:, 0] <= most)).all()
+    # large groups (first rows that fill the cache) stay apart; small ones are merged
+    assert _work_items(np.array([0, 560, 1120, 1130, 1135, 2000]), 1000).tolist() == [[0, 560], [560, 1120], [1120, 1135], [1135, 2000]]

@@ -191,22 +191,28 @@ def _pair_dots(feats, i1, i2, out, n_rows, order, items, starts, lens, program):
 
 
 def _work_items(bounds: np.ndarray, most: int) -> np.ndarray:
-    """(start, stop) ranges of the grouped order of at most `most` pairs: a large group is cut, consecutive small
-    groups share an item (so the number of items, each with its own per-row counts, stays ~ pairs / most)."""
+    """(start, stop) ranges of the grouped order, at most `most` pairs each: a group is its own item (cut when
+    longer than `most`), except that consecutive groups of fewer than most // 8 pairs share one, up to that
+    size (so the number of items, each with its own per-row counts, stays ~ pairs / (most // 8) at most)."""
+    small = max(1, most // 8)
     items = []
-    start = 0
+    open_start = None
     for g0, e in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-        if e - start <= most:
-            continue                                   # group g joins the open item
-        if g0 > start:
-            items.append((start, g0))                  # close the item before the group
-        for s in range(g0, e, most):                   # the group, cut
-            items.append((s, min(e, s + most)))
-        start = items[-1][1]
-        if e - items[-1][0] < most:                    # its last piece stays open for the next groups
-            start = items.pop()[0]
-    if start < int(bounds[-1]):
-        items.append((start, int(bounds[-1])))
+        if e == g0:
+            continue
+        if e - g0 < small:                                   # a small group: into the open item
+            if open_start is None:
+                open_start = g0
+            elif e - open_start > small:
+                items.append((open_start, g0))
+                open_start = g0
+            continue
+        if open_start is not None:
+            items.append((open_start, g0))
+            open_start = None
+        items.extend((s, min(e, s + most)) for s in range(g0, e, most))
+    if open_start is not None:
+        items.append((open_start, int(bounds[-1])))
     return np.array(items, np.int64).reshape(-1, 2)
 
 

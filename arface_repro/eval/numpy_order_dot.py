@@ -169,16 +169,22 @@ def _pair_dots(feats, i1, i2, out, n_rows, order, items, starts, lens, program):
             count[i2[order[k]] + 1] += 1
         for r in range(n_rows):
             count[r + 1] += count[r]
-        sub = np.empty(e - s, np.int64)
+        # the pairs' positions and rows copied in that order, so that the loop below reads them in sequence
+        sub_p = np.empty(e - s, np.int64)
+        sub_1 = np.empty(e - s, np.int64)
+        sub_2 = np.empty(e - s, np.int64)
         for k in range(s, e):
             p = order[k]
             r = i2[p]
-            sub[count[r]] = p
-            count[r] += 1
+            c = count[r]
+            sub_p[c] = p
+            sub_1[c] = i1[p]
+            sub_2[c] = r
+            count[r] = c + 1
         for k in range(e - s):
-            p = sub[k]
-            a = feats[i1[p]]
-            b = feats[i2[p]]
+            p = sub_p[k]
+            a = feats[sub_1[k]]
+            b = feats[sub_2[k]]
             if d == 512:    # the common widths, with numpy's tree written out (constant block lengths)
                 out[p] = 0.0 + ((_block_sum(a, b, 0, 128) + _block_sum(a, b, 128, 128))
                                 + (_block_sum(a, b, 256, 128) + _block_sum(a, b, 384, 128)))

@@ -19,7 +19,10 @@ Speed: a pair reads 2 rows (8 KiB at d = 512) for 1,024 flops, so the order of t
 Pairs are grouped by their first row (counting sort on first-row // G, G rows filling CACHE_BYTES) and cut
 into work items run in parallel (numba prange); within an item, pairs are visited in order of their second
 row (counting sort), so each second row is fetched once per item and used by its pairs in a row while the
-item's G first rows stay in cache. Results are written at the pairs' original positions.
+item's G first rows stay in cache; the item's pair positions and rows are copied in that order, so the
+scoring loop reads them in sequence. Results are written at the pairs' original positions. numba's SLP
+vectoriser is switched on while these kernels compile: it packs the 8 independent accumulators into vector
+registers, lane by lane the same operations (no reassociation with fastmath off).
 """
 
 from __future__ import annotations

@@ -189,21 +189,29 @@ def bench_ijbc(a) -> None:
     tw, fw = ijb.template_features(f[few], g[few], meta.faceness[few], meta.templates[few], meta.medias[few])
     ijb.pair_scores(fw, np.arange(tw.size), np.arange(tw.size)[::-1].copy())
     reset_ok = reset_peak()
-    t = {}
-    t0 = time.perf_counter()
-    tids, tf = ijb.template_features(f, g, meta.faceness, meta.templates, meta.medias, ijb.CombineOptions(), a.max_memory_gb)
-    t["templates (float32 media, float64)"] = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    i1, i2 = ijb.template_index(tids, meta.t1), ijb.template_index(tids, meta.t2)
-    scores = ijb.pair_scores(tf, i1, i2, max_memory_gb=a.max_memory_gb)
-    t["pair scores (float64, numpy's order)"] = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    tab, _ = ijb.tar_table(scores, meta.labels, ijb.FARS, ("nearest", "strict"))
-    t["TAR tables + ROC curve"] = time.perf_counter() - t2
-    ours = time.perf_counter() - t0
+    best = None
+    for _ in range(max(1, a.repeat)):   # best of N: the machine's load drifts
+        t = {}
+        t0 = time.perf_counter()
+        tids, tf = ijb.template_features(f, g, meta.faceness, meta.templates, meta.medias, ijb.CombineOptions(),
+                                         a.max_memory_gb)
+        t["templates (float32 media, float64)"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        i1, i2 = ijb.template_index(tids, meta.t1), ijb.template_index(tids, meta.t2)
+        scores = ijb.pair_scores(tf, i1, i2, max_memory_gb=a.max_memory_gb)
+        t["pair scores (float64, numpy's order)"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        tab, _ = ijb.tar_table(scores, meta.labels, ijb.FARS, ("nearest", "strict"))
+        t["TAR tables + ROC curve"] = time.perf_counter() - t2
+        total = time.perf_counter() - t0
+        print(f"[ijbc]   run: {total:.2f} s (" + ", ".join(f"{v:.2f}" for v in t.values()) + ")")
+        if best is None or total < best[0]:
+            best = (total, t)
+    ours, t = best
     for k, v in t.items():
         print(f"[ijbc]   {k:<36s} {v:7.2f} s")
-    print(f"[ijbc] arface_repro, features -> table ({scores.size:,} scores, both rules): {ours:.2f} s")
+    print(f"[ijbc] arface_repro, features -> table ({scores.size:,} scores, both rules), best of {max(1, a.repeat)}: "
+          f"{ours:.2f} s")
     print("[ijbc]   nearest " + "  ".join(f"{ijb.far_key(k)[4:]}={100 * v:.2f}" for k, v in tab["nearest"].items()))
     print(f"[ijbc] {mem_line(reset_ok)}")
     if a.no_anchor:
@@ -234,6 +242,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ijb-scale", type=float, default=1.0, help="IJB-C counts multiplier (default 1 = full size)")
     ap.add_argument("--max-memory-gb", type=float, default=1.0)
     ap.add_argument("--no-anchor", action="store_true", help="ijbc: skip insightface's functions (no ratio)")
+    ap.add_argument("--repeat", type=int, default=3, help="ijbc: runs of the package's pipeline; the best is reported")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     print(f"[bench] {machine_line()}")

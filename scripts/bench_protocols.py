@@ -24,6 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_env import machine_line  # noqa: E402
 from arface_repro.eval.blufr import evaluate_blufr
 from arface_repro.eval.kfold import contiguous_folds, kfold_accuracy, l2_normalize, squared_l2
 from arface_repro.io.blufr_config import load_blufr_config
@@ -42,29 +45,34 @@ def main() -> None:
     ap.add_argument("--config", default=shared_path("data", "blufr", "blufr_lfw_config.mat"))
     ap.add_argument("--dim", type=int, default=192)
     ap.add_argument("--trials", type=int, default=10)
-    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each BLUFR measurement; the best is reported")
     ap.add_argument("--workers", type=int, default=None, help="trial worker processes (default one per CPU)")
     ap.add_argument("--octave-toolkit", help="folder of the official BLUFR toolkit (EvalROC.m, OpenSetROC.m)")
     args = ap.parse_args()
     if args.config is None:
         raise SystemExit("no BLUFR config: pass --config blufr_lfw_config.mat")
+    print(machine_line())
     cfg = load_blufr_config(args.config)
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((int(cfg.labels.max()) + 1, args.dim))
     feats = (centres[cfg.labels] + 1.2 * rng.standard_normal((len(cfg.labels), args.dim))).astype(np.float32)
 
-    cli = blufr_cli_seconds(cfg, feats, args.config)
+    clis = blufr_cli_seconds(cfg, feats, args.config, args.repeat)
+    cli = min(clis)
     anchor, how = octave_seconds(args.octave_toolkit, feats, args.config)
-    print(f"BLUFR end to end through the CLI (fresh process, 10 trials, {len(cfg.labels)} x {args.dim}): {cli:.2f} s; "
-          f"official MATLAB under Octave: {anchor:.0f} s ({how}) -> {anchor / cli:.1f}x (goal >= 30x)")
+    print(f"BLUFR end to end through the CLI (fresh process, 10 trials, {len(cfg.labels)} x {args.dim}): best of "
+          f"{len(clis)} {cli:.2f} s (all: {', '.join(f'{c:.2f}' for c in clis)}; goal <= 5 s on an idle 2-core machine); "
+          f"official MATLAB under Octave: {anchor:.1f} s ({how}) -> {anchor / cli:.1f}x (goal >= 30x)")
 
+    dts = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
         res = evaluate_blufr(feats, cfg, trials=list(range(args.trials)), workers=args.workers)
-        dt = time.perf_counter() - t0
-        print(f"BLUFR {args.trials} trials, {len(cfg.labels)} x {args.dim}: {dt:.2f} s "
-              f"(VR@FAR=0.1% {res.metrics['VR@FAR=0.1%']:.4f}, DIR@FAR=1% {res.metrics['DIR@FAR=1%']:.4f}); "
-              f"vs ~160 s for the official code under Octave: {160 / dt:.1f}x")
+        dts.append(time.perf_counter() - t0)
+    dt = min(dts)
+    print(f"BLUFR {args.trials} trials in this process, {len(cfg.labels)} x {args.dim}: best of {len(dts)} {dt:.2f} s "
+          f"(VR@FAR=0.1% {res.metrics['VR@FAR=0.1%']:.4f}, DIR@FAR=1% {res.metrics['DIR@FAR=1%']:.4f}); "
+          f"vs the official code under Octave ({how}): {anchor / dt:.1f}x")
 
     n = 6000
     issame = np.tile(np.r_[np.ones(300, bool), np.zeros(300, bool)], 10)
@@ -79,8 +87,8 @@ def main() -> None:
     print(f"peak RSS (largest process): {peak_rss_gb():.2f} GB")
 
 
-def blufr_cli_seconds(cfg, feats, config) -> float:
-    """Wall time of `arface evaluate --protocol blufr` as a new process on a store of `feats` (LFW paths)."""
+def blufr_cli_seconds(cfg, feats, config, repeat: int = 1) -> list[float]:
+    """Wall times of `arface evaluate --protocol blufr` as a new process on a store of `feats` (LFW paths)."""
     from arface_repro.io.feature_store import save_feature_store
 
     with tempfile.TemporaryDirectory() as d:
@@ -89,9 +97,12 @@ def blufr_cli_seconds(cfg, feats, config) -> float:
         cmd = [sys.executable, "-m", "arface_repro", "evaluate", "--protocol", "blufr", "--features", str(store),
                "--config", str(config), "--out", str(Path(d) / "rec.json"), "--quiet"]
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-        t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - t0
+        times = []
+        for _ in range(max(1, repeat)):
+            t0 = time.perf_counter()
+            subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+            times.append(time.perf_counter() - t0)
+        return times
 
 
 OCTAVE_DRIVER = """

@@ -111,3 +111,19 @@ def test_worker_processes_do_not_change_results(config):
     np.testing.assert_array_equal(one.vr, two.vr)
     np.testing.assert_array_equal(one.dir, two.dir)
     assert one.metrics == two.metrics and one.per_trial["trial"] == [1, 4]
+
+
+def test_many_sets_in_one_pass_and_in_groups():
+    """34 test sets (more than the 32 membership bits of one pass) give each set's own EvalROC result."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 60, 600)
+    x = l2_normalize(rng.standard_normal((60, 12))[labels] + 1.2 * rng.standard_normal((600, 12)))
+    gram = blufr.QuantizedGram(x)
+    sets = [np.sort(rng.choice(600, int(rng.integers(150, 400)), replace=False)) for _ in range(34)]
+    got = blufr.eval_roc_sets(gram, sets, labels)
+    assert len(got) == 34
+    for s, (vr, far, thr) in zip(sets, got):
+        vr_ref, far_ref, thr_ref = blufr.eval_roc_reference(x[s] @ x[s].T, labels[s])
+        np.testing.assert_array_equal(far, far_ref)
+        np.testing.assert_allclose(thr, thr_ref, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(vr, vr_ref)

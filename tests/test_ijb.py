@@ -253,3 +253,33 @@ def test_1n_csv_errors(tmp_path):
     p.write_text("SUBJECT_ID,TEMPLATE_ID\n1,5\n")
     with pytest.raises(FormatError, match="header"):
         read_1n_csv(p)
+
+
+def test_compiled_pooling_equals_the_numpy_path():
+    """float32 features take the compiled pooling pass, float64 ones (same values) the chunked numpy path: the
+    same float32 operations in the same order, so the same bits, with and without flip and faceness."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    templates = np.sort(rng.integers(0, 300, n))
+    medias = templates * 10 + rng.integers(0, 4, n)
+    f = (rng.standard_normal((n, 37)) * rng.uniform(1, 30, (n, 1))).astype(np.float32)
+    g = (f + rng.standard_normal((n, 37)).astype(np.float32)).astype(np.float32)
+    faceness = rng.uniform(0.2, 1.0, n).astype(np.float32)
+    perm = rng.permutation(n)                       # images listed in any order, rows anywhere in the store
+    rows = np.argsort(perm)
+    fs, gs = f[perm], g[perm]
+    for opts in (ijb.CombineOptions(), ijb.CombineOptions(flip="none"), ijb.CombineOptions(faceness=False)):
+        t32, a = ijb.template_features(fs, gs, faceness, templates, medias, opts, rows=rows)
+        t64, b = ijb.template_features(fs.astype(np.float64), gs.astype(np.float64), faceness, templates, medias, opts,
+                                       max_memory_gb=1e-4, rows=rows)
+        np.testing.assert_array_equal(t32, t64)
+        np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+
+
+def test_sklearn_normalisation_written_out_equals_sklearn():
+    from sklearn.preprocessing import normalize
+
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((500, 64)) * 10.0 ** rng.uniform(-8, 8, (500, 1))
+    x[3] = 1e-17   # a norm below 10 eps: sklearn leaves the row as it is
+    np.testing.assert_array_equal(ijb.normalize_templates(x.copy(), "sklearn"), normalize(x.copy()))

@@ -9,8 +9,9 @@ has its best mated score and that entry's rank in a stable descending sort.
 
 Speed without changing a number: a trial has ~53 M impostor pairs, and sorting them (what the MATLAB code
 does) dominates. Here the scores of all image pairs are computed once, blockwise in float32, and kept as
-uint16 bin indices; one pass over those pairs histograms them for five trials at once (the key is the
-pair's trial-membership bits and its bin), the few genuine pairs are subtracted, and for each needed
+uint16 bin indices; one compiled pass over those pairs histograms them for every trial at once
+(`blufr_passes`: each pair's trial-membership bits say which trials count it), the few genuine pairs are
+subtracted, and for each needed
 order statistic of each trial only the impostors in its bin and the bin either side are rescored exactly
 in float64 (once for all trials) and selected. Because a bin (3.05e-5) is wider than twice the float32 scoring error (≤ 1.2e-5 for
 unit vectors of 192 dims in the worst case), the selected value is the exact float64 order statistic (see
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from arface_repro.eval.blufr_passes import MAX_SETS, candidate_pairs, set_histograms
 from arface_repro.eval.kfold import l2_normalize
 from arface_repro.io.blufr_config import BlufrConfig
 from arface_repro.utils.cpus import usable_cpus
@@ -160,16 +162,6 @@ class QuantizedGram:
             _in_threads(fill, range(0, n, block))
 
 
-TRIAL_GROUP = 5   # trials histogrammed together in one pass: 2^5 membership masks x 65,536 bins stay in cache
-
-
-def _pair_blocks(n: int, block: int):
-    """Row blocks of the strict lower triangle: (r0, r1, mask of the block's own upper part incl. diagonal)."""
-    for r0 in range(0, n, block):
-        r1 = min(n, r0 + block)
-        yield r0, r1, np.triu(np.ones((r1 - r0, r1 - r0), dtype=bool))
-
-
 def _membership(n: int, sets: list[np.ndarray]) -> np.ndarray:
     """Bit t of masks[i] says image i is in set t."""
     masks = np.zeros(n, np.uint32)
@@ -178,29 +170,11 @@ def _membership(n: int, sets: list[np.ndarray]) -> np.ndarray:
     return masks
 
 
-def _set_histograms(gram: QuantizedGram, sets: list[np.ndarray], block: int) -> np.ndarray:
-    """Per set, the histogram over bins of ALL its pairs (genuine included), in passes over the lower
-    triangle that serve TRIAL_GROUP sets at once: key = (membership bits of the pair) << 16 | bin."""
-    n = gram.q.shape[0]
-    masks = _membership(n, sets)
-    hist = np.zeros((len(sets), N_BINS + 1), np.int64)
-    for g in range(0, len(sets), TRIAL_GROUP):
-        width = min(TRIAL_GROUP, len(sets) - g)
-        sub = ((masks >> np.uint32(g)) & np.uint32((1 << width) - 1)).astype(np.intp) << 16
-        size = (1 << width) << 16
-
-        def count(blk, sub=sub, size=size):
-            r0, r1, upper = blk
-            key = sub[r0:r1, None] & sub[None, :r1]
-            key[:, r0:r1][upper] = 0                    # j >= i: not a pair of the lower triangle
-            key |= gram.q[r0:r1, :r1]
-            return np.bincount(key.ravel(), minlength=size)
-
-        acc = np.sum(_in_threads(count, _pair_blocks(n, block)), axis=0).reshape(1 << width, 1 << 16)
-        codes = np.arange(1 << width)
-        for t in range(width):
-            hist[g + t] = acc[(codes >> t) & 1 == 1].sum(axis=0)[: N_BINS + 1]
-    return hist
+def _set_histograms(gram: QuantizedGram, sets: list[np.ndarray]) -> np.ndarray:
+    """Per set, the histogram over bins of ALL its pairs (genuine included), from one compiled pass over the
+    lower triangle that serves every set (`blufr_passes.set_histograms`)."""
+    masks = _membership(gram.q.shape[0], sets)
+    return set_histograms(gram.q, masks, len(sets), N_BINS + 1)
 
 
 def eval_roc_sets(gram: QuantizedGram, sets: list[np.ndarray], labels_all: np.ndarray, far_points=VERIFY_FARS,
@@ -210,10 +184,13 @@ def eval_roc_sets(gram: QuantizedGram, sets: list[np.ndarray], labels_all: np.nd
     The bins of every set come from shared passes over the pairs (`_set_histograms`), the genuine pairs'
     bins are subtracted, and the exact order statistics are rescored once for the candidates of all sets
     (see `_kth_from_candidates` for why the neighbouring bins suffice)."""
+    if len(sets) > MAX_SETS:   # membership bits are a uint32: more sets go in groups
+        return [r for g in range(0, len(sets), MAX_SETS)
+                for r in eval_roc_sets(gram, sets[g:g + MAX_SETS], labels_all, far_points, block)]
     n = gram.q.shape[0]
     labels_all = np.asarray(labels_all)
     sets = [np.sort(np.asarray(s)) for s in sets]
-    hist = _set_histograms(gram, sets, block)
+    hist = _set_histograms(gram, sets)
     union = np.unique(np.concatenate(sets))
     ui, uj = _genuine_pairs(labels_all[union])            # every same-label pair of any set, scored once
     ui, uj = union[ui], union[uj]                         # ui > uj: lower triangle
@@ -242,16 +219,7 @@ def eval_roc_sets(gram: QuantizedGram, sets: list[np.ndarray], labels_all: np.nd
         bk.append(b)
         for v in np.unique(b):
             want[max(0, v - 1):min(N_BINS, v + 2)] = True
-    def collect(blk):
-        r0, r1, upper = blk
-        hit = want[gram.q[r0:r1, :r1]]
-        hit[:, r0:r1][upper] = False
-        rr, cc = np.nonzero(hit)
-        keep = (masks[rr + r0] & masks[cc]) != 0
-        return rr[keep] + r0, cc[keep]
-
-    found = _in_threads(collect, _pair_blocks(n, block))
-    ci, cj = np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+    ci, cj = candidate_pairs(gram.q, masks, want)
     cb = gram.q[ci, cj].astype(np.int64)
     exact = _rowdot(gram.x64, ci, cj)                     # candidates in row order: cache-friendly gathers
     order = np.argsort(cb, kind="stable")

@@ -13,9 +13,10 @@ and the table equal digit for digit (tests/test_ijb_reference.py holds a structu
    L2-normalised in float64 — by `sklearn.preprocessing.normalize` for 1:1 (`ijb_11.py`) or by
    `x / sqrt(sum(x**2))` for 1:N (`ijb_1n.py`). Segment sums (`segment_sums`) add the rows of a
    segment one after the other, as `np.sum(axis=0)` in the reference's per-template loop does.
-3. Pair scores (`pair_scores`): `np.sum(f1 * f2, -1)` in float64 on pair chunks, the reference's own
-   expression (a BLAS product would sum in another order). Chunks lie on a fixed grid, so sharding them
-   over processes gives bit-identical scores; threads share a process's chunks.
+3. Pair scores (`pair_scores`): the reference's own expression `np.sum(f1 * f2, -1)` in float64 (a BLAS
+   product would sum in another order), computed by a compiled kernel that follows numpy's pairwise
+   summation step by step (`numpy_order_dot`): bit-identical scores, template rows read in place, pairs in
+   parallel; each score depends on its pair alone, so sharding over processes changes nothing.
 4. Table (`tar_table`): the ROC exactly as `sklearn.metrics.roc_curve` computes it, on the float64
    scores; TAR at FAR 1e-6 … 1e-1 by the 'nearest' rule (insightface: TPR at the ROC point whose FPR is
    nearest to the target; on equal distance the point later in sklearn's order, i.e. the larger TPR —
@@ -38,6 +39,9 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
+from arface_repro.eval.numpy_order_dot import pair_dots
+from arface_repro.eval.roc_merge import roc_counts
+from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.utils.cpus import usable_cpus
 
@@ -129,10 +133,28 @@ def normalize_templates(x: np.ndarray, norm: str = "sklearn", tids: np.ndarray |
         what = f"template {tids[zero[0]]}" if tids is not None else f"template row {zero[0]}"
         raise FormatError(f"{what} has an all-zero feature (zero faceness?); cannot normalise")
     if norm == "sklearn":
-        from sklearn.preprocessing import normalize  # noqa: PLC0415
-
-        return normalize(x)
+        # sklearn.preprocessing.normalize(x) for a dense float64 matrix, operation for operation: row_norms is
+        # sqrt(einsum('ij,ij->i')), norms below 10 eps count as 1 (_handle_zeros_in_scale), then x /= norms[:, None]
+        # (written out here: importing scikit-learn costs more than the whole normalisation)
+        norms = np.sqrt(sq)
+        norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
+        return x / norms[:, None]
     return x / np.sqrt(np.sum(x ** 2, -1, keepdims=True))
+
+
+def _poolable(features, flip_features, opts: CombineOptions) -> bool:
+    """Whether `template_pooling` applies: 'add' or 'none' flip mode, no per-image normalisation, float32
+    C-contiguous arrays (a store's own layout); other cases take the numpy path (same numbers, more memory)."""
+    def ok(a):
+        return isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 2 and a.flags.c_contiguous
+
+    if opts.normalize or opts.flip == "concat" or not ok(features):
+        return False
+    if opts.flip == "add":
+        if flip_features is None:
+            raise MissingDataError(f"flip mode {opts.flip!r} needs flip features; the feature store has none (use --flip none)")
+        return ok(flip_features) and flip_features.shape == features.shape
+    return True
 
 
 def template_features(features: np.ndarray, flip_features: np.ndarray | None, faceness: np.ndarray | None,
@@ -143,8 +165,10 @@ def template_features(features: np.ndarray, flip_features: np.ndarray | None, fa
 
     Image i (with `templates[i]`, `medias[i]`, `faceness[i]`) has features `features[rows[i]]` (and
     `flip_features[rows[i]]`); `rows` defaults to 0..N-1 and lets a feature store in any order be used
-    without copying it. `select`: only these template ids (default all). Images are processed in
-    template-aligned chunks that fit the memory budget.
+    without copying it. `select`: only these template ids (default all). Float32 features in the 'add' or
+    'none' flip mode without per-image normalisation (the defaults) are pooled in one compiled pass
+    (`template_pooling`); otherwise images are processed in template-aligned chunks that fit the memory
+    budget. Both give the same bits.
     """
     templates = np.asarray(templates)
     medias = np.asarray(medias)
@@ -165,10 +189,20 @@ def template_features(features: np.ndarray, flip_features: np.ndarray | None, fa
         missing = np.setdiff1d(np.asarray(select), tids)
         if missing.size:
             raise MissingDataError(f"{missing.size} template(s) have no images, e.g. {missing[0]}")
+    fc = None if faceness is None else np.asarray(faceness, np.float32)
+    if opts.faceness and fc is None:
+        raise MissingDataError("faceness weighting needs the *_name_5pts_score.txt scores")
+    if _poolable(features, flip_features, opts):   # the compiled pass: same float32 operations, no temporaries
+        f = np.asarray(features)
+        g = np.asarray(flip_features) if opts.flip == "add" else None
+        m_start = np.flatnonzero(np.concatenate([[True], (t_sorted[1:] != t_sorted[:-1]) | (m_sorted[1:] != m_sorted[:-1])]))
+        m_count = np.diff(np.append(m_start, order.size))
+        out = pool_templates(f, g, fc[order] if opts.faceness else None, order if rows is None else np.asarray(rows)[order],
+                             m_start, m_count, np.append(_runs(t_sorted[m_start]), m_start.size))
+        return tids, normalize_templates(out, norm, tids)
     d = features.shape[1] * (2 if opts.flip == "concat" else 1)
     out = np.empty((tids.size, d), np.float64)
     step = max(1024, budget_bytes(max_memory_gb) // 8 // (d * 4 * 4))
-    fc = None if faceness is None else np.asarray(faceness, np.float32)
     t_bounds = np.append(t_start, order.size)
     t0 = 0
     while t0 < tids.size:  # chunks of whole templates, about `step` images each
@@ -222,8 +256,7 @@ def template_index(tids: np.ndarray, query: np.ndarray, what: str = "pair list")
     return pos
 
 
-PAIR_CHUNK = 16384   # pairs per chunk of the fixed grid
-INNER = 128          # pairs per numpy call inside a chunk (two 128 x 512 float64 operands fit in L2)
+PAIR_CHUNK = 16384   # pairs per chunk of the fixed grid (CUDA backend)
 
 
 def _threads() -> int:
@@ -234,8 +267,12 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
                 ctx: DistContext | None = None, max_memory_gb: float | None = None,
                 chunk: int = PAIR_CHUNK) -> np.ndarray:
     """score[p] = np.sum(feats[i1[p]] * feats[i2[p]]) in float64, the reference's expression; all ranks
-    get all scores. Chunks of `chunk` pairs lie on a fixed grid (the result does not depend on the
-    number of processes or threads)."""
+    get all scores.
+
+    CPU: `numpy_order_dot.pair_dots`, numpy's own summation order in a compiled kernel, every score bit
+    for bit the numpy expression's, with no temporaries (so no memory budget applies); each process takes
+    one contiguous share of the pairs. CUDA: torch's float64 product and sum on chunks of `chunk` pairs
+    on a fixed grid (within SCORE_TOLERANCE_CUDA of the CPU scores)."""
     backend = backend or Backend()
     ctx = ctx or DistContext()
     feats = np.ascontiguousarray(feats, np.float64)
@@ -244,44 +281,23 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
     i2 = np.asarray(i2)
     if i1.size and (i1.min() < 0 or i1.max() >= n_t or i2.min() < 0 or i2.max() >= n_t):
         raise ValueError("pair indices out of range of the template features")
-    # two float64 operands of `chunk` rows per thread must fit the budget
-    chunk = int(max(256, min(chunk, budget_bytes(max_memory_gb) // (2 * 8 * d * _threads()))))
     scores = np.empty(i1.size, np.float64)
-    mine = ctx.mine(chunk_grid(i1.size, chunk))
 
     if backend.kind == "torch":
         import torch  # noqa: PLC0415
 
+        # two float64 operands of `chunk` rows must fit the budget
+        chunk = int(max(256, min(chunk, budget_bytes(max_memory_gb) // (2 * 8 * d))))
+        mine = ctx.mine(chunk_grid(i1.size, chunk))
         ft = torch.from_numpy(feats).to(backend.device)
         for s, e in mine:
             a = ft[torch.from_numpy(np.asarray(i1[s:e], np.int64)).to(backend.device)]
             b = ft[torch.from_numpy(np.asarray(i2[s:e], np.int64)).to(backend.device)]
             scores[s:e] = (a * b).sum(-1).cpu().numpy()
     else:
-        def work(se):
-            s, e = se
-            a = np.empty((INNER, d))
-            b = np.empty((INNER, d))
-            for u in range(s, e, INNER):  # cache-sized pieces: gathers, products and sums stay in L2
-                v = min(e, u + INNER)
-                k = v - u
-                np.take(feats, i2[u:v], axis=0, out=b[:k])
-                if i1[u] == i1[v - 1] and (k < 3 or (i1[u:v] == i1[u]).all()):   # one first template (sorted lists)
-                    np.multiply(feats[i1[u]][None, :], b[:k], out=a[:k])
-                else:
-                    np.take(feats, i1[u:v], axis=0, out=a[:k])
-                    np.multiply(a[:k], b[:k], out=a[:k])
-                np.sum(a[:k], axis=-1, out=scores[u:v])
-
-        threads = _threads()
-        if threads > 1 and len(mine) > 1:
-            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(work, mine))
-        else:
-            for se in mine:
-                work(se)
+        mine = ctx.mine(chunk_grid(i1.size, max(1, -(-i1.size // max(1, ctx.world)))))
+        for s, e in mine:
+            pair_dots(feats, i1[s:e], i2[s:e], out=scores[s:e], threads=_threads())
     if ctx.active:
         idx_all = np.concatenate([np.arange(s, e) for s, e in mine]) if mine else np.empty(0, np.int64)
         got_idx = ctx.all_gather(idx_all)
@@ -331,10 +347,10 @@ def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     drop_intermediate=False)` returns it, and the mask of the points sklearn keeps with its default
     drop_intermediate=True.
 
-    Faster than sklearn on 15M scores: only the impostor scores are sorted (in their dtype, no argsort); the
-    few genuine scores are merged in by binary search. Per distinct score value (descending) tps/fps are
-    the numbers of genuine/impostor scores ≥ it — the same integers sklearn accumulates — and the rates
-    are the same float64 divisions.
+    Faster than sklearn on 15M scores: the impostor and the (few) genuine scores are sorted apart (in their
+    dtype, no argsort) and merged from the top in one compiled pass (`roc_merge`). Per distinct score value
+    (descending) tps/fps are the numbers of genuine/impostor scores ≥ it — the same integers sklearn
+    accumulates — and the rates are the same float64 divisions.
     """
     scores = np.asarray(scores).ravel()
     if scores.dtype not in (np.float32, np.float64):
@@ -347,31 +363,10 @@ def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     if imp.size == 0 or gen.size == 0:
         raise FormatError("a ROC needs both genuine and impostor scores")
 
-    def runs(x):
-        start = np.flatnonzero(np.concatenate([[True], x[1:] != x[:-1]]))
-        return x[start], np.diff(np.append(start, x.size))
-
-    iu, ic = runs(imp)
+    fps, tps, keep = roc_counts(imp, gen)
     del imp
-    gu, gc = runs(gen)
-    pos = np.searchsorted(iu, gu)
-    present = np.zeros(gu.size, bool)
-    inside = pos < iu.size
-    present[inside] = iu[pos[inside]] == gu[inside]
-    allu = np.insert(iu, pos[~present], gu[~present])
-    ic_all = np.insert(ic, pos[~present], 0)
-    del iu, ic
-    gc_all = np.zeros(allu.size, np.int64)
-    gc_all[np.searchsorted(allu, gu)] = gc
-    fps = np.cumsum(ic_all[::-1], dtype=np.int64).astype(np.float64)
-    tps = np.cumsum(gc_all[::-1], dtype=np.int64).astype(np.float64)
-    del ic_all, gc_all, allu
-    keep = np.ones(fps.size, bool)
-    if fps.size > 2:
-        keep[1:-1] = np.logical_or(np.diff(fps, 2), np.diff(tps, 2))
-    fps = np.concatenate([[0.0], fps])
-    tps = np.concatenate([[0.0], tps])
-    keep = np.concatenate([[True], keep])
+    fps = fps.astype(np.float64)
+    tps = tps.astype(np.float64)
     return fps / fps[-1], tps / tps[-1], keep
 
 

@@ -52,8 +52,8 @@ def tar_at_far_from_roc(fpr: np.ndarray, tpr: np.ndarray, fars: Iterable[float],
             out[float(far)] = float(t_fl[int(np.argmin(np.abs(f_fl - far)))])
     else:
         for far in fars:
-            ok = fpr <= far
-            out[float(far)] = float(tpr[ok].max()) if ok.any() else 0.0
+            n_ok = int(np.searchsorted(fpr, far, side="right"))   # fpr ascending: the points with FPR <= far lead
+            out[float(far)] = float(tpr[:n_ok].max()) if n_ok else 0.0
     return out
 
 

@@ -15,6 +15,7 @@ from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.utils.input_files import read_capped
 
 REQUIRED = ("imageList", "labels", "testIndex", "galIndex", "probIndex")
+READ = REQUIRED + ("trainIndex",)   # the variables read (trainIndex optional: the LFW-scale training split); not devTrainIndex, devTestIndex
 
 
 @dataclass
@@ -153,7 +154,7 @@ def load_blufr_config(path: str | os.PathLike) -> BlufrConfig:
     data = read_capped(path, "BLUFR config", MAX_MAT_BYTES)
     check_mat_expansion(data, path)
     try:
-        cfg = scipy.io.loadmat(io.BytesIO(data), variable_names=[*REQUIRED, "trainIndex"])
+        cfg = scipy.io.loadmat(io.BytesIO(data), variable_names=list(READ))
     except Exception as exc:  # noqa: BLE001 - scipy raises several types for bad files
         raise FormatError(f"{path}: not a readable MATLAB .mat file ({type(exc).__name__}: "
                           f"{' '.join(str(exc).split())[:200]})") from None

@@ -17,7 +17,7 @@ from arface_repro.eval.chunked import DistContext, block_columns, budget_bytes, 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 MEM = 2e-5  # a tiny budget: many blocks, so both ranks get several
-VOLATILE = ("created_utc", "command", "git_commit", "world_size")
+VOLATILE = ("created_utc", "command", "git_commit", "world_size", "environment")  # environment: threads per process
 
 
 def _write_inputs(root: Path) -> None:

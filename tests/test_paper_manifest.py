@@ -40,7 +40,7 @@ def test_synthetic_configs_exist_and_follow_the_paper_reinforce_settings():
         assert cfg["data"]["kind"] == "synthetic" and cfg["model"]["name"] == "tiny_resnet", n
         meth = cfg["method"]
         if meth["kind"] == "arface" and not n.endswith("_sample"):
-            assert (meth["reward"], meth["entropy_weight"], meth["baseline_update"], meth["baseline_decay"]) == ("batch", 0.0, "before", 0.99), n
+            assert (meth["reward"], meth["entropy_weight"], meth["baseline_update"], meth["baseline_decay"]) == ("batch", 1.0e-4, "before", 0.99), n
         if "pickpatch" in n:
             assert meth["kind"] == "random" and meth["num_layers"] == int(n.rsplit("_l", 1)[1]), n
     x = m.scale_cells("synthetic", "X")

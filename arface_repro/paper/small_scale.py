@@ -142,7 +142,8 @@ def synthetic_diagnostic_sections(tid: str, rows: dict[str, SeedRuns], extras: d
     ordered = {}
     for row in t.rows:
         if row.id in rows:
-            ordered[row.id] = (f"{row.block}: {row.short_label}" if row.block else row.short_label, rows[row.id])
+            label = "baseline (plain)" if row.short_label == "—" else row.short_label
+            ordered[row.id] = (f"{row.block}: {label}" if row.block else label, rows[row.id])
     for rid, sr in extras.items():
         ordered[rid] = (labels.get(rid, rid), sr)
     out = [diagnostics_section(tid, ordered)]

@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     ap.add_argument("--strict", action="store_true", help="exit 1 when a measured cell is outside its tolerance")
     g = ap.add_argument_group("small-scale reproductions (Tables X and XI)")
     g.add_argument("--no-synthetic", action="store_true", help="do not train / show the synthetic rows")
-    g.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-4 (default: the manifest's, 0,1,2)")
+    g.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-4 (default: the manifest's, 0-4)")
     g.add_argument("--steps", type=int, help="training steps per small-scale run (quick mode)")
     g.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="config override for every small-scale run")
     g.add_argument("--workers", type=int, help="parallel training processes (default: the CPUs, at most 8)")

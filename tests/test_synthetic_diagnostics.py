@@ -94,3 +94,20 @@ def test_records_carry_the_diagnostics(kind, tmp_path):
     else:
         assert 0.9 * LN_MODES < m["policy_entropy"] <= LN_MODES + 1e-9   # two steps: still near uniform
         assert 0.0 <= m["p_drop_clean"] <= 100.0 and m["p_drop_occluded.ci95"] >= 0.0
+
+
+def test_a_fixed_mask_needs_occlusion_flags(tmp_path):
+    from arface_repro.train.config import load_config
+    from arface_repro.train.loop import Trainer
+
+    class NoFlags:   # an in-memory set like a real-face one: images, labels, landmarks and nothing else
+        def __init__(self):
+            s = SyntheticFaces(4, 4, seed=0)
+            self.images, self.labels, self.landmarks, self.num_classes = s.images, s.labels, s.landmarks, 4
+
+        def __len__(self):
+            return len(self.labels)
+
+    cfg = load_config({**TINY, "name": "fixed", "out_dir": str(tmp_path), "method": {**TINY["method"], "kind": "fixed"}})
+    with pytest.raises(ConfigError, match="needs a synthetic training set with occlusion flags"):
+        Trainer(cfg, datasets=(NoFlags(), None))

@@ -17,8 +17,8 @@ from arface_repro.paper.report import SeedRuns
 from arface_repro.paper.synthetic import Job
 
 SYNTHETIC_TITLE = ("synthetic small-scale reproduction: tiny backbones trained on the built-in synthetic occluded-face "
-                   "generator (arface_repro/data/synthetic.py; the nose patch of some faces replaced by another "
-                   "identity's), CPU, paper's REINFORCE settings (batch reward, EMA baseline 0.99 updated first; entropy weight "
+                   "generator (arface_repro/data/synthetic.py; identities in groups that differ only by the nose; in 30 % of "
+                   "the faces the nose replaced by another identity's at 3x contrast), CPU, paper's REINFORCE settings (batch reward, EMA baseline 0.99 updated first; entropy weight "
                    "1e-4, a choice from ENAS); columns measured on held-out synthetic identities: LFW-layout 6000-pair 10-fold "
                    "accuracy, BLUFR-style VR@FAR=0.1% and DIR@FAR=1% (arface_repro/paper/synthetic_eval.py)")
 LFW_SCALE_TITLE = ("LFW-scale reproduction: the small backbone trained from scratch on BLUFR trial 1's training "

@@ -176,6 +176,9 @@ class Trainer:
         self.verify_fn, self.on_step = verify_fn, on_step
         self.train_set, self.val_set = datasets if datasets is not None else (build_train_set(cfg), None)
         self.batches = GlobalBatches(len(self.train_set), self.B, seed, self.dist.rank, W)
+        if m["kind"] == "fixed" and getattr(self.train_set, "occluded", None) is None:   # found before any step
+            raise ConfigError(f"method.kind=fixed (fixed_mask {m['fixed_mask']!r}) needs a synthetic training set with "
+                              f"occlusion flags (data.kind = synthetic), not data.kind = {cfg['data']['kind']!r}")
         source = getattr(self.train_set, "landmark_source", None)
         if source and self.dist.is_main and not t["quiet"] and m["kind"] in ("arface", "random"):
             print(f"{cfg['name']}: patch centres from {source}", file=sys.stderr)

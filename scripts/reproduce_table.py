@@ -67,12 +67,14 @@ def main(argv=None) -> int:
                          "code) or not from the row's model")
     g = ap.add_argument_group("small-scale reproductions (Tables X and XI)")
     g.add_argument("--no-synthetic", action="store_true", help="do not train / show the synthetic rows")
-    g.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-4 (default: the manifest's, 0,1,2)")
+    g.add_argument("--seeds", help="seeds, e.g. 0,1,2 or 0-4 (default: the manifest's, 0-4)")
     g.add_argument("--steps", type=int, help="training steps per small-scale run (quick mode)")
     g.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="config override for every small-scale run")
     g.add_argument("--workers", type=int, help="parallel training processes (default: the CPUs, at most 8)")
     g.add_argument("--rerun", action="store_true", help="train again even when a matching record exists")
     g.add_argument("--extras", action="store_true", help="also the extra rows (per-image reward), not part of the paper")
+    g.add_argument("--full", action="store_true", help="all the table's synthetic blocks (default: the manifest's "
+                                                        "default_blocks, the MobileFaceNet block, + diagnostic rows)")
     g.add_argument("--lfw-scale", action="store_true", help="also train the LFW-scale rows (LFW + BLUFR from ../shared)")
     g.add_argument("--data-root", help="LFW-scale data root laid out like ../shared/data (lfw/aligned-112x96, lfw/pairs.txt, "
                                        "blufr/blufr_lfw_config.mat); implies --lfw-scale")
@@ -151,7 +153,8 @@ def run(args) -> int:
         log(f"  ({time.time() - t0:.0f} s)")
 
     from arface_repro.paper.report import build_report
-    from arface_repro.paper.small_scale import LFW_SCALE_TITLE, SYNTHETIC_TITLE, lfw_scale_rows, parse_seeds, synthetic_rows
+    from arface_repro.paper.small_scale import (LFW_SCALE_TITLE, SYNTHETIC_TITLE, diagnostic_row_ids, lfw_scale_rows,
+                                                parse_seeds, synthetic_budget, synthetic_diagnostic_sections, synthetic_rows)
     from arface_repro.paper.manifest import load_manifest
     from arface_repro.paper.report_files import write_report
     from arface_repro.paper.report_summary import run_kind, terminal_summary
@@ -166,13 +169,17 @@ def run(args) -> int:
         seeds = parse_seeds(args.seeds, m.scale_seeds("synthetic"))
         kind = run_kind(args.steps, seeds, m.scale_seeds("synthetic"))
         log(f"Table {tid}: synthetic small-scale rows, seeds {seeds} ...")
-        rows, extras, secs = synthetic_rows(tid, args.runs_dir, seeds, overrides, args.workers, args.rerun, args.extras, log)
+        rows, extras, secs = synthetic_rows(tid, args.runs_dir, seeds, overrides, args.workers, args.rerun, args.extras, log,
+                                            full=args.full)
         scales["synthetic"] = rows
         titles["synthetic"] = SYNTHETIC_TITLE
         extra_lines.append(f"synthetic rows: {secs:.0f} s wall time for this call "
-                           f"({sum(len(r.records) for r in rows.values())} row-seed results)")
-        if extras:
-            extra_sections.append(_extra_section(tid, extras, rows))
+                           f"({sum(len(r.records) for r in [*rows.values(), *extras.values()])} row-seed results)")
+        extra_lines.append(synthetic_budget(rows, extras, seeds, args.full))
+        paper_extras = {k: v for k, v in extras.items() if k not in diagnostic_row_ids(tid)}
+        if paper_extras:
+            extra_sections.append(_extra_section(tid, paper_extras, rows))
+        extra_sections += synthetic_diagnostic_sections(tid, rows, extras)
     if (args.lfw_scale or args.data_root) and m.scale_cells("lfw_scale", tid):
         root = args.data_root
         if root is None:

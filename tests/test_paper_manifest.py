@@ -34,13 +34,19 @@ def test_synthetic_configs_exist_and_follow_the_paper_reinforce_settings():
     m = load_manifest()
     names = {c for sec in (m.synthetic, m.lfw_scale) for cells in sec["cells"].values() for c in cells.values()}
     names |= {e["config"] for rows in (m.synthetic.get("extra_rows") or {}).values() for e in rows}
+    diagnostic = {e["config"] for rows in (m.synthetic.get("diagnostic_rows") or {}).values() for e in rows}
+    assert diagnostic == {"syn_fixed_oracle", "syn_fixed_drop"}
+    for n in sorted(diagnostic):
+        assert load_config(CONFIGS / f"{n}.yaml")["method"]["kind"] == "fixed", n
+    names |= diagnostic
+    assert len(m.scale_seeds("synthetic")) >= 5 and m.synthetic["default_blocks"] == ["mfn_subset"]
     names |= {c for sweep in m.synthetic["fig6"].values() for c in sweep.values()}
     for n in sorted(names):
         cfg = load_config(CONFIGS / f"{n}.yaml")
         assert cfg["data"]["kind"] == "synthetic" and cfg["model"]["name"] == "tiny_resnet", n
         meth = cfg["method"]
         if meth["kind"] == "arface" and not n.endswith("_sample"):
-            assert (meth["reward"], meth["entropy_weight"], meth["baseline_update"], meth["baseline_decay"]) == ("batch", 0.0, "before", 0.99), n
+            assert (meth["reward"], meth["entropy_weight"], meth["baseline_update"], meth["baseline_decay"]) == ("batch", 1.0e-4, "before", 0.99), n
         if "pickpatch" in n:
             assert meth["kind"] == "random" and meth["num_layers"] == int(n.rsplit("_l", 1)[1]), n
     x = m.scale_cells("synthetic", "X")

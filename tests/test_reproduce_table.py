@@ -279,7 +279,7 @@ TINY = ["data.synthetic.num_identities=6", "data.synthetic.images_per_identity=4
 @pytest.mark.usefixtures("one_torch_thread")
 def test_quick_mode_trains_records_and_reuses(rt, tmp_path, capsys):
     runs = tmp_path / "runs"
-    args = ["XI", "--steps", "2", "--seeds", "0", "--workers", "1", "--runs-dir", str(runs), "--format", "md",
+    args = ["XI", "--full", "--steps", "2", "--seeds", "0", "--workers", "1", "--runs-dir", str(runs), "--format", "md",
             "--tables-dir", str(tmp_path / "t"), *sum((["--override", o] for o in TINY), [])]
     assert rt.main(args) == 0
     out = capsys.readouterr().out
@@ -299,3 +299,22 @@ def test_quick_mode_trains_records_and_reuses(rt, tmp_path, capsys):
     assert rt.main(args) == 0            # every record reused
     assert "10 of 10 synthetic runs reused" in capsys.readouterr().err
     assert [p.stat().st_mtime_ns for p in sorted((runs / "synthetic").glob("*.json"))] == mtimes
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_quick_mode_table_x_default_block_with_diagnostics(rt, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    args = ["X", "--steps", "2", "--seeds", "0,1", "--workers", "1", "--runs-dir", str(runs),
+            *sum((["--override", o] for o in TINY), [])]
+    assert rt.main(args) == 0
+    out = capsys.readouterr().out
+    m = load_manifest()
+    mfn = {c for r, c in m.scale_cells("synthetic", "X").items() if r.startswith("mfn_subset.")}
+    configs = {json.loads(p.read_text())["model"][len("config:"):] for p in (runs / "synthetic").glob("*.json")}
+    assert configs == mfn | {"syn_fixed_oracle", "syn_fixed_drop"}          # the default block + diagnostic rows
+    assert len(list((runs / "synthetic").glob("*.json"))) == 2 * len(configs)
+    assert "synthetic budget: blocks ['mfn_subset'] (--full for all); per run 2 steps x batch 8 on 6 identities" in out
+    assert "seeds [0, 1]; 14 runs;" in out
+    assert "Table X - synthetic diagnostics (not in the paper)" in out and "P(drop nose | occluded) %" in out
+    assert "Table X - the room a conditional policy has" in out and "fixed: oracle - always drop the nose" in out
+    assert "syn_r50_plain" not in out

@@ -68,7 +68,7 @@ def test_paper_configs_hold_the_papers_settings():
         assert (m["kind"], m["num_layers"]) == (kind, layers), path
         # normalisation, REINFORCE, baseline order, patch and regulariser settings as the paper states them
         assert (d["pixel_mean"], d["pixel_std"]) == (128.0, 128.0), path
-        assert m["reward"] == "batch" and m["entropy_weight"] == 0.0 and m["baseline_update"] == "before", path
+        assert m["reward"] == "batch" and m["entropy_weight"] == 1.0e-4 and m["baseline_update"] == "before", path
         assert m["baseline_decay"] == 0.99 and m["p_layer"] == 0.5 and m["patch_radius"] == 30, path
         assert m["layer_draw"] == "per_batch" and m["inference_mask"] is True, path
         assert m["cutout_size"] == 16, path

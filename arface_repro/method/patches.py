@@ -48,6 +48,25 @@ def keep_to_mode(keep) -> np.ndarray:
     return code - 1
 
 
+def fixed_keep_flags(policy: str, dataset, idx) -> np.ndarray:
+    """Keep flags (N, 5) of the fixed test/training masks: `oracle` drops the occludable patch iff the image is
+    occluded, `drop` always drops it, `off` keeps everything. Needs a set with `occluded` / `occluded_patch`."""
+    idx = np.asarray(idx, np.int64)
+    keep = np.ones((len(idx), NUM_PATCHES), bool)
+    if policy == "off":
+        return keep
+    occ, patch = getattr(dataset, "occluded", None), getattr(dataset, "occluded_patch", None)
+    if occ is None or patch is None:
+        raise ConfigError(f"the fixed mask {policy!r} needs a synthetic set with occlusion flags (data.kind = synthetic)")
+    if policy == "oracle":
+        keep[:, patch] = ~np.asarray(occ, bool)[idx]
+    elif policy == "drop":
+        keep[:, patch] = False
+    else:
+        raise ConfigError(f"fixed mask must be oracle, drop or off, got {policy!r}")
+    return keep
+
+
 def patch_boxes(landmarks, patch_radius: float, height: int = 112, width: int = 112) -> np.ndarray:
     """Integer boxes (..., 5, 4) as [x0, y0, x1, y1) (x1/y1 exclusive), clipped to the image.
 

@@ -26,7 +26,7 @@ from arface_repro.io.records import load_record
 from arface_repro.paper import stats as S
 from arface_repro.paper.manifest import Manifest, load_claims, load_manifest, record_path
 from arface_repro.paper.record_check import record_flags
-from arface_repro.paper.resolution import describe_difference
+from arface_repro.paper.resolution import describe_difference, within_resolution
 from arface_repro.paper.targets import Column, Row, Table, get_table
 
 WITHIN, OFF, MISSING, LITERATURE = "within", "OFF", "missing", "literature"
@@ -359,6 +359,8 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
                     line += ["-", "-"]
                     continue
                 v = S.verdict(psign, test)
+                if psign and within_resolution(c.protocol, c.metric, c.to_record_units(delta), c.to_record_units(10.0 ** -dec)):
+                    v = f"paper: tie (within its resolution; measured {v})"
                 if test.n > 1 and math.isfinite(test.sd):
                     line += [f"{test.mean:+.2f} ± {test.sd:.2f} ({test.agree}/{test.n}, {S.fmt_p(test.p)})", v]
                 else:  # one seed: no spread and no test, not a "± 0.00"

@@ -45,3 +45,17 @@ def describe_difference(protocol: str, metric: str, delta_points: float) -> str:
         g = IJB_GENUINE[protocol]
         return f"{d * g / 100:.0f} of {g:,} genuine template pairs; no scores printed"
     return "per-item counts unknown; not testable from the printed numbers"
+
+
+def within_resolution(protocol: str, metric: str, delta_points: float, last_digit: float = 0.01) -> bool:
+    """Is a printed difference within the paper's own resolution, i.e. a tie rather than a claim?
+
+    LFW-type pair protocols: when McNemar's exact test could not reach p < 0.05 whatever the per-pair decisions
+    (fewer than 6 discordant pairs: <= 0.08 points on LFW's 6000). Other protocols, whose printed numbers carry no
+    spread: a difference of at most one unit of the last printed digit (`last_digit`, in the same units as
+    `delta_points`)."""
+    d = abs(delta_points)
+    if protocol in PAIR_COUNTS and metric.startswith("Acc"):
+        k = round(pairs_of(protocol, d))
+        return k == 0 or mcnemar_min_p(k) >= ALPHA
+    return d <= abs(last_digit) * (1 + 1e-9)

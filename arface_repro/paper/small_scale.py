@@ -7,6 +7,7 @@ from protocols/paper/manifest.yaml (`synthetic`, `lfw_scale`).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Callable, Iterable
@@ -16,9 +17,9 @@ from arface_repro.paper.report import SeedRuns
 from arface_repro.paper.synthetic import Job
 
 SYNTHETIC_TITLE = ("synthetic small-scale reproduction: tiny backbones trained on the built-in synthetic occluded-face "
-                   "generator (arface_repro/data/synthetic.py; the nose patch of some faces replaced by another "
-                   "identity's), CPU, paper's REINFORCE settings (batch reward, EMA baseline 0.99 updated first, no "
-                   "entropy bonus); columns measured on held-out synthetic identities: LFW-layout 6000-pair 10-fold "
+                   "generator (arface_repro/data/synthetic.py; identities in groups that differ only by the nose; in 30 % of "
+                   "the faces the nose replaced by another identity's at 3x contrast), CPU, paper's REINFORCE settings (batch reward, EMA baseline 0.99 updated first; entropy weight "
+                   "1e-4, a choice from ENAS); columns measured on held-out synthetic identities: LFW-layout 6000-pair 10-fold "
                    "accuracy, BLUFR-style VR@FAR=0.1% and DIR@FAR=1% (arface_repro/paper/synthetic_eval.py)")
 LFW_SCALE_TITLE = ("LFW-scale reproduction: the small backbone trained from scratch on BLUFR trial 1's training "
                    "identities of LFW (2,952 images of 1,500 people); Acc on the LFW View-2 pairs of untrained people "
@@ -54,15 +55,35 @@ def _group(cells: dict[str, str], seeds, records: dict[Job, dict], overrides) ->
     return out
 
 
+def _in_blocks(row_id: str, blocks) -> bool:
+    return blocks is None or row_id.split(".", 1)[0] in blocks
+
+
+def synthetic_blocks(full: bool = False) -> list[str] | None:
+    """The blocks the default synthetic run trains (manifest `synthetic.default_blocks`); None (all) with `full`."""
+    if full:
+        return None
+    blocks = load_manifest().synthetic.get("default_blocks")
+    return list(blocks) if blocks else None
+
+
 def synthetic_rows(tid: str, runs_dir: str | os.PathLike, seeds: list[int] | None = None, overrides: Iterable[str] = (),
                    workers: int | None = None, rerun: bool = False, extras: bool = False,
-                   log: Callable[[str], None] = print) -> tuple[dict[str, SeedRuns], dict[str, SeedRuns], float]:
-    """({row id: SeedRuns} of the table, {extra row id: SeedRuns}, seconds)."""
+                   log: Callable[[str], None] = print, full: bool = False, diagnostics: bool = True
+                   ) -> tuple[dict[str, SeedRuns], dict[str, SeedRuns], float]:
+    """({row id: SeedRuns} of the table, {extra row id: SeedRuns}, seconds).
+
+    Without `full` only the manifest's `default_blocks` are trained; the extra rows (with `extras`) and the
+    diagnostic rows (manifest `diagnostic_rows`, with `diagnostics`) of those blocks come in the second dict."""
     from arface_repro.paper.synthetic import run_jobs
 
     m = load_manifest()
-    cells = m.scale_cells("synthetic", tid)
+    blocks = synthetic_blocks(full)
+    cells = {r: c for r, c in m.scale_cells("synthetic", tid).items() if _in_blocks(r, blocks)}
     extra = {e["id"]: e["config"] for e in ((m.synthetic.get("extra_rows") or {}).get(tid) or [])} if extras else {}
+    if diagnostics:
+        extra.update({e["id"]: e["config"] for e in ((m.synthetic.get("diagnostic_rows") or {}).get(tid) or [])})
+    extra = {r: c for r, c in extra.items() if _in_blocks(r, blocks)}
     seeds = list(seeds if seeds is not None else m.scale_seeds("synthetic"))
     ov = tuple(overrides)
     jobs = [Job(cfg, s, ov) for s in seeds for cfg in dict.fromkeys([*cells.values(), *extra.values()])]
@@ -86,3 +107,50 @@ def lfw_scale_rows(tid: str, root: str | os.PathLike, runs_dir: str | os.PathLik
     t0 = time.time()
     recs = run_jobs(jobs, root, runs_dir, workers=workers, rerun=rerun, log=log)
     return _group(cells, seeds, recs, ov), time.time() - t0
+
+
+def diagnostic_row_ids(tid: str) -> set[str]:
+    """Row ids of the manifest's synthetic `diagnostic_rows` of a table (fixed-mask rows; not in the paper)."""
+    return {e["id"] for e in ((load_manifest().synthetic.get("diagnostic_rows") or {}).get(tid) or [])}
+
+
+def synthetic_budget(rows: dict[str, SeedRuns], extras: dict[str, SeedRuns], seeds, full: bool) -> str:
+    """One line: the budget the synthetic rows used (blocks, steps, identities, seeds, runs, CPU time)."""
+    recs = [r for sr in [*rows.values(), *extras.values()] for r in sr.records.values()]
+    budgets = sorted({json.dumps(r.get("budget") or {}, sort_keys=True) for r in recs})
+    held = sorted({(r.get("counts") or {}).get("identities") for r in recs} - {None})
+    per_run = "; ".join(
+        f"{b['steps']} steps x batch {b['batch_size']} on {b['identities']} identities x {b['images_per_identity']} images"
+        for b in map(json.loads, budgets) if b) or "-"
+    cpu = sum(float(r.get("train_cpu_seconds") or 0.0) for r in recs)
+    blocks = "all blocks (--full)" if full else f"blocks {synthetic_blocks(False) or 'all'} (--full for all)"
+    return (f"synthetic budget: {blocks}; per run {per_run}; held-out identities {held}; seeds {list(seeds)}; "
+            f"{len(recs)} runs; training + evaluation CPU time (user+sys, summed over runs) {cpu:.0f} s")
+
+
+def synthetic_diagnostic_sections(tid: str, rows: dict[str, SeedRuns], extras: dict[str, SeedRuns]) -> list:
+    """The diagnostics and the fixed-policy room of the synthetic rows (sections not in the paper; Table X only)."""
+    from arface_repro.paper.synthetic_diagnostics import diagnostics_section, room_section
+    from arface_repro.paper.targets import get_table
+
+    diag = diagnostic_row_ids(tid)
+    if not diag:
+        return []
+    t = get_table(tid)
+    m = load_manifest()
+    labels = {e["id"]: e["label"] for e in ((m.synthetic.get("diagnostic_rows") or {}).get(tid) or [])}
+    ordered = {}
+    for row in t.rows:
+        if row.id in rows:
+            label = "baseline (plain)" if row.short_label == "—" else row.short_label
+            ordered[row.id] = (f"{row.block}: {label}" if row.block else label, rows[row.id])
+    for rid, sr in extras.items():
+        ordered[rid] = (labels.get(rid, rid), sr)
+    out = [diagnostics_section(tid, ordered)]
+    for block in dict.fromkeys(r.split(".", 1)[0] for r in rows):
+        fixed = {rid.rsplit("_", 1)[1]: sr for rid, sr in extras.items() if rid in diag and rid.startswith(block + ".fixed_")}
+        if not fixed:
+            continue
+        arface = {rid: ordered[rid] for rid, sr in rows.items() if rid.startswith(block + ".") and sr.values("policy_entropy")}
+        out.append(room_section(tid, rows.get(f"{block}.baseline"), rows.get(f"{block}.random_l0"), fixed, arface))
+    return out

@@ -89,19 +89,28 @@ def train_job(job: Job, runs_dir: str, threads: int = 1) -> dict:
         raise ConfigError(f"{job.path}: not a synthetic config (data.kind = {cfg['data']['kind']})")
     val = build_val_set(cfg)
     key = run_key(job)
-    t0 = time.time()
+    t0, c0 = time.time(), _cpu_seconds()
     m = train_and_evaluate(job.path, ov, out_dir=Path(runs_dir) / "train" / RECORD_SUBDIR / f"{job.config}-s{job.seed}",
                            verify_fn=verify_fn_for(val, job.seed, int(cfg["data"]["val"]["num_pairs"])))
-    seconds = time.time() - t0
+    seconds, cpu = time.time() - t0, _cpu_seconds() - c0
     rec = build_record(PROTOCOL, RULE, m["metrics"], per_fold=m["per_fold"], model=f"config:{job.config}",
                        inputs={"config": job.path},
                        extra={"run_key": key, "seed": job.seed, "overrides": list(job.overrides), "per_pair": m["per_pair"],
                               "counts": m["counts"], "steps": m.get("steps"), "final_loss": m.get("final_loss"),
                               "final_train_acc": m.get("final_train_acc"), "checkpoint": m.get("checkpoint"),
-                              "train_seconds": seconds, "torch_threads": threads, "scale": SCALE})
+                              "train_seconds": seconds, "train_cpu_seconds": cpu, "torch_threads": threads, "scale": SCALE,
+                              "budget": {"steps": int(cfg["train"]["steps"]), "batch_size": int(cfg["train"]["batch_size"]),
+                                         "identities": int(cfg["data"]["synthetic"]["num_identities"]),
+                                         "images_per_identity": int(cfg["data"]["synthetic"]["images_per_identity"])}})
     path = write_record(rec, record_file(runs_dir, job))
     rec["_path"] = str(path)
     return rec
+
+
+def _cpu_seconds() -> float:
+    """user + sys CPU time of this process (all its threads)."""
+    t = os.times()
+    return t.user + t.system
 
 
 def _worker(args) -> dict:

@@ -24,6 +24,7 @@ import numpy as np
 from arface_repro.errors import ConfigError
 from arface_repro.eval.blufr import OSI_FARS, RANKS, REPORT_OSI_FAR, REPORT_RANK, REPORT_VERIFY_FAR, VERIFY_FARS, eval_roc, open_set_roc
 from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
+from arface_repro.method.patches import fixed_keep_flags
 
 PAIRS_PER_FOLD = 300
 N_FOLDS = 10
@@ -113,10 +114,67 @@ def evaluate_embeddings(feats: np.ndarray, labels: np.ndarray, seed: int, modes=
     return out
 
 
-def verify_fn_for(val_set, seed: int, num_pairs: int = PAIRS_PER_FOLD * N_FOLDS):
-    """A `verify_fn(trainer)` for `arface_repro.train.api.train_and_evaluate` computing the columns above."""
+# Diagnostic test masks (not in the paper): the accuracy of the same trained network when the held-out input is
+# masked by a given rule instead of the method's own (none for plain/Random/Cutout/DropBlock, argmax for ARFace).
+TEST_MASKS = {"off": "Acc[test mask off]", "oracle": "Acc[oracle test mask]", "drop": "Acc[nose dropped at test]"}
+TAIL_FRACTION = 0.1      # training accuracy / reward level = the mean over the last 10 % of the steps
+LN_MODES = float(np.log(31))
+
+
+def _mean_ci(v: np.ndarray) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % normal interval over images (0 for fewer than 2 values)."""
+    v = np.asarray(v, np.float64)
+    half = 1.96 * float(v.std(ddof=1)) / np.sqrt(len(v)) if len(v) > 1 else 0.0
+    return float(v.mean()), half
+
+
+def policy_diagnostics(probs: np.ndarray, occluded: np.ndarray, patch: int) -> dict:
+    """The Attention-Net's state on held-out images: mean entropy (nats; uniform = ln 31) and the probability
+    of dropping the occludable patch on occluded and on clean images (percent, mean ± 95 % half-width)."""
+    from arface_repro.method.patches import mode_keep_table
+
+    p = np.asarray(probs, np.float64)
+    ent = -(p * np.log(np.clip(p, 1e-300, None))).sum(1)
+    p_drop = p[:, ~mode_keep_table()[:, patch]].sum(1)
+    occ = np.asarray(occluded, bool)
+    out = {"policy_entropy": float(ent.mean()), "policy_entropy_uniform": LN_MODES}
+    for name, sel in (("occluded", occ), ("clean", ~occ)):
+        if sel.any():
+            m, h = _mean_ci(p_drop[sel])
+            out[f"p_drop_{name}"], out[f"p_drop_{name}.ci95"] = 100.0 * m, 100.0 * h
+    return out
+
+
+def training_level(history: list) -> dict:
+    """Mean training accuracy (the ARFace reward: accuracy of the masked batch) over the last 10 % of the steps."""
+    acc = [float(r["acc"]) for r in history if "acc" in r]
+    if not acc:
+        return {}
+    tail = acc[-max(1, int(round(TAIL_FRACTION * len(acc)))):]
+    return {"train_acc_tail": 100.0 * float(np.mean(tail))}
+
+
+def verify_fn_for(val_set, seed: int, num_pairs: int = PAIRS_PER_FOLD * N_FOLDS, diagnostics: bool = True):
+    """A `verify_fn(trainer)` for `arface_repro.train.api.train_and_evaluate` computing the columns above, and
+    (`diagnostics`, synthetic sets with occlusion flags) the accuracy under each diagnostic test mask, the
+    training accuracy's level and, for ARFace, the policy's state (`policy_diagnostics`)."""
     def verify(trainer) -> dict:
-        feats, modes = trainer.embed(val_set.images, val_set.landmarks)
-        return evaluate_embeddings(feats, val_set.labels, seed, modes, getattr(val_set, "occluded", None),
-                                   getattr(val_set, "occluded_patch", None), num_pairs)
+        occ, patch = getattr(val_set, "occluded", None), getattr(val_set, "occluded_patch", None)
+        m = trainer.cfg["method"]
+        if m["kind"] == "fixed":   # a fixed-mask (diagnostic) row is tested with the mask it was trained with
+            keep = fixed_keep_flags(m["fixed_mask"], val_set, np.arange(len(val_set.labels)))
+            feats, modes = trainer.embed(val_set.images, val_set.landmarks, keep=keep)
+        else:
+            feats, modes = trainer.embed(val_set.images, val_set.landmarks)
+        out = evaluate_embeddings(feats, val_set.labels, seed, modes, occ, patch, num_pairs)
+        if not diagnostics or occ is None:
+            return out
+        idx = np.arange(len(val_set.labels))
+        for rule, name in TEST_MASKS.items():
+            f, _ = trainer.embed(val_set.images, val_set.landmarks, keep=fixed_keep_flags(rule, val_set, idx))
+            out["metrics"][name] = pair_protocol(f, val_set.labels, seed, num_pairs // N_FOLDS)["Acc"]
+        out["metrics"].update(training_level(trainer.history))
+        if getattr(trainer, "attn", None) is not None:
+            out["metrics"].update(policy_diagnostics(trainer.policy_probs(val_set.images, val_set.landmarks), occ, patch))
+        return out
     return verify

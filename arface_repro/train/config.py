@@ -31,7 +31,8 @@ DEFAULTS: dict[str, Any] = {
     "model": {"name": "mobilefacenet", "kwargs": {}},
     "head": {"name": "amsoftmax", "kwargs": {}},  # paper: AM-Softmax s=30, m=0.4
     "method": {
-        "kind": "plain",  # plain | random | cutout | dropblock | arface
+        "kind": "plain",  # plain | random | cutout | dropblock | arface | fixed (diagnostic: a given mask, no policy)
+        "fixed_mask": "oracle",  # kind fixed: oracle (drop the occludable patch iff the image is occluded) | drop (always)
         "patch_radius": 30.0,  # paper: 30 at 112x112
         "num_layers": 0,  # feature-map masking: layers drawn per batch (paper: 3 MobileFaceNet, 9 ResNet50)
         "p_layer": 0.5,  # paper: "a fixed probability, which was set at 0.5"
@@ -40,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
         "reward": "batch",  # batch (paper) | sample
         "baseline_decay": 0.99,  # paper (ENAS)
         "baseline_update": "before",  # before: b <- decay*b + (1-decay)*R, then advantage R - b (ENAS code) | after
-        "entropy_weight": 0.0,
+        "entropy_weight": 1.0e-4,  # (choice) the paper is silent; ENAS's code (its REINFORCE recipe, [32]) uses 1e-4
         "inference_mask": True,  # ARFace: mask the test input with the Attention-Net's argmax mode
         "attention": {"patch_size": 24, "channels": [16, 32], "optimizer": "adam", "lr": 1.0e-3, "weight_decay": 0.0},
         "cutout_size": 16,  # paper: 16x16
@@ -55,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
         "synthetic": {  # arguments of arface_repro.data.synthetic.SyntheticFaces
             "num_identities": 40, "images_per_identity": 24, "occluded": True, "occluded_patch": "nose",
             "occlusion_rate": 0.5, "part_size": 24, "jitter": 2.0, "variation": 0.35, "noise_std": 6.0, "group_size": 1,
+            "occluder_contrast": 1.5,
         },
         "val": {"num_identities": 20, "images_per_identity": 10, "num_pairs": 300},
         "num_workers": 0,  # DataLoader processes that read/decode the batches (same batch order as 0)
@@ -83,7 +85,8 @@ DEFAULTS: dict[str, Any] = {
     },
 }
 
-METHODS = ("plain", "random", "cutout", "dropblock", "arface")
+METHODS = ("plain", "random", "cutout", "dropblock", "arface", "fixed")
+FIXED_MASKS = ("oracle", "drop")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "multistep", "constant")
 DATA_KINDS = ("synthetic", "rec", "folder")
@@ -246,6 +249,7 @@ SCHEMA: dict[str, Any] = {
     "head": {"name": Enum("softmax", "sphereface", "cosface", "amsoftmax", "arcface", "combined"), "kwargs": _kwargs},
     "method": {
         "kind": Enum(*METHODS),
+        "fixed_mask": Enum(*FIXED_MASKS),
         "patch_radius": Num(0.0, lo_open=True),
         "num_layers": Int(0),
         "p_layer": Num(0.0, 1.0),
@@ -270,7 +274,8 @@ SCHEMA: dict[str, Any] = {
         "landmarks_file": Text(optional=True),
         "synthetic": {"num_identities": Int(2), "images_per_identity": Int(1), "occluded": Bool(),
                       "occluded_patch": Enum(*PATCHES), "occlusion_rate": Num(0.0, 1.0), "part_size": Int(2, 112),
-                      "jitter": Num(0.0), "variation": Num(0.0), "noise_std": Num(0.0), "group_size": Int(1)},
+                      "jitter": Num(0.0), "variation": Num(0.0), "noise_std": Num(0.0), "group_size": Int(1),
+                      "occluder_contrast": Num(0.0, lo_open=True)},
         "val": {"num_identities": Int(2), "images_per_identity": Int(2), "num_pairs": Int(5)},
         "num_workers": Int(0, 256),  # reader processes: more is no machine, and a fork storm
     },

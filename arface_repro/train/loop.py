@@ -180,6 +180,9 @@ class Trainer:
         self.verify_fn, self.on_step = verify_fn, on_step
         self.train_set, self.val_set = datasets if datasets is not None else (build_train_set(cfg), None)
         self.batches = GlobalBatches(len(self.train_set), self.B, seed, self.dist.rank, W)
+        if m["kind"] == "fixed" and getattr(self.train_set, "occluded", None) is None:   # found before any step
+            raise ConfigError(f"method.kind=fixed (fixed_mask {m['fixed_mask']!r}) needs a synthetic training set with "
+                              f"occlusion flags (data.kind = synthetic), not data.kind = {cfg['data']['kind']!r}")
         source = getattr(self.train_set, "landmark_source", None)
         if source and self.dist.is_main and not t["quiet"] and m["kind"] in ("arface", "random"):
             print(f"{cfg['name']}: patch centres from {source}", file=sys.stderr)
@@ -291,14 +294,17 @@ class Trainer:
         H, Wd = x.shape[-2:]
         keep = None
         logits_a = None
-        if m["kind"] in ("arface", "random"):
+        if m["kind"] in ("arface", "random", "fixed"):
             boxes = torch.from_numpy(P.patch_boxes(lms, m["patch_radius"], H, Wd)).to(self.device)
             if m["kind"] == "arface":
                 logits_a = self.attn_ddp(x, boxes)
                 modes = sample_modes(logits_a, u_modes)
+                keep = P.modes_to_keep(modes)
+            elif m["kind"] == "fixed":
+                keep = torch.from_numpy(self.fixed_keep(self.batches.local_indices(self.step))).to(self.device)
             else:
                 modes = (u_modes * P.NUM_MODES).long().clamp_max(P.NUM_MODES - 1).to(self.device)
-            keep = P.modes_to_keep(modes)
+                keep = P.modes_to_keep(modes)
             mask = P.drop_mask(boxes, keep, H, Wd)
             x = (x * mask).contiguous(memory_format=self.memory_format)
             if self.masker:
@@ -366,10 +372,18 @@ class Trainer:
         self.step += 1
         return rec
 
+    def fixed_keep(self, idx: np.ndarray) -> np.ndarray:
+        """kind fixed: the (N, 5) keep flags of training images `idx` (the occlusion flags come from the set)."""
+        return P.fixed_keep_flags(self.cfg["method"]["fixed_mask"], self.train_set, idx)
+
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def embed(self, images: np.ndarray, landmarks: np.ndarray, batch: int = 256) -> tuple[np.ndarray, np.ndarray | None]:
-        """Embeddings (N, D) of uint8 images; ARFace masks the input with the argmax mode (also returned)."""
+    def embed(self, images: np.ndarray, landmarks: np.ndarray, batch: int = 256,
+              keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Embeddings (N, D) of uint8 images; ARFace masks the input with the argmax mode (also returned).
+
+        `keep` (N, 5) bool: mask the input with these keep flags instead (any method; a diagnostic test mask,
+        e.g. the oracle's), and return no modes."""
         m = self.cfg["method"]
         self.fnet.eval()
         if self.attn is not None:
@@ -378,7 +392,11 @@ class Trainer:
         for s in range(0, len(images), batch):
             x = normalise(torch.from_numpy(np.ascontiguousarray(images[s : s + batch])).to(self.device),
                           self.cfg["data"]["pixel_mean"], self.cfg["data"]["pixel_std"], self.memory_format)
-            if self.attn is not None and m["inference_mask"]:
+            if keep is not None:
+                boxes = torch.from_numpy(P.patch_boxes(landmarks[s : s + batch], m["patch_radius"], *x.shape[-2:])).to(self.device)
+                k = torch.from_numpy(np.asarray(keep[s : s + batch], bool)).to(self.device)
+                x = (x * P.drop_mask(boxes, k, *x.shape[-2:])).contiguous(memory_format=self.memory_format)
+            elif self.attn is not None and m["inference_mask"]:
                 boxes = torch.from_numpy(P.patch_boxes(landmarks[s : s + batch], m["patch_radius"], *x.shape[-2:])).to(self.device)
                 modes = greedy_modes(self.attn(x, boxes))
                 x = (x * P.drop_mask(boxes, P.modes_to_keep(modes), *x.shape[-2:])).contiguous(memory_format=self.memory_format)
@@ -388,6 +406,22 @@ class Trainer:
         if self.attn is not None:
             self.attn.train()
         return np.concatenate(feats), (np.concatenate(modes_all) if modes_all else None)
+
+    @torch.no_grad()
+    def policy_probs(self, images: np.ndarray, landmarks: np.ndarray, batch: int = 256) -> np.ndarray:
+        """ARFace: the Attention-Net's distribution over the 31 modes (N, 31) float64, in eval mode."""
+        if self.attn is None:
+            raise ConfigError("policy_probs needs an ARFace run (method.kind = arface)")
+        m = self.cfg["method"]
+        self.attn.eval()
+        out = []
+        for s in range(0, len(images), batch):
+            x = normalise(torch.from_numpy(np.ascontiguousarray(images[s : s + batch])).to(self.device),
+                          self.cfg["data"]["pixel_mean"], self.cfg["data"]["pixel_std"], self.memory_format)
+            boxes = torch.from_numpy(P.patch_boxes(landmarks[s : s + batch], m["patch_radius"], *x.shape[-2:])).to(self.device)
+            out.append(torch.softmax(self.attn(x, boxes).double(), -1).cpu().numpy())
+        self.attn.train()
+        return np.concatenate(out)
 
     def evaluate(self) -> dict:
         if self.verify_fn is not None:

@@ -292,7 +292,7 @@ def test_quick_mode_trains_records_and_reuses(rt, tmp_path, capsys):
     assert "synthetic verdict" in out and ("holds" in out or "reversed" in out or "tie" in out)
     md = (tmp_path / "t" / "table_11.md").read_text()
     assert md.startswith("# Table XI: ") and md.splitlines()[0].endswith("[QUICK RUN]")
-    assert "quick run: 2 training steps per run; seed 0 of 0, 1, 2 (no spread)" in md
+    assert "quick run: 2 training steps per run; seed 0 of 0, 1, 2, 3, 4 (no spread)" in md
     assert "± 0.00" not in md and "1 seed: no spread, no test" in md   # one seed: no spread printed as if measured
     assert (tmp_path / "t" / "table_11.html").read_text().count("QUICK RUN") >= 1
     mtimes = [p.stat().st_mtime_ns for p in recs]
@@ -315,6 +315,9 @@ def test_quick_mode_table_x_default_block_with_diagnostics(rt, tmp_path, capsys)
     assert len(list((runs / "synthetic").glob("*.json"))) == 2 * len(configs)
     assert "synthetic budget: blocks ['mfn_subset'] (--full for all); per run 2 steps x batch 8 on 6 identities" in out
     assert "seeds [0, 1]; 14 runs;" in out
+    assert "policy syn_arface_input: " in out and max(len(line) for line in out.splitlines()) <= 100  # the summary
+    assert rt.main([*args, "--wide"]) == 0   # the full tables, every record reused
+    out = capsys.readouterr().out
     assert "Table X - synthetic diagnostics (not in the paper)" in out and "P(drop nose | occluded) %" in out
     assert "Table X - the room a conditional policy has" in out and "fixed: oracle - always drop the nose" in out
     assert "syn_r50_plain" not in out

@@ -9,6 +9,7 @@ import textwrap
 from typing import Sequence
 
 from arface_repro.paper.report import LITERATURE, MISSING, OFF, WITHIN, Report
+from arface_repro.paper.synthetic_diagnostics import POLICY_COLUMN
 
 WIDTH = 100
 _MAX_LISTED = 8
@@ -80,6 +81,12 @@ def terminal_summary(report: Report, kind: str | None, extra: Sequence[str], pat
         lines += _wrap(x, "  " if x.startswith(("OFF ", "FLAGGED ", "... ")) else "")
     for s in report.summary:
         lines += _wrap(f"orderings, {s}")
+    for sec in report.sections:  # a learned policy's state (synthetic diagnostics): one line per row that has one
+        if POLICY_COLUMN in sec.header:
+            i, k = sec.header.index(POLICY_COLUMN), sec.header.index("config")
+            for row in sec.rows:
+                if row[i]:
+                    lines += _wrap(f"policy {row[k]}: {row[i]}", "  ")
     for x in extra:
         lines += _wrap(x)
     for i, p in enumerate(paths):

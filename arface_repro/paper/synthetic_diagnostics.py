@@ -73,9 +73,10 @@ def _verdicts(sr: SeedRuns) -> str:
     return out
 
 
+POLICY_COLUMN = "policy per seed"
 HEADER = ["row", "config", "Acc", "train acc (last 10 %)", *TEST_MASKS.values(),
           f"policy entropy (ln 31 = {LN_MODES:.3f})", "P(drop nose | occluded) %", "P(drop nose | clean) %",
-          "policy per seed"]
+          POLICY_COLUMN]
 
 
 def diagnostics_section(tid: str, rows: dict[str, tuple[str, SeedRuns]]) -> Section:

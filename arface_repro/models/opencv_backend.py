@@ -38,13 +38,13 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.backends import EmbeddingModel, _layout_from_shape
+from arface_repro.models.batch_probe import DIFFERS, batch_agrees, run_singles
 from arface_repro.models.onnx_file import read_onnx
 from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
 
 FIRST = {".pb": "tensorflow", ".onnx": "onnx", ".prototxt": "caffe"}
 SECOND = {"tensorflow": (".pbtxt",), "caffe": (".caffemodel",)}
-PROBE_RTOL = 1e-4
 
 
 def split_spec(rest: str) -> tuple[str, list[Path]]:
@@ -206,17 +206,16 @@ class OpenCVModel(EmbeddingModel):
         if self.fixed_batch:
             self.embedding_size = self._checked(self._run(probe), n).shape[1]
             return f"fixed batch {n} declared by the file (the last batch is zero-padded)"
-        singles = np.concatenate([self._checked(self._run(probe[i:i + 1]), 1) for i in range(2)])
+        singles = run_singles(lambda x: self._checked(self._run(x), 1), probe)
         self.embedding_size = singles.shape[1]
         try:
             together = self._checked(self._forward(probe), 2)
         except (cv2.error, FormatError) as exc:
             self.fixed_batch = 1
             return f"batch of 2 rejected by OpenCV ({_first_line(exc)[:120]}): one image at a time"
-        scale = max(float(np.abs(singles).max()), 1e-12)
-        if float(np.abs(together - singles).max()) > PROBE_RTOL * scale:
+        if not batch_agrees(singles, together):
             self.fixed_batch = 1
-            return "a batch of 2 gives other outputs than single images: one image at a time"
+            return DIFFERS
         return "batched"
 
 

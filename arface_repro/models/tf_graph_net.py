@@ -28,12 +28,12 @@ from torch import nn
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.models.backends import TorchModel
+from arface_repro.models.batch_probe import DIFFERS, batch_agrees, run_singles
 from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.models.tf_graphdef import declared_shape, dtype_name, load_graph, single_placeholder, split_input
 from arface_repro.models.tf_ops import build_op
 from arface_repro.utils.hashing import sha256_file
 
-PROBE_RTOL = 1e-4
 
 
 class TFGraphNet(nn.Module):
@@ -141,17 +141,16 @@ def _probe_batch(model: TFGraphModel) -> str:
     h, w = model.preprocess.size
     images = np.random.default_rng(0).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
     probe = model.preprocess(images, name="batch probe")
-    singles = np.concatenate([model._checked(model._run(probe[i:i + 1]), 1) for i in range(2)])
+    singles = run_singles(lambda x: model._checked(model._run(x), 1), probe)
     model.embedding_size = singles.shape[1]
     try:
         together = model._checked(model._run(probe), 2)
     except (ConfigError, FormatError) as exc:
         model.fixed_batch = 1
         return f"a batch of 2 fails ({str(exc)[-160:]}): one image at a time"
-    scale = max(float(np.abs(singles).max()), 1e-12)
-    if float(np.abs(together - singles).max()) > PROBE_RTOL * scale:
+    if not batch_agrees(singles, together):
         model.fixed_batch = 1
-        return "a batch of 2 gives other outputs than single images: one image at a time"
+        return DIFFERS
     return "batched"
 
 

@@ -75,10 +75,10 @@ def test_compare_refuses_other_protocols_and_pair_lists(lfw_records, shared, tmp
     assert main(["compare", str(a), str(blufr)]) == 2
     err = capsys.readouterr().err
     assert "compare needs records of one protocol" in err and len(err.strip().splitlines()) == 1
-    # the same protocol over another pair list (one pair line changed): refused
+    # the same protocol over another pairs file (two pair lines swapped: the file, not the pairs, differs): refused
     other = tmp_path / "pairs_other.txt"
     lines = pairs.read_text().splitlines()
-    lines[1] = lines[2]
+    lines[1], lines[2] = lines[2], lines[1]
     other.write_text("\n".join(lines) + "\n")
     rec = tmp_path / "other.json"
     assert main(["evaluate", "--protocol", "lfw", "--features", str(d / "good.npz"), "--pairs", str(other),

@@ -29,3 +29,20 @@ def test_a_wrong_merge_would_be_seen(monkeypatch):
     monkeypatch.setattr(parallel_sort, "_merge", lambda a, b: np.concatenate([b, a]))
     x = np.random.default_rng(0).standard_normal(1000)
     assert not np.array_equal(sort_parallel(x, 2), np.sort(x))
+
+
+def test_split_scores_equals_the_masks_and_sees_non_finite():
+    from arface_repro.eval.roc_merge import split_scores
+
+    rng = np.random.default_rng(1)
+    for dtype in (np.float32, np.float64):
+        s = rng.standard_normal(10_001).astype(dtype)
+        lab = rng.random(s.size) < 0.1
+        imp, gen, finite = split_scores(s, lab)
+        np.testing.assert_array_equal(imp, s[~lab])
+        np.testing.assert_array_equal(gen, s[lab])
+        assert finite and imp.dtype == gen.dtype == s.dtype
+        for bad in (np.nan, np.inf, -np.inf):
+            t = s.copy()
+            t[5000] = bad
+            assert split_scores(t, lab)[2] is False

@@ -41,7 +41,7 @@ from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
 from arface_repro.eval.numpy_order_dot import pair_dots
 from arface_repro.eval.parallel_sort import sort_parallel
-from arface_repro.eval.roc_merge import roc_counts
+from arface_repro.eval.roc_merge import roc_counts, split_scores
 from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.utils.cpus import usable_cpus
@@ -356,11 +356,14 @@ def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     scores = np.asarray(scores).ravel()
     if scores.dtype not in (np.float32, np.float64):
         scores = scores.astype(np.float64)
-    labels = np.asarray(labels).ravel().astype(bool)
-    if not np.isfinite(scores).all():
+    labels = np.asarray(labels).ravel()
+    if labels.shape != scores.shape:
+        raise FormatError(f"{labels.size} labels for {scores.size} scores")
+    imp, gen, finite = split_scores(scores, labels if labels.dtype == np.bool_ else labels != 0)
+    if not finite:
         raise FormatError("scores contain NaN or inf")
-    imp = sort_parallel(scores[~labels])   # np.sort's values, on the usable CPUs
-    gen = np.sort(scores[labels])
+    imp = sort_parallel(imp)   # np.sort's values, on the usable CPUs
+    gen = np.sort(gen)
     if imp.size == 0 or gen.size == 0:
         raise FormatError("a ROC needs both genuine and impostor scores")
 

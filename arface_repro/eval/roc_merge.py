@@ -47,6 +47,35 @@ def _merge(imp, gen):
     return fps[:k], tps[:k], keep
 
 
+@njit(cache=True, nogil=True)
+def _split(scores, labels):
+    n_gen = 0
+    finite = True
+    for k in range(scores.shape[0]):
+        if labels[k]:
+            n_gen += 1
+        if not np.isfinite(scores[k]):
+            finite = False
+    imp = np.empty(scores.shape[0] - n_gen, scores.dtype)
+    gen = np.empty(n_gen, scores.dtype)
+    i = 0
+    j = 0
+    for k in range(scores.shape[0]):
+        if labels[k]:
+            gen[j] = scores[k]
+            j += 1
+        else:
+            imp[i] = scores[k]
+            i += 1
+    return imp, gen, finite
+
+
+def split_scores(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(impostor scores, genuine scores, all finite) in one compiled pass: `scores[labels == 0]`,
+    `scores[labels != 0]` in their order, and `np.isfinite(scores).all()`."""
+    return _split(np.ascontiguousarray(scores), np.ascontiguousarray(labels))
+
+
 def roc_counts(impostor_sorted: np.ndarray, genuine_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fps, tps, keep) with the leading (0, 0) point, from ascending impostor and genuine scores of one dtype."""
     return _merge(np.ascontiguousarray(impostor_sorted), np.ascontiguousarray(genuine_sorted, impostor_sorted.dtype))

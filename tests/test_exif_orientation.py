@@ -24,9 +24,9 @@ def _tagged_jpeg(h: int = 20, w: int = 40, orientation: int = 6) -> bytes:
     return buf.getvalue()
 
 
-def _upright(img: np.ndarray) -> None:
-    assert img.shape == (20, 40, 3), f"the EXIF tag rotated the image to {img.shape}"
-    assert img[:, :8].mean() > 200 and img[:, 14:].mean() < 50
+def _upright(img: np.ndarray) -> bool:
+    """The stored 20×40 grid (bright left band, dark right), not the grid the EXIF tag would turn it into."""
+    return img.shape == (20, 40, 3) and img[:, :8].mean() > 200 and img[:, 14:].mean() < 50
 
 
 def test_opencv_applies_the_tag_by_default():
@@ -41,9 +41,11 @@ def test_decode_and_read_image_ignore_the_tag(tmp_path):
     from arface_repro.data.face_datasets import decode_image, read_image
 
     data = _tagged_jpeg()
-    _upright(decode_image(data))
+    img = decode_image(data)
+    assert _upright(img), f"the EXIF tag turned the decoded image: {img.shape}"
     (tmp_path / "a.jpg").write_bytes(data)
-    _upright(read_image(tmp_path / "a.jpg"))
+    img = read_image(tmp_path / "a.jpg")
+    assert _upright(img), f"the EXIF tag turned the read image: {img.shape}"
 
 
 def test_embed_loader_ignores_the_tag(tmp_path):
@@ -54,7 +56,7 @@ def test_embed_loader_ignores_the_tag(tmp_path):
     (tmp_path / "p" / "a.jpg").write_bytes(_tagged_jpeg())
     _, fitted, _, err = _ImageDataset(tmp_path, ["p/a.jpg"], Preprocess(size=(20, 40), fit="none"))[0]
     assert err is None, err
-    _upright(fitted)
+    assert _upright(fitted), f"the EXIF tag turned the image: {fitted.shape}"
 
 
 def test_bin_and_rec_payloads_ignore_the_tag(tmp_path):
@@ -64,6 +66,6 @@ def test_bin_and_rec_payloads_ignore_the_tag(tmp_path):
     data = _tagged_jpeg()
     (tmp_path / "s.bin").write_bytes(pickle.dumps(([data, data], [True])))
     _, imgs = decode_bin_images(tmp_path / "s.bin")
-    _upright(imgs[0])
+    assert _upright(imgs[0]), f"the EXIF tag turned the image: {imgs[0].shape}"
     payload, reencoded, hw = jpeg_payload(data, "a.jpg")
     assert hw == (20, 40) and not reencoded and payload == data

@@ -180,6 +180,8 @@ def test_inference_module_keep_table_is_the_trainers():
     assert torch.equal(net.keep_table[modes], modes_to_keep(modes))
     lm = jittered(ARCFACE_112, 64, seed=9, sd=40.0)  # many clipped and half-way cases
     lm[:8] = np.round(lm[:8]) + 0.5  # exact .5 cases of the half-up rounding
+    # bitwise on purpose: the product promises the same integers (element-wise float64 subtract, add, floor and
+    # clip are correctly rounded in any implementation; no reduction, no BLAS), which ONNX export relies on
     for r in (16, 30, 29.5):
         assert np.array_equal(patch_boxes_torch(torch.from_numpy(lm), r, 112, 112).numpy(), patch_boxes(lm, r, 112, 112))
 

@@ -41,6 +41,8 @@ from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
 from arface_repro.eval.numpy_order_dot import pair_dots
 from arface_repro.eval.parallel_sort import sort_parallel
+from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc
+from arface_repro.eval.roc import tar_at_far as roc_tar_at_far
 from arface_repro.eval.roc_merge import roc_counts, split_scores
 from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.io.feature_store import check_flip_sum
@@ -314,35 +316,6 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
 # TAR@FAR rules
 
 
-def _local_tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float], rule: str) -> dict[float, float]:
-    """Both rules on full score arrays (used until/unless arface_repro.eval.roc provides them)."""
-    from sklearn.metrics import roc_curve  # noqa: PLC0415
-
-    scores = np.asarray(scores)
-    labels = np.asarray(labels).astype(np.int64)
-    if rule == "nearest":
-        fpr, tpr, _ = roc_curve(labels, scores)
-        out = {}
-        for far in fars:
-            d = np.abs(fpr - far)
-            hits = np.flatnonzero(d == d.min())
-            out[far] = float(tpr[hits[-1]])
-        return out
-    if rule == "strict":
-        gen = np.sort(scores[labels == 1])
-        imp = -np.sort(-scores[labels == 0])
-        out = {}
-        for far in fars:
-            k = int(math.floor(far * imp.size + 1e-9 * max(1.0, far * imp.size)))
-            if k >= imp.size:
-                out[far] = 1.0
-                continue
-            v = imp[k]
-            out[far] = float(gen.size - np.searchsorted(gen, v, side="right")) / max(1, gen.size)
-        return out
-    raise ConfigError(f"unknown TAR@FAR rule {rule!r} (expected nearest or strict)")
-
-
 def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, keep): the full ROC exactly as `sklearn.metrics.roc_curve(labels, scores,
     drop_intermediate=False)` returns it, and the mask of the points sklearn keeps with its default
@@ -380,49 +353,18 @@ def tar_table(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FA
     (arface_repro.eval.roc.tar_at_far_from_roc: 'nearest' on sklearn's drop_intermediate curve,
     'strict' on the full curve), applied to `fast_roc`'s exact sklearn-equal curve."""
     fpr, tpr, keep = fast_roc(scores, labels)
-    try:
-        from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - the project module exists
-        tar_at_far_from_roc = downsample_curve = None
     out = {}
     for rule in rules:
         f, t = (fpr[keep], tpr[keep]) if rule == "nearest" else (fpr, tpr)
-        if tar_at_far_from_roc is not None:
-            out[rule] = {float(k): float(v) for k, v in tar_at_far_from_roc(f, t, list(fars), rule).items()}
-        else:
-            out[rule] = _rules_from_roc(f, t, fars, rule)
-    curve = None
-    if max_points:
-        f, t = fpr[keep], tpr[keep]
-        curve = downsample_curve(f, t, max_points) if downsample_curve is not None else {"fpr": f.tolist(), "tpr": t.tolist()}
+        out[rule] = {float(k): float(v) for k, v in tar_at_far_from_roc(f, t, list(fars), rule).items()}
+    curve = downsample_curve(fpr[keep], tpr[keep], max_points) if max_points else None
     return out, curve
-
-
-def _rules_from_roc(fpr, tpr, fars, rule):
-    out = {}
-    for far in fars:
-        if rule == "nearest":
-            d = np.abs(fpr - far)
-            out[float(far)] = float(tpr[np.flatnonzero(d == d.min())[-1]])
-        elif rule == "strict":
-            ok = fpr <= far
-            out[float(far)] = float(tpr[ok].max()) if ok.any() else 0.0
-        else:
-            raise ConfigError(f"unknown TAR@FAR rule {rule!r} (expected nearest or strict)")
-    return out
 
 
 def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS,
                rule: str = "nearest") -> dict[float, float]:
-    """TAR (fraction) per FAR; uses the project's arface_repro.eval.roc when present, else the local rules."""
-    try:
-        from arface_repro.eval import roc  # noqa: PLC0415
-        fn = roc.tar_at_far
-    except (ImportError, AttributeError):
-        fn = None
-    if fn is not None:
-        return {float(k): float(v) for k, v in fn(scores, labels, list(fars), rule=rule).items()}
-    return _local_tar_at_far(scores, labels, fars, rule)
+    """TAR (fraction) per FAR by the project's rules (`eval.roc.tar_at_far`)."""
+    return {float(k): float(v) for k, v in roc_tar_at_far(scores, labels, list(fars), rule=rule).items()}
 
 
 def roc_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 2000) -> dict:

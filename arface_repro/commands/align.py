@@ -21,14 +21,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.utils.argtypes import float_range, int_range, positive_int
+from arface_repro.utils.atomic import atomic_open, atomic_path
+from arface_repro.utils.outputs import Output, check_outputs
+from arface_repro.utils.progress import progress
+
 REPORT_NAMES = ("landmarks.txt", "source_landmarks.txt", "crop_boxes.txt", "align_report.txt")
 MODES = ("template", "box")
 BOX_DEFAULTS = {"margin": 32, "size": (160, 160)}  # facenet's LFW crops
 
 
 def register(subparsers) -> None:
-    from arface_repro.utils.argtypes import float_range, int_range, positive_int
-
     p = subparsers.add_parser(
         "align",
         help="detect faces (MTCNN) and write aligned 112x112 or facenet-style box crops plus a landmarks file",
@@ -63,8 +67,6 @@ def register(subparsers) -> None:
 
 
 def _parse_size(text: str, mode: str = "template"):
-    from arface_repro.errors import ConfigError
-
     try:
         parts = [int(v) for v in text.lower().split("x")]
     except ValueError:
@@ -82,7 +84,6 @@ def _parse_size(text: str, mode: str = "template"):
 
 def crop_settings(mode=None, size=None, margin=None, preset=None) -> dict:
     """{'mode', 'size' (h, w), 'margin'} from the flags, a preset's crop block filling what is not given."""
-    from arface_repro.errors import ConfigError
 
     base = {"mode": "template", "size": None, "margin": None}
     if preset:
@@ -130,11 +131,6 @@ def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, de
     from arface_repro.data.box_crop import box_crop
     from arface_repro.data.face_datasets import read_image, write_landmarks_file
     from arface_repro.data.mtcnn import MTCNN, select_main_face
-    from arface_repro.errors import FormatError, MissingDataError
-    from arface_repro.utils.atomic import atomic_open, atomic_path
-    from arface_repro.utils.progress import progress
-
-    from arface_repro.errors import ConfigError
 
     src, dst = Path(src), Path(dst)
     if mode not in MODES:
@@ -143,7 +139,6 @@ def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, de
         margin = BOX_DEFAULTS["margin"]
     if not src.is_dir():
         raise MissingDataError(f"{src}: source folder not found")
-    from arface_repro.utils.outputs import Output, check_outputs
 
     check_outputs([Output(dst, "DST_DIR", kind="dir", tree=True)], [src, weights])
     images = list_images(src)
@@ -200,7 +195,6 @@ def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, de
 
 
 def run(args) -> int:
-    from arface_repro.errors import ConfigError
     from arface_repro.shared_data import shared_path
 
     if args.threads:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from arface_repro.errors import ConfigError
+from arface_repro.utils.outputs import Output, check_outputs
+
 
 def register(sub) -> None:
     p = sub.add_parser("compare", help="compare result records of one protocol with paired tests",
@@ -16,10 +19,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from arface_repro.errors import ConfigError
     from arface_repro.eval.plots import check_figure_path, curve_labels, model_label, plot_roc
     from arface_repro.eval.record_compare import compare_records, format_comparison, read_records
-    from arface_repro.utils.outputs import Output, check_outputs
 
     if len(args.records) < 2:
         raise ConfigError("compare needs at least two records")

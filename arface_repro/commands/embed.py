@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from arface_repro.errors import ConfigError
+from arface_repro.utils.argtypes import batch_size, int_range
+from arface_repro.utils.outputs import Output, check_outputs, spec_files
+
 
 def register(sub) -> None:
-    from arface_repro.utils.argtypes import batch_size, int_range
-
     p = sub.add_parser("embed", help="extract embeddings of a folder of images into a feature store (.npz)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="model spec: torch:ARCH:PATH | torchscript:PATH | onnx:PATH | tflite:PATH | "
@@ -39,9 +41,6 @@ def register(sub) -> None:
 def check_embed_outputs(args) -> None:
     """--out (a .npz) and --cache-dir, checked before anything is read; no input may be written over."""
     from pathlib import Path
-
-    from arface_repro.errors import ConfigError
-    from arface_repro.utils.outputs import Output, check_outputs, spec_files
 
     if not str(args.out).endswith(".npz"):
         raise ConfigError(f"--out {args.out}: a feature store is an .npz file; give a name ending in .npz")

@@ -11,6 +11,10 @@ import json
 import os
 import sys
 
+from arface_repro.errors import ConfigError
+from arface_repro.utils import launcher_env
+from arface_repro.utils.outputs import Output, check_outputs, spec_files
+
 EXAMPLES = """examples:
   arface evaluate --protocol lfw --features lfw.npz --pairs lfw/pairs.txt
   arface evaluate --protocol lfw --model onnx:MobileFaceNet.onnx --data-root lfw/aligned-112x96 --pairs lfw/pairs.txt
@@ -53,8 +57,6 @@ def _protocol_of(argv: list[str]) -> str | None:
 
 def _init_distributed(cls) -> None:
     """Join the torchrun group when WORLD_SIZE > 1 (NCCL on CUDA, gloo otherwise)."""
-    from arface_repro.errors import ConfigError
-    from arface_repro.utils import launcher_env
 
     if launcher_env.world_size() <= 1:
         return
@@ -73,7 +75,6 @@ def _init_distributed(cls) -> None:
 
 
 def run(args) -> int:
-    from arface_repro.errors import ConfigError
     from arface_repro.eval.protocols import get_protocol, protocol_names
 
     argv = list(args.argv)
@@ -118,9 +119,7 @@ def check_evaluate_outputs(proto, opts) -> None:
     a bad location, or an output that is one of the run's input files, is an error now, not after the work."""
     from pathlib import Path
 
-    from arface_repro.errors import ConfigError
     from arface_repro.io.records import SIDECAR_SUFFIX
-    from arface_repro.utils.outputs import Output, check_outputs, spec_files
 
     outs = []
     if opts.out:

@@ -14,6 +14,9 @@ from collections import Counter
 
 import numpy as np
 
+from arface_repro.errors import FormatError
+from arface_repro.utils.progress import progress
+
 MAX_LISTED = 20
 
 
@@ -32,10 +35,8 @@ def register(subparsers) -> None:
 
 def inspect_rec(prefix, decode: bool = True, quiet: bool = True) -> tuple[dict, list[str]]:
     """Return (summary counts, list of problems) for PREFIX.rec/.idx."""
-    from arface_repro.utils.progress import progress
 
     from arface_repro.data.face_datasets import decode_image
-    from arface_repro.errors import FormatError
     from arface_repro.io.recordio import IndexedRecordReader, RecordReader, unpack
 
     reader = IndexedRecordReader(f"{prefix}.idx", f"{prefix}.rec")

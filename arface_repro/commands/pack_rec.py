@@ -16,6 +16,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from arface_repro.errors import ConfigError, MissingDataError
+from arface_repro.utils.progress import progress
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -42,11 +45,9 @@ def register(subparsers) -> None:
 def pack_folder(folder, out_prefix, reencode: bool = False, quality: int = 95, quiet: bool = True,
                 landmarks_file=None) -> dict:
     """Pack an image folder; returns counts. Every image is decoded once to check it (FormatError if not)."""
-    from arface_repro.utils.progress import progress
 
     from arface_repro.data.face_datasets import read_landmarks_file, scan_image_folder
     from arface_repro.data.rec_writer import FaceRecWriter, check_output_prefix, jpeg_payload
-    from arface_repro.errors import ConfigError, MissingDataError
 
     if not 1 <= quality <= 100:
         raise ConfigError(f"--quality must be in 1..100, got {quality}")

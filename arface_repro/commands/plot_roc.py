@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from arface_repro.utils.argtypes import float_range
+from arface_repro.utils.outputs import Output, check_outputs
+
 
 def register(sub) -> None:
-    from arface_repro.utils.argtypes import float_range
-
     p = sub.add_parser("plot-roc", help="plot ROC curves from result records",
                        description="Draw one ROC curve per result record: log-FAR axis with the operating points of the protocol marked, legend (preset or model file name, the rule where records differ, the headline metric) inside the axes; the format (PDF, SVG, PNG) follows the file extension.")
     p.add_argument("records", nargs="+", help="result record JSON files")
@@ -20,7 +21,6 @@ def run(args) -> int:
     from arface_repro.eval.plots import check_figure_path, plot_roc
     from arface_repro.io.record_sniff import check_record_file
     from arface_repro.io.records import load_record
-    from arface_repro.utils.outputs import Output, check_outputs
 
     check_figure_path(args.out)
     check_outputs([Output(args.out, "-o")], args.records)

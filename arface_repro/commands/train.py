@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from arface_repro.utils import launcher_env
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -26,7 +28,6 @@ def _run(args) -> int:
     import json
 
     from arface_repro.train.loop import train
-    from arface_repro.utils import launcher_env
 
     ov = list(args.overrides)
     if args.out_dir:

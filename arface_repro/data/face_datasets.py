@@ -32,6 +32,7 @@ from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
 from arface_repro.io.recordio import IndexedRecordReader, IRHeader, pack, unpack
 from arface_repro.utils.input_files import check_regular, check_size, read_capped
 from arface_repro.utils.atomic import atomic_open
+from arface_repro.utils.textfile import read_text
 
 try:  # torch is only needed to subclass Dataset (ConcatDataset via `+`); the classes work without it
     from torch.utils.data import Dataset as _Base
@@ -87,7 +88,6 @@ def template_landmarks(height: int, width: int) -> np.ndarray:
 
 def read_landmarks_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Parse a landmarks file into {relpath: float32 (5, 2)}; malformed lines raise FormatError."""
-    from arface_repro.utils.textfile import read_text
 
     out: dict[str, np.ndarray] = {}
     for lineno, line in enumerate(read_text(path, "landmarks file").splitlines(), 1):

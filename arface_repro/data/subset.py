@@ -32,6 +32,8 @@ import numpy as np
 
 from arface_repro.data.identity_names import normalise_name, read_class_names, read_identity_meta, read_names_list
 from arface_repro.errors import ConfigError, MissingDataError
+from arface_repro.utils.atomic import atomic_open
+from arface_repro.utils.progress import progress
 
 SIDE_FILES = (".classes.txt", ".images.txt", ".report.txt")
 
@@ -98,11 +100,9 @@ def build_subset(source, out_prefix, lfw_names, *, identity_meta=None, class_nam
                  seed: int = 0, keep_short: bool = False, landmarks_file=None, reencode: bool = False,
                  quality: int = 95, quiet: bool = True) -> dict:
     """Build the subset (see the module docstring); returns the counts written to the report."""
-    from arface_repro.utils.progress import progress
 
     from arface_repro.data.face_datasets import header_landmarks, read_landmarks_file
     from arface_repro.data.rec_writer import FaceRecWriter, check_output_prefix, jpeg_payload
-    from arface_repro.utils.atomic import atomic_open
 
     if isinstance(per_identity, bool) or not isinstance(per_identity, int) or per_identity < 0:
         raise ConfigError(f"--per-identity must be an integer >= 0 (0: every image), got {per_identity!r}")

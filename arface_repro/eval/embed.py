@@ -29,13 +29,15 @@ from typing import Sequence
 
 import numpy as np
 
-from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.embed_cache import EmbeddingCache, context_key, image_keys
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, normalize_rel_path
 from arface_repro.utils.cpus import usable_cpus
 from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
+from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.input_files import read_capped
+from arface_repro.utils.progress import progress
 from arface_repro.utils.worker_lifetime import worker_init
 
 __all__ = ["extract_features", "extract_for_protocol", "embed_arrays", "list_images", "read_image_list",
@@ -123,7 +125,6 @@ def embed_arrays(model, images, batch_size: int = 64, flip: bool = True, quiet: 
 
     Returns (features, flip_features or None), float32 N×D, raw.
     """
-    from arface_repro.utils.progress import progress
 
     from arface_repro.models.backends import load_model
 
@@ -242,7 +243,6 @@ def extract_features(
 def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool, workers, quiet: bool,
                     align=None, landmarks=None):
     from torch.utils.data import DataLoader
-    from arface_repro.utils.progress import progress
 
     if workers is None:
         workers = usable_cpus(4)
@@ -275,7 +275,6 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
 def landmarks_source(opts, data_root: Path | None) -> tuple[dict | None, dict]:
     """({path: 5×2} or None, record entry) from --landmarks, else <data-root>/landmarks.txt when present."""
     from arface_repro.data.face_datasets import read_landmarks_file
-    from arface_repro.utils.hashing import sha256_file
 
     path = getattr(opts, "landmarks", None)
     if path:
@@ -291,7 +290,6 @@ def landmarks_source(opts, data_root: Path | None) -> tuple[dict | None, dict]:
 
 def extract_for_protocol(proto, opts) -> FeatureStore:
     """Embed the images `proto.images()` asks for with `opts.model`; fills `proto.provenance`."""
-    from arface_repro.errors import ConfigError
     from arface_repro.models.backends import load_model
 
     if opts.batch_size < 1:

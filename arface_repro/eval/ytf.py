@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.utils.textfile import read_lines
 
 POOLINGS = ("mean", "min-dist", "mean-dist", "max-dist")
 
@@ -48,7 +49,6 @@ def read_splits(path: str | os.PathLike) -> YTFPairs:
     if not path.is_file():
         raise MissingDataError(f"{path}: YTF splits file not found")
     split, v1, v2, same = [], [], [], []
-    from arface_repro.utils.textfile import read_lines
 
     lines = read_lines(path, "YTF splits file")
     for ln, line in enumerate(lines, start=1):

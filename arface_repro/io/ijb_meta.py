@@ -21,13 +21,12 @@ import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.utils.input_files import open_regular
-from arface_repro.utils.textfile import MAX_LIST_BYTES
+from arface_repro.utils.textfile import MAX_LIST_BYTES, read_lines
 
 
 def _lines(path: Path) -> list[str]:
     if not path.is_file():
         raise MissingDataError(f"{path}: IJB meta file not found")
-    from arface_repro.utils.textfile import MAX_LIST_BYTES, read_lines
 
     return read_lines(path, "IJB meta file", MAX_LIST_BYTES)
 

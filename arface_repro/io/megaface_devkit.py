@@ -24,6 +24,7 @@ from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.io.feature_store import TINY_ROW
 from arface_repro.utils.atomic import atomic_open
 from arface_repro.utils.input_files import read_capped
+from arface_repro.utils.textfile import read_lines, read_text
 
 CV_32F = 5
 HEADER = struct.Struct("<4i")
@@ -89,8 +90,6 @@ def write_feature_files(root: str | os.PathLike, image_paths: Sequence[str], fea
 
 
 def _load_json(path: Path) -> dict:
-    from arface_repro.utils.textfile import read_text
-
     if not path.is_file():
         raise MissingDataError(f"{path}: MegaFace list not found")
     try:
@@ -159,7 +158,6 @@ def read_noise_list(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: noise list not found")
-    from arface_repro.utils.textfile import read_lines
 
     lines = read_lines(path, "noise list")
     if not lines or not lines[0].startswith("#"):

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.utils.textfile import read_lines
 
 
 @dataclass
@@ -57,8 +58,6 @@ class PairList:
 
 
 def _lines(path: str | os.PathLike) -> list[str]:
-    from arface_repro.utils.textfile import read_lines
-
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: pair file not found")

@@ -24,6 +24,7 @@ from arface_repro.io.npz_file import read_npz
 from arface_repro.utils.atomic import atomic_paths, write_json_atomic
 from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.provenance import code_identity, environment
+from arface_repro.utils.textfile import read_text
 
 RECORD_FORMAT = "arface-record/1"
 DEFAULT_RUNS_DIR = Path("results") / "runs"
@@ -158,7 +159,6 @@ def load_sidecar(record: Mapping[str, Any], name: str = "scores") -> dict[str, n
 
 def load_record(path: str | os.PathLike) -> dict:
     """Read a record and check it has the required keys."""
-    from arface_repro.utils.textfile import read_text
 
     path = Path(path)
     try:

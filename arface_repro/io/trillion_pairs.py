@@ -20,6 +20,7 @@ import numpy as np
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.io.feature_store import TINY_ROW
 from arface_repro.utils.atomic import atomic_open
+from arface_repro.utils.textfile import MAX_LIST_BYTES, read_lines
 
 CV_32F = 5
 HEADER = struct.Struct("<4i")
@@ -92,7 +93,6 @@ def read_labels(path: str | os.PathLike, expected_rows: int | None = None) -> np
     if not path.is_file():
         raise MissingDataError(f"{path}: label list not found")
     out = []
-    from arface_repro.utils.textfile import MAX_LIST_BYTES, read_lines
 
     for ln, line in enumerate(read_lines(path, "label list", MAX_LIST_BYTES), start=1):
         f = line.split()

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.utils.hashing import sha256_file
+from arface_repro.utils.textfile import read_yaml
 
 BACKENDS = ("opencv", "caffe", "tfgraph", "torch", "onnx", "tflite", "torchscript", "file")
 TOP_KEYS = {"name", "family", "description", "backend", "architecture", "checkpoint_prefix", "input", "crop",
@@ -113,8 +115,6 @@ def _check_keys(d, allowed: set, where: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def _load(path: str, mtime_ns: int) -> Preset:
-    from arface_repro.utils.textfile import read_yaml
-
     data = read_yaml(path, "model preset")
     _check_keys(data, TOP_KEYS, path)
     for key in ("name", "backend", "input", "crop"):
@@ -177,7 +177,6 @@ def load_preset_model(spec: str, device=None, preprocess=None):
     from arface_repro.models.backends import EmbeddingModel, TorchModel, _parse_arch, build_torch_model, \
         load_model, read_checkpoint
     from arface_repro.models.preprocess import Preprocess
-    from arface_repro.utils.hashing import sha256_file
 
     preset, rest = split_preset_spec(spec)
     pre = preprocess if isinstance(preprocess, Preprocess) else preset.preprocess().with_overrides(preprocess)

@@ -27,6 +27,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from arface_repro.utils.hashing import sha256_file
+from arface_repro.utils.process_pool import run_unordered
 from arface_repro.utils.provenance import code_key, environment_key
 from arface_repro.errors import ArfaceError, ConfigError, FormatError, MissingDataError
 from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
@@ -156,7 +158,6 @@ def data_identity(root: str) -> dict:
     run key, so a changed dataset is trained again rather than served from a record of the old one."""
     from arface_repro.eval.store_provenance import image_list_identity
     from arface_repro.io.blufr_config import load_blufr_config
-    from arface_repro.utils.hashing import sha256_file
 
     img_dir, pairs_file, cfg_file = data_files(root)
     names = load_blufr_config(cfg_file).image_list
@@ -236,7 +237,6 @@ def run_jobs(jobs: Iterable[Job], root: str | os.PathLike, runs_dir: str | os.Pa
             log(f"  [{i}/{len(todo)}] {j.config} seed {j.seed}: {rec['train_seconds']:.0f} s, Acc {rec['metrics']['Acc']:.2f}  "
                 f"({time.time() - t0:.0f} s elapsed)")
     else:
-        from arface_repro.utils.process_pool import run_unordered
 
         for i, ((j, _, _), rec) in enumerate(run_unordered(_worker, [(j, root, runs_dir) for j in todo], workers), 1):
             out[j] = rec

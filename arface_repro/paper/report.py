@@ -28,6 +28,7 @@ from arface_repro.paper.manifest import Manifest, load_claims, load_manifest, re
 from arface_repro.paper.record_check import record_flags
 from arface_repro.paper.resolution import describe_difference, within_resolution
 from arface_repro.paper.targets import Column, Row, Table, get_table
+from arface_repro.utils.hashing import sha256_file
 
 WITHIN, OFF, MISSING, LITERATURE = "within", "OFF", "missing", "literature"
 
@@ -112,7 +113,6 @@ def _sidecar_scores(rec: dict, where: Path):
     if not p.is_file():
         return None, f"scores sidecar {p} is missing"
     if sc.get("sha256"):
-        from arface_repro.utils.hashing import sha256_file
 
         if sha256_file(p) != sc["sha256"]:
             raise FormatError(f"{where}: sidecar {p} does not match its sha256")

@@ -23,6 +23,7 @@ import numpy as np
 
 from arface_repro.eval.plots import plot_roc
 from arface_repro.paper.report import LITERATURE, Report, SeedRuns
+from arface_repro.utils.atomic import atomic_path
 
 _MAX_PANELS_PER_ROW = 3
 
@@ -37,8 +38,6 @@ def _pyplot():
 
 
 def _save(fig, out: Path) -> Path:
-    from arface_repro.utils.atomic import atomic_path
-
     plt = _pyplot()
     try:
         with atomic_path(out) as tmp:

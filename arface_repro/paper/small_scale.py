@@ -12,6 +12,7 @@ import os
 import time
 from typing import Callable, Iterable
 
+from arface_repro.errors import ConfigError
 from arface_repro.paper.manifest import load_manifest
 from arface_repro.paper.report import SeedRuns
 from arface_repro.paper.synthetic import Job
@@ -28,7 +29,6 @@ LFW_SCALE_TITLE = ("LFW-scale reproduction: the small backbone trained from scra
 
 def parse_seeds(text: str | None, default: Iterable[int]) -> list[int]:
     """'0,1,2' or '0-4' -> [0, 1, 2] / [0, 1, 2, 3, 4]; None -> default."""
-    from arface_repro.errors import ConfigError
 
     if text is None:
         return list(default)

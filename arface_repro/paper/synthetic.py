@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from arface_repro.utils.cpus import usable_cpus
+from arface_repro.utils.process_pool import run_unordered
 from arface_repro.utils.provenance import code_key, environment_key
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.io.records import build_record, load_record, write_record
@@ -119,8 +121,6 @@ def _worker(args) -> dict:
 
 
 def default_workers() -> int:
-    from arface_repro.utils.cpus import usable_cpus
-
     return usable_cpus(8)
 
 
@@ -157,7 +157,6 @@ def run_jobs(jobs: Iterable[Job], runs_dir: str | os.PathLike, workers: int | No
             out[j] = train_job(j, runs_dir)
             done(i, out[j])
     else:
-        from arface_repro.utils.process_pool import run_unordered
 
         for i, ((j, _), rec) in enumerate(run_unordered(_worker, [(j, runs_dir) for j in todo], workers), 1):
             out[j] = rec

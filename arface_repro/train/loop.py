@@ -55,6 +55,8 @@ from arface_repro.utils.atomic import atomic_open
 from arface_repro.utils.devices import check_device
 from arface_repro.utils.folder_lock import FolderLock
 from arface_repro.utils.outputs import Output, check_outputs
+from arface_repro.utils.progress import progress
+from arface_repro.utils.textfile import read_lines
 
 
 @dataclass
@@ -447,7 +449,6 @@ class Trainer:
         total = int(t["steps"])
         bar = None
         if self.dist.is_main and not t["quiet"]:
-            from arface_repro.utils.progress import progress
 
             bar = progress(total=total, initial=self.step, desc=self.cfg["name"])
         eval_rec = {}
@@ -522,8 +523,6 @@ def run_folder(cfg: dict) -> Path:
 
 
 def _log_lines(path: Path) -> list[str]:
-    from arface_repro.utils.textfile import read_lines
-
     return [ln for ln in read_lines(path, "metrics log") if ln.strip()]
 
 

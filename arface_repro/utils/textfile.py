@@ -20,6 +20,7 @@ import numpy as np
 
 from arface_repro.errors import FormatError
 from arface_repro.utils.input_files import MiB, read_capped
+from arface_repro.utils.yaml_limits import load_bounded
 
 MAX_TEXT_BYTES = 64 * MiB      # pair lists, image lists, landmarks, configs, records
 MAX_LIST_BYTES = 1024 * MiB    # protocol-scale lists the caller names (IJB-C meta, Trillion-Pairs labels)
@@ -74,8 +75,6 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file"):
     run) within the nesting and alias-expansion bounds of `utils.yaml_limits`, UTF-8 checked as `read_text`;
     invalid YAML is a FormatError naming the file. Callers validate the structure."""
     import yaml
-
-    from arface_repro.utils.yaml_limits import load_bounded
 
     text = read_text(path, what, MAX_YAML_BYTES)
     try:

@@ -24,6 +24,7 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, MissingDataError
 from arface_repro.eval.protocols.spec import ProtocolSpec, load_spec
+from arface_repro.utils.argtypes import float_range
 
 FLIP_MODES = ("add", "concat", "none")
 
@@ -84,8 +85,6 @@ class Protocol:
 
     @classmethod
     def add_scale_arguments(cls, parser) -> None:
-        from arface_repro.utils.argtypes import float_range
-
         g = parser.add_argument_group("scale")
         g.add_argument("--max-memory-gb", type=float_range(0.0, 1e6, lo_open=True), default=2.0,
                        help="working memory for score blocks beyond the inputs (default 2)")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from arface_repro.utils.argtypes import batch_size, int_range
+
 
 def add_common_arguments(p: argparse.ArgumentParser, protocol_names) -> None:
-    from arface_repro.utils.argtypes import batch_size, int_range
-
     p.add_argument("--protocol", required=True, choices=protocol_names, metavar="P",
                    help="the protocol (see `arface evaluate --help` for the list)")
     src = p.add_argument_group("features (one of)")

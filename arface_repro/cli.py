@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.plugin:
-            from arface_repro.models.registry import load_plugin
+            from arface_repro.backbones.registry import load_plugin
 
             for module in args.plugin:
                 load_plugin(module)

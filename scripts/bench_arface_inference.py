@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Benchmark ARFace inference against its backbone alone, on CPU: time per image and the ratio (goal ≤ 1.10×).
 
-For each Feature-Net (MobileFaceNet, the paper's IR-50) an `ARFaceInference` (arface_repro.models.arface_model:
+For each Feature-Net (MobileFaceNet, the paper's IR-50) an `ARFaceInference` (arface_repro.method.arface_inference:
 patch boxes from the 5 landmarks, Attention-Net, argmax mode, input mask, backbone) is built with random weights
 (speed does not depend on them; the Attention-Net's classifier is random so that the argmax varies) and timed on
 the same normalised batch as the backbone alone. Both are measured in the same run, alternating A/B per repetition;
@@ -29,8 +29,8 @@ def build(arch: str, seed: int = 0):
     import torch
 
     from arface_repro.method.attention_net import AttentionNet
-    from arface_repro.models.arface_model import ARFaceInference
-    from arface_repro.models.registry import create_model
+    from arface_repro.method.arface_inference import ARFaceInference
+    from arface_repro.backbones.registry import create_model
 
     torch.manual_seed(seed)
     backbone = create_model(arch).eval()

@@ -38,7 +38,7 @@ GOALS = {"mobilefacenet_train_img_s": 6000.0, "arface_overhead_max": 1.05}
 
 
 def resolve_model(name: str) -> str:
-    from arface_repro.models.registry import is_model
+    from arface_repro.backbones.registry import is_model
 
     if name == "ir50" and not is_model("ir50"):
         return "iresnet50"  # the paper's IR-50 (face.evoLVe, max-pool shortcuts) is not registered here
@@ -115,7 +115,7 @@ def time_backbone(args, model: str, images, landmarks) -> list[dict]:
     """The backbone alone on a device-resident normalised batch: float32 and the AMP dtype, eval, no grad."""
     import torch
 
-    from arface_repro.models.registry import create_model
+    from arface_repro.backbones.registry import create_model
     from arface_repro.train.acceleration import resolve_memory_format, resolve_precision
     from arface_repro.train.loop import normalise
 
@@ -147,7 +147,7 @@ def time_extraction(args, model: str, images) -> dict:
 
     from arface_repro.eval.embed import extract_features
     from arface_repro.models.backends import load_model
-    from arface_repro.models.registry import create_model
+    from arface_repro.backbones.registry import create_model
 
     n = args.embed_images
     with tempfile.TemporaryDirectory() as tmp:
@@ -213,7 +213,7 @@ def main(argv=None) -> int:
     import torch
 
     from arface_repro.data.synthetic import SyntheticFaces
-    from arface_repro.models.registry import create_model
+    from arface_repro.backbones.registry import create_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -14,7 +14,7 @@ import torch
 from arface_repro.cli import main as cli_main
 from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96, mirror_landmarks
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
-from arface_repro.models.arface_model import ARFaceInference
+from arface_repro.method.arface_inference import ARFaceInference
 from arface_repro.models.backends import load_model, parse_spec
 from arface_repro.train.loop import Trainer, train
 

@@ -14,7 +14,7 @@ from arface_repro.cli import main as cli_main
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.backends import load_model, parse_spec
 from arface_repro.models.preprocess import Preprocess, parse_overrides
-from arface_repro.models.registry import create_model
+from arface_repro.backbones.registry import create_model
 from conftest import require
 
 LFW_FILES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
@@ -221,7 +221,7 @@ def test_onnx_nhwc_dynamic_batch_layout(tmp_path):
 
 
 def test_in_memory_module_keeps_training_mode():
-    from arface_repro.models.backends import TorchModel
+    from arface_repro.models.torch_model import TorchModel
 
     m = calibrated("mobilefacenet").train()
     wrapped = load_model(m)

@@ -194,7 +194,7 @@ def torch_file(path: Path, obj) -> Path:
 
 
 def tiny_state_dict():
-    from arface_repro.models.registry import create_model
+    from arface_repro.backbones.registry import create_model
 
     return create_model("tiny_resnet").state_dict()
 

@@ -39,7 +39,7 @@ def test_bench_train_gpu_smoke_on_cpu(tmp_path):
 def test_ir50_falls_back_to_iresnet50_only_when_unregistered():
     import bench_train_gpu as bench
 
-    from arface_repro.models.registry import is_model
+    from arface_repro.backbones.registry import is_model
 
     assert bench.resolve_model("ir50") == ("ir50" if is_model("ir50") else "iresnet50")
     assert bench.resolve_model("mobilefacenet") == "mobilefacenet"

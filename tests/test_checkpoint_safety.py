@@ -72,7 +72,7 @@ def test_plain_pickle_is_not_a_checkpoint(tmp_path):
     assert "TRUST" not in str(exc.value)
 
 
-@pytest.mark.parametrize("name", ["os:system", "subprocess:call", "arface_repro.models.tiny_resnet:tiny_resnet"])
+@pytest.mark.parametrize("name", ["os:system", "subprocess:call", "arface_repro.backbones.tiny_resnet:tiny_resnet"])
 def test_config_cannot_import_a_callable(tmp_path, name, capsys):
     marker = tmp_path / "pwned"
     with pytest.raises(ConfigError, match="unknown model architecture"):
@@ -89,8 +89,8 @@ def test_config_cannot_import_a_callable(tmp_path, name, capsys):
 def test_explicit_plugin_registers_an_architecture(tmp_path):
     plug = tmp_path / "my_arch_plugin.py"
     plug.write_text(
-        "from arface_repro.models.registry import register_model\n"
-        "from arface_repro.models.tiny_resnet import TinyResNet\n"
+        "from arface_repro.backbones.registry import register_model\n"
+        "from arface_repro.backbones.tiny_resnet import TinyResNet\n"
         "@register_model\n"
         "def my_tiny(**kw):\n    return TinyResNet(channels=(8, 8, 16, 16), fast=True, **kw)\n")
     cfg = tmp_path / "c.yaml"

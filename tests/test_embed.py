@@ -16,7 +16,7 @@ from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.embed import embed_arrays, extract_features, list_images, read_image_list
 from arface_repro.io.feature_store import load_feature_store
 from arface_repro.models.backends import load_model
-from arface_repro.models.registry import create_model
+from arface_repro.backbones.registry import create_model
 from conftest import require
 
 FILES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",

@@ -14,7 +14,7 @@ import pytest
 from arface_repro.data.alignment import ARCFACE_112, align_face, mirror_landmarks
 from arface_repro.data.face_datasets import write_landmarks_file
 from arface_repro.eval.embed import extract_features, fit_landmarks, landmarks_source
-from arface_repro.models.backends import EmbeddingModel
+from arface_repro.models.embedding_model import EmbeddingModel
 from arface_repro.models.preprocess import Preprocess
 from conftest import require
 

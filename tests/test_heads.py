@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from arface_repro.errors import ConfigError
-from arface_repro.models.heads import MarginHead, SphereFaceHead, create_head
+from arface_repro.backbones.heads import MarginHead, SphereFaceHead, create_head
 
 
 def _cos(head, emb):

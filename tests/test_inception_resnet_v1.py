@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 from arface_repro.errors import ConfigError
 from arface_repro.models.backends import load_model
-from arface_repro.models.registry import create_model
+from arface_repro.backbones.registry import create_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

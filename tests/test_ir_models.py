@@ -1,4 +1,4 @@
-"""IR / IR-SE family (arface_repro.models.ir) against structural copies of face.evoLVe / TreB1eN and AdaFace.
+"""IR / IR-SE family (arface_repro.backbones.ir) against structural copies of face.evoLVe / TreB1eN and AdaFace.
 
 The reference classes below are written here from those code bases' public model files (face.evoLVe
 `backbone/model_irse.py`, TreB1eN InsightFace_Pytorch `model.py`, AdaFace `net.py`), kept to their module
@@ -18,9 +18,9 @@ from torch.nn import (AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropo
 
 from arface_repro.errors import ConfigError
 from arface_repro.models.backends import load_model
-from arface_repro.models.ir import IRBlock
+from arface_repro.backbones.ir import IRBlock
 from arface_repro.models.preprocess import default_for_arch
-from arface_repro.models.registry import create_model, list_models
+from arface_repro.backbones.registry import create_model, list_models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -67,9 +67,9 @@ def test_scale_mask_center_rule():
 
 
 def _backbones():
-    out = [("tiny", lambda: __import__("arface_repro.models.registry", fromlist=["x"]).create_model("tiny_resnet"))]
+    out = [("tiny", lambda: __import__("arface_repro.backbones.registry", fromlist=["x"]).create_model("tiny_resnet"))]
     try:
-        from arface_repro.models.registry import create_model, list_models
+        from arface_repro.backbones.registry import create_model, list_models
 
         for name in list_models():
             out.append((name, lambda n=name: create_model(n)))

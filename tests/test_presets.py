@@ -10,7 +10,7 @@ import torch
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models import presets
 from arface_repro.models.backends import load_model
-from arface_repro.models.registry import is_model
+from arface_repro.backbones.registry import is_model
 from conftest import require
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -60,7 +60,7 @@ def test_mobilefacenet_preset_on_the_shared_file(shared):
 
 def test_arcface_torch_preset_loads_backbone(tmp_path):
     torch.manual_seed(0)
-    from arface_repro.models.registry import create_model
+    from arface_repro.backbones.registry import create_model
 
     m = create_model("iresnet50").eval()
     torch.save(m.state_dict(), tmp_path / "backbone.pth")
@@ -74,7 +74,7 @@ def test_arcface_torch_preset_loads_backbone(tmp_path):
 
 @pytest.mark.skipif(not is_model("ir50"), reason="the IR family (ir50, AdaFace layout) is not in the registry")
 def test_adaface_preset_lightning_checkpoint(tmp_path):
-    from arface_repro.models.registry import create_model
+    from arface_repro.backbones.registry import create_model
 
     torch.manual_seed(0)
     net = create_model("ir50").eval()

@@ -37,7 +37,7 @@ def preset_lines(pattern: str | None) -> list[str]:
 
 
 def run(args) -> int:
-    from arface_repro.models.registry import create_model, list_models
+    from arface_repro.backbones.registry import create_model, list_models
 
     presets = preset_lines(args.pattern)
     if presets:

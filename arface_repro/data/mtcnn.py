@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.models.safe_load import torch_load_safe
+from arface_repro.utils.safe_load import torch_load_safe
 from arface_repro.utils.devices import check_device
 
 

@@ -1,4 +1,4 @@
-"""`arface:CKPT` — a model trained by `arface train`, embedded as the paper evaluates it.
+"""The `arface:CKPT` model: an `arface train` checkpoint read into the ARFace inference network, as an EmbeddingModel.
 
 Paper: "during inference, the test input face was still masked by Attention-Net". For each image the Attention-Net
 scores the 5 landmark patches, the most probable of the 31 keep/drop modes is taken (argmax), the normalised input
@@ -11,8 +11,8 @@ computation of the trainer's own `Trainer.embed`, step for step:
     mode = argmax AttentionNet(x, boxes);  keep = the mode's keep flags
     embedding = backbone(x · drop_mask(boxes, keep, H, W))
 
-Spec: `arface:PATH[,mask=on|off]`. PATH is a training checkpoint or a run folder (its `checkpoint_last.pt`).
-The checkpoint is read with `weights_only=True` (`training_checkpoint.read_training_checkpoint`); the backbone is
+Spec: `arface:PATH[,mask=on|off]` (the kind module `arface_repro.models.kinds.arface`). PATH is a training checkpoint
+or a run folder (its `checkpoint_last.pt`). The network is `method.arface_inference.ARFaceInference`. The checkpoint is read with `weights_only=True` (`training_checkpoint.read_training_checkpoint`); the backbone is
 the registry architecture `config.model.name` (+ `config.model.kwargs`) with the `backbone.*` entries of `fnet`,
 the Attention-Net `AttentionNet(method.attention.patch_size, method.attention.channels)` with `attn`. Normalisation
 is the config's `data.pixel_mean` / `data.pixel_std` ((x − 127.5)/128 when a config lacks them).
@@ -30,87 +30,22 @@ flipped image gets its own mask); `None` = the aligned template of the images' s
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
+from arface_repro.backbones.state_dict import build_torch_model
 from arface_repro.errors import ConfigError, FormatError
-from arface_repro.models.backends import EmbeddingModel, build_torch_model, resolve_device
+from arface_repro.method.arface_inference import ARFaceInference
+from arface_repro.method.attention_net import AttentionNet
+from arface_repro.models.embedding_model import EmbeddingModel, resolve_device
+from arface_repro.models.input_landmarks import network_landmarks
 from arface_repro.models.preprocess import Preprocess
+from arface_repro.models.training_checkpoint import read_training_checkpoint
 from arface_repro.utils.hashing import sha256_file
 
-OPTIONS = {"mask": ("on", "off")}
-RUN_CHECKPOINT = "checkpoint_last.pt"
 FALLBACK_MEAN, FALLBACK_STD = 127.5, 128.0
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def split_spec(rest: str, spec: str) -> tuple[str | None, Path]:
-    """'PATH[,mask=off]' (the part after 'arface:') -> (options text or None, checkpoint path).
-
-    Options are peeled from the right as long as they are `key=value` with a key of `OPTIONS`; a run folder
-    stands for its `checkpoint_last.pt`."""
-    parts = rest.split(",")
-    opts: list[str] = []
-    while len(parts) > 1 and re.fullmatch(r"\s*[A-Za-z_]+\s*=.*", parts[-1]):
-        key = parts[-1].split("=", 1)[0].strip()
-        if key not in OPTIONS:
-            raise ConfigError(f"model spec {spec!r}: unknown arface option {key!r}; known: "
-                              + ", ".join(f"{k}={'|'.join(v)}" for k, v in OPTIONS.items()))
-        opts.insert(0, parts.pop().strip())
-    path = ",".join(parts)
-    if not path:
-        raise ConfigError(f"model spec {spec!r}: expected arface:CKPT (a training checkpoint or a run folder)")
-    p = Path(path)
-    if p.is_dir():
-        p = p / RUN_CHECKPOINT
-    return (",".join(opts) or None), p
-
-
-def parse_options(text: str | None, spec: str) -> dict:
-    out: dict = {}
-    for item in filter(None, (s.strip() for s in (text or "").split(","))):
-        key, _, value = (s.strip() for s in item.partition("="))
-        if key not in OPTIONS or value not in OPTIONS[key]:
-            raise ConfigError(f"model spec {spec!r}: option {item!r}; expected "
-                              + ", ".join(f"{k}={'|'.join(v)}" for k, v in OPTIONS.items()))
-        out[key] = value
-    return out
-
-
-class ARFaceInference(nn.Module):
-    """The whole inference as one module: forward(x normalised N×3×H×W, landmarks N×5×2 in x's pixels) -> N×D.
-
-    Without an Attention-Net (`attention=None`: mask off, or a run without one) it is the backbone alone and
-    ignores `landmarks`. Made of traceable ops so that `torch.onnx.export` captures boxes, argmax and mask."""
-
-    def __init__(self, backbone: nn.Module, attention: nn.Module | None = None, patch_radius: float = 30.0):
-        super().__init__()
-        from arface_repro.method.patches import mode_keep_table
-
-        self.backbone, self.attention, self.patch_radius = backbone, attention, float(patch_radius)
-        # mode -> keep flags by table lookup: the same flags as patches.modes_to_keep, as an ONNX Gather
-        self.register_buffer("keep_table", torch.from_numpy(mode_keep_table()), persistent=False)
-
-    def modes(self, x: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(argmax modes (N,), boxes (N, 5, 4)) of a normalised batch."""
-        from arface_repro.method.attention_net import greedy_modes
-        from arface_repro.method.patches import patch_boxes_torch
-
-        boxes = patch_boxes_torch(landmarks, self.patch_radius, int(x.shape[-2]), int(x.shape[-1]))
-        return greedy_modes(self.attention(x, boxes)), boxes
-
-    def forward(self, x: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
-        if self.attention is None:
-            return self.backbone(x)
-        from arface_repro.method.patches import drop_mask
-
-        modes, boxes = self.modes(x, landmarks)
-        keep = self.keep_table[modes]
-        return self.backbone(x * drop_mask(boxes, keep, int(x.shape[-2]), int(x.shape[-1])))
 
 
 def _entry(cfg: dict, dotted: str, path, default=None, required: bool = False):
@@ -151,8 +86,6 @@ def _state_dict(obj, what: str, path) -> dict:
 def load_training_model(path, mask: str | None = None) -> tuple[ARFaceInference, dict]:
     """(ARFaceInference in eval mode, facts) from an `arface train` checkpoint; facts: attention_mask, method,
     patch_radius, pixel_mean, pixel_std, step, model name, config name (the config's `name`)."""
-    from arface_repro.models.training_checkpoint import read_training_checkpoint
-
     ck = read_training_checkpoint(path)
     cfg = ck["config"]
     name = _entry(cfg, "model.name", path, required=True)
@@ -170,8 +103,6 @@ def load_training_model(path, mask: str | None = None) -> tuple[ARFaceInference,
     radius = _number(cfg, "method.patch_radius", path, 30.0, positive=True)
     attention = None
     if method == "arface" and ck.get("attn") is not None:
-        from arface_repro.method.attention_net import AttentionNet
-
         a = _entry(cfg, "method.attention", path, {}) or {}
         try:
             attention = AttentionNet(int(a.get("patch_size", 24)), tuple(int(c) for c in a.get("channels", (16, 32))))
@@ -212,9 +143,9 @@ class ARFaceModel(EmbeddingModel):
         super().__init__(spec, preprocess, file_sha256, embedding_size=getattr(net.backbone, "embedding_size", None))
 
     @classmethod
-    def from_checkpoint(cls, path, spec: str, options: str | None = None, preprocess=None, device=None) -> "ARFaceModel":
-        opts = parse_options(options, spec)
-        net, facts = load_training_model(path, opts.get("mask"))
+    def from_checkpoint(cls, path, spec: str, mask: str | None = None, preprocess=None, device=None) -> "ARFaceModel":
+        """`mask`: 'on', 'off' or None (the checkpoint's config decides); see `load_training_model`."""
+        net, facts = load_training_model(path, mask)
         base = Preprocess(mean=facts["pixel_mean"], std=facts["pixel_std"])
         pre = preprocess if isinstance(preprocess, Preprocess) else base.with_overrides(preprocess)
         return cls(net, spec, pre, sha256_file(path), facts, device)
@@ -244,8 +175,6 @@ class ARFaceModel(EmbeddingModel):
         """The argmax mode (0..30, `patches.mode_keep_table`) per image; empty when no mask is applied."""
         if self.net.attention is None:
             return np.zeros(0, np.int64)
-        from arface_repro.models.input_landmarks import network_landmarks
-
         x = self.preprocess(batch, name=f"input to {self.spec}")
         lm = network_landmarks(landmarks, batch.shape[1:3], self.preprocess, len(x), f"input to {self.spec}")
         t = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(self.device)

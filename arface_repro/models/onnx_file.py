@@ -29,6 +29,10 @@ from arface_repro.errors import FormatError
 from arface_repro.utils.hashing import sha256_bytes
 from arface_repro.utils.input_files import MiB, check_regular, read_capped
 
+# the package's conventions for the ONNX files `arface export-onnx` writes (`onnx_export`) and the `onnx:` kind reads
+LANDMARKS_INPUT = "landmarks"  # optional second input: N×5×2 landmarks in network-input pixels (an ARFace model)
+PREPROCESS_METADATA = "arface_repro.preprocess"  # metadata: the Preprocess key() the network expects
+
 MAX_ONNX_BYTES = 2047 * MiB      # protobuf cannot serialize or parse a message of 2 GiB or more
 EXTERNAL = 1                     # TensorProto.DataLocation.EXTERNAL
 # bytes per element of TensorProto.DataType (STRING, 8, has no fixed size; 0 is UNDEFINED)

@@ -1,6 +1,7 @@
 """The `opencv:` backend: TensorFlow frozen graphs, ONNX and (OpenCV 4) Caffe models run by cv2.dnn.
 
-Specs:
+The model class and what it reads from the files; the `opencv:` spec syntax and its fallbacks are the kind module
+`arface_repro.models.kinds.opencv`. Specs:
 - `opencv:MODEL.pb` — a TensorFlow frozen GraphDef (`cv2.dnn.readNetFromTensorflow`); `opencv:MODEL.pb:GRAPH.pbtxt`
   adds OpenCV's text graph config. OpenCV 5.1 removed that importer (and an environment may have no OpenCV):
   there `opencv:MODEL.pb` is run by the package's own GraphDef runner (`tf_graph_net`, model kind 'tfgraph',
@@ -31,16 +32,16 @@ Same `EmbeddingModel` interface as the other backends. What the file declares is
 from __future__ import annotations
 
 import contextlib
-
 from pathlib import Path
 
 import numpy as np
 
-from arface_repro.errors import ConfigError, FormatError, MissingDataError
-from arface_repro.models.backends import EmbeddingModel, _layout_from_shape
+from arface_repro.errors import ConfigError, FormatError
 from arface_repro.models.batch_probe import DIFFERS, batch_agrees, run_singles
+from arface_repro.models.embedding_model import EmbeddingModel, layout_from_shape
 from arface_repro.models.onnx_file import read_onnx
 from arface_repro.models.preprocess import Preprocess, for_network
+from arface_repro.models.tf_graphdef import declared_shape, read_graphdef
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
 
 FIRST = {".pb": "tensorflow", ".onnx": "onnx", ".prototxt": "caffe"}
@@ -87,8 +88,6 @@ def has_caffe_importer() -> bool:
 
 def tensorflow_input(path: Path) -> tuple[str | None, list | None]:
     """(name, NHWC shape with None for unknown dims) of the graph's single Placeholder, or (None, None)."""
-    from arface_repro.models.tf_graphdef import declared_shape, read_graphdef
-
     holders = [n for n in read_graphdef(path).node if n.op == "Placeholder"]
     if len(holders) != 1:
         return (holders[0].name if holders else None), None
@@ -109,6 +108,7 @@ def onnx_io(path: Path, model) -> tuple[list | None, str | None]:
 
 
 def caffe_input(prototxt: Path) -> list | None:
+    # caffe_net imports torch at module level: imported here so that an `opencv:` model never needs torch
     from arface_repro.models.caffe_net import CaffeNet, read_prototxt
 
     return CaffeNet._declared_input(read_prototxt(prototxt))[1]
@@ -137,7 +137,7 @@ class OpenCVModel(EmbeddingModel):
             onnx_file = read_onnx(files[0])  # external data checked and inlined: OpenCV never opens a file itself
             shape, self.output_name = onnx_io(files[0], onnx_file.model)
             if shape is not None:
-                self.layout, declared_batch, hw = _layout_from_shape(shape, spec)
+                self.layout, declared_batch, hw = layout_from_shape(shape, spec)
         else:
             shape = caffe_input(files[0])
             base = Preprocess(color="BGR")
@@ -244,60 +244,5 @@ def _first_line(exc: Exception) -> str:
     return text.split("error: ", 1)[-1]
 
 
-def load_opencv_model(spec: str, rest: str, preprocess=None, device=None) -> EmbeddingModel:
-    """Entry point for `opencv:REST` specs (see module docstring)."""
-    fmt, files = split_spec(rest)
-    for f in files:
-        if not f.is_file():
-            raise MissingDataError(f"{f}: model file not found (spec {spec!r})")
-    if fmt == "caffe" and not has_caffe_importer():
-        from arface_repro.models.caffe_net import load_caffe_model
-
-        return load_caffe_model(spec, files[0], files[1], preprocess, device)
-    if fmt == "tensorflow" and not has_tensorflow_importer():
-        if len(files) > 1:
-            raise ConfigError(f"model spec {spec!r}: this OpenCV has no TensorFlow importer, and the package's "
-                              f"GraphDef runner does not read OpenCV's text graph config {files[1]}; "
-                              f"give the frozen graph alone (opencv:{files[0]} or tfgraph:{files[0]})")
-        from arface_repro.models.tf_graph_net import load_tfgraph_model
-
-        return load_tfgraph_model(spec, files[0], preprocess, device)
-    if fmt == "tensorflow" and len(files) == 1:
-        try:
-            return OpenCVModel(fmt, files, spec, preprocess, device)
-        except FormatError as exc:  # e.g. OpenCV 4.10 and 4.14 reject the shared facenet graph that 4.8 and 5.0 read
-            from arface_repro.models.tf_graph_net import load_tfgraph_model
-
-            model = load_tfgraph_model(spec, files[0], preprocess, device)  # its own error if it cannot either
-            model.batch_note += f"; run by the GraphDef runner because {str(exc)[:200]}"
-            return model
-    return OpenCVModel(fmt, files, spec, preprocess, device)
-
-
-def load_tfgraph_spec(spec: str, rest: str, preprocess=None, device=None) -> EmbeddingModel:
-    """Entry point for `tfgraph:MODEL.pb` (the package's own GraphDef runner, whatever OpenCV has)."""
-    if not rest:
-        raise ConfigError(f"model spec {spec!r}: no file path after 'tfgraph:'")
-    path = Path(rest)
-    if not path.is_file():
-        raise MissingDataError(f"{path}: model file not found (spec {spec!r})")
-    from arface_repro.models.tf_graph_net import load_tfgraph_model
-
-    return load_tfgraph_model(spec, path, preprocess, device)
-
-
-def load_caffe_spec(spec: str, rest: str, preprocess=None, device=None) -> EmbeddingModel:
-    """Entry point for `caffe:NET.prototxt:WEIGHTS.caffemodel` (the package's own Caffe reader)."""
-    fmt, files = split_spec(rest) if ":" in rest else (None, [])
-    if fmt != "caffe":
-        raise ConfigError(f"model spec {spec!r}: expected caffe:NET.prototxt:WEIGHTS.caffemodel")
-    for f in files:
-        if not f.is_file():
-            raise MissingDataError(f"{f}: model file not found (spec {spec!r})")
-    from arface_repro.models.caffe_net import load_caffe_model
-
-    return load_caffe_model(spec, files[0], files[1], preprocess, device)
-
-
-__all__ = ["OpenCVModel", "load_opencv_model", "load_caffe_spec", "load_tfgraph_spec", "split_spec", "tensorflow_input",
-           "onnx_io", "has_caffe_importer", "has_tensorflow_importer"]
+__all__ = ["OpenCVModel", "split_spec", "tensorflow_input", "onnx_io", "caffe_input", "quiet_opencv",
+           "has_caffe_importer", "has_tensorflow_importer"]

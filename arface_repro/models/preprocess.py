@@ -255,7 +255,7 @@ PRESETS: dict[str, tuple[str, dict]] = {
 
 # Defaults per architecture of our registry (torch:ARCH:PATH). MobileFaceNet: (x − 127.5)/128 as the paper's
 # code and the shared TFLite model; IR-ResNet: insightface arcface_torch's (x/255 − 0.5)/0.5 = (x − 127.5)/127.5.
-# IR / IR-SE (arface_repro.models.ir): each code base's own convention, by flavour: face.evoLVe RGB, TreB1eN and
+# IR / IR-SE (arface_repro.backbones.ir): each code base's own convention, by flavour: face.evoLVe RGB, TreB1eN and
 # AdaFace BGR, all (x/255 − 0.5)/0.5. facenet-pytorch's Inception-ResNet-v1: 160×160, (x − 127.5)/128 (its
 # fixed_image_standardization).
 MOBILEFACENET = Preprocess()

@@ -11,7 +11,8 @@ Preset file (YAML; unknown keys are errors naming the file):
     name: facenet-20180408            # = the file name without .yaml; the spec prefix
     family: facenet
     description: one line
-    backend: opencv                   # opencv | caffe | tfgraph | torch | onnx | tflite | torchscript | file (by extension)
+    backend: opencv                   # a model kind (models/kinds: opencv, caffe, tfgraph, torch, onnx, tflite;
+                                      #   torchscript is refused) or file (the kind of the file's extension)
     architecture: inception_resnet_v1 # torch only: a registry name, options as in torch:ARCH,k=v:PATH
     checkpoint_prefix: model.         # torch only, optional: keep the keys under this prefix (prefix removed)
     input: {size: [160, 160], color: RGB, normalization: fixed}   # normalization: a preprocess preset
@@ -31,11 +32,18 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arface_repro.backbones.registry import is_model
+from arface_repro.backbones.state_dict import build_torch_model, parse_arch, read_checkpoint
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.models.embedding_model import EmbeddingModel
+from arface_repro.models.kinds import KINDS, get_kind, kind_of_file, preset_backends
+from arface_repro.models.preprocess import PRESETS, Preprocess
+from arface_repro.models.torch_model import TorchModel
+from arface_repro.shared_data import protocols_dir
 from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.textfile import read_yaml
 
-BACKENDS = ("opencv", "caffe", "tfgraph", "torch", "onnx", "tflite", "torchscript", "file")
+BACKENDS = (*preset_backends(), "file")  # a registered model kind (`models.kinds`), or `file`: the kind of its suffix
 TOP_KEYS = {"name", "family", "description", "backend", "architecture", "checkpoint_prefix", "input", "crop",
             "embedding_size", "reported", "notes"}
 INPUT_KEYS = {"size", "color", "normalization", "fit"}
@@ -61,8 +69,6 @@ class Preset:
 
     def preprocess(self):
         """The Preprocess of this preset's `input` block."""
-        from arface_repro.models.preprocess import PRESETS, Preprocess
-
         fields = {"size": tuple(self.input["size"]), "color": self.input.get("color", "RGB")}
         norm = self.input.get("normalization", "fixed")
         if isinstance(norm, str):
@@ -91,8 +97,6 @@ class Preset:
 
 
 def presets_dir() -> Path:
-    from arface_repro.shared_data import protocols_dir
-
     return protocols_dir() / "models"
 
 
@@ -172,12 +176,9 @@ def split_preset_spec(spec: str) -> tuple[Preset, str]:
     return load_preset(name), rest
 
 
-def load_preset_model(spec: str, device=None, preprocess=None):
-    """An EmbeddingModel for `PRESET:PATH`; `model.preset` is the Preset."""
-    from arface_repro.models.backends import EmbeddingModel, TorchModel, _parse_arch, build_torch_model, \
-        load_model, read_checkpoint
-    from arface_repro.models.preprocess import Preprocess
-
+def load_preset_model(spec: str, device=None, preprocess=None) -> EmbeddingModel:
+    """An EmbeddingModel for `PRESET:PATH`, run by the preset's backend (a registered model kind; `file`: the kind
+    of PATH's suffix); `model.preset` is the Preset and `model.spec` the whole `PRESET:PATH`."""
     preset, rest = split_preset_spec(spec)
     pre = preprocess if isinstance(preprocess, Preprocess) else preset.preprocess().with_overrides(preprocess)
     backend = preset.backend
@@ -185,29 +186,22 @@ def load_preset_model(spec: str, device=None, preprocess=None):
         raise ConfigError(f"preset {preset.name}: backend torchscript is not loaded from a preset (a TorchScript "
                           f"file is a program); type torchscript:{rest} on the command line to run a file you trust")
     model: EmbeddingModel
-    if backend == "opencv":
-        from arface_repro.models.opencv_backend import load_opencv_model
-
-        model = load_opencv_model(spec, rest, pre, device)
-    elif backend == "caffe":
-        from arface_repro.models.opencv_backend import load_caffe_spec
-
-        model = load_caffe_spec(spec, rest, pre, device)
-    elif backend == "torch":
+    if backend == "torch":  # the preset names the architecture, and may keep a sub-dict of the checkpoint
         path = Path(rest)
         sd = read_checkpoint(path)
         p = preset.checkpoint_prefix
         if p and any(k.startswith(p) for k in sd):  # `read_checkpoint` already strips the usual wrapper prefixes
             sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
-        arch, kwargs = _parse_arch(preset.architecture)
-        from arface_repro.models.registry import is_model
-
+        arch, kwargs = parse_arch(preset.architecture)
         if not is_model(arch):
             raise ConfigError(f"preset {preset.name}: architecture {arch!r} is not in this installation's registry")
         model = TorchModel(build_torch_model(arch, sd, path, **kwargs), spec, pre, sha256_file(path), device)
     else:
-        inner = rest if backend == "file" else f"{backend}:{rest}"
-        model = load_model(inner, device=device, preprocess=pre)
+        kind = kind_of_file(rest) if backend == "file" else get_kind(backend)
+        if kind is None:
+            raise ConfigError(f"model spec {spec!r}: preset {preset.name} (backend file) needs a file whose suffix "
+                              f"names its kind ({', '.join(s for k in KINDS.values() for s in k.suffixes)}), got {rest!r}")
+        model = kind.load(spec, rest, preprocess=pre, device=device)
         model.spec = spec
     if preset.embedding_size and model.embedding_size and model.embedding_size != preset.embedding_size:
         raise ConfigError(f"{rest}: the network gives {model.embedding_size}-d embeddings; preset {preset.name} "

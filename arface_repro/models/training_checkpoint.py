@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 
 from arface_repro.errors import FormatError
-from arface_repro.models.safe_load import torch_load_safe
+from arface_repro.utils.safe_load import torch_load_safe
 
 FORMAT = "arface-train-checkpoint/2"
 OLD_FORMATS = ("arface-train-checkpoint/1",)

@@ -30,11 +30,12 @@ from pathlib import Path
 from typing import Callable
 
 from arface_repro.errors import ConfigError, FormatError
+from arface_repro.models.kinds import single_file_prefixes
 from arface_repro.paper.manifest import load_manifest, record_path
 from arface_repro.paper.targets import get_table, table_id
 from arface_repro.utils.textfile import read_yaml_mapping
 
-SPEC_PREFIXES = ("arface:", "torch:", "torchscript:", "onnx:", "tflite:")
+SPEC_PREFIXES = single_file_prefixes()  # the model kinds whose spec names one file (models.kinds): relocatable
 DATA_KEYS = {"datasets", "training_data", "checkpoints", "train"}
 
 

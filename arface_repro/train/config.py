@@ -391,9 +391,9 @@ def validate(cfg: dict, origins: Mapping[str, str] | None = None, where: str = "
 
     `origins` maps dotted keys to where they were set (a file, an override) for the message; keys not in
     it are reported against `where`."""
-    from arface_repro.models.heads import check_head_kwargs
+    from arface_repro.backbones.heads import check_head_kwargs
 
-    from arface_repro.models.registry import is_model, list_models
+    from arface_repro.backbones.registry import is_model, list_models
 
     origins = origins or {}
     _check_tree(cfg, SCHEMA, "", origins, where)

@@ -44,7 +44,7 @@ from arface_repro.method.attention_net import AttentionNet, entropy, greedy_mode
 from arface_repro.method.baselines import DropBlockHooks, cutout_mask
 from arface_repro.method.feature_masking import FeatureMasker, choose_layers
 from arface_repro.method.reinforce import EMABaseline, reinforce_loss
-from arface_repro.models.heads import create_head
+from arface_repro.backbones.heads import create_head
 from arface_repro.train import acceleration as A
 from arface_repro.train import distributed as D
 from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
@@ -74,7 +74,7 @@ class NonFiniteLossError(ArfaceError):
 
 def build_backbone(cfg: dict) -> nn.Module:
     """`model.name` is a registered architecture (`arface list-models`); a config never imports code."""
-    from arface_repro.models.registry import create_model
+    from arface_repro.backbones.registry import create_model
 
     name, kwargs = cfg["model"]["name"], dict(cfg["model"].get("kwargs") or {})
     try:

@@ -22,8 +22,9 @@ from typing import Callable
 from arface_repro.errors import ConfigError
 
 _REGISTRY: dict[str, Callable] = {}
-_BUILTIN_MODULES = ("arface_repro.models.mobilefacenet", "arface_repro.models.iresnet", "arface_repro.models.tiny_resnet",
-                    "arface_repro.models.ir", "arface_repro.models.inception_resnet_v1")
+_BUILTIN_MODULES = ("arface_repro.backbones.mobilefacenet", "arface_repro.backbones.iresnet",
+                    "arface_repro.backbones.tiny_resnet", "arface_repro.backbones.ir",
+                    "arface_repro.backbones.inception_resnet_v1")
 _builtins_loaded = False
 
 
@@ -40,7 +41,7 @@ def register_model(fn: Callable | None = None, *, name: str | None = None):
     return deco(fn) if fn is not None else deco
 
 
-ENTRY_POINT_GROUP = "arface_repro.models"
+ENTRY_POINT_GROUP = "arface_repro.models"  # the plug-in group's public name, older than this package's layout
 
 
 def _load_builtins() -> None:

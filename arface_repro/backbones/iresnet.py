@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from arface_repro.models.registry import register_model
+from arface_repro.backbones.registry import register_model
 
 BN_EPS = 1e-5
 

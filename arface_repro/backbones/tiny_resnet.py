@@ -1,6 +1,6 @@
 """A tiny residual backbone with the project's backbone contract, for tests and CPU-scale runs.
 
-Contract (same as `arface_repro.models`): input N x 3 x 112 x 112, output N x D; `mask_points` = ordered
+Contract (same as the other `arface_repro.backbones`): input N x 3 x 112 x 112, output N x D; `mask_points` = ordered
 names of modules whose output is the feature map after the last op (the residual add) of a block;
 `stage_points` = {stage1..stage4: [module names]}. `norm="bn"` (BatchNorm) or `"gn"` (GroupNorm, no
 batch statistics: lets a CPU DDP run match a single-process run exactly, since SyncBatchNorm is
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from arface_repro.models.registry import register_model
+from arface_repro.backbones.registry import register_model
 
 
 def _norm(kind: str, c: int) -> nn.Module:

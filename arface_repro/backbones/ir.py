@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from arface_repro.errors import ConfigError
-from arface_repro.models.registry import register_model
+from arface_repro.backbones.registry import register_model
 
 FLAVOURS = ("evolve", "treb1en", "adaface")
 OUTPUTS = ("raw", "unit")
@@ -168,7 +168,7 @@ def _builder(depth: int, se: bool, name: str):
 
     build.__name__ = build.__qualname__ = name
     build.__doc__ = (f"IR{'-SE' if se else ''}-{depth} of face.evoLVe / TreB1eN / AdaFace (flavour evolve|treb1en|adaface; "
-                     f"see arface_repro.models.ir)")
+                     f"see arface_repro.backbones.ir)")
     return register_model(build, name=name)
 
 

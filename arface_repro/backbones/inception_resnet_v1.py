@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from arface_repro.models.registry import register_model
+from arface_repro.backbones.registry import register_model
 
 
 class BasicConv2d(nn.Sequential):

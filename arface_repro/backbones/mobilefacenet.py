@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from arface_repro.models.registry import register_model
+from arface_repro.backbones.registry import register_model
 
 # (t, c, n, s) rows of the paper's table
 BOTTLENECKS = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))

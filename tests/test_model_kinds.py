@@ -53,6 +53,15 @@ def test_lists_of_kinds_are_derived_from_the_registry():
     assert all(k.syntax in str(err.value) for k in KINDS.values()) and syntaxes() in str(err.value)
 
 
+def test_list_models_shows_the_registered_kinds(capsys):
+    from arface_repro.cli import main
+
+    assert main(["list-models", "tf*"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("model kinds (spec NAME:...; arface_repro/models/kinds):\n"
+                        "  tflite:PATH  (or a bare *.tflite)\n  tfgraph:MODEL.pb\n"), out
+
+
 def test_parse_spec_by_kind():
     assert parse_spec("torch:ir50,flavour=adaface:/m:x.ckpt") == ("torch", "ir50,flavour=adaface", Path("/m:x.ckpt"))
     assert parse_spec("tfgraph:g.pb") == ("tfgraph", None, Path("g.pb"))

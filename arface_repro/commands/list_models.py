@@ -1,5 +1,5 @@
-"""`arface list-models`: the model presets (`PRESET:FILE` specs) with the figures their authors report, and the
-registered architectures (for `torch:ARCH:PATH` specs and `export-onnx`)."""
+"""`arface list-models`: the model presets (`PRESET:FILE` specs) with the figures their authors report, the
+registered architectures (for `torch:ARCH:PATH` specs and `export-onnx`), and the model kinds (spec prefixes)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ def register(sub) -> None:
     p = sub.add_parser("list-models", help="list model presets (with their reported figures) and architectures",
                        description="List the model presets (protocols/models/*.yaml: PRESET:FILE specs) with the "
                                    "figures their authors report, then the registered architectures "
-                                   "(torch:ARCH:FILE specs).")
+                                   "(torch:ARCH:FILE specs), then the model kinds (the spec prefixes).")
     p.add_argument("pattern", nargs="?", default=None, help="shell-style filter, e.g. 'iresnet*' or 'adaface*'")
     p.add_argument("--params", action="store_true", help="also build each architecture and print its parameter count")
     p.set_defaults(func=run)
@@ -37,7 +37,10 @@ def preset_lines(pattern: str | None) -> list[str]:
 
 
 def run(args) -> int:
+    import fnmatch
+
     from arface_repro.backbones.registry import create_model, list_models
+    from arface_repro.models.kinds import KINDS
 
     presets = preset_lines(args.pattern)
     if presets:
@@ -53,4 +56,9 @@ def run(args) -> int:
             print(f"  {name}\t{n:,} parameters\t{getattr(m, 'embedding_size', '?')}-d")
         else:
             print(f"  {name}")
+    kinds = [k for k in KINDS.values() if not args.pattern or fnmatch.fnmatchcase(k.name, args.pattern)]
+    if kinds:
+        print("model kinds (spec NAME:...; arface_repro/models/kinds):")
+    for k in kinds:
+        print(f"  {k.syntax}" + (f"  (or a bare *{', *'.join(k.suffixes)})" if k.suffixes else ""))
     return 0

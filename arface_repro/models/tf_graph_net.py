@@ -5,7 +5,7 @@ OpenCV 5 removed `cv2.dnn.readNetFromTensorflow`, yet facenet's released models 
 module wires them into an nn.Module and an EmbeddingModel:
 
 - specs: `tfgraph:MODEL.pb`; `opencv:MODEL.pb` on an OpenCV without the TensorFlow importer
-  (`opencv_backend.load_opencv_model`); a preset with `backend: opencv` (e.g. `facenet-20180408:graph.pb`)
+  (the `opencv:` kind, `models.kinds.opencv`); a preset with `backend: opencv` (e.g. `facenet-20180408:graph.pb`)
   through the latter. The model's `kind` is 'tfgraph' and its identity's `engine` 'tfgraph-torch-VERSION'
   whichever spec loaded it, so records and caches say which engine computed the features.
 - input: the graph's single Placeholder (float32, N×H×W×C as TensorFlow feeds it); its declared H×W is the

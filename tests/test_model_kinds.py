@@ -62,6 +62,22 @@ def test_list_models_shows_the_registered_kinds(capsys):
                         "  tflite:PATH  (or a bare *.tflite)\n  tfgraph:MODEL.pb\n"), out
 
 
+def test_preset_backends_are_registered_kinds(tmp_path, monkeypatch):
+    from arface_repro.errors import FormatError
+
+    d = tmp_path / "protocols" / "models"
+    d.mkdir(parents=True)
+    monkeypatch.setenv("ARFACE_PROTOCOLS", str(tmp_path / "protocols"))
+    base = "name: {n}\nbackend: {b}\ninput: {{size: [112, 112]}}\ncrop: {{mode: template}}\n"
+    (d / "byfile.yaml").write_text(base.format(n="byfile", b="file"))
+    (d / "trained.yaml").write_text(base.format(n="trained", b="arface"))
+    with pytest.raises(ConfigError, match=r"preset byfile \(backend file\) needs a file whose suffix names its kind "
+                                          r"\(\.onnx, \.tflite\), got 'net\.bin'"):
+        load_model("byfile:net.bin")
+    with pytest.raises(FormatError, match="backend 'arface'; expected one of torch, torchscript, onnx, tflite, opencv"):
+        presets.load_preset("trained")
+
+
 def test_parse_spec_by_kind():
     assert parse_spec("torch:ir50,flavour=adaface:/m:x.ckpt") == ("torch", "ir50,flavour=adaface", Path("/m:x.ckpt"))
     assert parse_spec("tfgraph:g.pb") == ("tfgraph", None, Path("g.pb"))
@@ -119,7 +135,7 @@ def _imports() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 out |= {known(a.name) for a in node.names if a.name.startswith("arface_repro.")}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("arface_repro."):
+            elif isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("arface_repro."):
                 out |= {known(f"{node.module}.{a.name}") for a in node.names}
         graph[name] = out - {name}
     return graph

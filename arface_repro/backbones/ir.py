@@ -43,8 +43,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from arface_repro.errors import ConfigError
 from arface_repro.backbones.registry import register_model
+from arface_repro.errors import ConfigError
 
 FLAVOURS = ("evolve", "treb1en", "adaface")
 OUTPUTS = ("raw", "unit")

@@ -1,4 +1,4 @@
-"""The `arface:CKPT` model: an `arface train` checkpoint read into the ARFace inference network, as an EmbeddingModel.
+"""The `arface:CKPT` model: an `arface train` checkpoint read into the ARFace inference network (an EmbeddingModel).
 
 Paper: "during inference, the test input face was still masked by Attention-Net". For each image the Attention-Net
 scores the 5 landmark patches, the most probable of the 31 keep/drop modes is taken (argmax), the normalised input
@@ -12,8 +12,9 @@ computation of the trainer's own `Trainer.embed`, step for step:
     embedding = backbone(x · drop_mask(boxes, keep, H, W))
 
 Spec: `arface:PATH[,mask=on|off]` (the kind module `arface_repro.models.kinds.arface`). PATH is a training checkpoint
-or a run folder (its `checkpoint_last.pt`). The network is `method.arface_inference.ARFaceInference`. The checkpoint is read with `weights_only=True` (`training_checkpoint.read_training_checkpoint`); the backbone is
-the registry architecture `config.model.name` (+ `config.model.kwargs`) with the `backbone.*` entries of `fnet`,
+or a run folder (its `checkpoint_last.pt`). The network is `method.arface_inference.ARFaceInference`. The checkpoint
+is read with `weights_only=True` (`training_checkpoint.read_training_checkpoint`); the backbone is the registry
+architecture `config.model.name` (+ `config.model.kwargs`) with the `backbone.*` entries of `fnet`,
 the Attention-Net `AttentionNet(method.attention.patch_size, method.attention.channels)` with `attn`. Normalisation
 is the config's `data.pixel_mean` / `data.pixel_std` ((x − 127.5)/128 when a config lacks them).
 

@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
-from arface_repro.models.torch_model import TorchModel
 from arface_repro.models.preprocess import Preprocess, for_network
+from arface_repro.models.torch_model import TorchModel
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
 from arface_repro.utils.input_files import read_capped
 from arface_repro.utils.textfile import MAX_TEXT_BYTES

@@ -199,8 +199,9 @@ def load_preset_model(spec: str, device=None, preprocess=None) -> EmbeddingModel
     else:
         kind = kind_of_file(rest) if backend == "file" else get_kind(backend)
         if kind is None:
+            suffixes = ", ".join(s for k in KINDS.values() for s in k.suffixes)
             raise ConfigError(f"model spec {spec!r}: preset {preset.name} (backend file) needs a file whose suffix "
-                              f"names its kind ({', '.join(s for k in KINDS.values() for s in k.suffixes)}), got {rest!r}")
+                              f"names its kind ({suffixes}), got {rest!r}")
         model = kind.load(spec, rest, preprocess=pre, device=device)
         model.spec = spec
     if preset.embedding_size and model.embedding_size and model.embedding_size != preset.embedding_size:

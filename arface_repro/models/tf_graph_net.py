@@ -27,13 +27,12 @@ import torch
 from torch import nn
 
 from arface_repro.errors import ConfigError, FormatError
-from arface_repro.models.torch_model import TorchModel
 from arface_repro.models.batch_probe import DIFFERS, batch_agrees, run_singles
 from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.models.tf_graphdef import declared_shape, dtype_name, load_graph, single_placeholder, split_input
 from arface_repro.models.tf_ops import build_op
+from arface_repro.models.torch_model import TorchModel
 from arface_repro.utils.hashing import sha256_file
-
 
 
 class TFGraphNet(nn.Module):

@@ -42,6 +42,7 @@ def register(sub) -> None:
 
 def check_export_args(args) -> None:
     """Opset, output and inputs, before the network is built or any file written."""
+    # imported when the command runs, not when the CLI starts (start-up time)
     from arface_repro.models.onnx_export import opset_range
     from arface_repro.utils.outputs import Output, check_outputs, spec_files
 

@@ -18,6 +18,7 @@ def preset_lines(pattern: str | None) -> list[str]:
     """One line per preset (name, backend, input size, embedding size) and one per reported figure under it."""
     import fnmatch
 
+    # the model layers are imported when a command runs, not when the CLI starts (start-up time), as in every command
     from arface_repro.models.presets import list_presets, load_preset
 
     lines = []
@@ -39,6 +40,7 @@ def preset_lines(pattern: str | None) -> list[str]:
 def run(args) -> int:
     import fnmatch
 
+    # imported when the command runs, not when the CLI starts (start-up time)
     from arface_repro.backbones.registry import create_model, list_models
     from arface_repro.models.kinds import KINDS
 

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.models import proto_schemas
 from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.models.torch_model import TorchModel
 from arface_repro.utils.hashing import sha256_bytes, sha256_file
@@ -52,12 +53,10 @@ def read_prototxt(path: str | os.PathLike):
     """NetParameter from a text prototxt; a field outside the supported schema names its line."""
     from google.protobuf import text_format
 
-    from arface_repro.models.proto_schemas import caffe
-
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: prototxt not found")
-    net = caffe()["NetParameter"]()
+    net = proto_schemas.caffe()["NetParameter"]()
     try:
         text = read_capped(path, "Caffe prototxt", MAX_TEXT_BYTES).decode("utf-8", errors="replace")
         text_format.Parse(text, net)
@@ -73,12 +72,10 @@ def read_caffemodel(path: str | os.PathLike):
     """NetParameter from a binary .caffemodel."""
     from google.protobuf.message import DecodeError
 
-    from arface_repro.models.proto_schemas import caffe
-
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: caffemodel not found")
-    net = caffe()["NetParameter"]()
+    net = proto_schemas.caffe()["NetParameter"]()
     try:
         net.ParseFromString(read_capped(path, "caffemodel", MAX_PROTO_BYTES))
     except DecodeError as exc:

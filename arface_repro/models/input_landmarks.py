@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from arface_repro.data.alignment import template_for
 from arface_repro.errors import ConfigError
 
 
@@ -25,8 +26,6 @@ def network_landmarks(landmarks, image_hw: tuple[int, int], preprocess, n: int, 
     """float32 n×5×2 landmarks in the coordinates of the network input (`preprocess.size`)."""
     h, w = int(image_hw[0]), int(image_hw[1])
     if landmarks is None:
-        from arface_repro.data.alignment import template_for
-
         try:
             tpl = template_for((h, w))
         except ConfigError:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arface_repro.errors import FormatError
+from arface_repro.models import proto_schemas
 from arface_repro.utils.hashing import sha256_bytes
 from arface_repro.utils.input_files import MiB, check_regular, read_capped
 
@@ -154,11 +155,9 @@ def read_onnx(path: str | os.PathLike, what: str = "ONNX model") -> OnnxFile:
     """The model at `path`, parsed and made self-contained (see the module docstring)."""
     from google.protobuf.message import DecodeError
 
-    from arface_repro.models.proto_schemas import onnx
-
     path = Path(path)
     data = read_capped(path, what, MAX_ONNX_BYTES)
-    model = onnx()["ModelProto"]()
+    model = proto_schemas.onnx()["ModelProto"]()
     try:
         model.ParseFromString(data)
     except (DecodeError, RecursionError) as exc:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.models import proto_schemas
 from arface_repro.utils.input_files import read_capped
 
 # TensorFlow DataType enum values (tensorflow/core/framework/types.proto) this reader turns into arrays
@@ -51,12 +52,10 @@ def read_graphdef(path: str | os.PathLike):
     """The GraphDef message of a binary `.pb` file."""
     from google.protobuf.message import DecodeError
 
-    from arface_repro.models.proto_schemas import tensorflow
-
     path = Path(path)
     if not path.is_file():
         raise MissingDataError(f"{path}: TensorFlow graph not found")
-    graph = tensorflow()["GraphDef"]()
+    graph = proto_schemas.tensorflow()["GraphDef"]()
     try:
         graph.ParseFromString(read_capped(path, "TensorFlow graph", MAX_GRAPH_BYTES))
     except DecodeError as exc:

@@ -28,6 +28,7 @@ from arface_repro.data.alignment import ARCFACE_112
 from arface_repro.data.synthetic import SyntheticFaces
 from arface_repro.errors import ArfaceError, ConfigError, FormatError, MissingDataError
 from arface_repro.io.records import load_record
+from arface_repro.models.training_checkpoint import read_training_checkpoint
 from arface_repro.paper import figures as F
 from arface_repro.paper.manifest import load_manifest, record_path
 from arface_repro.paper.record_check import record_flags
@@ -137,7 +138,6 @@ def fig4_checkpoint(opts: FigureOptions) -> tuple[Path, str]:
     if opts.checkpoint:
         return Path(opts.checkpoint), f"checkpoint {opts.checkpoint}"
     # torch (heavy): imported when Fig. 4 trains or reads a checkpoint, not for the other figures
-    from arface_repro.models.training_checkpoint import read_training_checkpoint
     from arface_repro.train.api import train_and_evaluate
 
     cfg_path = Path(opts.config or DEFAULT_FIG4_CONFIG)

@@ -19,7 +19,6 @@ from arface_repro.models.preprocess import Preprocess
 from conftest import require
 
 
-
 class LandmarkModel(EmbeddingModel):
     """A model that takes landmarks: it records them and lets them move its output."""
 

@@ -11,14 +11,11 @@ random key order (IndexedRecordReader + unpack); decoding the JPEGs; `RecFaceDat
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def main(argv=None) -> int:

@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import make_synthetic_large as synth  # noqa: E402
-from bench_env import machine_line  # noqa: E402
+from arface_repro.eval import large_scale_synthetic as synth  # noqa: E402
+from arface_repro.utils.machine import machine_line  # noqa: E402
 
 
 def _status(key: str) -> float:

@@ -12,25 +12,22 @@ Octave 7.3, ../shared/README.md) is printed and labelled as not measured here. G
 from __future__ import annotations
 
 import argparse
-import resource
-import time
-
-import numpy as np
-
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
 
-from bench_env import machine_line  # noqa: E402
 from arface_repro.eval.blufr import evaluate_blufr
 from arface_repro.eval.kfold import contiguous_folds, kfold_accuracy, l2_normalize, squared_l2
 from arface_repro.io.blufr_config import load_blufr_config
 from arface_repro.shared_data import shared_path
+from arface_repro.utils.machine import machine_line
 
 
 def peak_rss_gb() -> float:

@@ -26,12 +26,9 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 PAPER_LAYERS = {"mobilefacenet": 3, "ir50": 9, "iresnet50": 9}  # the paper's ARFace rows
 GOALS = {"mobilefacenet_train_img_s": 6000.0, "arface_overhead_max": 1.05}

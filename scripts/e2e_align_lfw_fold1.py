@@ -18,13 +18,10 @@ landmarks / the mean box of the others (deep-funneled faces sit in place). Crops
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def best_threshold_accuracy(scores: np.ndarray, same: np.ndarray) -> tuple[float, float]:

@@ -12,11 +12,8 @@ Same arguments as `arface evaluate` (passed through unchanged to `arface_repro.c
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from arface_repro.cli import main  # noqa: E402
+from arface_repro.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["evaluate", *sys.argv[1:]]))

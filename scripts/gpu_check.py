@@ -38,6 +38,7 @@ import platform
 import pstats
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import tempfile
@@ -176,12 +177,12 @@ class Check:
         env = {"python": platform.python_version(), "executable": self.py, "cpus": os.cpu_count(),
                "platform": platform.platform()}
         if wheels.is_dir() and any(wheels.glob("*.whl")):
-            site = self.work / "site"
+            target = self.work / "site"
             cmd = [self.py, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
-                   "--no-cache-dir", "--target", site, *sorted(wheels.glob("*.whl"))]
+                   "--no-cache-dir", "--target", target, *sorted(wheels.glob("*.whl"))]
             self.run("install_wheels", cmd, cap=120)
-            self.env["PYTHONPATH"] = os.pathsep.join([str(site), self.env["PYTHONPATH"]])
-            sys.path.insert(0, str(site))
+            self.env["PYTHONPATH"] = os.pathsep.join([str(target), self.env["PYTHONPATH"]])
+            site.addsitedir(str(target))   # the dependency wheels, for the import check below
         missing = []
         for mod in NEEDED:
             try:

@@ -18,13 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 IMAGES = ("Abel_Pacheco/Abel_Pacheco_0001.jpg", "Abel_Pacheco/Abel_Pacheco_0004.jpg",
           "Abdel_Madi_Shabneh/Abdel_Madi_Shabneh_0001.jpg", "Abdul_Rahman/Abdul_Rahman_0001.jpg")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The LFW-scale ablation: Table X's (or XI's) MobileFaceNet-block rows trained with the small backbone on
 BLUFR trial 1's training identities of LFW and evaluated on what that training leaves unseen (LFW View-2
-pairs of untrained people, BLUFR trial 1). A thin entry point over `reproduce_table.py N --lfw-scale`.
+pairs of untrained people, BLUFR trial 1). A thin entry point over `arface paper table N --no-synthetic --lfw-scale`.
 
     python scripts/mini_ablation.py                    # Table X rows, seeds 0,1,2, LFW + BLUFR from ../shared
     python scripts/mini_ablation.py --table XI --seeds 0 --steps 200
@@ -11,10 +11,8 @@ pairs of untrained people, BLUFR trial 1). A thin entry point over `reproduce_ta
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from arface_repro.commands.paper import reproduce_table_main
 
 
 def main(argv=None) -> int:
@@ -26,15 +24,12 @@ def main(argv=None) -> int:
     ap.add_argument("--data-root")
     ap.add_argument("--runs-dir")
     args = ap.parse_args(argv)
-    spec = importlib.util.spec_from_file_location("reproduce_table", HERE / "reproduce_table.py")
-    rt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rt)
     forward = [args.table, "--no-synthetic", "--lfw-scale"]
     for flag, v in (("--seeds", args.seeds), ("--steps", args.steps), ("--workers", args.workers),
                     ("--data-root", args.data_root), ("--runs-dir", args.runs_dir)):
         if v is not None:
             forward += [flag, str(v)]
-    return rt.main(forward)
+    return reproduce_table_main(forward)
 
 
 if __name__ == "__main__":

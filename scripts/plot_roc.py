@@ -11,11 +11,8 @@ and pair-protocol records written by `arface evaluate` have.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from arface_repro.cli import main  # noqa: E402
+from arface_repro.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main(["plot-roc", *sys.argv[1:]]))

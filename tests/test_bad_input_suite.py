@@ -2205,20 +2205,16 @@ def test_onnx_fallback_without_onnxruntime_reads_external_data_only_inside_the_m
 def test_reproduce_table_never_runs_torchscript_named_by_data_yaml(tmp_path, capsys):
     """DATA.yaml naming a torchscript: checkpoint is a one-line error (exit 2) before any work; the user's own
     --trust-torchscript lets the same file through the DATA.yaml check."""
-    import importlib.util
-
     import torch
 
+    from arface_repro.commands.paper import reproduce_table_main
     from arface_repro.paper.run_missing import load_data_spec
 
-    spec = importlib.util.spec_from_file_location("reproduce_table_round3a", ROOT / "scripts/reproduce_table.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     with warnings.catch_warnings():  # torch.jit is deprecated, but TorchScript files exist
         warnings.simplefilter("ignore", FutureWarning)
         torch.jit.script(torch.nn.Flatten()).save(str(tmp_path / "m.pt"))
     data = write(tmp_path / "DATA.yaml", "checkpoints: {VI.arface: 'torchscript:m.pt'}\n")
-    rc = script.main(["6", "--run", "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
+    rc = reproduce_table_main(["6", "--run", "--data", str(data), "--runs-dir", str(tmp_path / "runs"),
                       "--tables-dir", str(tmp_path / "tables"), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2, err

@@ -3,6 +3,7 @@ between the runs on a GPU machine. Figures are not checked (no time assertions),
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -10,15 +11,23 @@ from pathlib import Path
 
 import pytest
 
+from arface_repro.backbones.registry import is_model
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def test_bench_train_gpu_smoke_on_cpu(tmp_path):
-    import bench_train_gpu as bench
+@pytest.fixture(scope="module")
+def bench():
+    """scripts/bench_train_gpu.py loaded from its file (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location("bench_train_gpu", ROOT / "scripts" / "bench_train_gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
+
+def test_bench_train_gpu_smoke_on_cpu(tmp_path, bench):
     out = tmp_path / "bench.json"
     rc = bench.main(["--device", "cpu", "--models", "tiny_resnet", "--batch", "8", "--steps", "2", "--warmup", "1",
                      "--workers", "2", "--embed-batch", "8", "--embed-images", "16", "--threads", "1",
@@ -36,11 +45,7 @@ def test_bench_train_gpu_smoke_on_cpu(tmp_path):
     assert res["goals"]["mobilefacenet_train_img_s"] == 6000.0
 
 
-def test_ir50_falls_back_to_iresnet50_only_when_unregistered():
-    import bench_train_gpu as bench
-
-    from arface_repro.backbones.registry import is_model
-
+def test_ir50_falls_back_to_iresnet50_only_when_unregistered(bench):
     assert bench.resolve_model("ir50") == ("ir50" if is_model("ir50") else "iresnet50")
     assert bench.resolve_model("mobilefacenet") == "mobilefacenet"
 

@@ -6,18 +6,16 @@ without CUDA."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from arface_repro.eval import large_scale_synthetic as synth
 
 torch = pytest.importorskip("torch")
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")]
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 
 def _probes(seed=0, n=300, m=5000, dim=32):
@@ -62,8 +60,6 @@ def test_megaface_and_trillion_cuda_within_the_tie_bracket():
 
 
 def test_ijb_cuda_scores_within_tolerance():
-    import make_synthetic_large as synth
-
     from arface_repro.eval import ijb, ijb_1n
     from arface_repro.eval.chunked import make_backend
 

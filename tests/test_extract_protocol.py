@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,12 +12,11 @@ import pytest
 
 from arface_repro.data.alignment import ARCFACE_112, align_face, mirror_landmarks
 from arface_repro.data.face_datasets import write_landmarks_file
+from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.eval.embed import extract_features, fit_landmarks, landmarks_source
 from arface_repro.models.embedding_model import EmbeddingModel
 from arface_repro.models.preprocess import Preprocess
 from conftest import require
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 
 class LandmarkModel(EmbeddingModel):
@@ -121,8 +119,6 @@ def test_alignment_gives_the_warped_points(tmp_path):
 
 
 def _tiny_ijb(root: Path, n_images: int = 12):
-    import make_synthetic_large as synth
-
     data = synth.synth_ijb(n_images=n_images, n_templates=6, n_pairs=9, n_subjects=3, seed=2)
     rng = np.random.default_rng(3)
     src = []

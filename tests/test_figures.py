@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,11 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from arface_repro.cli import main
 from arface_repro.data.synthetic import SyntheticFaces
 from arface_repro.errors import FormatError
-from arface_repro.paper import figures as F
 from arface_repro.io.records import build_record, write_record
 from arface_repro.method.patches import mode_keep_table, patch_boxes
+from arface_repro.paper import figures as F
+from arface_repro.paper.make_figures import fig5_curves
+from arface_repro.paper.manifest import load_manifest, parse_manifest, record_path
+from arface_repro.shared_data import protocols_dir
+from arface_repro.utils.textfile import read_yaml_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -150,7 +156,9 @@ def test_attention_modes_from_checkpoint(faces, tmp_path, one_torch_thread):
 
 
 def _script(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=120)
+    # the scripts import the installed package: PYTHONPATH makes it this checkout's
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd or ROOT, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 @pytest.mark.parametrize("script,needle", [("plot_roc.py", "plot-roc"), ("evaluate_checkpoint.py", "--protocol"),
@@ -182,13 +190,50 @@ def test_make_figures_reports_missing_inputs(tmp_path):
     assert not (tmp_path / "figs").exists() or not any((tmp_path / "figs").iterdir())
 
 
-def test_make_figures_fig5_from_ijb_record(tmp_path):
+def _ijb_record(proto: str, tpr_scale: float) -> dict:
     fpr = np.logspace(-6, 0, 40)
-    rec = build_record("ijbc", "ijb-nearest-fpr", {"TAR@FAR=1e-4": 90.0}, model="fake-model",
-                       curves={"roc": {"fpr": fpr.tolist(), "tpr": (1 - 0.2 * (1 - fpr) ** 8).tolist()}})
-    write_record(rec, tmp_path / "runs" / "ijbc-fake.json")
-    r = _script(str(ROOT / "scripts" / "make_figures.py"), "--fig", "5", "--runs-dir", str(tmp_path / "runs"),
+    return build_record(proto, "ijb-nearest-fpr", {"TAR@FAR=1e-4": 90.0}, model="fake-model",
+                        curves={"roc": {"fpr": fpr.tolist(), "tpr": (1 - tpr_scale * (1 - fpr) ** 8).tolist()}})
+
+
+def test_make_figures_fig5_from_the_manifests_runs(tmp_path):
+    """Fig. 5 draws the records of the runs manifest.yaml names under figures.fig5, nothing else."""
+    runs = tmp_path / "runs"
+    write_record(_ijb_record("ijbc", 0.2), record_path(runs, "r50full_arface_l9", "ijbc"))
+    write_record(_ijb_record("ijbb", 0.2), runs / "ijbb-fake.json")   # not a run of the manifest: not drawn
+    r = _script(str(ROOT / "scripts" / "make_figures.py"), "--fig", "5", "--runs-dir", str(runs),
                 "--out-dir", str(tmp_path / "figs"))
     assert r.returncode == 0, r.stdout + r.stderr
     assert read_png(tmp_path / "figs" / "fig5_roc_ijbc.png").shape[:2] == (585, 750)  # plot_roc: 5.0 x 3.9 in, 150 dpi
-    assert not (tmp_path / "figs" / "fig5_roc_ijbb.png").exists()  # no IJB-B record: no IJB-B figure
+    assert not (tmp_path / "figs" / "fig5_roc_ijbb.png").exists()  # no IJB-B record of a manifest run: no IJB-B figure
+
+
+def test_fig5_curves_follow_the_manifest(tmp_path):
+    runs = tmp_path / "runs"
+    named = load_manifest().figures["fig5"]["ijbc"]            # {label: run}
+    for label, run in named.items():
+        write_record(_ijb_record("ijbc", 0.2), record_path(runs, run, "ijbc"))
+    curves = fig5_curves(runs)
+    assert curves["ijbc"].labels == list(named) and len(curves["ijbc"].records) == len(named)
+    assert not curves["ijbb"].records and all("no record" in a for a in curves["ijbb"].absent)
+    run = next(iter(named.values()))
+    write_record(_ijb_record("ijbb", 0.2), record_path(runs, run, "ijbc"))   # another protocol at the ijbc path
+    with pytest.raises(FormatError, match="'ijbb' where 'ijbc' is expected"):
+        fig5_curves(runs)
+
+
+def test_arface_paper_figures_draws_like_the_script(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    write_record(_ijb_record("ijbb", 0.3), record_path(runs, "r50full_pickpatch_l9", "ijbb"))
+    assert main(["paper", "figures", "--fig", "5", "--runs-dir", str(runs), "--out-dir", str(tmp_path / "figs")]) == 0
+    assert "fig 5: " in capsys.readouterr().out
+    assert read_png(tmp_path / "figs" / "fig5_roc_ijbb.png").shape[:2] == (585, 750)
+    assert main(["paper", "figures", "--fig", "6", "--runs-dir", str(runs), "--out-dir", str(tmp_path / "figs")]) == 1
+    assert "fig 6: NOT DRAWN" in capsys.readouterr().out
+
+
+def test_manifest_figures_name_known_runs():
+    data = read_yaml_mapping(protocols_dir() / "paper" / "manifest.yaml")
+    data["figures"]["fig5"]["ijbc"]["ARFace"] = "no_such_run"
+    with pytest.raises(FormatError, match="figures.fig5.ijbc.ARFace: run 'no_such_run' is not in runs"):
+        parse_manifest(data, "manifest.yaml")

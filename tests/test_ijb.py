@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -13,10 +12,8 @@ import pytest
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval import ijb, ijb_1n
+from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.eval.chunked import make_backend, tar_at_far_from_top
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import make_synthetic_large as synth  # noqa: E402
 
 
 def test_template_pooling_hand_example():

@@ -11,8 +11,6 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,10 +19,8 @@ from sklearn.metrics import roc_curve
 
 from arface_repro.cli import main
 from arface_repro.eval import ijb, ijb_1n
+from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.io.feature_store import load_feature_store
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import make_synthetic_large as synth  # noqa: E402
 
 X_LABELS = [10 ** -6, 10 ** -5, 10 ** -4, 10 ** -3, 10 ** -2, 10 ** -1]
 

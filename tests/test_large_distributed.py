@@ -5,24 +5,21 @@ through the protocol classes as `arface evaluate` builds them; plus the chunk-gr
 from __future__ import annotations
 
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from arface_repro.errors import ConfigError
+from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.eval.chunked import DistContext, block_columns, budget_bytes, chunk_grid, make_backend
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 MEM = 2e-5  # a tiny budget: many blocks, so both ranks get several
 VOLATILE = ("created_utc", "command", "git_commit", "world_size", "environment")  # environment: threads per process
 
 
 def _write_inputs(root: Path) -> None:
-    import make_synthetic_large as synth
-
     from arface_repro.io import megaface_devkit as dk
     from arface_repro.io import trillion_pairs as tpio
     from arface_repro.io.feature_store import save_feature_store

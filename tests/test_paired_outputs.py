@@ -149,8 +149,7 @@ def test_rec_killed_between_the_renames_leaves_no_idx(tmp_path):
 
     prefix = tmp_path / "train"
     _pack(prefix, 4, 0)
-    script = ("import os, sys\n"
-              f"sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+    script = ("import os\n"
               "from pathlib import Path\n"
               "real, n = os.replace, []\n"
               "def replace(s, d):\n"
@@ -161,7 +160,7 @@ def test_rec_killed_between_the_renames_leaves_no_idx(tmp_path):
               "os.replace = replace\n"
               "from test_paired_outputs import _pack\n"
               f"_pack(Path({str(prefix)!r}), 6, 1)\n")
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}   # the helper's module too
     assert subprocess.run([sys.executable, "-c", script], env=env).returncode == 9
     assert Path(f"{prefix}.rec").exists() and not Path(f"{prefix}.idx").exists()  # the new .rec, no old .idx
     with pytest.raises(FormatError, match="index file not found"):

@@ -4,29 +4,32 @@ paired tests, --strict), and the synthetic quick mode (trained, recorded, reused
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import scipy.stats as ss
 
+from arface_repro.commands.paper import reproduce_table_main
 from arface_repro.io.records import build_record, write_record
+from arface_repro.paper import reproduce_table
 from arface_repro.paper.manifest import load_manifest, record_path
 from arface_repro.paper.targets import ROMAN, get_table
-
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "reproduce_table.py"
 
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("reproduce_table", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.DEFAULT_TABLES = tmp_path_factory.mktemp("tables")   # reports of runs without --tables-dir go here
-    return mod
+    """`reproduce_table_main` (what `scripts/reproduce_table.py` runs) as `rt.main`."""
+    with pytest.MonkeyPatch.context() as mp:
+        # reports of runs without --tables-dir go here
+        mp.setattr(reproduce_table, "DEFAULT_TABLES", tmp_path_factory.mktemp("tables"))
+        yield SimpleNamespace(main=reproduce_table_main)
 
 
 def _csv(text: str) -> list[list[str]]:
@@ -321,3 +324,25 @@ def test_quick_mode_table_x_default_block_with_diagnostics(rt, tmp_path, capsys)
     assert "Table X - synthetic diagnostics (not in the paper)" in out and "P(drop nose | occluded) %" in out
     assert "Table X - the room a conditional policy has" in out and "fixed: oracle - always drop the nose" in out
     assert "syn_r50_plain" not in out
+
+
+# ----------------------------------------------------------------------------- the package command and the script
+
+def test_arface_paper_table_and_the_script_print_the_same_table(tmp_path):
+    """`arface paper table X` and its wrapper `python scripts/reproduce_table.py X`, each in its own process, print
+    the same report (text with --wide, and CSV) from the same fabricated records."""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}   # the checkout's package, not another installed copy
+    runs = tmp_path / "runs"
+    _lfw_record(runs, "mfn_plain", 98.60)
+    _lfw_record(runs, "mfn_random", 98.40)
+    _blufr_record(runs, "mfn_plain", [98.5] * 9 + [98.1], [86.0] * 10)
+    for view in (["--wide"], ["--format", "csv"]):
+        args = ["X", "--no-synthetic", "--quiet", *view, "--runs-dir", str(runs), "--tables-dir", str(tmp_path / "t")]
+        outs = [subprocess.run(cmd + args, env=env, capture_output=True, text=True, timeout=300)
+                for cmd in ([sys.executable, "-m", "arface_repro", "paper", "table"],
+                            [sys.executable, str(root / "scripts" / "reproduce_table.py")])]
+        for r in outs:
+            assert r.returncode == 0 and r.stderr == "", r.stderr
+        assert outs[0].stdout == outs[1].stdout
+        assert "98.6" in outs[0].stdout and "OFF" in outs[0].stdout   # the fabricated cells are in it

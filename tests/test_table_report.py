@@ -5,34 +5,33 @@ path, and the HTML rendered by a headless Chromium (skipped where no browser is 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import re
 import shutil
 import subprocess
-from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from conftest import require
 
+from arface_repro.commands.paper import reproduce_table_main
 from arface_repro.eval.run import evaluate_store
 from arface_repro.io.feature_store import FeatureStore
 from arface_repro.io.pairs import parse_lfw_pairs
 from arface_repro.io.records import build_record, write_record
+from arface_repro.paper import reproduce_table
 from arface_repro.paper.manifest import record_path
 from arface_repro.paper.report_html import cell_class
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "reproduce_table.py"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome", "chromium-headless-shell")
 
 
 @pytest.fixture(scope="module")
 def rt(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("reproduce_table_report", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    mod.DEFAULT_TABLES = tmp_path_factory.mktemp("tables")
-    return mod
+    """`reproduce_table_main` (what `scripts/reproduce_table.py` runs) as `rt.main`."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(reproduce_table, "DEFAULT_TABLES", tmp_path_factory.mktemp("tables"))
+        yield SimpleNamespace(main=reproduce_table_main)
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,12 @@ one bad-input table, tests/test_bad_input_suite.py; what needs a run (divergence
 weights) is here.
 """
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from arface_repro.cli import main
+from arface_repro.commands.paper import reproduce_table_main
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -99,13 +99,10 @@ def test_garbage_mtcnn_weights_is_one_line(tmp_path, capsys, shared, content):
 
 
 def test_reproduce_table_override_goes_through_validation(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("reproduce_table_bad", ROOT / "scripts" / "reproduce_table.py")
-    rt = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(rt)
     for override, words in (("train.lr=.nan", ["train.lr", "nan"]), ("train.batch_size=2.7", ["train.batch_size"]),
                             ("model.name=os:system", ["unknown model architecture"])):
-        rc = rt.main(["XI", "--override", override, "--runs-dir", str(tmp_path / "runs"),
-                      "--tables-dir", str(tmp_path / "tables"), "--quiet"])
+        rc = reproduce_table_main(["XI", "--override", override, "--runs-dir", str(tmp_path / "runs"),
+                                   "--tables-dir", str(tmp_path / "tables"), "--quiet"])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
         assert all(w in err for w in words) and f"override '{override}'" in err, err

@@ -18,6 +18,9 @@ case folded, apostrophes and dots removed (O'Neal = ONeal, J.K. = JK), every oth
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from arface_repro.data.subset import build_subset
 
 
 def register(subparsers) -> None:
@@ -47,10 +50,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from arface_repro.data.subset import build_subset
-
     stats = build_subset(
         args.source, args.out_prefix, args.lfw_names, identity_meta=args.identity_meta, class_names=args.class_names,
         per_identity=args.per_identity, seed=args.seed, keep_short=args.keep_short, landmarks_file=args.landmarks,

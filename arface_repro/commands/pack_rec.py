@@ -10,14 +10,11 @@ pixels) stores each image's 5 aligned points in its record header: mxnet's multi
 float32 values [label, x1, y1, ..., x5, y5]. mxnet and insightface readers still read the class as label[0];
 `arface train` (RecFaceDataset) centres the ARFace patches on these points. Every image must have an entry.
 """
+# the packing itself: arface_repro.data.folder_packing.pack_folder
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from arface_repro.errors import ConfigError, MissingDataError
-from arface_repro.utils.progress import progress
 
 
 def register(subparsers) -> None:
@@ -42,37 +39,11 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def pack_folder(folder, out_prefix, reencode: bool = False, quality: int = 95, quiet: bool = True,
-                landmarks_file=None) -> dict:
-    """Pack an image folder; returns counts. Every image is decoded once to check it (FormatError if not)."""
-
-    from arface_repro.data.face_datasets import read_landmarks_file, scan_image_folder
-    from arface_repro.data.rec_writer import FaceRecWriter, check_output_prefix, jpeg_payload
-
-    if not 1 <= quality <= 100:
-        raise ConfigError(f"--quality must be in 1..100, got {quality}")
-    folder = Path(folder)
-    inputs = [folder] + ([landmarks_file] if landmarks_file else [])
-    check_output_prefix(out_prefix, (".rec", ".idx"), inputs)
-    classes, items = scan_image_folder(folder)
-    lmk = read_landmarks_file(landmarks_file) if landmarks_file else None
-    if lmk is not None:
-        for rel, _ in items:
-            if rel not in lmk:
-                raise MissingDataError(f"{landmarks_file}: no landmarks for image {rel!r} of {folder}")
-    reencoded = 0
-    sizes: set[tuple[int, int]] = set()
-    with FaceRecWriter(out_prefix, len(items), len(classes)) as writer:
-        for rel, label in progress(items, desc="pack-rec", quiet=quiet, unit="img"):
-            data, again, shape = jpeg_payload((folder / rel).read_bytes(), str(folder / rel), reencode, quality)
-            reencoded += again
-            sizes.add(shape)
-            writer.add(label, data, lmk[rel] if lmk is not None else None)
-    return {"images": len(items), "identities": len(classes), "reencoded": reencoded, "sizes": sorted(sizes),
-            "landmarks": writer.with_landmarks}
-
-
 def run(args) -> int:
+    # imported when the command runs: data.folder_packing imports torch (through data.face_datasets), and
+    # `arface` imports every command module to build its parser
+    from arface_repro.data.folder_packing import pack_folder
+
     stats = pack_folder(args.folder, args.out_prefix, args.reencode, args.quality, args.quiet, args.landmarks)
     if not args.quiet:
         sizes = ", ".join(f"{h}x{w}" for h, w in stats["sizes"])

@@ -3,4 +3,6 @@ training: the transcribed Tables I-XI (`targets`, from protocols/paper/), the ru
 claims (`manifest`), the comparison of records with the paper (`report`, `render`, `stats`,
 `resolution`), the small-scale reproductions (`synthetic`, `synthetic_eval`, `lfw_scale`, `small_scale`),
 filling measured cells (`run_missing`, `evaluate_adapter`), and the figures (`figures`).
-`scripts/reproduce_table.py` and `scripts/make_figures.py` are its command lines."""
+`reproduce_table` and `make_figures` run a table or the figures end to end; their command lines are
+`arface paper table X` and `arface paper figures` (`arface_repro.commands.paper`), wrapped by
+`scripts/reproduce_table.py` and `scripts/make_figures.py`."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 
+from arface_repro.paper.manifest import load_claims
 from arface_repro.paper.paper_text import ROMAN, read_paper_tables
 from arface_repro.paper.targets import get_table, load_notes
 
@@ -44,7 +45,6 @@ def check_transcription(paper: str | os.PathLike) -> list[str]:
             for q in e.get("quotes") or []:
                 if normalise_space(q["text"]) not in body:
                     problems.append(f"contradictions.yaml {e['id']}: quote not in the paper: {q['text']!r}")
-    from arface_repro.paper.manifest import load_claims
 
     for c in load_claims().text:
         if normalise_space(c.quote) not in body:

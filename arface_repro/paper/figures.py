@@ -23,7 +23,14 @@ from typing import Sequence
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError
+from arface_repro.eval.plots import plot_roc
+from arface_repro.io.records import load_record, load_records
 from arface_repro.method.patches import NUM_MODES, NUM_PATCHES, drop_mask_numpy, mode_keep_table, patch_boxes
+from arface_repro.models.training_checkpoint import read_training_checkpoint
+from arface_repro.paper.manifest import load_manifest, record_path
+from arface_repro.paper.record_check import record_flags
+from arface_repro.paper.synthetic import RECORD_SUBDIR, Job, run_key
+from arface_repro.paper.targets import get_table
 from arface_repro.utils.atomic import atomic_path
 
 PATCH_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:cyan")
@@ -155,7 +162,6 @@ def fig4_attention_decisions(images, landmarks, modes, patch_radius: float, out:
 def fig5_roc(records: Sequence[dict], out: str | os.PathLike, labels: Sequence[str] | None = None,
              title: str | None = None) -> Path:
     """Fig. 5: ROC curves (log FAR) of IJB-B/C records; `plots.plot_roc` draws them."""
-    from arface_repro.eval.plots import plot_roc
 
     return plot_roc(records, out, labels=labels, title=title)
 
@@ -185,9 +191,6 @@ def measured_layer_series(runs_dir: str | os.PathLike) -> dict[str, dict[str, li
     """{metric: {architecture: points}} from the records of manifest.yaml `figures.fig6` (real-scale runs:
     <runs>/paper/<run>/lfw.json for Acc, blufr.json for VR and DIR); rows without a record are left out; a
     point from a record made by other code or another model carries its flags."""
-    from arface_repro.io.records import load_record
-    from arface_repro.paper.manifest import load_manifest, record_path
-    from arface_repro.paper.record_check import record_flags
 
     m = load_manifest()
     out: dict[str, dict[str, list[LayerPoint]]] = {k: {} for k, _ in FIG6_PANELS}
@@ -209,9 +212,6 @@ def measured_layer_series(runs_dir: str | os.PathLike) -> dict[str, dict[str, li
 def synthetic_layer_series(runs_dir: str | os.PathLike, overrides: Sequence[str] = ()) -> dict[str, dict[str, list[LayerPoint]]]:
     """{metric: {architecture role: points}} from the synthetic records of manifest.yaml `synthetic.fig6`
     (mean ± sd over the seeds present; records of other overrides are ignored)."""
-    from arface_repro.io.records import load_records
-    from arface_repro.paper.manifest import load_manifest
-    from arface_repro.paper.synthetic import RECORD_SUBDIR, Job, run_key
 
     m = load_manifest()
     folder = Path(runs_dir) / RECORD_SUBDIR
@@ -233,7 +233,6 @@ def synthetic_layer_series(runs_dir: str | os.PathLike, overrides: Sequence[str]
 def paper_layer_points() -> dict[str, dict[str, list[LayerPoint]]]:
     """Table X's printed values of the two VGGFace2-subset blocks at their num_layers (Fig. 6's data points
     that the paper prints)."""
-    from arface_repro.paper.targets import get_table
 
     t = get_table("X")
     out: dict[str, dict[str, list[LayerPoint]]] = {k: {} for k, _ in FIG6_PANELS}
@@ -287,8 +286,7 @@ def fig6_layers(series: dict[str, dict[str, list[LayerPoint]]], out: str | os.Pa
 
 def load_attention_net(checkpoint: str | os.PathLike):
     """(AttentionNet in eval mode, training config) from an `arface train` checkpoint of an ARFace run."""
-    from arface_repro.method.attention_net import AttentionNet
-    from arface_repro.models.training_checkpoint import read_training_checkpoint
+    from arface_repro.method.attention_net import AttentionNet   # imports torch: only Fig. 4 needs it
 
     ck = read_training_checkpoint(checkpoint)
     cfg = ck.get("config") or {}
@@ -307,6 +305,7 @@ def attention_modes(net, images, landmarks, patch_radius: float, batch: int = 64
     boxes and greedy rule) for N x H x W x 3 uint8 RGB images with (N, 5, 2) landmarks."""
     import torch
 
+    # torch modules: imported for Fig. 4 only (the other figures and the reports run without torch)
     from arface_repro.method.attention_net import greedy_modes
     from arface_repro.train.loop import normalise
 

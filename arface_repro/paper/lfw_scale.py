@@ -27,14 +27,21 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from arface_repro.utils.hashing import sha256_file
-from arface_repro.utils.process_pool import run_unordered
-from arface_repro.utils.provenance import code_key, environment_key
+from arface_repro.data.alignment import ARCFACE_112
 from arface_repro.errors import ArfaceError, ConfigError, FormatError, MissingDataError
+from arface_repro.eval.blufr import (OSI_FARS, RANKS, REPORT_OSI_FAR, REPORT_RANK, REPORT_VERIFY_FAR, VERIFY_FARS, eval_roc,
+                                    open_set_roc)
+from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
+from arface_repro.eval.store_provenance import image_list_identity
+from arface_repro.io.blufr_config import load_blufr_config
 from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
+from arface_repro.io.pairs import parse_lfw_pairs
 from arface_repro.io.records import build_record, load_record, write_record
 from arface_repro.paper.synthetic import Job
+from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.input_files import read_capped
+from arface_repro.utils.process_pool import run_unordered
+from arface_repro.utils.provenance import code_key, environment_key
 
 PROTOCOL = "lfw-scale"
 RULE = ("lfw View-2 10-fold on pairs disjoint from BLUFR trial-1 training identities + BLUFR trial 1 "
@@ -61,8 +68,6 @@ class _Faces:
     """In-memory faces with the synthetic set's fast-path attributes (images, labels, landmarks)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
-        from arface_repro.data.alignment import ARCFACE_112
-
         self.images = images
         _, self.labels = np.unique(labels, return_inverse=True)
         self.labels = self.labels.astype(np.int64)
@@ -84,8 +89,6 @@ def load_lfw(root: str | os.PathLike):
     key = str(Path(root).resolve())
     if key in _CACHE:
         return _CACHE[key]
-    from arface_repro.io.blufr_config import load_blufr_config
-    from arface_repro.io.pairs import parse_lfw_pairs
 
     img_dir, pairs_file, cfg_file = data_files(root)
     cfg = load_blufr_config(cfg_file)
@@ -122,9 +125,6 @@ def kept_pairs(cfg, pairs, trial: int = 0):
 
 def evaluate(trainer, root: str | os.PathLike) -> dict:
     """The LFW-scale columns for a trained model (see the module doc)."""
-    from arface_repro.data.alignment import ARCFACE_112
-    from arface_repro.eval.blufr import OSI_FARS, RANKS, REPORT_OSI_FAR, REPORT_RANK, REPORT_VERIFY_FAR, VERIFY_FARS, eval_roc, open_set_roc
-    from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
 
     imgs, cfg, pairs = load_lfw(root)
     lms = np.repeat(np.asarray(ARCFACE_112, np.float32)[None], len(imgs), 0)
@@ -156,8 +156,6 @@ def data_identity(root: str) -> dict:
     """The data a run reads under `root`: the BLUFR-ordered image list with the files' sizes
     (`eval.store_provenance.image_list_identity`) and the sha256 of pairs.txt and the BLUFR config. Part of the
     run key, so a changed dataset is trained again rather than served from a record of the old one."""
-    from arface_repro.eval.store_provenance import image_list_identity
-    from arface_repro.io.blufr_config import load_blufr_config
 
     img_dir, pairs_file, cfg_file = data_files(root)
     names = load_blufr_config(cfg_file).image_list
@@ -181,6 +179,7 @@ def train_job(job: Job, root: str, runs_dir: str, threads: int = 1) -> dict:
     import torch
 
     torch.set_num_threads(threads)
+    # the trainer imports torch: imported in the worker that trains, not by the report that reads records
     from arface_repro.train.loop import train
 
     imgs, cfg, _ = load_lfw(root)

@@ -129,8 +129,27 @@ def parse_manifest(data: dict, source: str) -> Manifest:
                 sc[tid][str(row_id)] = cfg
         scales[name] = {**sec, "cells": sc}
     return Manifest(dict(data["training_data"]), dict(data["evaluation_data"]), tols, runs, cells,
-                    dict(data.get("figures") or {}), source, scales["synthetic"], scales["lfw_scale"],
+                    _figures(data.get("figures"), runs, source), source, scales["synthetic"], scales["lfw_scale"],
                     dict(data.get("optional_evaluation_data") or {}))
+
+
+def _figures(sec, runs: dict[str, Run], source: str) -> dict:
+    """`figures`: {figure: {group: {key: run id}}} (fig5: protocol -> curve label -> run; fig6: architecture ->
+    num_layers -> run); every run named must be in `runs`."""
+    if sec is None:
+        return {}
+    if not isinstance(sec, dict):
+        raise FormatError(f"{source}: figures must be a mapping")
+    for fig, groups in sec.items():
+        if not isinstance(groups, dict):
+            raise FormatError(f"{source}: figures.{fig} must be a mapping")
+        for group, entries in groups.items():
+            if not isinstance(entries, dict):
+                raise FormatError(f"{source}: figures.{fig}.{group} must be a mapping of runs")
+            for key, run_id in entries.items():
+                if not isinstance(run_id, str) or run_id not in runs:
+                    raise FormatError(f"{source}: figures.{fig}.{group}.{key}: run {run_id!r} is not in runs")
+    return dict(sec)
 
 
 def check_against_tables(m: Manifest) -> None:

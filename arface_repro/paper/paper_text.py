@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 
 from arface_repro.errors import FormatError
+from arface_repro.utils.textfile import read_text
 
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI")
 _HEADING = re.compile(r"^TABLE ([IVX]+)\s*$")
@@ -56,6 +57,4 @@ def parse_paper_tables(text: str, source: str = "paper text") -> dict[str, TextT
 
 
 def read_paper_tables(path: str | os.PathLike) -> dict[str, TextTable]:
-    from arface_repro.utils.textfile import read_text
-
     return parse_paper_tables(read_text(path, "paper text"), str(path))

@@ -27,7 +27,7 @@ from arface_repro.paper import stats as S
 from arface_repro.paper.manifest import Manifest, load_claims, load_manifest, record_path
 from arface_repro.paper.record_check import record_flags
 from arface_repro.paper.resolution import describe_difference, within_resolution
-from arface_repro.paper.targets import Column, Row, Table, get_table
+from arface_repro.paper.targets import Column, Row, Table, get_table, load_notes
 from arface_repro.utils.hashing import sha256_file
 
 WITHIN, OFF, MISSING, LITERATURE = "within", "OFF", "missing", "literature"
@@ -175,7 +175,8 @@ class SeedRuns:
         return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if v.size > 1 else f"{v[0]:.2f}"
 
 
-def _drops(sr: SeedRuns) -> str:
+def drops_summary(sr: SeedRuns) -> str:
+    """The test-time drop rates of a row: the occluded nose's drop % for each seed, then the mean over clean cells."""
     occ = sr.values("drop_occluded")
     clean = np.array(list(sr.values("drop_clean").values()))
     return " / ".join(f"{occ[s]:.0f}" for s in sorted(occ)) + f" | {clean.mean():.0f}"
@@ -224,14 +225,52 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
     """`scales`: {scale name: {row id: SeedRuns}} for the small-scale reproductions (synthetic, LFW-scale)."""
     t = get_table(tid)
     m = load_manifest()
-    claims = load_claims()
     cells = measure_cells(t, m, runs_dir)
     scales = scales or {}
     scale_titles = scale_titles or {}
-    sections: list[Section] = []
-    csv_rows: list[dict] = []
+    csv_rows = _csv_rows(t, cells, scales)
+    sections = [paper_section(t, cells)]
+    sections += [scale_section(t, scale, runs, scale_titles.get(scale, scale), csv_rows) for scale, runs in scales.items()]
+    orderings, section = orderings_section(t, cells, scales, load_claims())
+    if section is not None:
+        sections.append(section)
+    section = missing_cells_section(t, m, cells, runs_dir)
+    if section is not None:
+        sections.append(section)
+    return Report(t, cells, sections, csv_rows, orderings, ordering_summary(scales, orderings))
 
-    # 1. the paper's table beside measured records
+
+def _column_name(c: Column) -> str:
+    return c.header if not c.group else f"{c.group}: {c.header}"
+
+
+def _status_text(cell: Cell) -> str:
+    shown = cell.status if cell.status != WITHIN else f"within ±{cell.tol:g}"
+    if cell.flags:  # 'stale', 'other model', 'model unverified': never shown as a plain result
+        shown += " (" + ", ".join(f.split(":", 1)[0] for f in cell.flags) + ")"
+    return shown
+
+
+def _csv_rows(t: Table, cells: dict, scales: dict) -> list[dict]:
+    """One CSV row per cell of the paper's table (the scales' means are filled in by `scale_section`)."""
+    out = []
+    for _, brows in _block_rows(t):
+        for row in brows:
+            for c in t.columns:
+                cell = cells[row.id, c.id]
+                dec = row.decimals(c)
+                out.append({"table": t.id, "block": row.block or "", "row": row.id, "labels": row.label,
+                            "column": _column_name(c), "paper": row.text(c),
+                            "measured": _fmt(cell.measured, dec + 2), "diff": _fmt(cell.diff, dec + 2, True),
+                            "status": cell.status, "tolerance": "" if cell.tol is None else f"{cell.tol:g}",
+                            "source": row.source, "run": cell.run or "", "record": str(cell.record_path or ""),
+                            "spread": cell.spread, "flags": "; ".join(cell.flags),
+                            **{f"{k} (mean)": "" for k in scales}})
+    return out
+
+
+def paper_section(t: Table, cells: dict) -> Section:
+    """Section 1: the paper's table in its own structure, each value column beside its measured cell."""
     header = [*t.header[-1][: t.label_columns]]
     for c in t.columns:
         head = f"{c.group}: {c.header}" if c.group else c.header
@@ -250,18 +289,12 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
                 if cell.status == LITERATURE:
                     line += [row.text(c), "", "", "reported"]
                 else:
-                    shown = cell.status if cell.status != WITHIN else f"within ±{cell.tol:g}"
-                    if cell.flags:  # 'stale', 'other model', 'model unverified': never shown as a plain result
-                        shown += " (" + ", ".join(f.split(":", 1)[0] for f in cell.flags) + ")"
-                    line += [row.text(c), _fmt(cell.measured, dec), _fmt(cell.diff, dec, True), shown]
-                csv_rows.append({"table": t.id, "block": row.block or "", "row": row.id, "labels": row.label,
-                                 "column": c.header if not c.group else f"{c.group}: {c.header}", "paper": row.text(c),
-                                 "measured": _fmt(cell.measured, dec + 2), "diff": _fmt(cell.diff, dec + 2, True),
-                                 "status": cell.status, "tolerance": "" if cell.tol is None else f"{cell.tol:g}",
-                                 "source": row.source, "run": cell.run or "", "record": str(cell.record_path or ""),
-                                 "spread": cell.spread, "flags": "; ".join(cell.flags),
-                                 **{f"{k} (mean)": "" for k in scales}})
+                    line += [row.text(c), _fmt(cell.measured, dec), _fmt(cell.diff, dec, True), _status_text(cell)]
             rows.append(line)
+    return Section(f"Table {t.id}: {t.title}  [{t.location}]", header, rows, _paper_notes(t, cells))
+
+
+def _paper_notes(t: Table, cells: dict) -> list[str]:
     n_rep = sum(1 for c in cells.values() if c.status != LITERATURE)
     n_fill = sum(1 for c in cells.values() if c.status in (WITHIN, OFF))
     n_off = sum(1 for c in cells.values() if c.status == OFF)
@@ -269,8 +302,6 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
              "measured = the result record <runs>/paper/<run>/<protocol>.json named by protocols/paper/manifest.yaml; "
              "status: within = |measured - paper| <= the metric's tolerance (manifest.yaml, `tolerances`), "
              "OFF = beyond it, missing = no record."]
-    from arface_repro.paper.targets import load_notes
-
     notes_file = load_notes()
     touching = [e for sec in ("contradictions", "readings") for e in notes_file[sec] if t.id in (e.get("affects") or [])]
     if touching:
@@ -285,44 +316,64 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
                if cells[row.id, c.id].spread]
     if spreads:
         notes.append("noise of the measured records: " + "; ".join(spreads))
-    sections.append(Section(f"Table {t.id}: {t.title}  [{t.location}]", header, rows, notes))
+    return notes
 
-    # 2. small-scale reproductions in the paper's structure
-    for scale, runs in scales.items():
-        header = [*t.header[-1][: t.label_columns], "config"]
-        for c in t.columns:
-            header += [f"paper {c.header}", scale]
-        drop = any(sr.values("drop_occluded") for sr in runs.values())
-        if drop:
-            header += ["test-time drops %: occluded nose by seed | clean cells"]
-        rows = []
-        for block, brows in _block_rows(t):
+
+def scale_section(t: Table, scale: str, runs: dict[str, SeedRuns], title: str, csv_rows: list[dict]) -> Section:
+    """Section 2: one small-scale reproduction (synthetic, LFW-scale) in the paper's structure; fills the
+    scale's mean column of `csv_rows`."""
+    header = [*t.header[-1][: t.label_columns], "config"]
+    for c in t.columns:
+        header += [f"paper {c.header}", scale]
+    drop = any(sr.values("drop_occluded") for sr in runs.values())
+    if drop:
+        header += ["test-time drops %: occluded nose by seed | clean cells"]
+    rows = []
+    for block, brows in _block_rows(t):
+        if block is not None:
+            rows.append([block.label] + [""] * (len(header) - 1))
+        for row in brows:
+            sr = runs.get(row.id)
+            line = _row_labels(t, row)
             if block is not None:
-                rows.append([block.label] + [""] * (len(header) - 1))
-            for row in brows:
-                sr = runs.get(row.id)
-                line = _row_labels(t, row)
-                if block is not None:
-                    line[0] = ""
-                line.append(sr.config if sr else "-")
-                for c in t.columns:
-                    line += [row.text(c), sr.summary(c.metric) if sr else "-"]
-                if drop:
-                    line.append(_drops(sr) if sr and sr.values("drop_occluded") else "")
-                rows.append(line)
-                for c in t.columns:
-                    for cr in csv_rows:
-                        if cr["row"] == row.id and cr["column"] == (c.header if not c.group else f"{c.group}: {c.header}"):
-                            cr[f"{scale} (mean)"] = sr.summary(c.metric) if sr else ""
-        nseeds = sorted({s for sr in runs.values() for s in sr.records})
-        notes = [scale_titles.get(scale, scale),
-                 (f"mean ± sd over seeds {nseeds} (sd with ddof 1)" if len(nseeds) > 1 else
-                  f"one seed ({nseeds[0] if nseeds else '-'}): single values, no spread")
-                 + "; absolute values are not comparable with the paper's - "
-                 "what is compared is each ordering (next section)."]
-        sections.append(Section(f"Table {t.id} - {scale} reproduction (beside the paper's values)", header, rows, notes))
+                line[0] = ""
+            line.append(sr.config if sr else "-")
+            for c in t.columns:
+                line += [row.text(c), sr.summary(c.metric) if sr else "-"]
+            if drop:
+                line.append(drops_summary(sr) if sr and sr.values("drop_occluded") else "")
+            rows.append(line)
+            for c in t.columns:
+                for cr in csv_rows:
+                    if cr["row"] == row.id and cr["column"] == _column_name(c):
+                        cr[f"{scale} (mean)"] = sr.summary(c.metric) if sr else ""
+    nseeds = sorted({s for sr in runs.values() for s in sr.records})
+    notes = [title,
+             (f"mean ± sd over seeds {nseeds} (sd with ddof 1)" if len(nseeds) > 1 else
+              f"one seed ({nseeds[0] if nseeds else '-'}): single values, no spread")
+             + "; absolute values are not comparable with the paper's - "
+             "what is compared is each ordering (next section)."]
+    return Section(f"Table {t.id} - {scale} reproduction (beside the paper's values)", header, rows, notes)
 
-    # 3. orderings
+
+ORDERING_NOTES = [
+    "paper a-b from the printed values. LFW-type protocols: one pair = 1/6000 = 0.0167 points on LFW; "
+    "McNemar's exact test cannot reach p < 0.05 with fewer than 6 discordant pairs, so a printed difference "
+    "under 0.10 points on LFW is within noise whatever the per-pair decisions ('p >=' = the best case). "
+    "BLUFR: the paper prints (mean - std) over 10 trials without the spread, so its differences cannot be "
+    "tested; one genuine pair of a trial is ~0.0006 points of VR, one genuine probe ~0.023 points of DIR.",
+    "measured a-b: McNemar on the two records' per-pair decisions (LFW-type), paired t over the 10 BLUFR "
+    "trials, paired bootstrap over pairs for TAR@FAR (needs a scores sidecar); unavailable tests say why."]
+SCALE_VERDICT_NOTE = ("small-scale verdicts: 'holds (robust)' = the mean difference has the paper's sign, every seed "
+                      "agrees and the paired t-test over seeds gives p < 0.05; 'holds (not significant)' = the sign only; "
+                      "'reversed' likewise with the opposite sign. With 3 seeds the t-test has 2 degrees of freedom "
+                      "(--seeds 0-4 for more power).")
+
+
+def orderings_section(t: Table, cells: dict, scales: dict[str, dict[str, SeedRuns]],
+                      claims) -> tuple[list[dict], Section | None]:
+    """Section 3: every row pair the paper compares, per column (None when the table compares none); also
+    the orderings as entries (paper sign, text claims, each scale's paired test and verdict)."""
     orderings = []
     header = ["a vs b", "column", "paper a-b", "size in the protocol's resolution", "text claim", "measured a-b (paired test)"]
     for scale in scales:
@@ -335,79 +386,83 @@ def build_report(tid: str, runs_dir: str | os.PathLike, scales: dict[str, dict[s
             rows.append([t.block(ra.block).label] + [""] * (len(header) - 1))
             last_block = ra.block
         for ci, c in enumerate(t.columns):
-            pa, pb = ra.value(c), rb.value(c)
-            dec = max(ra.decimals(c), rb.decimals(c))
-            delta = round(pa - pb, dec)
-            psign = int(np.sign(delta))
-            res = describe_difference(c.protocol, c.metric, c.to_record_units(delta))
-            tc = claims.for_cell(t.id, a, b, c.id)
-            tc_txt = "; ".join(f"{x.id}: a {'>' if s > 0 else '<'} b" + ("" if s == psign else " (the paper's numbers disagree)")
-                               for x, s in tc)
-            ca, cb = cells[a, c.id], cells[b, c.id]
-            if ca.measured is not None and cb.measured is not None:
-                mt = f"{ca.measured - cb.measured:+.{dec}f} ({measured_test(ca, cb)})"
-            else:
-                mt = "-"
-            name = f"{_short(ra)} vs {_short(rb)}" if ci == 0 else ""
-            line = [name, f"{c.group}: {c.header}" if c.group else c.header, f"{delta:+.{dec}f}", res, tc_txt or "-", mt]
-            entry = {"table": t.id, "a": a, "b": b, "column": c.id, "paper_delta": delta, "paper_sign": psign,
-                     "text_claims": [(x.id, s) for x, s in tc], "scales": {}}
-            for scale, runs in scales.items():
-                sa, sb = runs.get(a), runs.get(b)
-                test = seed_test(sa, sb, c.metric) if sa and sb else None
-                if test is None:
-                    line += ["-", "-"]
-                    continue
-                v = S.verdict(psign, test)
-                if psign and within_resolution(c.protocol, c.metric, c.to_record_units(delta), c.to_record_units(10.0 ** -dec)):
-                    v = f"paper: tie (within its resolution; measured {v})"
-                if test.n > 1 and math.isfinite(test.sd):
-                    line += [f"{test.mean:+.2f} ± {test.sd:.2f} ({test.agree}/{test.n}, {S.fmt_p(test.p)})", v]
-                else:  # one seed: no spread and no test, not a "± 0.00"
-                    line += [f"{test.mean:+.2f} (1 seed: no spread, no test)", v]
-                entry["scales"][scale] = {"mean": test.mean, "sd": test.sd, "n": test.n, "agree": test.agree, "p": test.p,
-                                          "verdict": v}
+            line, entry = _ordering(t, ra, rb, c, cells, scales, claims)
+            if ci:
+                line[0] = ""
             orderings.append(entry)
             rows.append(line)
-    if rows:
-        notes = ["paper a-b from the printed values. LFW-type protocols: one pair = 1/6000 = 0.0167 points on LFW; "
-                 "McNemar's exact test cannot reach p < 0.05 with fewer than 6 discordant pairs, so a printed difference "
-                 "under 0.10 points on LFW is within noise whatever the per-pair decisions ('p >=' = the best case). "
-                 "BLUFR: the paper prints (mean - std) over 10 trials without the spread, so its differences cannot be "
-                 "tested; one genuine pair of a trial is ~0.0006 points of VR, one genuine probe ~0.023 points of DIR.",
-                 "measured a-b: McNemar on the two records' per-pair decisions (LFW-type), paired t over the 10 BLUFR "
-                 "trials, paired bootstrap over pairs for TAR@FAR (needs a scores sidecar); unavailable tests say why."]
-        if scales:
-            notes.append("small-scale verdicts: 'holds (robust)' = the mean difference has the paper's sign, every seed "
-                         "agrees and the paired t-test over seeds gives p < 0.05; 'holds (not significant)' = the sign only; "
-                         "'reversed' likewise with the opposite sign. With 3 seeds the t-test has 2 degrees of freedom "
-                         "(--seeds 0-4 for more power).")
-        sections.append(Section(f"Table {t.id} - the orderings the paper's table sets up", header, rows, notes))
+    if not rows:
+        return orderings, None
+    notes = list(ORDERING_NOTES) + ([SCALE_VERDICT_NOTE] if scales else [])
+    return orderings, Section(f"Table {t.id} - the orderings the paper's table sets up", header, rows, notes)
 
-    # 4. what would fill the missing cells
+
+def _ordering(t: Table, ra: Row, rb: Row, c: Column, cells: dict, scales: dict, claims) -> tuple[list[str], dict]:
+    """One row pair in one column: the report's line and the ordering entry."""
+    a, b = ra.id, rb.id
+    pa, pb = ra.value(c), rb.value(c)
+    dec = max(ra.decimals(c), rb.decimals(c))
+    delta = round(pa - pb, dec)
+    psign = int(np.sign(delta))
+    res = describe_difference(c.protocol, c.metric, c.to_record_units(delta))
+    tc = claims.for_cell(t.id, a, b, c.id)
+    tc_txt = "; ".join(f"{x.id}: a {'>' if s > 0 else '<'} b" + ("" if s == psign else " (the paper's numbers disagree)")
+                       for x, s in tc)
+    ca, cb = cells[a, c.id], cells[b, c.id]
+    if ca.measured is not None and cb.measured is not None:
+        mt = f"{ca.measured - cb.measured:+.{dec}f} ({measured_test(ca, cb)})"
+    else:
+        mt = "-"
+    line = [f"{_short(ra)} vs {_short(rb)}", _column_name(c), f"{delta:+.{dec}f}", res, tc_txt or "-", mt]
+    entry = {"table": t.id, "a": a, "b": b, "column": c.id, "paper_delta": delta, "paper_sign": psign,
+             "text_claims": [(x.id, s) for x, s in tc], "scales": {}}
+    for scale, runs in scales.items():
+        sa, sb = runs.get(a), runs.get(b)
+        test = seed_test(sa, sb, c.metric) if sa and sb else None
+        if test is None:
+            line += ["-", "-"]
+            continue
+        v = S.verdict(psign, test)
+        if psign and within_resolution(c.protocol, c.metric, c.to_record_units(delta), c.to_record_units(10.0 ** -dec)):
+            v = f"paper: tie (within its resolution; measured {v})"
+        if test.n > 1 and math.isfinite(test.sd):
+            line += [f"{test.mean:+.2f} ± {test.sd:.2f} ({test.agree}/{test.n}, {S.fmt_p(test.p)})", v]
+        else:  # one seed: no spread and no test, not a "± 0.00"
+            line += [f"{test.mean:+.2f} (1 seed: no spread, no test)", v]
+        entry["scales"][scale] = {"mean": test.mean, "sd": test.sd, "n": test.n, "agree": test.agree, "p": test.p,
+                                  "verdict": v}
+    return line, entry
+
+
+def missing_cells_section(t: Table, m: Manifest, cells: dict, runs_dir: str | os.PathLike) -> Section | None:
+    """Section 4: what would fill each missing cell (None when no cell is missing)."""
     missing = {}
     for cell in cells.values():
         if cell.status == MISSING:
             missing.setdefault(cell.run, set()).add(cell.col.protocol)
-    if missing:
-        rows = []
-        for run_id, protos in missing.items():
-            run = m.runs[run_id]
-            rows_of = [r.id for r in t.rows if m.run_for(t.id, r.id) and m.run_for(t.id, r.id).id == run_id]
-            needs = sorted({k for p in protos for k in m.evaluation_data.get(p, [])})
-            rows.append([run_id, ", ".join(rows_of), f"configs/{run.config}.yaml", f"training_data.{run.data} (or checkpoints.{run_id})",
-                         ", ".join(sorted(protos)), ", ".join(f"datasets.{k}" for k in needs),
-                         f"paper/{run_id}/{{{','.join(sorted(protos))}}}.json"])
-        sections.append(Section(f"Table {t.id} - what fills the missing cells", ["run", "rows", "config", "a DATA.yaml names",
-                                                                                 "protocols", "evaluation data", "record (under the runs folder)"], rows,
-                                [f"runs folder: {runs_dir}. `python scripts/reproduce_table.py N --run --data DATA.yaml` trains "
-                                 "(or takes the named checkpoint) and evaluates each run; a record made elsewhere (`arface "
-                                 "evaluate ... --out`) can be put at the record path."]))
+    if not missing:
+        return None
+    rows = []
+    for run_id, protos in missing.items():
+        run = m.runs[run_id]
+        rows_of = [r.id for r in t.rows if m.run_for(t.id, r.id) and m.run_for(t.id, r.id).id == run_id]
+        needs = sorted({k for p in protos for k in m.evaluation_data.get(p, [])})
+        rows.append([run_id, ", ".join(rows_of), f"configs/{run.config}.yaml", f"training_data.{run.data} (or checkpoints.{run_id})",
+                     ", ".join(sorted(protos)), ", ".join(f"datasets.{k}" for k in needs),
+                     f"paper/{run_id}/{{{','.join(sorted(protos))}}}.json"])
+    return Section(f"Table {t.id} - what fills the missing cells", ["run", "rows", "config", "a DATA.yaml names",
+                                                                    "protocols", "evaluation data", "record (under the runs folder)"], rows,
+                   [f"runs folder: {runs_dir}. `python scripts/reproduce_table.py N --run --data DATA.yaml` trains "
+                    "(or takes the named checkpoint) and evaluates each run; a record made elsewhere (`arface "
+                    "evaluate ... --out`) can be put at the record path."])
 
+
+def ordering_summary(scales: dict, orderings: list[dict]) -> list[str]:
+    """Per scale: how many orderings hold, are reversed or tie (the report's summary lines)."""
     summary = []
     for scale in scales:
         verdicts = [o["scales"][scale]["verdict"] for o in orderings if scale in o["scales"]]
         if verdicts:
             counts = {v: verdicts.count(v) for v in dict.fromkeys(verdicts)}
             summary.append(f"{scale}: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + f" (of {len(verdicts)} orderings)")
-    return Report(t, cells, sections, csv_rows, orderings, summary)
+    return summary

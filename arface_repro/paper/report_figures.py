@@ -22,6 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from arface_repro.eval.plots import plot_roc
+from arface_repro.paper.figures import fig6_layers, paper_layer_points, synthetic_layer_series
 from arface_repro.paper.report import LITERATURE, Report, SeedRuns
 from arface_repro.utils.atomic import atomic_path
 
@@ -173,7 +174,6 @@ def roc_figures(report: Report, out_dir: Path, stem: str) -> list[tuple[str, Pat
 
 def fig6_figure(runs_dir: str | os.PathLike, overrides: Sequence[str], out: Path) -> Path | None:
     """Fig. 6 from the synthetic num_layers sweep's records (those trained with `overrides`), or None."""
-    from arface_repro.paper.figures import fig6_layers, paper_layer_points, synthetic_layer_series
 
     series = synthetic_layer_series(runs_dir, overrides)
     if not series:

@@ -13,9 +13,12 @@ import time
 from typing import Callable, Iterable
 
 from arface_repro.errors import ConfigError
+from arface_repro.paper import lfw_scale, synthetic
 from arface_repro.paper.manifest import load_manifest
 from arface_repro.paper.report import SeedRuns
 from arface_repro.paper.synthetic import Job
+from arface_repro.paper.synthetic_diagnostics import diagnostics_section, room_section
+from arface_repro.paper.targets import get_table
 
 SYNTHETIC_TITLE = ("synthetic small-scale reproduction: tiny backbones trained on the built-in synthetic occluded-face "
                    "generator (arface_repro/data/synthetic.py; identities in groups that differ only by the nose; in 30 % of "
@@ -75,7 +78,6 @@ def synthetic_rows(tid: str, runs_dir: str | os.PathLike, seeds: list[int] | Non
 
     Without `full` only the manifest's `default_blocks` are trained; the extra rows (with `extras`) and the
     diagnostic rows (manifest `diagnostic_rows`, with `diagnostics`) of those blocks come in the second dict."""
-    from arface_repro.paper.synthetic import run_jobs
 
     m = load_manifest()
     blocks = synthetic_blocks(full)
@@ -88,24 +90,22 @@ def synthetic_rows(tid: str, runs_dir: str | os.PathLike, seeds: list[int] | Non
     ov = tuple(overrides)
     jobs = [Job(cfg, s, ov) for s in seeds for cfg in dict.fromkeys([*cells.values(), *extra.values()])]
     t0 = time.time()
-    recs = run_jobs(jobs, runs_dir, workers=workers, rerun=rerun, log=log)
+    recs = synthetic.run_jobs(jobs, runs_dir, workers=workers, rerun=rerun, log=log)
     return _group(cells, seeds, recs, ov), _group(extra, seeds, recs, ov), time.time() - t0
 
 
 def lfw_scale_rows(tid: str, root: str | os.PathLike, runs_dir: str | os.PathLike, seeds: list[int] | None = None,
                    overrides: Iterable[str] = (), workers: int = 1, rerun: bool = False,
                    log: Callable[[str], None] = print) -> tuple[dict[str, SeedRuns], float]:
-    from arface_repro.paper.lfw_scale import DEFAULT_OVERRIDES, run_jobs
-
     m = load_manifest()
     cells = m.scale_cells("lfw_scale", tid)
     if not cells:
         return {}, 0.0
     seeds = list(seeds if seeds is not None else m.scale_seeds("lfw_scale"))
-    ov = tuple([*DEFAULT_OVERRIDES, *overrides])
+    ov = tuple([*lfw_scale.DEFAULT_OVERRIDES, *overrides])
     jobs = [Job(cfg, s, ov) for s in seeds for cfg in dict.fromkeys(cells.values())]
     t0 = time.time()
-    recs = run_jobs(jobs, root, runs_dir, workers=workers, rerun=rerun, log=log)
+    recs = lfw_scale.run_jobs(jobs, root, runs_dir, workers=workers, rerun=rerun, log=log)
     return _group(cells, seeds, recs, ov), time.time() - t0
 
 
@@ -130,8 +130,6 @@ def synthetic_budget(rows: dict[str, SeedRuns], extras: dict[str, SeedRuns], see
 
 def synthetic_diagnostic_sections(tid: str, rows: dict[str, SeedRuns], extras: dict[str, SeedRuns]) -> list:
     """The diagnostics and the fixed-policy room of the synthetic rows (sections not in the paper; Table X only)."""
-    from arface_repro.paper.synthetic_diagnostics import diagnostics_section, room_section
-    from arface_repro.paper.targets import get_table
 
     diag = diagnostic_row_ids(tid)
     if not diag:

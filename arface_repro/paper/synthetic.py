@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from arface_repro.errors import ConfigError, FormatError
+from arface_repro.io.records import build_record, load_record, write_record
+from arface_repro.paper.synthetic_eval import PROTOCOL, RULE, verify_fn_for
+from arface_repro.shared_data import REPO_ROOT
+from arface_repro.train.config import load_config
 from arface_repro.utils.cpus import usable_cpus
 from arface_repro.utils.process_pool import run_unordered
 from arface_repro.utils.provenance import code_key, environment_key
-from arface_repro.errors import ConfigError, FormatError
-from arface_repro.io.records import build_record, load_record, write_record
-from arface_repro.paper.synthetic_eval import PROTOCOL, RULE
-from arface_repro.shared_data import REPO_ROOT
 
 CONFIG_DIR = REPO_ROOT / "configs"
 RECORD_SUBDIR = "synthetic"
@@ -80,9 +81,8 @@ def train_job(job: Job, runs_dir: str, threads: int = 1) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from arface_repro.paper.synthetic_eval import verify_fn_for
+    # the trainer imports torch: imported in the worker that trains, not by the report that reads records
     from arface_repro.train.api import train_and_evaluate
-    from arface_repro.train.config import load_config
     from arface_repro.train.data import build_val_set
 
     ov = job.all_overrides()

@@ -24,7 +24,7 @@ import numpy as np
 from arface_repro.errors import ConfigError
 from arface_repro.eval.blufr import OSI_FARS, RANKS, REPORT_OSI_FAR, REPORT_RANK, REPORT_VERIFY_FAR, VERIFY_FARS, eval_roc, open_set_roc
 from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
-from arface_repro.method.patches import fixed_keep_flags
+from arface_repro.method.patches import fixed_keep_flags, mode_keep_table
 
 PAIRS_PER_FOLD = 300
 N_FOLDS = 10
@@ -101,8 +101,6 @@ def evaluate_embeddings(feats: np.ndarray, labels: np.ndarray, seed: int, modes=
            "per_fold": {"Acc": p["per_fold"], "threshold": p["thresholds"]},
            "per_pair": {"correct": p["correct"]}, "counts": b["counts"]}
     if modes is not None and occluded is not None and occluded_patch is not None:
-        from arface_repro.method.patches import mode_keep_table
-
         dropped = ~mode_keep_table()[np.asarray(modes)]
         occ = np.asarray(occluded, bool)
         clean = np.ones_like(dropped)
@@ -131,7 +129,6 @@ def _mean_ci(v: np.ndarray) -> tuple[float, float]:
 def policy_diagnostics(probs: np.ndarray, occluded: np.ndarray, patch: int) -> dict:
     """The Attention-Net's state on held-out images: mean entropy (nats; uniform = ln 31) and the probability
     of dropping the occludable patch on occluded and on clean images (percent, mean ± 95 % half-width)."""
-    from arface_repro.method.patches import mode_keep_table
 
     p = np.asarray(probs, np.float64)
     ent = -(p * np.log(np.clip(p, 1e-300, None))).sum(1)

@@ -1,4 +1,5 @@
-"""The line every benchmark prints first: the machine, its load at start, and the numeric kernels in use."""
+"""The line every benchmark (scripts/bench_*.py) prints first: the machine, its load at start, and the numeric
+kernels in use."""
 
 from __future__ import annotations
 

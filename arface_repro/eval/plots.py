@@ -58,7 +58,7 @@ def check_figure_path(out: str | os.PathLike, what: str = "-o") -> str:
     return ext
 
 
-def roc_points(rec: dict, where: str) -> tuple[list[float], list[float]]:
+def record_roc(rec: dict, where: str) -> tuple[list[float], list[float]]:
     """(fpr, tpr) of a record's `curves.roc` with FAR > 0; FormatError naming the record for anything else."""
     curves = rec.get("curves") or {}
     roc = curves.get("roc") if isinstance(curves, dict) else None
@@ -146,7 +146,7 @@ def plot_roc(records: Sequence[dict], out: str | os.PathLike, labels: Sequence[s
     curves = []
     for i, rec in enumerate(records):
         where = f"record {rec.get('_path', i + 1)}"
-        fpr, tpr = roc_points(rec, where)
+        fpr, tpr = record_roc(rec, where)
         name = labels[i] if labels and i < len(labels) else auto[i]
         curves.append((fpr, tpr, plain_text(name)))
     matplotlib.use("Agg")

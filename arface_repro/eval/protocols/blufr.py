@@ -8,11 +8,11 @@ import sys
 import numpy as np
 
 from arface_repro.errors import ConfigError
-from arface_repro.eval.protocols import register
+from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
 
 
-@register
+@register_kind("blufr")
 class BLUFR(Protocol):
     name = "blufr"
     summary = "BLUFR on LFW: VR@FAR=0.1% and DIR@FAR=1% rank 1, (mean - std) over 10 trials"

@@ -19,6 +19,7 @@ from arface_repro.eval.protocols.spec import load_spec, spec_names
 
 _REGISTRY: dict[str, type] = {}
 _KINDS: dict[str, type] = {}
+_MADE: dict[tuple[str, str, str], type] = {}   # classes made from definitions: (file, kind, title) -> class
 _NOT_PROTOCOL_MODULES = {"base", "options", "spec"}   # the interface, the option parser, the definition reader
 _loaded = False
 
@@ -69,9 +70,11 @@ def _class_of(name: str) -> type:
         raise ConfigError(f"{spec.path}: kind: unknown protocol kind {spec.kind!r}; known: {', '.join(_KINDS)}")
     cls = _REGISTRY.get(name) or (family if family.name == name else None)
     if cls is None:   # a protocol with no class of its own: its family's, named and described by its definition
-        cls = type(family.__name__ + "_" + name.replace("-", "_"), (family,),
-                   {"name": name, "summary": spec.title, "__module__": family.__module__})
-        _REGISTRY[name] = cls
+        key = (str(spec.path), spec.kind, spec.title)
+        cls = _MADE.get(key)
+        if cls is None:
+            cls = _MADE[key] = type(family.__name__ + "_" + name.replace("-", "_"), (family,),
+                                    {"name": name, "summary": spec.title, "__module__": family.__module__})
     elif not issubclass(cls, family):
         raise ConfigError(f"{spec.path}: kind: {name}'s class {cls.__name__} is not a {spec.kind} protocol")
     return cls

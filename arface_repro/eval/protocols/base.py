@@ -91,6 +91,12 @@ class Protocol:
                        help="working memory for score blocks beyond the inputs (default 2)")
 
     @classmethod
+    def layout_default(cls, role: str) -> str:
+        """' (default <data-root>/PATH)' for an option whose default is the definition's `layout[role]`."""
+        rel = load_spec(cls.name).layout.get(role)
+        return f" (default <data-root>/{rel})" if rel else ""
+
+    @classmethod
     def add_rule_argument(cls, parser, help: str) -> None:
         """`--rule`, its choices the definition's rules (`rule.default` and `rule.alternatives`)."""
         parser.add_argument("--rule", choices=load_spec(cls.name).rules, default=None, help=help)

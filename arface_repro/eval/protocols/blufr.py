@@ -22,7 +22,7 @@ class BLUFR(Protocol):
         from arface_repro.utils.argtypes import positive_int
 
         g = p.add_argument_group("blufr options")
-        g.add_argument("--config", metavar="FILE", help="blufr_lfw_config.mat (default <data-root>/blufr_lfw_config.mat)")
+        g.add_argument("--config", metavar="FILE", help="blufr_lfw_config.mat" + cls.layout_default("config"))
         g.add_argument("--trials", help="trials to run, 1-based, comma-separated (default all 10)")
         g.add_argument("--trial-workers", type=positive_int, default=None,
                        help="trial processes (default one per CPU)")

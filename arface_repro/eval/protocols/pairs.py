@@ -3,7 +3,7 @@ other pair list in a known format): one class for all of them, `kind: pairs`.
 
 A pair set is its definition `protocols/<name>.yaml`: the pair file (`layout.pairs`), its format (`format`,
 a parser of `arface_repro.io.pair_formats`), the fold structure it requires (`folds`) and its rules. The
-metric code is `arface_repro.eval.pair_protocols` (insightface's `verification.py` rule, audited there);
+metric code is `arface_repro.eval.pair_verification` (insightface's `verification.py` rule, audited there);
 this class only finds the pair list, the images and the options.
 """
 
@@ -28,14 +28,20 @@ class PairProtocol(Protocol):
     @classmethod
     def add_arguments(cls, p) -> None:
         g = p.add_argument_group(f"{cls.name} options")
-        default = load_spec(cls.name).layout.get("pairs", "")
-        g.add_argument("--pairs", metavar="FILE",
-                       help=cls.pair_format().help + (f" (default <data-root>/{default})" if default else ""))
+        g.add_argument("--pairs", metavar="FILE", help=cls.pair_format().help + cls.layout_default("pairs"))
         cls.add_rule_argument(g, "accuracy rule: insightface (± = np.std, default) or lfw-official (± = standard error)")
         cls.add_flip_argument(g)
 
+    def check_options(self) -> None:
+        from arface_repro.eval.pair_verification import RULES
+
+        other = [r for r in self.spec.rules if r not in RULES]
+        if other:
+            raise ConfigError(f"{self.spec.path}: rule: {', '.join(other)} is not a rule of the pair protocols "
+                              f"({', '.join(RULES)})")
+
     def pair_list(self):
-        from arface_repro.eval.pair_protocols import load_pair_protocol
+        from arface_repro.eval.pair_verification import load_pair_protocol
 
         path = self.path("pairs", self.opts.pairs, option="pairs")
         return load_pair_protocol(self.name, path)
@@ -51,7 +57,7 @@ class PairProtocol(Protocol):
         return ImageRequest(self.data_root, self.pair_list().unique_paths())
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval.pair_protocols import evaluate_pairs
+        from arface_repro.eval.pair_verification import evaluate_pairs
 
         pl = self.pair_list()
         out = evaluate_pairs(store, pl, rule=self.rule(), flip=self.flip_mode(store))

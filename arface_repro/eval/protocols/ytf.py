@@ -16,7 +16,7 @@ class YTF(Protocol):
     @classmethod
     def add_arguments(cls, p) -> None:
         g = p.add_argument_group("ytf options")
-        g.add_argument("--pairs", metavar="FILE", help="splits.txt (default <data-root>/splits.txt)")
+        g.add_argument("--pairs", metavar="FILE", help="splits.txt" + cls.layout_default("splits"))
         g.add_argument("--pooling", choices=("mean", "min-dist", "mean-dist", "max-dist"), default="mean",
                        help="video comparison: mean of normalised frames (default) or min/mean/max frame-pair distance")
         cls.add_rule_argument(g, "accuracy rule (insightface k-fold)")

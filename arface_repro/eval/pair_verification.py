@@ -1,4 +1,5 @@
-"""Pair verification protocols (LFW, CALFW, CPLFW, CFP-FP/FF, AgeDB-30, insightface .bin) on a feature store.
+"""Pair verification on a feature store: LFW, CALFW, CPLFW, CFP-FP/FF, AgeDB-30, insightface .bin sets, and
+any other `kind: pairs` definition (protocols/<name>.yaml: its pair-list format and fold rule).
 
 One interface: `load_pair_protocol(name, ...)` returns a `PairList`; `evaluate_pairs(store, pairs, rule)`
 returns metrics (percent, keyed by the paper's column headers), per-fold values and an ROC curve.

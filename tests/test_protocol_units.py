@@ -190,3 +190,13 @@ def test_two_definitions_with_one_order_are_an_error(protocols):
     (protocols / "mypairs.yaml").write_text(NEW_PAIR_SET.replace("order: 65", "order: 60"))
     with pytest.raises(ConfigError, match=r"order 60 is also agedb30.yaml's"):
         spec_names()
+
+
+def test_a_definition_of_an_unknown_kind_is_an_error_naming_it(protocols, capsys):
+    (protocols / "mypairs.yaml").write_text(NEW_PAIR_SET.replace("kind: pairs", "kind: quadruples")
+                                            .replace("format: label-pairs\n", ""))
+    with pytest.raises(ConfigError, match=r"mypairs\.yaml: kind: unknown protocol kind 'quadruples'; known: .*pairs"):
+        get_protocol("mypairs")
+    assert main(["evaluate", "--protocol", "mypairs", "--features", "x.npz"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown protocol kind 'quadruples'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -3,13 +3,14 @@ other pair list in a known format): one class for all of them, `kind: pairs`.
 
 A pair set is its definition `protocols/<name>.yaml`: the pair file (`layout.pairs`), its format (`format`,
 a parser of `arface_repro.io.pair_formats`), the fold structure it requires (`folds`) and its rules. The
-metric code is `arface_repro.eval.pair_verification` (insightface's `verification.py` rule, audited there);
-this class only finds the pair list, the images and the options.
+metric code is `arface_repro.eval.pair_verification` (insightface's `verification.py` rule, audited there;
+numpy only, so it is imported with the class); this class only finds the pair list, the images and the options.
 """
 
 from __future__ import annotations
 
 from arface_repro.errors import ConfigError
+from arface_repro.eval.pair_verification import RULES, evaluate_pairs, load_pair_protocol
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
 from arface_repro.eval.protocols.spec import load_spec
@@ -33,16 +34,12 @@ class PairProtocol(Protocol):
         cls.add_flip_argument(g)
 
     def check_options(self) -> None:
-        from arface_repro.eval.pair_verification import RULES
-
         other = [r for r in self.spec.rules if r not in RULES]
         if other:
             raise ConfigError(f"{self.spec.path}: rule: {', '.join(other)} is not a rule of the pair protocols "
                               f"({', '.join(RULES)})")
 
     def pair_list(self):
-        from arface_repro.eval.pair_verification import load_pair_protocol
-
         path = self.path("pairs", self.opts.pairs, option="pairs")
         return load_pair_protocol(self.name, path)
 
@@ -57,8 +54,6 @@ class PairProtocol(Protocol):
         return ImageRequest(self.data_root, self.pair_list().unique_paths())
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval.pair_verification import evaluate_pairs
-
         pl = self.pair_list()
         out = evaluate_pairs(store, pl, rule=self.rule(), flip=self.flip_mode(store))
         self.sidecar_arrays = out["arrays"]  # per-pair cosine scores, labels and folds: written beside the record

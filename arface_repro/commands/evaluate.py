@@ -82,8 +82,6 @@ def run(args) -> int:
         raise ConfigError(f"--protocol is required; one of: {', '.join(protocol_names())}")
     cls = get_protocol(name)
     opts = cls.parser().parse_args(argv)
-    if opts.model and opts.label:
-        raise ConfigError("--label names precomputed features; with --model the record names the model spec")
     _init_distributed(cls)
     record, path = run_evaluation(cls(opts))
     if path is None:   # a torchrun rank other than 0

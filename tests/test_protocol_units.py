@@ -170,6 +170,7 @@ def test_every_definition_has_a_family_and_every_family_class_a_definition():
     ({"folds": {"balanced": True}}, r"folds: missing key\(s\) \['text'\]"),
     ({"folds": {"text": "x", "balanced": "yes"}}, "folds.balanced must be true or false"),
     ({"counts": {"pairs": -1}}, "counts.pairs must be a positive number"),
+    ({"counts": {"pair": 6000}}, r"counts: unknown key\(s\) \['pair'\]; allowed: pairs, genuine_pairs"),
     ({"paper": {"root": "lfw_root"}}, r"paper: missing key\(s\) \['from_images'\]"),
     ({"paper": {"root": "lfw_root", "from_images": True, "files": {"pairs": {"key": "k", "required": True}}}},
      "must be an option name"),

@@ -14,8 +14,8 @@ under `--data-root`. Further keys make the file the one place a protocol's facts
   `arface_repro.io.pair_formats` (never an import named by the file).
 * `folds` — the fold structure the definition requires: `text` (its words, shown in errors), `count`
   (default 10), and any of `balanced`, `equal_sizes` (booleans) and `size` (pairs per fold).
-* `counts` — the protocol's own sizes (`pairs`, `genuine`, `impostor`, ...), positive numbers; the paper
-  layer words a printed difference in these units.
+* `counts` — the protocol's own sizes (the names of `COUNT_KEYS`: `pairs`, `genuine_template_pairs`, ...),
+  positive numbers; the paper layer words a printed difference in these units.
 * `paper` — how the paper layer evaluates it from a DATA.yaml: `root` (the dataset key `--data-root`
   takes), `files` (`--option: {key: DATASET_KEY, required: BOOL}`: files away from their place under the
   root) and `from_images` (false when the paper layer cannot embed its images itself; `manual` then says
@@ -43,6 +43,15 @@ REFERENCE_STATUS = ("exact", "rule", "own")
 FOLD_KEYS = ("text", "count", "balanced", "equal_sizes", "size")
 PAPER_KEYS = ("root", "files", "from_images", "manual")
 PAPER_FILE_KEYS = ("key", "required")
+# the sizes a definition may state (`counts`), each in the unit the paper layer words a difference in
+COUNT_KEYS = {
+    "pairs": "pairs of a k-fold pair protocol (all folds)",
+    "genuine_pairs": "genuine pairs per trial (BLUFR verification, a mean over the trials)",
+    "genuine_probes": "genuine probes per trial (BLUFR open set, a mean over the trials)",
+    "impostor_probes": "impostor probes per trial (BLUFR open set, a mean over the trials)",
+    "genuine_template_pairs": "genuine template pairs (IJB 1:1)",
+    "impostor_template_pairs": "impostor template pairs (IJB 1:1)",
+}
 
 
 @dataclass(frozen=True)
@@ -207,7 +216,7 @@ def _counts(path: Path, value) -> dict[str, float]:
     if value is None:
         return {}
     out = {}
-    for k, v in _mapping(path, "counts", value, [str(k) for k in value]).items():
+    for k, v in _mapping(path, "counts", value, tuple(COUNT_KEYS)).items():
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
             _fail(path, f"counts.{k} must be a positive number, got {v!r}")
         out[str(k)] = v

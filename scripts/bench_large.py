@@ -171,6 +171,7 @@ def bench_ijbc(a) -> None:
     structural copies of tests/test_ijb_reference.py, the golden test's) run in this process on the same
     features; the scores are checked bit for bit and the table digit for digit."""
     from arface_repro.eval import ijb
+    from arface_repro.eval.metric_keys import rate_key
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from test_ijb_reference import ref_ijb_11  # noqa: PLC0415 - the golden test's copy of the reference
@@ -211,7 +212,7 @@ def bench_ijbc(a) -> None:
         print(f"[ijbc]   {k:<36s} {v:7.2f} s")
     print(f"[ijbc] arface_repro, features -> table ({scores.size:,} scores, both rules), best of {max(1, a.repeat)}: "
           f"{ours:.2f} s")
-    print("[ijbc]   nearest " + "  ".join(f"{ijb.far_key(k)[4:]}={100 * v:.2f}" for k, v in tab["nearest"].items()))
+    print("[ijbc]   nearest " + "  ".join(f"{rate_key('FAR', k)}={100 * v:.2f}" for k, v in tab["nearest"].items()))
     print(f"[ijbc] {mem_line(reset_ok)}")
     if a.no_anchor:
         print("[ijbc] anchor skipped (--no-anchor): no speed-up figure")

@@ -5,7 +5,7 @@ import pytest
 from conftest import require
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval.pair_protocols import load_pair_protocol
+from arface_repro.eval.pair_verification import load_pair_protocol
 from arface_repro.io.insightface_bin import bin_pairs, decode_bin_images, load_bin
 from arface_repro.io.pairs import (parse_calfw_pairs, parse_cfp_pairs, parse_cplfw_pairs, parse_label_pairs,
                                    parse_lfw_pairs)

@@ -121,39 +121,47 @@ def test_run_plan_and_adapter_command_lines(tmp_path, monkeypatch):
     assert plan.todo == [("r50full_arface_l9", ["blufr"], "checkpoint")]      # lfw is there already
     assert ("mfn_plain", "lfw", "no checkpoints.mfn_plain (or a TABLE.ROW key) and no training_data.vggface2_subset") in plan.impossible
     calls = []
-    monkeypatch.setattr(evaluate_adapter, "_cli", lambda argv: calls.append(argv))
+    monkeypatch.setattr(evaluate_adapter, "run_evaluation", lambda proto: calls.append(proto) or ({"protocol": proto.name,
+                        "rule": "-", "metrics": {}}, Path(proto.opts.out)))
     logs = []
     run_missing.execute("X", data, runs, log=logs.append, quiet=True)
     # the existing record names no model: kept (not remade on sight), with the reason and how to remake it
     assert f"  kept {record_path(runs, 'r50full_arface_l9', 'lfw')} (model unverified: the record names no model " \
            "identity (model_info)); remove it to evaluate that cell again" in logs
-    assert calls == [["evaluate", "--protocol", "blufr", "--model", f"arface:{ck}", "--data-root", str(tmp_path / "lfw"),
-                      "--config", str(tmp_path / "blufr.mat"),
-                      "--cache-dir", str(runs / "features" / "r50full_arface_l9" / "cache"),
-                      "--out", str(record_path(runs, "r50full_arface_l9", "blufr")), "--quiet"]]
+    assert [c.name for c in calls] == ["blufr"]
+    o = calls[0].opts
+    assert (o.model, o.data_root, o.config, o.cache_dir, o.out, o.quiet) == (
+        f"arface:{ck}", str(tmp_path / "lfw"), str(tmp_path / "blufr.mat"),
+        str(runs / "features" / "r50full_arface_l9" / "cache"), str(record_path(runs, "r50full_arface_l9", "blufr")), True)
     calls.clear()
     evaluate_adapter.evaluate_model("ijbb", "onnx:m.onnx", data.datasets, tmp_path / "r.json", tmp_path / "w")
-    assert calls[0][:6] == ["evaluate", "--protocol", "ijbb", "--model", "onnx:m.onnx", "--data-root"]
-    assert calls[0][calls[0].index("--meta-dir") + 1] == str(tmp_path / "ijbb_meta")
-    # every command line the adapter builds parses with the protocol's own parser
-    from arface_repro.eval.protocols import get_protocol
-
-    get_protocol("ijbb").parser().parse_args(calls[0][1:])
+    assert calls[0].name == "ijbb" and calls[0].opts.model == "onnx:m.onnx" and calls[0].opts.data_root
+    assert calls[0].opts.meta_dir == str(tmp_path / "ijbb_meta")
     with pytest.raises(ConfigError, match="needs datasets.cplfw_root"):
         evaluate_adapter.evaluate_model("cplfw", "onnx:m.onnx", data.datasets, tmp_path / "r.json", tmp_path / "w")
 
 
-def test_adapter_command_lines_parse_for_every_route(tmp_path, monkeypatch):
-    """Each protocol route builds an `arface evaluate` line that the protocol's own parser accepts."""
-    from arface_repro.eval.protocols import get_protocol
+def test_adapter_configures_every_routed_protocol(tmp_path, monkeypatch):
+    """Each protocol with a `paper` route is configured through the evaluation API with options its own
+    parser knows (from_options refuses any other), from the keys its definition names; a protocol that
+    cannot be run from images (Trillion-Pairs) says what to run instead."""
+    from arface_repro.eval.protocols.spec import paper_routes
     from arface_repro.paper import evaluate_adapter
 
     calls = []
-    monkeypatch.setattr(evaluate_adapter, "_cli", lambda argv: calls.append(argv))
+    monkeypatch.setattr(evaluate_adapter, "run_evaluation", lambda proto: calls.append(proto) or ({"protocol": proto.name,
+                        "rule": "-", "metrics": {}}, Path(proto.opts.out)))
     m = load_manifest()
     datasets = {k: str(tmp_path / k) for k in m.evaluation_keys()}
-    for protocol in evaluate_adapter.ROUTES:
+    routes = paper_routes()
+    assert set(m.evaluation_data) == set(routes) and "trillion" in routes and not routes["trillion"].from_images
+    for protocol, route in routes.items():
+        if not route.from_images:
+            with pytest.raises(ConfigError, match="DeepGlint .bin feature matrices"):
+                evaluate_adapter.evaluate_model(protocol, "onnx:m.onnx", datasets, tmp_path / "r.json", tmp_path / "w")
+            continue
         evaluate_adapter.evaluate_model(protocol, "onnx:m.onnx", datasets, tmp_path / "r.json", tmp_path / "w", quiet=True)
-        opts = get_protocol(protocol).parser().parse_args(calls[-1][1:])
-        assert opts.model == "onnx:m.onnx" and opts.data_root
-    assert set(evaluate_adapter.ROUTES) | {"trillion"} >= set(m.evaluation_data)
+        opts = calls[-1].opts
+        assert calls[-1].name == protocol and opts.model == "onnx:m.onnx" and opts.data_root == datasets[route.root]
+        for option, key, _ in route.files:
+            assert getattr(opts, option.lstrip("-").replace("-", "_")) == datasets[key], (protocol, option)

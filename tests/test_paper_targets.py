@@ -225,14 +225,15 @@ def test_blufr_counts_in_the_config(shared):
         gp.append(int(in_gal.sum()))
         ip.append(int((~in_gal).sum()))
     assert cfg.n_trials == 10
-    assert round(np.mean(gen)) == 156915 and np.mean(gen) == pytest.approx(resolution.BLUFR_GENUINE_PAIRS)
+    counts = resolution.counts("blufr")   # protocols/blufr.yaml
+    assert round(np.mean(gen)) == 156915 and np.mean(gen) == pytest.approx(counts["genuine_pairs"])
     assert np.mean(imp) == pytest.approx(47003565.1) and round(np.mean(imp)) != 46960863
-    assert np.mean(gp) == pytest.approx(resolution.BLUFR_GENUINE_PROBES) and np.mean(ip) == pytest.approx(resolution.BLUFR_IMPOSTOR_PROBES)
+    assert np.mean(gp) == pytest.approx(counts["genuine_probes"]) and np.mean(ip) == pytest.approx(counts["impostor_probes"])
 
 
 def test_lfw_pair_count(shared):
     from arface_repro.io.pairs import parse_lfw_pairs
-    from arface_repro.paper.resolution import PAIR_COUNTS
+    from arface_repro.paper.resolution import counts
 
     p = parse_lfw_pairs(require(shared / "data" / "lfw" / "pairs.txt"))
-    assert len(p) == PAIR_COUNTS["lfw"] == 6000 and int(p.issame.sum()) == 3000
+    assert len(p) == counts("lfw")["pairs"] == 6000 and int(p.issame.sum()) == 3000

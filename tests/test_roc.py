@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from arface_repro.eval.roc import downsample_curve, far_label, roc_points, tar_at_far
+from arface_repro.eval.metric_keys import rate_key, rate_text
+from arface_repro.eval.roc import downsample_curve, roc_points, tar_at_far
 
 
 def insightface_nearest(scores, labels, fars):
@@ -66,5 +67,7 @@ def test_downsampled_curve_keeps_ends_and_is_monotone():
     assert small == {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.7, 1.0]}
 
 
-def test_far_label():
-    assert far_label(1e-3) == "1e-3" and far_label(1e-6) == "1e-6" and far_label(0.05) == "0.05"
+def test_metric_keys_one_spelling():
+    assert rate_text(1e-3) == "1e-3" and rate_text(1e-6) == "1e-6" and rate_text(0.05) == "0.05"
+    assert rate_text(1e-9) == "1e-9" and rate_text(0.1) == "1e-1" and rate_text(0.3) == "0.3"
+    assert rate_key("TAR@FAR", 1e-4) == "TAR@FAR=1e-4" and rate_key("Id@FPR", 1e-3) == "Id@FPR=1e-3"

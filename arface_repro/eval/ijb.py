@@ -30,7 +30,6 @@ one pair at each FAR.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Sequence
@@ -39,10 +38,10 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
+from arface_repro.eval.metric_keys import rate_key
 from arface_repro.eval.numpy_order_dot import pair_dots
 from arface_repro.eval.parallel_sort import sort_parallel
 from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc
-from arface_repro.eval.roc import tar_at_far as roc_tar_at_far
 from arface_repro.eval.roc_merge import roc_counts, split_scores
 from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.io.feature_store import check_flip_sum
@@ -52,11 +51,6 @@ FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 FLIP_MODES = ("add", "concat", "none")
 TEMPLATE_NORMS = ("sklearn", "sum")   # ijb_11.py: sklearn.preprocessing.normalize; ijb_1n.py: x / sqrt(sum(x**2))
 SCORE_TOLERANCE_CUDA = 1e-15
-
-
-def far_key(far: float) -> str:
-    """'TAR@FAR=1e-6' style record key."""
-    return f"TAR@FAR=1e-{round(-math.log10(far))}" if far < 1 else f"TAR@FAR={far:g}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,17 +355,6 @@ def tar_table(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FA
     return out, curve
 
 
-def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS,
-               rule: str = "nearest") -> dict[float, float]:
-    """TAR (fraction) per FAR by the project's rules (`eval.roc.tar_at_far`)."""
-    return {float(k): float(v) for k, v in roc_tar_at_far(scores, labels, list(fars), rule=rule).items()}
-
-
-def roc_points(scores: np.ndarray, labels: np.ndarray, max_points: int = 2000) -> dict:
-    """Downsampled ROC (fpr, tpr lists) for records and plots."""
-    return tar_table(scores, labels, (), (), max_points)[1]
-
-
 # --------------------------------------------------------------------------------------------------
 # the whole protocol
 
@@ -468,4 +451,4 @@ def evaluate_11_arrays(features: np.ndarray, flip_features: np.ndarray | None, m
 
 def metrics_from(result: dict, rule: str) -> dict[str, float]:
     """Record metrics (percent) for one rule."""
-    return {far_key(f): 100.0 * v for f, v in result["tar"][rule].items()}
+    return {rate_key("TAR@FAR", f): 100.0 * v for f, v in result["tar"][rule].items()}

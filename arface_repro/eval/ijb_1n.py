@@ -34,15 +34,10 @@ from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, TopK, budget_bytes, chunk_grid
 from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.eval.ijb import CombineOptions, IJBMeta, store_rows, template_features, template_index
+from arface_repro.eval.metric_keys import rate_key
 
 RANKS = (1, 5, 10)
 FPIRS = (1e-2, 1e-1)
-
-
-def fpir_key(f: float) -> str:
-    """'TPIR@FPIR=1e-2' style metric key."""
-    e = round(float(np.log10(f)))
-    return f"TPIR@FPIR=1e{e}" if np.isclose(10.0 ** e, f) else f"TPIR@FPIR={f:g}"
 
 
 def _rank_and_mated(s: np.ndarray, mate_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -132,11 +127,11 @@ def open_set_metrics(rank: np.ndarray, mated: np.ndarray, top: np.ndarray, mate_
     hit1 = np.where(r == 1, mated[is_m], -np.inf)
     for f in fpirs:
         if nm_top.size == 0:
-            out[fpir_key(f)] = float("nan")
+            out[rate_key("TPIR@FPIR", f)] = float("nan")
             continue
         k = int(math.floor(f * nm_top.size + 1e-9 * max(1.0, f * nm_top.size)))
         v = nm_top[k] if k < nm_top.size else -np.inf
-        out[fpir_key(f)] = float(np.mean(hit1 > v))
+        out[rate_key("TPIR@FPIR", f)] = float(np.mean(hit1 > v))
     out["n_mated"] = int(is_m.sum())
     out["n_nonmated"] = int((~is_m).sum())
     return out
@@ -148,7 +143,7 @@ def insightface_metrics(rank: np.ndarray, mated: np.ndarray, negs: np.ndarray, n
     for f in fars:
         k = math.ceil(n_probe * f)
         th = negs[k - 1]
-        out[fpir_key(f)] = float(np.sum(mated > th)) / n_probe
+        out[rate_key("TPIR@FPIR", f)] = float(np.sum(mated > th)) / n_probe
     return out
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from arface_repro.errors import FormatError
+from arface_repro.eval.chunked import tar_at_far_from_top
 
 ALPHA = 0.05
 
@@ -112,16 +113,15 @@ def paired_t(a, b) -> PairedT:
 # ----------------------------------------------------------------------------- bootstrap TAR@FAR
 
 def tar_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> float:
-    """TAR at FAR (higher score = more similar), this package's strict rule: accept iff score > the
-    (m+1)-th largest impostor score, m = floor(far * N_imp), so at most m impostors are accepted."""
+    """TAR at FAR (higher score = more similar), this package's strict rule (`chunked.tar_at_far_from_top`, the
+    one implementation Trillion-Pairs and the large protocols use): accept iff score > the (m+1)-th largest
+    impostor score, m = floor(far * N_imp), so at most m impostors are accepted."""
     s, lab = np.asarray(scores, np.float64), np.asarray(labels).astype(bool)
     imp = np.sort(s[~lab])[::-1]
     gen = s[lab]
     if imp.size == 0 or gen.size == 0:
         raise FormatError("TAR@FAR needs genuine and impostor pairs")
-    m = int(math.floor(far * imp.size + 1e-9))
-    thr = imp[m] if m < imp.size else -np.inf
-    return float(np.mean(gen > thr))
+    return tar_at_far_from_top(gen, imp, imp.size, far)[0]
 
 
 @dataclass(frozen=True)

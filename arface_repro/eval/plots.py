@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Sequence
 
 from arface_repro.errors import ConfigError, FormatError
+from arface_repro.eval.metric_keys import rate_key
 from arface_repro.utils.atomic import atomic_path
 
 # Preferred headline metric per protocol for the legend.
@@ -58,7 +59,7 @@ def check_figure_path(out: str | os.PathLike, what: str = "-o") -> str:
     return ext
 
 
-def roc_points(rec: dict, where: str) -> tuple[list[float], list[float]]:
+def record_roc(rec: dict, where: str) -> tuple[list[float], list[float]]:
     """(fpr, tpr) of a record's `curves.roc` with FAR > 0; FormatError naming the record for anything else."""
     curves = rec.get("curves") or {}
     roc = curves.get("roc") if isinstance(curves, dict) else None
@@ -125,11 +126,6 @@ def operating_points(records: Sequence[dict]) -> list[float]:
     return sorted(fars)
 
 
-def _far_text(v: float) -> str:
-    e = math.log10(v)
-    return f"1e{int(round(e))}" if abs(e - round(e)) < 1e-9 else f"{v:g}"
-
-
 def plot_roc(records: Sequence[dict], out: str | os.PathLike, labels: Sequence[str] | None = None,
              title: str | None = None, xmin: float | None = None) -> Path:
     """One curve per record (curves.roc fpr/tpr) on a log-FAR axis, the protocol's operating points (the FARs
@@ -146,7 +142,7 @@ def plot_roc(records: Sequence[dict], out: str | os.PathLike, labels: Sequence[s
     curves = []
     for i, rec in enumerate(records):
         where = f"record {rec.get('_path', i + 1)}"
-        fpr, tpr = roc_points(rec, where)
+        fpr, tpr = record_roc(rec, where)
         name = labels[i] if labels and i < len(labels) else auto[i]
         curves.append((fpr, tpr, plain_text(name)))
     matplotlib.use("Agg")
@@ -165,7 +161,7 @@ def plot_roc(records: Sequence[dict], out: str | os.PathLike, labels: Sequence[s
         for far in ops:
             if left <= far < 1.0:
                 ax.axvline(far, color="0.45", ls="--", lw=0.8, zorder=0)
-                ax.annotate(f"FAR={_far_text(far)}", (far, 1.0), xycoords=("data", "axes fraction"),
+                ax.annotate(rate_key("FAR", far), (far, 1.0), xycoords=("data", "axes fraction"),
                             xytext=(2, -2), textcoords="offset points", fontsize=8, color="0.3", va="top",
                             rotation=90)
         ax.set_xlabel("False Accept Rate (log scale)", fontsize=10)

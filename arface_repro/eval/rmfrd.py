@@ -25,6 +25,7 @@ from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.chunked import (Backend, DistContext, TopK, block_columns, chunk_grid, strict_k,
                                        tar_at_far_from_top)
 from arface_repro.eval.megaface import l2n
+from arface_repro.eval.metric_keys import rate_key
 
 PROTOCOL_LABEL = "arface-rmfrd/1"
 FARS = (1e-3, 1e-4)
@@ -119,7 +120,7 @@ def evaluate(store, flip: str = "add", unmasked_dir: str = UNMASKED_DIR, masked_
 
 
 def metrics_from(result: dict) -> dict[str, float]:
-    out = {f"TAR@FAR={f:.0e}".replace("e-0", "e-"): 100.0 * v for f, v in result["tar"].items()}
+    out = {rate_key("TAR@FAR", f): 100.0 * v for f, v in result["tar"].items()}
     out["Rank-1"] = 100.0 * result["rank1"]
     out["Rank-1-NN"] = 100.0 * result["rank1_nn"]
     return out

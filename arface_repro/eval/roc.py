@@ -81,11 +81,3 @@ def roc_points(scores, labels, max_points: int = 2000) -> dict[str, list[float]]
     """A compact ROC curve (fpr, tpr lists) for records and plots."""
     fpr, tpr, _ = roc(scores, labels)
     return downsample_curve(fpr, tpr, max_points)
-
-
-def far_label(far: float) -> str:
-    """'1e-3' style label used in metric keys (TAR@FAR=1e-3)."""
-    exp = np.log10(far)
-    if np.isclose(exp, round(exp)):
-        return f"1e{int(round(exp))}"
-    return f"{far:g}"

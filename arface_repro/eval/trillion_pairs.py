@@ -42,6 +42,7 @@ from arface_repro.errors import FormatError
 from arface_repro.eval.chunked import (Backend, DistContext, TopK, budget_bytes, chunk_grid, strict_k,
                                        tar_at_far_from_top)
 from arface_repro.eval.megaface import l2n
+from arface_repro.eval.metric_keys import rate_key
 from arface_repro.eval.topk_scan import scan_top
 
 
@@ -131,5 +132,5 @@ def _upper(x: np.ndarray) -> np.ndarray:
 
 
 def metrics_from(result: dict) -> dict[str, float]:
-    return {f"Ver@FPR={result['ver_fpr']:.0e}".replace("e-0", "e-"): 100.0 * result["ver"],
-            f"Id@FPR={result['id_fpr']:.0e}".replace("e-0", "e-"): 100.0 * result["id"]}
+    return {rate_key("Ver@FPR", result["ver_fpr"]): 100.0 * result["ver"],
+            rate_key("Id@FPR", result["id_fpr"]): 100.0 * result["id"]}

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from arface_repro.errors import FormatError
+from arface_repro.eval.protocols.spec import paper_routes
 from arface_repro.paper.targets import ROMAN, get_table, paper_dir, table_id
 from arface_repro.utils.textfile import read_yaml_mapping
 
@@ -88,7 +89,11 @@ def record_path(runs_dir: str | os.PathLike, run_id: str, protocol: str) -> Path
 def parse_manifest(data: dict, source: str) -> Manifest:
     if data.get("format") != MANIFEST_FORMAT:
         raise FormatError(f"{source}: format must be {MANIFEST_FORMAT!r}")
-    for key in ("training_data", "evaluation_data", "tolerances", "runs", "cells"):
+    for key in ("evaluation_data", "optional_evaluation_data"):
+        if key in data:
+            raise FormatError(f"{source}: {key} is no longer kept here: each protocol's DATA.yaml keys are the "
+                              f"`paper` section of its protocols/<name>.yaml")
+    for key in ("training_data", "tolerances", "runs", "cells"):
         if key not in data:
             raise FormatError(f"{source}: missing key {key!r}")
     runs = {}
@@ -128,9 +133,10 @@ def parse_manifest(data: dict, source: str) -> Manifest:
                     raise FormatError(f"{source}: {name}.cells.{tab}.{row_id}: a bare config name, got {cfg!r}")
                 sc[tid][str(row_id)] = cfg
         scales[name] = {**sec, "cells": sc}
-    return Manifest(dict(data["training_data"]), dict(data["evaluation_data"]), tols, runs, cells,
+    routes = paper_routes()   # the DATA.yaml keys of each protocol: its definition's `paper` section
+    return Manifest(dict(data["training_data"]), {p: r.required_keys for p, r in routes.items()}, tols, runs, cells,
                     _figures(data.get("figures"), runs, source), source, scales["synthetic"], scales["lfw_scale"],
-                    dict(data.get("optional_evaluation_data") or {}))
+                    {p: r.optional_keys for p, r in routes.items() if r.optional_keys})
 
 
 def _figures(sec, runs: dict[str, Run], source: str) -> dict:
@@ -171,7 +177,7 @@ def check_against_tables(m: Manifest) -> None:
         for c in t.columns:
             m.tolerance(c.protocol, c.metric)
             if mapped and c.protocol not in m.evaluation_data:
-                raise FormatError(f"{m.source}: protocol {c.protocol} (table {tid}) has no evaluation_data entry")
+                raise FormatError(f"{m.source}: protocol {c.protocol} (table {tid}) has no `paper` section in protocols/{c.protocol}.yaml (no evaluation data)")
 
 
 @lru_cache(maxsize=None)

@@ -2,34 +2,31 @@
 
 `describe_difference(protocol, metric, delta)` words the size of a printed difference in the protocol's own
 units, e.g. "0.06 points = 4 of 6000 pairs: within noise whatever the per-pair decisions (McNemar p >= 0.125)".
-Counts are the protocols' own (LFW View 2, BLUFR config, IJB-B/C 1:1 lists); tests check the BLUFR and LFW
-ones against the files in ../shared when present.
+Counts are the protocols' own, from their definitions (`counts` in protocols/<name>.yaml: LFW View 2, BLUFR
+config, IJB-B/C 1:1 lists); tests check the BLUFR and LFW ones against the files in ../shared when present.
 """
 
 from __future__ import annotations
 
+from arface_repro.eval.protocols.spec import load_spec, spec_names
 from arface_repro.paper.stats import ALPHA, mcnemar_min_p
 
-# 10-fold pair protocols: number of pairs
-PAIR_COUNTS = {"lfw": 6000, "calfw": 6000, "cplfw": 6000, "cfp-fp": 7000, "cfp-ff": 7000, "ytf": 5000, "agedb30": 6000}
-# BLUFR (blufr_lfw_config.mat): per-trial means over the 10 trials
-BLUFR_GENUINE_PAIRS = 156915.4        # genuine pairs of a test set (the paper prints 156,915)
-BLUFR_GENUINE_PROBES = 4350.6         # genuine probes of the open-set split
-BLUFR_IMPOSTOR_PROBES = 4357.7        # impostor probes: DIR@FAR=1% rests on ~44 of them
-# IJB 1:1 (template pairs of the protocols' *_template_pair_label.txt)
-IJB_GENUINE = {"ijbb": 10270, "ijbc": 19557}
-IJB_IMPOSTOR = {"ijbb": 8000000, "ijbc": 15638932}
+
+def counts(protocol: str) -> dict[str, float]:
+    """The protocol's own sizes (`counts` of protocols/<protocol>.yaml; empty for an unknown protocol)."""
+    return load_spec(protocol).counts if protocol in spec_names() else {}
 
 
 def pairs_of(protocol: str, delta_points: float) -> float:
-    return abs(delta_points) * PAIR_COUNTS[protocol] / 100.0
+    return abs(delta_points) * counts(protocol)["pairs"] / 100.0
 
 
 def describe_difference(protocol: str, metric: str, delta_points: float) -> str:
     """Short words for a printed difference (in percentage points) in the protocol's own units."""
     d = abs(delta_points)
-    if protocol in PAIR_COUNTS and metric.startswith("Acc"):
-        n = PAIR_COUNTS[protocol]
+    c = counts(protocol)
+    if "pairs" in c and metric.startswith("Acc"):
+        n = c["pairs"]
         k = round(pairs_of(protocol, d))
         if k == 0:
             return f"0 of {n} pairs: no difference"
@@ -37,12 +34,14 @@ def describe_difference(protocol: str, metric: str, delta_points: float) -> str:
         if p >= ALPHA:
             return f"{k} of {n} pairs: within noise (McNemar p >= {p:.3g} whatever the pairs)"
         return f"{k} of {n} pairs: testable only with per-pair decisions (McNemar p >= {p:.2g} at best)"
-    if protocol == "blufr" and metric.startswith("VR"):
-        return f"{d * BLUFR_GENUINE_PAIRS / 100:.0f} of ~{BLUFR_GENUINE_PAIRS:,.0f} genuine pairs/trial; no trial spread printed"
-    if protocol == "blufr" and metric.startswith("DIR"):
-        return f"{d * BLUFR_GENUINE_PROBES / 100:.0f} of ~{BLUFR_GENUINE_PROBES:,.0f} genuine probes/trial; no trial spread printed"
-    if protocol in IJB_GENUINE:
-        g = IJB_GENUINE[protocol]
+    if "genuine_pairs" in c and metric.startswith("VR"):   # BLUFR: per-trial means
+        g = c["genuine_pairs"]
+        return f"{d * g / 100:.0f} of ~{g:,.0f} genuine pairs/trial; no trial spread printed"
+    if "genuine_probes" in c and metric.startswith("DIR"):
+        g = c["genuine_probes"]
+        return f"{d * g / 100:.0f} of ~{g:,.0f} genuine probes/trial; no trial spread printed"
+    if "genuine_template_pairs" in c:   # IJB-B/C 1:1
+        g = c["genuine_template_pairs"]
         return f"{d * g / 100:.0f} of {g:,} genuine template pairs; no scores printed"
     return "per-item counts unknown; not testable from the printed numbers"
 
@@ -55,7 +54,7 @@ def within_resolution(protocol: str, metric: str, delta_points: float, last_digi
     spread: a difference of at most one unit of the last printed digit (`last_digit`, in the same units as
     `delta_points`)."""
     d = abs(delta_points)
-    if protocol in PAIR_COUNTS and metric.startswith("Acc"):
+    if "pairs" in counts(protocol) and metric.startswith("Acc"):
         k = round(pairs_of(protocol, d))
         return k == 0 or mcnemar_min_p(k) >= ALPHA
     return d <= abs(last_digit) * (1 + 1e-9)

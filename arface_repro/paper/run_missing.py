@@ -3,7 +3,7 @@
 DATA.yaml names paths only (read with a safe loader; nothing in it is imported or executed). A `torchscript:`
 checkpoint names a program, so it is refused unless the user passes `--trust-torchscript` on the command line:
 
-    datasets:                       # evaluation data, keys of manifest.yaml `evaluation_data`
+    datasets:                       # evaluation data, keys of protocols/<name>.yaml `paper`
       lfw_root: /data/lfw/aligned-112x112
       lfw_pairs: /data/lfw/pairs.txt
       blufr_config: /data/blufr/blufr_lfw_config.mat
@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable
 
 from arface_repro.errors import ConfigError, FormatError
+from arface_repro.eval.protocols.spec import paper_routes
 from arface_repro.models.kinds import single_file_prefixes
 from arface_repro.paper.manifest import load_manifest, record_path
 from arface_repro.paper.targets import get_table, table_id
@@ -132,6 +133,7 @@ class Plan:
 def plan(tid: str, data: DataSpec, runs_dir: str | os.PathLike) -> Plan:
     t = get_table(tid)
     m = load_manifest()
+    routes = paper_routes()
     per_run: dict[str, list[str]] = {}
     impossible = []
     for row in t.rows:
@@ -141,10 +143,10 @@ def plan(tid: str, data: DataSpec, runs_dir: str | os.PathLike) -> Plan:
         for col in t.columns:
             if record_path(runs_dir, run.id, col.protocol).is_file():
                 continue
-            if col.protocol == "trillion":
-                impossible.append((run.id, col.protocol, "Trillion-Pairs reads DeepGlint .bin feature matrices: embed the probe "
-                                   "and distractor images, run `arface evaluate --protocol trillion --features ... --out "
-                                   f"{record_path(runs_dir, run.id, 'trillion')}`"))
+            route = routes.get(col.protocol)
+            if route is not None and not route.from_images:   # the definition says what to run instead
+                impossible.append((run.id, col.protocol,
+                                   route.manual.replace("RECORD", str(record_path(runs_dir, run.id, col.protocol)))))
                 continue
             need = [k for k in m.evaluation_data.get(col.protocol, []) if k not in data.datasets]
             if need:

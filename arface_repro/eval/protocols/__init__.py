@@ -1,16 +1,27 @@
-"""Every evaluation protocol, one class each, found by name in one registry.
+"""Every evaluation protocol, found by name in one registry built from the definitions `protocols/<name>.yaml`.
 
-`get_protocol(name)` returns the class; `protocol_names()` lists them in a fixed order. Each class lives in
-a module of this package (pair sets, BLUFR, IJB, MegaFace, Trillion-Pairs, YTF, RMFRD) and has a
-declarative definition `protocols/<name>.yaml` (see `spec.py`). Modules import their numerical code
-lazily, so listing protocols stays cheap.
+`get_protocol(name)` returns the class; `protocol_names()` lists them in the definitions' `order`. Each
+definition names its family (`kind`); a family is a class in a module of this package (pair sets, BLUFR,
+IJB, MegaFace, Trillion-Pairs, YTF, RMFRD), registered with `@register_kind`. A protocol whose class adds
+nothing to its family's (every pair set) has no class of its own: it is made from the definition. A
+protocol with its own class registers it with `@register` under its name. The modules are found with
+`pkgutil` over this package (no list of them to keep); they import their numerical code lazily, so
+listing protocols stays cheap.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from arface_repro.errors import ConfigError
+from arface_repro.eval.protocols.spec import load_spec, spec_names
 
 _REGISTRY: dict[str, type] = {}
+_KINDS: dict[str, type] = {}
+_MADE: dict[tuple[str, str, str], type] = {}   # classes made from definitions: (file, kind, title) -> class
+_NOT_PROTOCOL_MODULES = {"base", "options", "spec"}   # the interface, the option parser, the definition reader
+_loaded = False
 
 
 def register(cls):
@@ -21,27 +32,56 @@ def register(cls):
     return cls
 
 
+def register_kind(kind: str):
+    """Class decorator: the class that evaluates every definition with `kind: <kind>`."""
+    def deco(cls):
+        if kind in _KINDS and _KINDS[kind] is not cls:
+            raise ValueError(f"protocol kind {kind!r} registered twice")
+        cls.kind = kind
+        _KINDS[kind] = cls
+        return cls
+    return deco
+
+
 def _load_all() -> None:
-    if _REGISTRY:
+    global _loaded
+    if _loaded:
         return
-    # import order = listing order: pair sets, BLUFR, IJB, MegaFace, Trillion-Pairs, YTF, RMFRD
-    from arface_repro.eval.protocols import pairs  # noqa: F401
-    from arface_repro.eval.protocols import blufr  # noqa: F401
-    from arface_repro.eval.protocols import ijb  # noqa: F401
-    from arface_repro.eval.protocols import megaface  # noqa: F401
-    from arface_repro.eval.protocols import trillion  # noqa: F401
-    from arface_repro.eval.protocols import ytf  # noqa: F401
-    from arface_repro.eval.protocols import rmfrd  # noqa: F401
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.name not in _NOT_PROTOCOL_MODULES:
+            importlib.import_module(f"{__name__}.{mod.name}")
+    _loaded = True
 
 
 def protocol_names() -> list[str]:
+    """Every protocol with a definition, in the definitions' `order`."""
+    return spec_names()
+
+
+def protocol_kinds() -> list[str]:
     _load_all()
-    return list(_REGISTRY)
+    return list(_KINDS)
+
+
+def _class_of(name: str) -> type:
+    spec = load_spec(name)
+    family = _KINDS.get(spec.kind)
+    if family is None:
+        raise ConfigError(f"{spec.path}: kind: unknown protocol kind {spec.kind!r}; known: {', '.join(_KINDS)}")
+    cls = _REGISTRY.get(name) or (family if family.name == name else None)
+    if cls is None:   # a protocol with no class of its own: its family's, named and described by its definition
+        key = (str(spec.path), spec.kind, spec.title)
+        cls = _MADE.get(key)
+        if cls is None:
+            cls = _MADE[key] = type(family.__name__ + "_" + name.replace("-", "_"), (family,),
+                                    {"name": name, "summary": spec.title, "__module__": family.__module__})
+    elif not issubclass(cls, family):
+        raise ConfigError(f"{spec.path}: kind: {name}'s class {cls.__name__} is not a {spec.kind} protocol")
+    return cls
 
 
 def get_protocol(name: str):
     _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(f"unknown protocol {name!r}; expected one of {', '.join(_REGISTRY)}") from None
+    if name not in spec_names():
+        raise ConfigError(f"unknown protocol {name!r}; expected one of {', '.join(spec_names())}")
+    return _class_of(name)

@@ -63,6 +63,7 @@ class Protocol:
     """Base class; subclasses set `name`, `summary` and implement the hooks below."""
 
     name: ClassVar[str] = "?"
+    kind: ClassVar[str] = "?"                  # the definition family (`kind:`), set by `register_kind`
     summary: ClassVar[str] = ""
     shards: ClassVar[bool] = False           # scores in chunks that torchrun processes share
     features_help: ClassVar[str] = "feature store .npz (features, paths[, flip_features]) relative to --data-root"
@@ -88,6 +89,17 @@ class Protocol:
         g = parser.add_argument_group("scale")
         g.add_argument("--max-memory-gb", type=float_range(0.0, 1e6, lo_open=True), default=2.0,
                        help="working memory for score blocks beyond the inputs (default 2)")
+
+    @classmethod
+    def layout_default(cls, role: str) -> str:
+        """' (default <data-root>/PATH)' for an option whose default is the definition's `layout[role]`."""
+        rel = load_spec(cls.name).layout.get(role)
+        return f" (default <data-root>/{rel})" if rel else ""
+
+    @classmethod
+    def add_rule_argument(cls, parser, help: str) -> None:
+        """`--rule`, its choices the definition's rules (`rule.default` and `rule.alternatives`)."""
+        parser.add_argument("--rule", choices=load_spec(cls.name).rules, default=None, help=help)
 
     @classmethod
     def add_flip_argument(cls, parser, default_help: str = "add when the store has flip features, else none") -> None:

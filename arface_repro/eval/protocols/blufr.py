@@ -8,11 +8,11 @@ import sys
 import numpy as np
 
 from arface_repro.errors import ConfigError
-from arface_repro.eval.protocols import register
+from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
 
 
-@register
+@register_kind("blufr")
 class BLUFR(Protocol):
     name = "blufr"
     summary = "BLUFR on LFW: VR@FAR=0.1% and DIR@FAR=1% rank 1, (mean - std) over 10 trials"
@@ -22,7 +22,7 @@ class BLUFR(Protocol):
         from arface_repro.utils.argtypes import positive_int
 
         g = p.add_argument_group("blufr options")
-        g.add_argument("--config", metavar="FILE", help="blufr_lfw_config.mat (default <data-root>/blufr_lfw_config.mat)")
+        g.add_argument("--config", metavar="FILE", help="blufr_lfw_config.mat" + cls.layout_default("config"))
         g.add_argument("--trials", help="trials to run, 1-based, comma-separated (default all 10)")
         g.add_argument("--trial-workers", type=positive_int, default=None,
                        help="trial processes (default one per CPU)")

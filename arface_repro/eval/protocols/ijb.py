@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from arface_repro.errors import ConfigError, MissingDataError
-from arface_repro.eval.protocols import register
+from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
 
 
 class IJBBase(Protocol):
-    dataset = "?"
     shards = True
     features_help = "feature store .npz of the IJB images (paths name.jpg or loose_crop/name.jpg; raw features)"
 
@@ -65,15 +64,17 @@ class IJBBase(Protocol):
                             what=f"{self.name} loose crops")
 
 
+@register_kind("ijb-1:1")
 class IJB11(IJBBase):
+    """IJB-B / IJB-C 1:1 (every `kind: ijb-1:1` definition)."""
+
     @classmethod
     def add_arguments(cls, p) -> None:
         from arface_repro.utils.argtypes import non_negative_int
 
         g = p.add_argument_group(f"{cls.name} options")
         cls.add_common_ijb(g)
-        g.add_argument("--rule", choices=("nearest", "strict"), default=None,
-                       help="TAR@FAR rule of the headline metrics (both are stored; default nearest = insightface)")
+        cls.add_rule_argument(g, "TAR@FAR rule of the headline metrics (both are stored; default nearest = insightface)")
         g.add_argument("--curve-points", type=non_negative_int, default=2000, help="ROC points kept in the record (0 = none)")
         cls.add_scale_arguments(p)
 
@@ -94,13 +95,15 @@ class IJB11(IJBBase):
                                   "arithmetic": "insightface ijb_11.py: float32 images/media, float64 templates and scores"})
 
 
+@register_kind("ijb-1:n")
 class IJB1N(IJBBase):
+    """IJB-B / IJB-C 1:N (every `kind: ijb-1:n` definition)."""
+
     @classmethod
     def add_arguments(cls, p) -> None:
         g = p.add_argument_group(f"{cls.name} options")
         cls.add_common_ijb(g)
-        g.add_argument("--rule", choices=("insightface", "open-set"), default=None,
-                       help="insightface (ijb_1n.py: one gallery G1+G2; default) or open-set (G1, G2 apart, "
+        cls.add_rule_argument(g, "insightface (ijb_1n.py: one gallery G1+G2; default) or open-set (G1, G2 apart, "
                             "TPIR at FPIR from non-mated probes)")
         cls.add_scale_arguments(p)
 
@@ -121,26 +124,3 @@ class IJB1N(IJBBase):
         return self.record(metrics, rule=rule, extra={"per_gallery": per, "image_combination": opts.label,
                                                       "flip": opts.flip})
 
-
-@register
-class IJBB(IJB11):
-    name = "ijbb"
-    summary = "IJB-B 1:1 template verification, TAR@FAR 1e-6 ... 1e-1 (insightface ijb_11.py)"
-
-
-@register
-class IJBC(IJB11):
-    name = "ijbc"
-    summary = "IJB-C 1:1 template verification, TAR@FAR 1e-6 ... 1e-1 (insightface ijb_11.py)"
-
-
-@register
-class IJBB1N(IJB1N):
-    name = "ijbb-1n"
-    summary = "IJB-B 1:N template identification, rank-1/5/10 and TPIR@FPIR (insightface ijb_1n.py)"
-
-
-@register
-class IJBC1N(IJB1N):
-    name = "ijbc-1n"
-    summary = "IJB-C 1:N template identification, rank-1/5/10 and TPIR@FPIR (insightface ijb_1n.py)"

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import ConfigError, MissingDataError
-from arface_repro.eval.protocols import register
+from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol, need, parse_sizes
 
 
-@register
+@register_kind("megaface")
 class MegaFace(Protocol):
     name = "megaface"
     summary = "MegaFace Challenge 1, FaceScrub probes: rank-1 identification per distractor-set size, Ver@FAR=1e-6"
@@ -46,8 +46,7 @@ class MegaFace(Protocol):
                        help="noise lists: insightface (default), exclude, none")
         g.add_argument("--facescrub-noises", metavar="FILE", help="facescrub_noises.txt (default from the layout)")
         g.add_argument("--megaface-noises", metavar="FILE", help="megaface_noises.txt (default from the layout)")
-        g.add_argument("--rule", choices=("facex-zoo", "ties-against"), default=None,
-                       help="rank rule: facex-zoo (mated >= N-th distractor; default) or ties-against")
+        cls.add_rule_argument(g, "rank rule: facex-zoo (mated >= N-th distractor; default) or ties-against")
         g.add_argument("--max-rank", type=int_range(1, 1000), default=10, help="CMC up to this rank (default 10)")
         cls.add_flip_argument(g)
         cls.add_scale_arguments(p)

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from arface_repro.errors import ConfigError
-from arface_repro.eval.protocols import register
+from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
 
 
-@register
+@register_kind("rmfrd")
 class RMFRD(Protocol):
     name = "rmfrd"
     summary = "RMFRD: masked probes vs unmasked gallery, TAR@FAR and rank-1 (this package's protocol)"

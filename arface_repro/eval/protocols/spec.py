@@ -1,9 +1,25 @@
 """Protocol definitions: `protocols/<name>.yaml`, one declarative file per protocol.
 
 Each file says where the protocol's files lie under a dataset root (`layout`: role -> relative path),
-which reporting rule it uses by default and which others it offers (`rule`), the metric keys its records
-carry (`metrics`), and the reference implementation it matches (`reference`: `name`, `where`, `status`
-= `exact` | `rule` | `own`). The CLI resolves every input file from `layout` under `--data-root`.
+which reporting rule it uses by default and which others it offers (`rule`; the `--rule` choices are these),
+the metric keys its records carry (`metrics`), and the reference implementation it matches (`reference`:
+`name`, `where`, `status` = `exact` | `rule` | `own`). The CLI resolves every input file from `layout`
+under `--data-root`. Further keys make the file the one place a protocol's facts live:
+
+* `kind` — the protocol family whose class evaluates it (`pairs`, `blufr`, `ijb-1:1`, `ijb-1:n`, `megaface`,
+  `trillion`, `ytf`, `rmfrd`; the registry of `eval/protocols` maps it to a class). A `pairs` definition
+  needs no class of its own: its class is made from the definition.
+* `order` — its place in `arface evaluate --help` and `protocol_names()` (distinct integers).
+* `format` — `pairs` only: the pair-list format, a name from the fixed parser registry
+  `arface_repro.io.pair_formats` (never an import named by the file).
+* `folds` — the fold structure the definition requires: `text` (its words, shown in errors), `count`
+  (default 10), and any of `balanced`, `equal_sizes` (booleans) and `size` (pairs per fold).
+* `counts` — the protocol's own sizes (the names of `COUNT_KEYS`: `pairs`, `genuine_template_pairs`, ...),
+  positive numbers; the paper layer words a printed difference in these units.
+* `paper` — how the paper layer evaluates it from a DATA.yaml: `root` (the dataset key `--data-root`
+  takes), `files` (`--option: {key: DATASET_KEY, required: BOOL}`: files away from their place under the
+  root) and `from_images` (false when the paper layer cannot embed its images itself; `manual` then says
+  what the user runs instead).
 
 The files are data, read with `yaml.safe_load` and validated strictly: an unknown or missing key, an
 absolute or `..` layout path, or a default rule listed among the alternatives is a ConfigError naming
@@ -13,17 +29,58 @@ README against it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from arface_repro.errors import ConfigError
 
-REQUIRED = ("name", "title", "layout", "rule", "metrics", "reference")
-OPTIONAL = ("notes",)
+REQUIRED = ("name", "title", "kind", "order", "layout", "rule", "metrics", "reference")
+OPTIONAL = ("notes", "format", "folds", "counts", "paper")
 RULE_KEYS = ("default", "alternatives")
 REFERENCE_KEYS = ("name", "where", "status")
 REFERENCE_STATUS = ("exact", "rule", "own")
+FOLD_KEYS = ("text", "count", "balanced", "equal_sizes", "size")
+PAPER_KEYS = ("root", "files", "from_images", "manual")
+PAPER_FILE_KEYS = ("key", "required")
+# the sizes a definition may state (`counts`), each in the unit the paper layer words a difference in
+COUNT_KEYS = {
+    "pairs": "pairs of a k-fold pair protocol (all folds)",
+    "genuine_pairs": "genuine pairs per trial (BLUFR verification, a mean over the trials)",
+    "genuine_probes": "genuine probes per trial (BLUFR open set, a mean over the trials)",
+    "impostor_probes": "impostor probes per trial (BLUFR open set, a mean over the trials)",
+    "genuine_template_pairs": "genuine template pairs (IJB 1:1)",
+    "impostor_template_pairs": "impostor template pairs (IJB 1:1)",
+}
+
+
+@dataclass(frozen=True)
+class FoldRule:
+    """The fold structure a k-fold definition requires (`io.pairs.check_folds`'s arguments)."""
+
+    text: str
+    count: int = 10
+    balanced: bool = False
+    equal_sizes: bool = False
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class PaperRoute:
+    """How the paper layer evaluates the protocol: DATA.yaml keys -> `--data-root` and file options."""
+
+    root: str
+    files: tuple[tuple[str, str, bool], ...]   # (option, dataset key, required?)
+    from_images: bool
+    manual: str
+
+    @property
+    def required_keys(self) -> list[str]:
+        return [self.root] + [k for _, k, req in self.files if req]
+
+    @property
+    def optional_keys(self) -> list[str]:
+        return [k for _, k, req in self.files if not req]
 
 
 @dataclass(frozen=True)
@@ -37,6 +94,12 @@ class ProtocolSpec:
     reference: dict[str, str]
     notes: str
     path: Path
+    kind: str = ""
+    order: int = 0
+    format: str = ""
+    folds: FoldRule | None = None
+    counts: dict[str, float] = field(default_factory=dict)
+    paper: PaperRoute | None = None
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -106,8 +169,74 @@ def parse_spec(path: Path, data) -> ProtocolSpec:
     notes = data.get("notes") or ""
     if not isinstance(notes, str):
         _fail(path, "notes must be text")
+    kind = _str(path, "kind", data["kind"])
+    order = _int(path, "order", data["order"], lo=0)
+    fmt = _str(path, "format", data["format"]) if "format" in data else ""
+    if (kind == "pairs") != bool(fmt):
+        _fail(path, "format (the pair-list format) is required for kind pairs and only there")
     return ProtocolSpec(name, _str(path, "title", data["title"]), clean, default, alts, metrics, ref,
-                        " ".join(notes.split()), path)
+                        " ".join(notes.split()), path, kind, order, fmt,
+                        _folds(path, data["folds"]) if "folds" in data else None,
+                        _counts(path, data.get("counts")), _paper(path, data["paper"]) if "paper" in data else None)
+
+
+def _int(path: Path, key: str, value, lo: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        _fail(path, f"{key} must be an integer >= {lo}, got {value!r}")
+    return value
+
+
+def _bool(path: Path, key: str, value) -> bool:
+    if not isinstance(value, bool):
+        _fail(path, f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _mapping(path: Path, key: str, value, allowed, required=()) -> dict:
+    if not isinstance(value, dict):
+        _fail(path, f"{key} must be a mapping")
+    unknown = sorted(set(map(str, value)) - set(allowed))
+    if unknown:
+        _fail(path, f"{key}: unknown key(s) {unknown}; allowed: {', '.join(allowed)}")
+    missing = [k for k in required if k not in value]
+    if missing:
+        _fail(path, f"{key}: missing key(s) {missing}")
+    return value
+
+
+def _folds(path: Path, value) -> FoldRule:
+    d = _mapping(path, "folds", value, FOLD_KEYS, ("text",))
+    size = _int(path, "folds.size", d["size"]) if "size" in d else None
+    return FoldRule(_str(path, "folds.text", d["text"]), _int(path, "folds.count", d.get("count", 10), lo=2),
+                    _bool(path, "folds.balanced", d.get("balanced", False)),
+                    _bool(path, "folds.equal_sizes", d.get("equal_sizes", False)), size)
+
+
+def _counts(path: Path, value) -> dict[str, float]:
+    if value is None:
+        return {}
+    out = {}
+    for k, v in _mapping(path, "counts", value, tuple(COUNT_KEYS)).items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            _fail(path, f"counts.{k} must be a positive number, got {v!r}")
+        out[str(k)] = v
+    return out
+
+
+def _paper(path: Path, value) -> PaperRoute:
+    d = _mapping(path, "paper", value, PAPER_KEYS, ("root", "from_images"))
+    files = []
+    for opt, f in _mapping(path, "paper.files", d.get("files") or {}, [str(k) for k in d.get("files") or {}]).items():
+        if not isinstance(opt, str) or not opt.startswith("--"):
+            _fail(path, f"paper.files: {opt!r} must be an option name ('--pairs')")
+        f = _mapping(path, f"paper.files.{opt}", f, PAPER_FILE_KEYS, PAPER_FILE_KEYS)
+        files.append((opt, _str(path, f"paper.files.{opt}.key", f["key"]),
+                      _bool(path, f"paper.files.{opt}.required", f["required"])))
+    from_images = _bool(path, "paper.from_images", d["from_images"])
+    manual = " ".join(str(d.get("manual") or "").split())
+    if not from_images and not manual:
+        _fail(path, "paper.manual must say what to run instead when paper.from_images is false")
+    return PaperRoute(_str(path, "paper.root", d["root"]), tuple(files), from_images, manual)
 
 
 def specs_dir() -> Path:
@@ -133,8 +262,24 @@ def load_spec(name: str) -> ProtocolSpec:
 
 
 def spec_names() -> list[str]:
-    """Names of the protocol definitions present (top-level `*.yaml` files)."""
-    return sorted(p.stem for p in specs_dir().glob("*.yaml"))
+    """Names of the protocol definitions present (top-level `*.yaml` files), in their `order`."""
+    specs = [load_spec(p.stem) for p in sorted(specs_dir().glob("*.yaml"))]
+    seen: dict[int, ProtocolSpec] = {}
+    for s in specs:
+        if s.order in seen:
+            raise ConfigError(f"{s.path}: order {s.order} is also {seen[s.order].path.name}'s")
+        seen[s.order] = s
+    return [s.name for s in sorted(specs, key=lambda s: s.order)]
+
+
+def specs_of_kind(kind: str) -> list[ProtocolSpec]:
+    """The definitions of one family (e.g. every `pairs` set), in their `order`."""
+    return [s for s in map(load_spec, spec_names()) if s.kind == kind]
+
+
+def paper_routes() -> dict[str, PaperRoute]:
+    """protocol -> how the paper layer evaluates it, for every definition with a `paper` section."""
+    return {s.name: s.paper for s in map(load_spec, spec_names()) if s.paper is not None}
 
 
 STATUS_TEXT = {"exact": "same numbers", "rule": "same rule", "own": "own definition"}

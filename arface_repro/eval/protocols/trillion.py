@@ -3,11 +3,11 @@ matrices (`arface_repro.eval.trillion_pairs`; both metrics are this package's de
 
 from __future__ import annotations
 
-from arface_repro.eval.protocols import register
+from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import Protocol
 
 
-@register
+@register_kind("trillion")
 class TrillionPairs(Protocol):
     name = "trillion"
     summary = "Trillion-Pairs: Ver TPR@FPR=1e-9 over probe x (distractor + probe) pairs, Id TPR@FPR=1e-3"

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from arface_repro.errors import ConfigError
-from arface_repro.eval.protocols import register
+from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
 
 
-@register
+@register_kind("ytf")
 class YTF(Protocol):
     name = "ytf"
     summary = "YouTube Faces: video-pair verification, 10-fold accuracy over the 10 splits"
@@ -16,10 +16,10 @@ class YTF(Protocol):
     @classmethod
     def add_arguments(cls, p) -> None:
         g = p.add_argument_group("ytf options")
-        g.add_argument("--pairs", metavar="FILE", help="splits.txt (default <data-root>/splits.txt)")
+        g.add_argument("--pairs", metavar="FILE", help="splits.txt" + cls.layout_default("splits"))
         g.add_argument("--pooling", choices=("mean", "min-dist", "mean-dist", "max-dist"), default="mean",
                        help="video comparison: mean of normalised frames (default) or min/mean/max frame-pair distance")
-        g.add_argument("--rule", choices=("insightface",), default=None, help="accuracy rule (insightface k-fold)")
+        cls.add_rule_argument(g, "accuracy rule (insightface k-fold)")
         cls.add_flip_argument(g)
 
     def splits(self):

@@ -1,4 +1,5 @@
-"""Pair verification protocols (LFW, CALFW, CPLFW, CFP-FP/FF, AgeDB-30, insightface .bin) on a feature store.
+"""Pair verification on a feature store: LFW, CALFW, CPLFW, CFP-FP/FF, AgeDB-30, insightface .bin sets, and
+any other `kind: pairs` definition (protocols/<name>.yaml: its pair-list format and fold rule).
 
 One interface: `load_pair_protocol(name, ...)` returns a `PairList`; `evaluate_pairs(store, pairs, rule)`
 returns metrics (percent, keyed by the paper's column headers), per-fold values and an ROC curve.
@@ -31,65 +32,42 @@ import numpy as np
 
 from arface_repro.errors import ConfigError
 from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
+from arface_repro.eval.metric_keys import rate_key
+from arface_repro.eval.protocols.spec import ProtocolSpec, load_spec
 from arface_repro.eval.roc import roc_points
 from arface_repro.io.feature_store import FeatureStore
-from arface_repro.io.insightface_bin import bin_pairs
-from arface_repro.io.pairs import (PairList, check_folds, parse_calfw_pairs, parse_cfp_pairs, parse_cplfw_pairs,
-                                   parse_label_pairs, parse_lfw_pairs)
+from arface_repro.io.pair_formats import get_pair_format
+from arface_repro.io.pairs import PairList, check_folds
 
-PAIR_PROTOCOLS = ("lfw", "calfw", "cplfw", "cfp-fp", "cfp-ff", "agedb30", "bin")
-RULES = ("insightface", "lfw-official")
+RULES = ("insightface", "lfw-official")   # the rules `evaluate_pairs` implements; a definition offers some of them
 TARGET_FAR = 1e-3
 
-# Default pair-file locations relative to --data-root, used when --pairs is not given.
-_DEFAULT_FILES = {"lfw": "pairs.txt", "calfw": "pairs_CALFW.txt", "cplfw": "pairs_CPLFW.txt",
-                  "agedb30": "agedb_30_pair.txt"}
+
+def pair_spec(name: str) -> ProtocolSpec:
+    """The definition of pair protocol `name` (`protocols/<name>.yaml`, `kind: pairs`)."""
+    spec = load_spec(name)
+    if spec.kind != "pairs":
+        raise ConfigError(f"{spec.path}: {name} is a {spec.kind} protocol, not a pair protocol (kind: pairs)")
+    return spec
 
 
 def load_pair_protocol(name: str, pairs: str | os.PathLike | None = None,
                        data_root: str | os.PathLike | None = None, image_dir: str = "") -> PairList:
-    """Parse the pair list of protocol `name` from `pairs` (or its default file under `data_root`), with the fold
-    structure its definition requires checked (`FOLD_RULES`)."""
-    pl = _parse_pair_protocol(name, pairs, data_root, image_dir)
-    check_folds(pl.fold, pl.issame, pl.source, f"{name} ({FOLD_TEXT[name]})", range(10), numbering="1-based",
-                **FOLD_RULES[name])
-    return pl
-
-
-# The fold structure each definition requires (all: 10 folds). LFW View 2: 10 folds of n matched + n mismatched
-# (300 in pairs.txt; a header `10 n` subset is accepted); CALFW/CPLFW (FaceX-Zoo): fold i = positives[s*i:s*(i+1)] +
-# negatives[...]; CFP: Split/*/01..10 with as many same as diff pairs, the same count in every fold (350);
-# AgeDB-30: 10 x 600 = 300 + 300; `.bin` sets: KFold(10) blocks of the pair list (sizes differ by at most one).
-FOLD_RULES = {"lfw": {"balanced": True, "equal_sizes": True}, "calfw": {"balanced": True, "equal_sizes": True},
-              "cplfw": {"balanced": True, "equal_sizes": True}, "cfp-fp": {"balanced": True, "equal_sizes": True},
-              "cfp-ff": {"balanced": True, "equal_sizes": True}, "agedb30": {"balanced": True, "fold_size": 600},
-              "bin": {}}
-FOLD_TEXT = {"lfw": "pairs.txt header '10 n'", "calfw": "FaceX-Zoo folds", "cplfw": "FaceX-Zoo folds",
-             "cfp-fp": "Split/FP/01..10", "cfp-ff": "Split/FF/01..10", "agedb30": "blocks of 600 lines",
-             "bin": "KFold(10) blocks"}
-
-
-def _parse_pair_protocol(name, pairs, data_root, image_dir) -> PairList:
-    if name not in PAIR_PROTOCOLS:
-        raise ConfigError(f"unknown pair protocol {name!r}; expected one of {', '.join(PAIR_PROTOCOLS)}")
-    if name in ("cfp-fp", "cfp-ff"):
-        root = pairs if pairs is not None else data_root
-        if root is None:
-            raise ConfigError(f"{name}: give the CFP root (the folder holding Protocol/) as --pairs or --data-root")
-        return parse_cfp_pairs(root, "FP" if name == "cfp-fp" else "FF")
+    """Parse the pair list of protocol `name` from `pairs` (or its layout's file under `data_root`) in the format
+    its definition names, with the fold structure the definition requires (`folds`) checked."""
+    spec = pair_spec(name)
     if pairs is None:
-        if name == "bin" or data_root is None:
-            raise ConfigError(f"{name}: --pairs FILE is required")
-        pairs = Path(data_root) / _DEFAULT_FILES[name]
-    if name == "lfw":
-        return parse_lfw_pairs(pairs)
-    if name == "calfw":
-        return parse_calfw_pairs(pairs, image_dir)
-    if name == "cplfw":
-        return parse_cplfw_pairs(pairs, image_dir)
-    if name == "agedb30":
-        return parse_label_pairs(pairs, pairs_per_fold=600)
-    return bin_pairs(pairs)
+        if data_root is None or "pairs" not in spec.layout:
+            raise ConfigError(f"{name}: --pairs {'FILE' if 'pairs' not in spec.layout else 'PATH'} is required"
+                              + ("" if "pairs" not in spec.layout else " (or --data-root)"))
+        pairs = Path(data_root) / spec.layout["pairs"]
+    fmt = get_pair_format(spec.format, f"{spec.path}: format")
+    pl = fmt.parse(pairs, spec.folds, image_dir)
+    folds = spec.folds
+    if folds is not None:
+        check_folds(pl.fold, pl.issame, pl.source, f"{name} ({folds.text})", range(folds.count), numbering="1-based",
+                    balanced=folds.balanced, equal_sizes=folds.equal_sizes, fold_size=folds.size)
+    return pl
 
 
 def pair_embeddings(store: FeatureStore, pairs: PairList, flip: str = "add") -> tuple[np.ndarray, np.ndarray]:
@@ -108,7 +86,7 @@ def evaluate_pairs(store: FeatureStore, pairs: PairList, rule: str = "insightfac
     ea, eb = pair_embeddings(store, pairs, flip)
     dist = squared_l2(ea, eb)
     res = kfold_accuracy(dist, pairs.issame, pairs.fold, target_far=target_far)
-    tar_key = f"TAR@FAR={target_far:.0e}".replace("e-0", "e-")
+    tar_key = rate_key("TAR@FAR", target_far)
     both = bool(pairs.issame.any() and (~pairs.issame).any())
     # TAR@FAR and the ROC need genuine and impostor pairs; a set with one kind (a format test set) gets None
     tar = float(np.nanmean(res.tar)) * 100 if both and np.isfinite(res.tar).any() else None

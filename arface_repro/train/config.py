@@ -458,10 +458,11 @@ def config_chain(path: str | Path) -> list[tuple[Path, Mapping]]:
     while True:
         user = dict(_read_config_file(current))
         seen.append(current.resolve())
-        name = user.pop(BASE_KEY, None)
-        chain.append((current, user))
-        if name is None:
+        if BASE_KEY not in user:
+            chain.append((current, user))
             return chain[::-1]
+        name = user.pop(BASE_KEY)  # `base: null` too is refused below: a base is named or the key is absent
+        chain.append((current, user))
         if len(seen) > MAX_BASE_DEPTH:
             raise ConfigError(f"{current}: key {BASE_KEY!r}: more than {MAX_BASE_DEPTH} bases in the chain from {path}")
         nxt = _base_path(name, current, base_dir)

@@ -221,3 +221,12 @@ EXPECTED = {'arface': {'history': [{'step': 1,
 def test_steps_give_the_recorded_numbers(case, tmp_path):
     assert torch.get_num_threads() == 1
     assert steps_of(case, tmp_path) == EXPECTED[case]
+
+
+def test_every_method_kind_has_exactly_one_strategy():
+    from arface_repro.train.config import METHODS
+    from arface_repro.train.strategies import STRATEGIES, Strategy
+
+    assert sorted(STRATEGIES) == sorted(METHODS)
+    assert all(issubclass(cls, Strategy) and cls.kind == kind for kind, cls in STRATEGIES.items())
+    assert len(set(STRATEGIES.values())) == len(STRATEGIES)

@@ -3,8 +3,8 @@
 Unknown keys are errors (a typo must not silently fall back to a default). Every value is checked for its
 type and range when the config is loaded (`SCHEMA`), and an error names the file (or the override) and the
 dotted key: `lr: .nan`, `batch_size: 2.7`, `steps: "ten"`, `p_layer: 7.5` or an unregistered `model.name`
-never reach the trainer. Values the paper states are marked in the experiment YAMLs under `configs/`;
-everything else is a documented choice.
+never reach the trainer. Values the paper states are marked `(paper)` in the YAMLs under `configs/` (most of
+them in the bases, `configs/base/`); everything else is a documented choice.
 
 YAML (files and override values) is read by the package's one YAML reader, `utils.textfile.parse_yaml`: the safe
 loader plus YAML 1.2's float rule, so `lr: 1e-3` is the number 0.001; a quoted "1e-3" stays a string and is
@@ -17,6 +17,7 @@ of a file `<name>.yaml` in the folder `base/` beside the config file -- for the 
 `configs/base/`; a base's own `base:` resolves in that same folder (and a file read from a folder named
 `base/`, a base on its own, finds its bases beside it). A path, `..`, an absolute name, a
 missing base, a cycle or more than `MAX_BASE_DEPTH` bases is a one-line ConfigError naming the file and the key.
+(A name cannot leave the base folder; what the folder holds -- a link placed there by its owner -- is read.)
 A config given as a dict has no folder: it cannot name a base. Nothing named in a config is imported or run.
 """
 

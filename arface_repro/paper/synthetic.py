@@ -23,7 +23,7 @@ from arface_repro.errors import ConfigError, FormatError
 from arface_repro.io.records import build_record, load_record, write_record
 from arface_repro.paper.synthetic_eval import PROTOCOL, RULE, verify_fn_for
 from arface_repro.shared_data import REPO_ROOT
-from arface_repro.train.config import load_config
+from arface_repro.train.config import config_files, load_config
 from arface_repro.utils.cpus import usable_cpus
 from arface_repro.utils.process_pool import run_unordered
 from arface_repro.utils.provenance import code_key, environment_key
@@ -48,13 +48,16 @@ class Job:
 
 
 def run_key(job: Job) -> str:
-    """Identity of a synthetic run: config bytes, overrides, seed, the code (source hash) and the environment.
+    """Identity of a synthetic run: config bytes (of the file and of each base it names), overrides, seed, the code
+    (source hash) and the environment.
 
     Any change to the package's source or to a library version gives a new key, so a record made by other
     code is never found (it is recomputed)."""
     if not job.path.is_file():
         raise ConfigError(f"{job.path}: synthetic config not found")
-    h = hashlib.sha256(job.path.read_bytes())
+    h = hashlib.sha256()
+    for path in config_files(job.path):  # deepest base first; a config without a base: its bytes alone
+        h.update(path.read_bytes())
     h.update(json.dumps(sorted(job.overrides)).encode())
     h.update(f"seed={job.seed}".encode())
     h.update(f"code={code_key()};env={environment_key()}".encode())

@@ -3,11 +3,22 @@
 Unknown keys are errors (a typo must not silently fall back to a default). Every value is checked for its
 type and range when the config is loaded (`SCHEMA`), and an error names the file (or the override) and the
 dotted key: `lr: .nan`, `batch_size: 2.7`, `steps: "ten"`, `p_layer: 7.5` or an unregistered `model.name`
-never reach the trainer. Values the paper states are marked in the experiment YAMLs under `configs/`;
-everything else is a documented choice.
+never reach the trainer. Values the paper states are marked `(paper)` in the YAMLs under `configs/` (most of
+them in the bases, `configs/base/`); everything else is a documented choice.
 
-YAML is read with PyYAML's safe loader plus YAML 1.2's float rule, so `lr: 1e-3` is the number 0.001 (plain
-YAML 1.1 would read it as the string "1e-3"); a quoted "1e-3" stays a string and is refused for a number key.
+YAML (files and override values) is read by the package's one YAML reader, `utils.textfile.parse_yaml`: the safe
+loader plus YAML 1.2's float rule, so `lr: 1e-3` is the number 0.001; a quoted "1e-3" stays a string and is
+refused for a number key.
+
+Bases: a config file may start from a base, `base: <name>`, and list only the keys that differ (as a mapping
+merged over the base's, section by section; a `kwargs` mapping replaces the base's whole). The chain is
+DEFAULTS <- deepest base <- ... <- the file <- overrides. `<name>` is a bare name (letters, digits, '_', '-')
+of a file `<name>.yaml` in the folder `base/` beside the config file -- for the shipped configs that is
+`configs/base/`; a base's own `base:` resolves in that same folder (and a file read from a folder named
+`base/`, a base on its own, finds its bases beside it). A path, `..`, an absolute name, a
+missing base, a cycle or more than `MAX_BASE_DEPTH` bases is a one-line ConfigError naming the file and the key.
+(A name cannot leave the base folder; what the folder holds -- a link placed there by its owner -- is read.)
+A config given as a dict has no folder: it cannot name a base. Nothing named in a config is imported or run.
 """
 
 from __future__ import annotations
@@ -18,11 +29,8 @@ import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-import yaml
-
 from arface_repro.errors import ConfigError
-from arface_repro.utils.textfile import MAX_YAML_BYTES, read_text
-from arface_repro.utils.yaml_limits import load_bounded
+from arface_repro.utils.textfile import parse_yaml, read_yaml
 
 DEFAULTS: dict[str, Any] = {
     "name": "unnamed",
@@ -94,25 +102,10 @@ STAGES = ("stage1", "stage2", "stage3", "stage4")
 PATCHES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 
 
-class _Loader(yaml.SafeLoader):
-    """yaml.SafeLoader that also reads YAML 1.2 floats without a dot (1e-3, 5E+4) as numbers."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-                    |[-+]?\.(?:inf|Inf|INF)
-                    |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."),
-)
-
-
-def yaml_load(text: str):
-    """Parse YAML text (safe: plain scalars, lists and mappings only), with the nesting and alias-expansion
-    bounds of `utils.yaml_limits`."""
-    return load_bounded(text, _Loader)
+BASE_KEY = "base"
+BASE_DIR = "base"        # bases of a config file live in <its folder>/base/
+MAX_BASE_DEPTH = 4       # experiment -> base -> base -> base -> base; the shipped chains are at most 3 deep
+_BASE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 # ------------------------------------------------------------------------------------------ value checks
@@ -327,10 +320,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     path = key.strip().split(".")
     if not all(path):
         raise ConfigError(f"override {text!r}: empty key")
-    try:
-        return path, yaml_load(value)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({' '.join(str(exc).split())[:120]})") from None
+    return path, parse_yaml(value, f"override {text!r}: value", ConfigError)
 
 
 def apply_overrides(cfg: dict, overrides: Iterable[str], origins: dict | None = None) -> dict:
@@ -434,27 +424,84 @@ def _leaf_keys(tree: Mapping, prefix: str = "") -> Iterable[str]:
             yield from _leaf_keys(v, f"{key}.")
 
 
+def _read_config_file(path: Path) -> Mapping:
+    """The top-level mapping of one config file (UTF-8, size, nesting and alias bounds of the YAML reader)."""
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist")
+    user = read_yaml(path, "config file", ConfigError)
+    if user is None:  # an empty (or truncated-to-nothing) file would silently train the defaults
+        raise ConfigError(f"{path}: the config file is empty; a config names at least the run (name: ...)")
+    if not isinstance(user, Mapping):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return user
+
+
+def _base_path(name, where: Path, base_dir: Path) -> Path:
+    if not isinstance(name, str) or not _BASE_NAME.fullmatch(name):
+        raise ConfigError(f"{where}: key {BASE_KEY!r} must be the bare name of a file in {base_dir}/ (letters, digits, "
+                          f"'_', '-'; no path, no '..', no '.yaml'), got {name!r}")
+    path = base_dir / f"{name}.yaml"
+    if not path.is_file():
+        have = sorted(p.stem for p in base_dir.glob("*.yaml")) if base_dir.is_dir() else []
+        raise ConfigError(f"{where}: key {BASE_KEY!r}: no base {name!r} ({path} does not exist; bases resolve only in "
+                          f"{base_dir}/" + (f": {', '.join(have)})" if have else ")"))
+    return path
+
+
+def config_chain(path: str | Path) -> list[tuple[Path, Mapping]]:
+    """The files a config file is made of, deepest base first, each with its mapping (the `base` key removed)."""
+    path = Path(path)
+    # a file inside a folder named base/ (a base read on its own) finds its bases beside it
+    base_dir = path.parent if path.parent.name == BASE_DIR else path.parent / BASE_DIR
+    chain: list[tuple[Path, Mapping]] = []
+    seen: list[Path] = []
+    current = path
+    while True:
+        user = dict(_read_config_file(current))
+        seen.append(current.resolve())
+        if BASE_KEY not in user:
+            chain.append((current, user))
+            return chain[::-1]
+        name = user.pop(BASE_KEY)  # `base: null` too is refused below: a base is named or the key is absent
+        chain.append((current, user))
+        if len(seen) > MAX_BASE_DEPTH:
+            raise ConfigError(f"{current}: key {BASE_KEY!r}: more than {MAX_BASE_DEPTH} bases in the chain from {path}")
+        nxt = _base_path(name, current, base_dir)
+        if nxt.resolve() in seen:
+            raise ConfigError(f"{current}: key {BASE_KEY!r}: base {name!r} makes a cycle "
+                              f"({' -> '.join(p.name for p in seen)} -> {nxt.name})")
+        current = nxt
+
+
+def config_files(path: str | Path) -> list[Path]:
+    """The files a config file is made of, deepest base first and the file itself last (for record keys)."""
+    return [p for p, _ in config_chain(path)]
+
+
+def _note_origins(origins: dict, user: Mapping, where: str) -> None:
+    for key in _leaf_keys(user):  # re-inserted: the order of `origins` is the order keys were last set
+        origins.pop(key, None)
+        origins[key] = where
+
+
 def load_config(source: str | Path | Mapping | None = None, overrides: Iterable[str] = ()) -> dict:
-    """DEFAULTS <- YAML file (or dict) <- overrides; every key validated (errors name the file or override and the key)."""
+    """DEFAULTS <- bases <- YAML file (or dict) <- overrides; every key validated (errors name the file or override
+    and the key)."""
+    origins: dict[str, str] = {}
     if source is None:
-        user: Mapping = {}
-        where = "defaults"
+        cfg, where = copy.deepcopy(DEFAULTS), "defaults"
     elif isinstance(source, Mapping):
-        user, where = source, "<dict>"
+        where = "<dict>"
+        if BASE_KEY in source:
+            raise ConfigError(f"{where}: key {BASE_KEY!r}: a config given as a dict cannot name a base (bases resolve "
+                              f"beside a config file)")
+        cfg = _merge(DEFAULTS, source, where)
+        _note_origins(origins, source, where)
     else:
-        path = Path(source)
-        where = str(path)
-        if not path.exists():
-            raise ConfigError(f"config file {path} does not exist")
-        try:
-            user = yaml_load(read_text(path, "config file", MAX_YAML_BYTES))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
-        if user is None:  # an empty (or truncated-to-nothing) file would silently train the defaults
-            raise ConfigError(f"{path}: the config file is empty; a config names at least the run (name: ...)")
-        if not isinstance(user, Mapping):
-            raise ConfigError(f"{path}: top level must be a mapping")
-    cfg = _merge(DEFAULTS, user, where)
-    origins = {key: where for key in _leaf_keys(user)}
+        where = str(source)
+        cfg = DEFAULTS
+        for file, user in config_chain(source):
+            cfg = _merge(cfg, user, str(file))
+            _note_origins(origins, user, str(file))
     cfg = apply_overrides(cfg, overrides, origins)
     return validate(cfg, origins, where)

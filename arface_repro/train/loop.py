@@ -1,6 +1,7 @@
 """The ARFace training loop (Feature-Net + Attention-Net with REINFORCE) and its baselines.
 
-One step on a global batch (split evenly over processes):
+One step on a global batch (split evenly over processes); what a method adds to it is its strategy
+(`train.strategies`, one class per `method.kind`):
 1. ARFace: the Attention-Net scores the 5 landmark patches and a mode (keep/drop per patch, 31 valid
    modes) is sampled per image; Random (PickPatch): a mode drawn uniformly. Mask M multiplies the input
    and, when `num_layers` > 0, the outputs of randomly drawn mask points (feature-map masking).
@@ -40,16 +41,15 @@ import torch.nn.functional as F
 
 from arface_repro.errors import ArfaceError, ConfigError, FormatError
 from arface_repro.method import patches as P
-from arface_repro.method.attention_net import AttentionNet, entropy, greedy_modes, log_prob, sample_modes
-from arface_repro.method.baselines import DropBlockHooks, cutout_mask
-from arface_repro.method.feature_masking import FeatureMasker, choose_layers
-from arface_repro.method.reinforce import EMABaseline, reinforce_loss
+from arface_repro.method.attention_net import greedy_modes
+from arface_repro.method.reinforce import EMABaseline
 from arface_repro.backbones.heads import create_head
 from arface_repro.train import acceleration as A
 from arface_repro.train import distributed as D
 from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state
 from arface_repro.train.config import load_config
 from arface_repro.train.data import GlobalBatches, build_train_set, build_val_set, fetch, next_batch, worker_loader
+from arface_repro.train.strategies import StepDraws, Strategy, step_generator, strategy_for
 from arface_repro.utils import launcher_env
 from arface_repro.utils.atomic import atomic_open
 from arface_repro.utils.devices import check_device
@@ -87,18 +87,7 @@ def build_backbone(cfg: dict) -> nn.Module:
 
 def check_backbone_fits(backbone: nn.Module, cfg: dict) -> None:
     """Config values that depend on the backbone, checked before any step: mask points and DropBlock stages."""
-    m = cfg["method"]
-    name = cfg["model"]["name"]
-    if m["kind"] in ("arface", "random") and m["num_layers"] > 0:
-        points = list(getattr(backbone, "mask_points", []))
-        if m["num_layers"] > len(points):
-            raise ConfigError(f"method.num_layers={m['num_layers']} but {name!r} has only {len(points)} maskable "
-                              f"layers (residual blocks)")
-    if m["kind"] == "dropblock":
-        stages = getattr(backbone, "stage_points", {})
-        missing = [s for s in m["dropblock"]["stages"] if s not in stages]
-        if missing:
-            raise ConfigError(f"method.dropblock.stages: {name!r} has no stage {missing[0]!r} (it has {sorted(stages)})")
+    strategy_for(cfg).check_backbone(backbone)
 
 
 class FeatureNet(nn.Module):
@@ -137,10 +126,6 @@ def lr_lambda(tcfg: dict) -> Callable[[int], float]:
         return 1.0
 
     return fn
-
-
-def _step_generator(seed: int, step: int, device: torch.device | str = "cpu") -> torch.Generator:
-    return torch.Generator(device).manual_seed((int(seed) * 1_000_003 + int(step) * 7919 + 12345) % (2**63 - 1))
 
 
 def _optimizer(params, tcfg: dict) -> torch.optim.Optimizer:
@@ -182,14 +167,13 @@ class Trainer:
         self.verify_fn, self.on_step = verify_fn, on_step
         self.train_set, self.val_set = datasets if datasets is not None else (build_train_set(cfg), None)
         self.batches = GlobalBatches(len(self.train_set), self.B, seed, self.dist.rank, W)
-        if m["kind"] == "fixed" and getattr(self.train_set, "occluded", None) is None:   # found before any step
-            raise ConfigError(f"method.kind=fixed (fixed_mask {m['fixed_mask']!r}) needs a synthetic training set with "
-                              f"occlusion flags (data.kind = synthetic), not data.kind = {cfg['data']['kind']!r}")
+        self.strategy: Strategy = strategy_for(cfg)
+        self.strategy.check_data(self.train_set, cfg["data"]["kind"])   # found before any step
         source = getattr(self.train_set, "landmark_source", None)
-        if source and self.dist.is_main and not t["quiet"] and m["kind"] in ("arface", "random"):
+        if source and self.dist.is_main and not t["quiet"] and self.strategy.uses_landmarks:
             print(f"{cfg['name']}: patch centres from {source}", file=sys.stderr)
         backbone = build_backbone(cfg)
-        check_backbone_fits(backbone, cfg)
+        self.strategy.check_backbone(backbone)
         if self.b_local < 2 and any(isinstance(mod, nn.modules.batchnorm._BatchNorm) for mod in backbone.modules()):
             raise ConfigError(f"train.batch_size={self.B}: {self.b_local} image per process; the model's batch "
                               f"normalisation needs at least 2 images per process in training")
@@ -198,37 +182,29 @@ class Trainer:
         head = create_head(cfg["head"]["name"], emb_dim, num_classes, **(cfg["head"].get("kwargs") or {}))
         self.fnet = FeatureNet(backbone, head).to(self.device, memory_format=self.memory_format)
         compiled = bool(t["compile"])
-        masker_cls = A.StaticFeatureMasker if compiled else FeatureMasker
-        self.masker = masker_cls(backbone, getattr(backbone, "mask_points", []), m["mask_scale"]) if m["kind"] in ("arface", "random") and m["num_layers"] > 0 else None
-        self.dropblock = None
-        if m["kind"] == "dropblock":
-            stages = [n for s in m["dropblock"]["stages"] for n in backbone.stage_points[s]]
-            hooks_cls = A.EagerDropBlockHooks if compiled else DropBlockHooks
-            self.dropblock = hooks_cls(backbone, stages, m["dropblock"]["block_size"], m["dropblock"]["final_keep_prob"])
+        self.strategy.build(backbone, self.device, compiled)   # hooks before the backbone is compiled
         if compiled:
             A.compile_backbone(backbone)
-        self.attn = None
-        if m["kind"] == "arface":
-            a = m["attention"]
-            self.attn = AttentionNet(a["patch_size"], tuple(a["channels"])).to(self.device)
-            opt = torch.optim.Adam if a["optimizer"] == "adam" else torch.optim.SGD
-            self.opt_a = opt(self.attn.parameters(), lr=a["lr"], weight_decay=a["weight_decay"])
-        self.fnet_ddp, self.attn_ddp = self.fnet, self.attn
+        self.fnet_ddp = self.fnet
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.fnet_ddp = nn.parallel.DistributedDataParallel(self.fnet, device_ids=ids)
-            if self.attn is not None:
-                self.attn_ddp = nn.parallel.DistributedDataParallel(self.attn, device_ids=ids)
+            self.strategy.distribute(lambda module: nn.parallel.DistributedDataParallel(module, device_ids=ids))
         self.opt = _optimizer(self.fnet.parameters(), t)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(t))
         self.scaler = self.precision.grad_scaler()
-        self.baseline = EMABaseline(m["baseline_decay"], 0.0)
+        self.baseline = EMABaseline(m["baseline_decay"], 0.0)  # ARFace's; in every checkpoint (format unchanged)
         self.step = 0
         self.ckpt_step = 0  # step of the last checkpoint this run wrote or resumed from
         self.history: list[dict] = []
         self.ckpt_path = self.out_dir / "checkpoint_last.pt"
         self.log_path = self.out_dir / "metrics.jsonl"
         self._maybe_resume()
+
+    @property
+    def attn(self) -> nn.Module | None:
+        """ARFace's Attention-Net (None for the other methods)."""
+        return self.strategy.attn
 
     # ------------------------------------------------------------------ setup helpers
     @staticmethod
@@ -255,9 +231,7 @@ class Trainer:
         self.sched.load_state_dict(ck["sched"])
         if self.scaler.is_enabled() and ck.get("scaler"):  # fp16: the scale and its growth tracker go on
             self.scaler.load_state_dict(ck["scaler"])
-        if self.attn is not None:
-            self.attn.load_state_dict(ck["attn"])
-            self.opt_a.load_state_dict(ck["opt_a"])
+        self.strategy.load_checkpoint_state(ck)
         self.baseline.load_state_dict(ck["baseline"])
         self.step = self.ckpt_step = int(ck["step"])
         self.history = list(ck.get("history", []))
@@ -275,8 +249,7 @@ class Trainer:
             "sched": self.sched.state_dict(), "scaler": self.scaler.state_dict(), "baseline": self.baseline.state_dict(),
             "history": self.history,
         }
-        if self.attn is not None:
-            payload.update(attn=self.attn.state_dict(), opt_a=self.opt_a.state_dict())
+        payload.update(self.strategy.checkpoint_state())
         path = save_checkpoint(self.ckpt_path, payload)
         self.ckpt_step = self.step
         return path
@@ -284,45 +257,21 @@ class Trainer:
     # ------------------------------------------------------------------ one step
     def train_step(self, batch=None) -> dict:
         """One step; `batch` = (images, labels, landmarks) of this rank, fetched here when None."""
-        cfg, m = self.cfg, self.cfg["method"]
+        cfg, strategy = self.cfg, self.strategy
         W, r = self.dist.world_size, self.dist.rank
-        gen = _step_generator(cfg["seed"], self.step)
+        gen = step_generator(cfg["seed"], self.step)
         u_modes = torch.rand(self.B, generator=gen)[r::W].contiguous()
         u_cut = torch.rand(self.B, 2, generator=gen)[r::W].contiguous()
-        layers = choose_layers(self.masker.points, m["num_layers"], gen, m["p_layer"], m["layer_draw"]) if self.masker else []
+        draws = StepDraws(u_modes, u_cut, strategy.draw_layers(gen))
         imgs, labels, lms = batch if batch is not None else fetch(self.train_set, self.batches.local_indices(self.step))
         imgs, labels = imgs.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
         x = normalise(imgs, cfg["data"]["pixel_mean"], cfg["data"]["pixel_std"], self.memory_format)
-        H, Wd = x.shape[-2:]
-        keep = None
-        logits_a = None
-        if m["kind"] in ("arface", "random", "fixed"):
-            boxes = torch.from_numpy(P.patch_boxes(lms, m["patch_radius"], H, Wd)).to(self.device)
-            if m["kind"] == "arface":
-                logits_a = self.attn_ddp(x, boxes)
-                modes = sample_modes(logits_a, u_modes)
-                keep = P.modes_to_keep(modes)
-            elif m["kind"] == "fixed":
-                keep = torch.from_numpy(self.fixed_keep(self.batches.local_indices(self.step))).to(self.device)
-            else:
-                modes = (u_modes * P.NUM_MODES).long().clamp_max(P.NUM_MODES - 1).to(self.device)
-                keep = P.modes_to_keep(modes)
-            mask = P.drop_mask(boxes, keep, H, Wd)
-            x = (x * mask).contiguous(memory_format=self.memory_format)
-            if self.masker:
-                self.masker.arm(mask, layers)
-        elif m["kind"] == "cutout":
-            cut = cutout_mask(x.shape[0], H, Wd, int(m["cutout_size"]), u_cut.to(self.device, non_blocking=True))
-            x = (x * cut).contiguous(memory_format=self.memory_format)
-        elif m["kind"] == "dropblock":
-            self.dropblock.set_progress(self.step / max(1, cfg["train"]["steps"] - 1))
-            self.dropblock.generator = _step_generator(cfg["seed"] + 1 + r, self.step, self.device)
+        x, keep = strategy.prepare(self, x, lms, draws)
         self.fnet_ddp.train()
         with self.precision.autocast():
             logits, pred = self.fnet_ddp(x, labels)  # the head's logits are float32 (autocast off inside it)
         loss = F.cross_entropy(logits.float(), labels)
-        if self.masker:
-            self.masker.disarm()
+        strategy.after_forward()
         # global statistics of this step before any update: every rank sees the same sums, so a non-finite
         # loss stops all of them at the same step (and the policy step uses the same reward everywhere).
         # Reduced where the group's backend reduces (NCCL: on the GPU), then read once.
@@ -355,22 +304,7 @@ class Trainer:
             rec["grad_scale"] = float(self.scaler.get_scale())
         if keep is not None:
             rec["drop_rate"] = (stats[2:] / self.B).tolist()
-        if self.attn is not None:
-            if m["baseline_update"] == "before":  # ENAS: b is moved towards R first, then the advantage is R - b
-                self.baseline.update(R)
-            b = self.baseline.value
-            adv = R - b if m["reward"] == "batch" else correct - b
-            lp = log_prob(logits_a, modes)
-            ent = entropy(logits_a) if m["entropy_weight"] else None
-            loss_a = reinforce_loss(lp, adv, self.B, ent, m["entropy_weight"]) * W  # DDP averages over ranks
-            self.opt_a.zero_grad(set_to_none=True)
-            loss_a.backward()
-            self.opt_a.step()
-            pl = (loss_a.detach().double() / W).view(1).to(D.collective_device(self.dist, self.device))
-            pl = D.all_reduce_sum(pl, self.dist).cpu()
-            rec.update(reward=R, baseline=b, policy_loss=float(pl[0]))
-            if m["baseline_update"] == "after":
-                self.baseline.update(R)
+        strategy.after_step(self, R, correct, rec)
         self.step += 1
         return rec
 

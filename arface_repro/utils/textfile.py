@@ -10,15 +10,23 @@ the caller passes its own cap (IJB-C meta and Trillion-Pairs labels: 1 GiB; Mega
 lines of at most `MAX_LINE_BYTES` (1 MiB) unless the format is JSON (a record or list written on one line).
 YAML files are capped at `MAX_YAML_BYTES` and parsed with bounded nesting and alias expansion
 (`utils.yaml_limits`).
+
+One YAML reader for every YAML the package reads (training configs and their `key=value` overrides, protocol
+specs, model presets, the paper manifest, DATA.yaml, paper tables): `parse_yaml` / `read_yaml`. It is PyYAML's
+safe loader (plain scalars, lists and mappings only: nothing named in a file is constructed or run) plus YAML
+1.2's float rule, so `lr: 1e-3` is the number 0.001 (plain YAML 1.1 reads it as the string "1e-3"); a quoted
+"1e-3" stays a string.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 import numpy as np
+import yaml
 
-from arface_repro.errors import FormatError
+from arface_repro.errors import ArfaceError, FormatError
 from arface_repro.utils.input_files import MiB, read_capped
 from arface_repro.utils.yaml_limits import load_bounded
 
@@ -70,17 +78,34 @@ def read_lines(path: str | os.PathLike, what: str = "text file", max_bytes: int 
     return read_text(path, what, max_bytes).splitlines()
 
 
-def read_yaml(path: str | os.PathLike, what: str = "YAML file"):
-    """The document of a YAML file read with a SafeLoader (plain data only: nothing in it is constructed or
-    run) within the nesting and alias-expansion bounds of `utils.yaml_limits`, UTF-8 checked as `read_text`;
-    invalid YAML is a FormatError naming the file. Callers validate the structure."""
-    import yaml
+class Yaml12Loader(yaml.SafeLoader):
+    """yaml.SafeLoader that also reads YAML 1.2 floats without a dot (1e-3, 5E+4) as numbers."""
 
-    text = read_text(path, what, MAX_YAML_BYTES)
+
+Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def parse_yaml(text: str, where: str, error: type[ArfaceError] = FormatError):
+    """The document of YAML `text` (the reader of the module docstring) within the nesting and alias-expansion
+    bounds of `utils.yaml_limits`; invalid YAML is an `error` "<where>: not valid YAML (...)" on one line."""
     try:
-        return load_bounded(text)
+        return load_bounded(text, Yaml12Loader)
     except yaml.YAMLError as exc:
-        raise FormatError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:300]})") from None
+        raise error(f"{where}: not valid YAML ({' '.join(str(exc).split())[:300]})") from None
+
+
+def read_yaml(path: str | os.PathLike, what: str = "YAML file", error: type[ArfaceError] = FormatError):
+    """The document of a YAML file (`parse_yaml`), UTF-8 and size checked as `read_text`; invalid YAML is an
+    `error` naming the file. Callers validate the structure."""
+    return parse_yaml(read_text(path, what, MAX_YAML_BYTES), str(path), error)
 
 
 def read_yaml_mapping(path: str | os.PathLike, what: str = "YAML file") -> dict:

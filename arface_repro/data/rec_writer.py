@@ -10,8 +10,8 @@ landmarks uses the multi-label header `[label, x1, y1, ..., x5, y5]` (flag 11; s
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 

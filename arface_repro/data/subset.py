@@ -163,7 +163,7 @@ def build_subset(source, out_prefix, lfw_names, *, identity_meta=None, class_nam
     reencoded = 0
     with FaceRecWriter(out_prefix, total, len(kept)) as writer:
         bar = progress(total=total, desc="make-subset", quiet=quiet, unit="img")
-        for label, (ident, picks) in enumerate(zip(kept, chosen)):
+        for label, (_ident, picks) in enumerate(zip(kept, chosen)):
             for item in picks:
                 if kind == "folder":
                     where = str(src / item)

@@ -69,7 +69,7 @@ def _name(x, path: Path, k: int) -> str:
     return str(a[0])
 
 
-def _check_trial(c: "BlufrConfig", t: int, path: Path) -> None:
+def _check_trial(c: BlufrConfig, t: int, path: Path) -> None:
     """Each trial has what EvalROC / OpenSetROC need: genuine and impostor test pairs, a gallery, genuine and
     impostor probes; gallery and probes are disjoint and together are the test set (so in the official config,
     checked for its 10 trials)."""

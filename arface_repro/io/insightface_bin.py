@@ -19,7 +19,6 @@ from arface_repro.io.image_header import decode_bgr
 from arface_repro.io.pairs import PairList, contiguous_folds
 from arface_repro.utils.input_files import open_regular
 
-
 MAX_BIN_BYTES = 1 << 30   # the largest insightface verification sets (cfp_fp, agedb_30) are ~100 MB
 
 

@@ -23,8 +23,8 @@ import numbers
 import os
 import struct
 from collections import namedtuple
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -279,7 +279,7 @@ class IndexedRecordReader(_MappedReader):
                 )
 
     @classmethod
-    def from_prefix(cls, prefix: str | os.PathLike) -> "IndexedRecordReader":
+    def from_prefix(cls, prefix: str | os.PathLike) -> IndexedRecordReader:
         """Open `PREFIX.idx` and `PREFIX.rec`."""
         prefix = str(prefix)
         return cls(prefix + ".idx", prefix + ".rec")
@@ -373,7 +373,7 @@ class IndexedRecordWriter(RecordWriter):
         self._keys: set[int] = set()
 
     @classmethod
-    def from_prefix(cls, prefix: str | os.PathLike) -> "IndexedRecordWriter":
+    def from_prefix(cls, prefix: str | os.PathLike) -> IndexedRecordWriter:
         prefix = str(prefix)
         return cls(prefix + ".idx", prefix + ".rec")
 

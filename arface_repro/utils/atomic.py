@@ -15,8 +15,9 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -108,7 +109,7 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_paths(paths: "list[str | os.PathLike]", clean_stale: bool = False) -> Iterator[list[Path]]:
+def atomic_paths(paths: list[str | os.PathLike], clean_stale: bool = False) -> Iterator[list[Path]]:
     """Temp paths beside each of `paths`, committed as one unit when the block finishes cleanly.
 
     For paired outputs (a record and its `.scores.npz` sidecar, a `.rec` and its `.idx`). The LAST path is the

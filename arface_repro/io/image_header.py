@@ -136,7 +136,8 @@ def _tiff(b: bytes):
 
 
 def _pnm(b: bytes):
-    tokens, i, want = [], 2, 2 if b[1:2] in (b"1", b"4") else 3
+    tokens: list[int] = []
+    i, want = 2, 2 if b[1:2] in (b"1", b"4") else 3
     while len(tokens) < want and i < min(len(b), 4096):
         c = b[i:i + 1]
         if c == b"#":

@@ -27,8 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96
+from arface_repro.data.image_decoding import decode_bgr
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
+from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
 from arface_repro.io.recordio import IndexedRecordReader, IRHeader, pack, unpack
 from arface_repro.utils.atomic import atomic_open
 from arface_repro.utils.input_files import check_regular, check_size, read_capped

@@ -31,7 +31,8 @@ from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.process_pool import run_unordered
 from arface_repro.utils.provenance import code_key, environment_key
 from arface_repro.errors import ArfaceError, ConfigError, FormatError, MissingDataError
-from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
+from arface_repro.data.image_decoding import decode_bgr
+from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
 from arface_repro.io.records import build_record, load_record, write_record
 from arface_repro.paper.synthetic import Job
 from arface_repro.utils.input_files import read_capped

@@ -115,7 +115,7 @@ class BinSet(PairProtocol):
     pairs_help = "the .bin file"
 
     def images(self) -> ImageRequest:
-        from arface_repro.io.insightface_bin import decode_bin_images
+        from arface_repro.data.image_decoding import decode_bin_images
 
         path = self.path("pairs", self.opts.pairs, option="pairs")
         names, images = decode_bin_images(path)

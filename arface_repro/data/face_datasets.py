@@ -38,7 +38,7 @@ from arface_repro.utils.textfile import read_text
 try:  # torch is only needed to subclass Dataset (ConcatDataset via `+`); the classes work without it
     from torch.utils.data import Dataset as _Base
 except ImportError:  # pragma: no cover
-    _Base = object
+    _Base = object  # type: ignore[assignment,misc]  # the same name, a plain base class without torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 LANDMARK_FLAG = 11  # IRHeader flag of an image record carrying label + 5 landmarks (11 float32 values)

@@ -2,8 +2,10 @@
 
 Every module of `arface_repro` is parsed; every import is collected, at module level and inside functions,
 absolute or relative (`from . import x`, `from ..io import pairs`), plus `importlib.import_module` calls whose
-module name is written in the source (the literal part of an f-string names the package it reaches into).
-The checks:
+module name is written in the source (the literal part of an f-string names the package it reaches into). A
+module name computed at run time (a registry importing its members from a tuple of names) is not seen: the
+registries of this package only import modules of their own layer or below. `from pkg import name` is an
+import of `pkg.name` when that is a module, else of `pkg` (its `__init__`). The checks:
 
 (a) no import cycle between modules of the package, function-local imports included (an import under
     `if TYPE_CHECKING:` never runs and makes no cycle);

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
+from arface_repro.data.image_decoding import decode_bgr
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.io import image_header as ih
 from arface_repro.io.npz_file import read_npz
@@ -21,7 +22,6 @@ from arface_repro.utils import yaml_limits
 from arface_repro.utils.input_files import read_capped
 from arface_repro.utils.textfile import read_lines, read_text, read_yaml
 from arface_repro.utils.yaml_limits import YAMLLimitError, load_bounded
-
 
 # ------------------------------------------------------------------ regular files, caps
 
@@ -118,7 +118,7 @@ def test_header_dimensions_agree_with_the_decoder(ext):
     assert ok
     fmt, w, h, c, _ = ih.image_header(buf.tobytes())
     assert (w, h) == (53, 37)
-    assert ih.decode_bgr(buf.tobytes(), "x").shape == (37, 53, 3)
+    assert decode_bgr(buf.tobytes(), "x").shape == (37, 53, 3)
 
 
 def test_png_16_bit_and_gif_headers():
@@ -142,7 +142,7 @@ def _jpeg_claiming(w: int, h: int) -> bytes:
 
 def test_huge_declared_dimensions_are_refused_before_decoding():
     with pytest.raises(FormatError, match=r"x.jpg: JPEG header declares 65000×65000 pixels"):
-        ih.decode_bgr(_jpeg_claiming(65000, 65000), "x.jpg")
+        decode_bgr(_jpeg_claiming(65000, 65000), "x.jpg")
     with pytest.raises(FormatError, match="8193×8192"):
         ih.check_image_header(_jpeg_claiming(8193, 8192), "x")
     assert ih.check_image_header(_jpeg_claiming(8192, 8192), "x") == (8192, 8192)
@@ -155,13 +155,13 @@ def test_other_formats_and_truncated_headers_are_one_line_errors():
     for data, words in ((b"<svg/>", "not an image format this package reads"), (b"\xff\xd8\xff\xe0\x00", "not a decodable image"),
                         (b"", "0 bytes"), (b"\x89PNG\r\n\x1a\n", "no PNG IHDR")):
         with pytest.raises(FormatError, match=words):
-            ih.decode_bgr(data, "x")
+            decode_bgr(data, "x")
 
 
 def test_decoder_errors_become_format_errors():
     bad = _jpeg_claiming(16, 16)[:-300]  # a real header, then garbage: OpenCV returns None or raises
     with pytest.raises(FormatError, match="x.jpg: not a decodable image"):
-        ih.decode_bgr(bad[:40] + b"\xff\xda" + b"\x00" * 10, "x.jpg")
+        decode_bgr(bad[:40] + b"\xff\xda" + b"\x00" * 10, "x.jpg")
 
 
 # ------------------------------------------------------------------ .npz members
@@ -220,7 +220,7 @@ def test_jpeg_frame_header_after_large_metadata_is_found():
     app = b"".join(b"\xff\xe2" + struct.pack(">H", 65000) + b"\0" * 64998 for _ in range(4))
     big = b[:2] + app + b[2:]
     assert ih.image_header(memoryview(big))[1:3] == (30, 20)
-    assert ih.decode_bgr(big, "x").shape == (20, 30, 3)
+    assert decode_bgr(big, "x").shape == (20, 30, 3)
 
 
 def test_npz_member_stored_twice_is_refused(tmp_path):

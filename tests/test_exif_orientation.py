@@ -1,4 +1,4 @@
-"""EXIF orientation is ignored by every image reader (the pixel grid as stored; see io/image_decoding.py):
+"""EXIF orientation is ignored by every image reader (the pixel grid as stored; see data/image_decoding.py):
 an aligned crop carrying a 'rotate 90°' tag is read upright, the same way by each reader."""
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ def test_embed_loader_ignores_the_tag(tmp_path):
 
 
 def test_bin_and_rec_payloads_ignore_the_tag(tmp_path):
+    from arface_repro.data.image_decoding import decode_bin_images
     from arface_repro.data.rec_writer import jpeg_payload
-    from arface_repro.io.insightface_bin import decode_bin_images
 
     data = _tagged_jpeg()
     (tmp_path / "s.bin").write_bytes(pickle.dumps(([data, data], [True])))

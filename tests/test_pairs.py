@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 from conftest import require
 
+from arface_repro.data.image_decoding import decode_bin_images
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.pair_verification import load_pair_protocol
-from arface_repro.io.insightface_bin import bin_pairs, decode_bin_images, load_bin
+from arface_repro.io.insightface_bin import bin_pairs, load_bin
 from arface_repro.io.pairs import (parse_calfw_pairs, parse_cfp_pairs, parse_cplfw_pairs, parse_label_pairs,
                                    parse_lfw_pairs)
 

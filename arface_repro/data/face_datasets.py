@@ -21,23 +21,24 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
 from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96
+from arface_repro.data.image_decoding import decode_bgr
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
+from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
 from arface_repro.io.recordio import IndexedRecordReader, IRHeader, pack, unpack
-from arface_repro.utils.input_files import check_regular, check_size, read_capped
 from arface_repro.utils.atomic import atomic_open
+from arface_repro.utils.input_files import check_regular, check_size, read_capped
 from arface_repro.utils.textfile import read_text
 
 try:  # torch is only needed to subclass Dataset (ConcatDataset via `+`); the classes work without it
     from torch.utils.data import Dataset as _Base
 except ImportError:  # pragma: no cover
-    _Base = object
+    _Base = object  # type: ignore[assignment,misc]  # the same name, a plain base class without torch
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 LANDMARK_FLAG = 11  # IRHeader flag of an image record carrying label + 5 landmarks (11 float32 values)

@@ -10,14 +10,15 @@ landmarks uses the multi-label header `[label, x1, y1, ..., x5, y5]` (flag 11; s
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
 from arface_repro.data.face_datasets import decode_image, pack_image_record
 from arface_repro.errors import FormatError
 from arface_repro.io.recordio import IndexedRecordWriter, IRHeader, pack
+from arface_repro.utils.outputs import Output, check_outputs
 
 
 def jpeg_payload(data: bytes, where: str, reencode: bool = False, quality: int = 95) -> tuple[bytes, bool, tuple[int, int]]:
@@ -38,8 +39,6 @@ def check_output_prefix(out_prefix: str | os.PathLike, suffixes: Iterable[str],
                         inputs: Iterable[str | os.PathLike] = ()) -> list[Path]:
     """The output files OUT_PREFIX+suffix, checked before any work (`arface_repro.utils.outputs`): none is a
     folder, an input or inside an input folder, and their folder exists (or can be made) and is writable."""
-    from arface_repro.utils.outputs import Output, check_outputs
-
     outs = [Path(f"{out_prefix}{s}") for s in suffixes]
     check_outputs([Output(o, "OUT_PREFIX") for o in outs], inputs)
     return outs

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from arface_repro.data.face_datasets import RecFaceDataset, header_landmarks, read_landmarks_file, scan_image_folder
 from arface_repro.data.identity_names import normalise_name, read_class_names, read_identity_meta, read_names_list
+from arface_repro.data.rec_writer import FaceRecWriter, check_output_prefix, jpeg_payload
 from arface_repro.errors import ConfigError, MissingDataError
 from arface_repro.utils.atomic import atomic_open
 from arface_repro.utils.progress import progress
@@ -53,8 +55,6 @@ def seeded_choice(identity_id: str, count: int, n: int, seed: int) -> np.ndarray
 
 
 def _folder_identities(root: Path, meta: dict[str, str] | None, meta_path) -> list[Identity]:
-    from arface_repro.data.face_datasets import scan_image_folder
-
     classes, items = scan_image_folder(root)
     idents = []
     for c in classes:
@@ -84,8 +84,6 @@ def _rec_identities(dataset, class_names_path, meta: dict[str, str] | None, meta
 
 def open_source(source: str | os.PathLike):
     """('folder', Path) or ('rec', RecFaceDataset) for a folder, a `.rec`/`.idx` path or a `.rec` prefix."""
-    from arface_repro.data.face_datasets import RecFaceDataset
-
     src = Path(source)
     if src.is_dir():
         return "folder", src
@@ -100,10 +98,6 @@ def build_subset(source, out_prefix, lfw_names, *, identity_meta=None, class_nam
                  seed: int = 0, keep_short: bool = False, landmarks_file=None, reencode: bool = False,
                  quality: int = 95, quiet: bool = True) -> dict:
     """Build the subset (see the module docstring); returns the counts written to the report."""
-
-    from arface_repro.data.face_datasets import header_landmarks, read_landmarks_file
-    from arface_repro.data.rec_writer import FaceRecWriter, check_output_prefix, jpeg_payload
-
     if isinstance(per_identity, bool) or not isinstance(per_identity, int) or per_identity < 0:
         raise ConfigError(f"--per-identity must be an integer >= 0 (0: every image), got {per_identity!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -163,7 +157,7 @@ def build_subset(source, out_prefix, lfw_names, *, identity_meta=None, class_nam
     reencoded = 0
     with FaceRecWriter(out_prefix, total, len(kept)) as writer:
         bar = progress(total=total, desc="make-subset", quiet=quiet, unit="img")
-        for label, (ident, picks) in enumerate(zip(kept, chosen)):
+        for label, (_ident, picks) in enumerate(zip(kept, chosen)):
             for item in picks:
                 if kind == "folder":
                     where = str(src / item)

@@ -56,10 +56,6 @@ def _textures(rng: np.random.Generator, n: int, size: int, grid: int = 4) -> np.
     return _upsample(rng.standard_normal((n, grid, grid, 3)).astype(np.float32), size)
 
 
-class _Fields:
-    """Attribute holder while a set is built."""
-
-
 CHUNK = 512   # images composed at a time (bounds the float32 working memory to ~80 MB)
 
 
@@ -101,22 +97,20 @@ class SyntheticFaces:
         group_size: int = 1,
         occluder_contrast: float = OCCLUDER_CONTRAST,
     ):
-        self = _Fields()
         if num_identities < 1 or images_per_identity < 1:
             raise ConfigError("synthetic set needs num_identities >= 1 and images_per_identity >= 1")
         if not occluder_contrast > 0:
             raise ConfigError(f"occluder_contrast must be > 0, got {occluder_contrast!r}")
         if occluded_patch not in PATCH_INDEX:
             raise ConfigError(f"occluded_patch must be one of {sorted(PATCH_INDEX)}, got {occluded_patch!r}")
-        self.num_classes = num_identities
-        self.occluded_patch = PATCH_INDEX[occluded_patch]
+        patch_index = PATCH_INDEX[occluded_patch]
         S = part_size
         # identity parts come from a stream keyed by the identity number, so they do not depend on the set size
         parts = np.stack([_textures(np.random.default_rng([seed, 1, identity_offset + k]), 5, S) for k in range(num_identities)])
         if group_size > 1:  # identities of a group share every part except the occludable one
-            own = parts[:, self.occluded_patch].copy()
+            own = parts[:, patch_index].copy()
             parts = parts[(np.arange(num_identities) // group_size) * group_size]
-            parts[:, self.occluded_patch] = own
+            parts[:, patch_index] = own
         rng = np.random.default_rng([seed, 2, identity_offset, num_identities, images_per_identity])
         n = num_identities * images_per_identity
         labels = np.repeat(np.arange(num_identities), images_per_identity)
@@ -142,7 +136,7 @@ class SyntheticFaces:
             pert = _upsample(coarse[sl].reshape(m * 5, 4, 4, 3), S).reshape(m, 5, S, S, 3)
             for p in range(5):
                 tex = parts[labels[sl], p] + variation * pert[:, p]
-                if p == self.occluded_patch:
+                if p == patch_index:
                     occ = occl[sl]
                     tex[occ] = occluder_contrast * parts[impostor[sl][occ], p]
                 x0, y0 = corner[sl, p, 0], corner[sl, p, 1]
@@ -155,11 +149,7 @@ class SyntheticFaces:
                         canvas[i, y0[i] + ty0: y1, x0[i] + tx0: x1] += tex[i, ty0: ty0 + y1 - y0[i] - ty0, tx0: tx0 + x1 - x0[i] - tx0]
             noise = pix_noise.standard_normal(canvas.shape, dtype=np.float32) * noise_std
             images[sl] = np.clip(128.0 + 70.0 * canvas * gains[sl] + noise, 0, 255).astype(np.uint8)
-        self.images = images
-        self.labels = labels.astype(np.int64)
-        self.landmarks = lms
-        self.occluded = occl
-        return (self.images, self.labels, self.landmarks, self.occluded, self.num_classes, self.occluded_patch)
+        return (images, labels.astype(np.int64), lms, occl, num_identities, patch_index)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -176,12 +166,12 @@ def verification_pairs(labels: np.ndarray, num_pairs: int, seed: int = 0) -> tup
     by_class = [c for c in by_class if len(c) >= 2]
     if not by_class:
         raise ConfigError("verification pairs need a class with at least 2 images")
-    pos = []
+    pos: list[tuple[int, int]] = []
     for _ in range(num_pairs):
         members = by_class[rng.integers(len(by_class))]
         a, b = rng.choice(members, 2, replace=False)
         pos.append((a, b))
-    neg = []
+    neg: list[tuple[int, int]] = []
     while len(neg) < num_pairs:
         a, b = rng.integers(len(labels), size=2)
         if labels[a] != labels[b]:

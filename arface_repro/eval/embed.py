@@ -34,7 +34,8 @@ from arface_repro.eval.embed_cache import EmbeddingCache, context_key, image_key
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, normalize_rel_path
 from arface_repro.utils.cpus import usable_cpus
-from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES, decode_bgr
+from arface_repro.data.image_decoding import decode_bgr
+from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
 from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.input_files import read_capped
 from arface_repro.utils.progress import progress

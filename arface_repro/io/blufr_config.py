@@ -69,7 +69,7 @@ def _name(x, path: Path, k: int) -> str:
     return str(a[0])
 
 
-def _check_trial(c: "BlufrConfig", t: int, path: Path) -> None:
+def _check_trial(c: BlufrConfig, t: int, path: Path) -> None:
     """Each trial has what EvalROC / OpenSetROC need: genuine and impostor test pairs, a gallery, genuine and
     impostor probes; gallery and probes are disjoint and together are the test set (so in the official config,
     checked for its 10 trials)."""
@@ -126,7 +126,7 @@ def check_mat_expansion(data: bytes, path) -> None:
             chunk = memoryview(data)[i + 8:i + 8 + n]
             try:
                 for k in range(0, len(chunk), 1 << 16):
-                    piece = chunk[k:k + (1 << 16)]
+                    piece: memoryview | bytes = chunk[k:k + (1 << 16)]
                     while piece:
                         total += len(d.decompress(piece, 1 << 20))
                         if total > MAX_MAT_EXPANDED:
@@ -197,16 +197,17 @@ def match_image_list(image_list: list[str], store_paths: list[str], source: str 
             dup.add(base)
         by_base[base] = i
     out = np.empty(len(image_list), dtype=np.int64)
-    missing, ambiguous = [], []
+    missing: list[str] = []
+    ambiguous: list[str] = []
     for k, name in enumerate(image_list):
         if name in dup:
             ambiguous.append(name)
             continue
-        i = by_base.get(name)
-        if i is None:
+        found = by_base.get(name)
+        if found is None:
             missing.append(name)
         else:
-            out[k] = i
+            out[k] = found
     if ambiguous:
         raise FormatError(f"{source}: {len(ambiguous)} BLUFR image name(s) match several stored paths, e.g. {ambiguous[:3]}")
     if missing:

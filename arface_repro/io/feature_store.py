@@ -9,9 +9,10 @@ name the offending path, because a silently dropped row shifts every fold after 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -194,10 +195,10 @@ def save_feature_store(
     **meta: str,
 ) -> Path:
     """Validate and write a feature store atomically; extra keyword arrays/strings are stored as metadata."""
-    store = FeatureStore(features=np.asarray(features, dtype=np.float32), paths=paths,
+    store = FeatureStore(features=np.asarray(features, dtype=np.float32), paths=np.asarray(paths, dtype=str),
                          flip_features=None if flip_features is None else np.asarray(flip_features, dtype=np.float32),
                          source=str(path))
-    arrays = {"features": store.features, "paths": store.paths}
+    arrays: dict[str, Any] = {"features": store.features, "paths": store.paths}  # Any: savez's stubs type **kwds as its flags
     if store.flip_features is not None:
         arrays["flip_features"] = store.flip_features
     for k, v in meta.items():

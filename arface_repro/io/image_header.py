@@ -2,21 +2,18 @@
 
 A 629-byte JPEG may declare 65535×65535 pixels; OpenCV would allocate gigabytes to decode it. Every image the
 package decodes (image folders, `.rec` payloads, `.bin` sets, `align`, `pack-rec`) goes through
-`decode_bgr`, which first reads width, height, channels and bits per sample from the header of the formats
-this package reads — JPEG (the first SOF segment), PNG (IHDR), BMP, GIF (logical screen), WebP (VP8, VP8L,
-VP8X), TIFF (the first IFD) and PNM (P1–P6) — and refuses an image above MAX_PIXELS (8192×8192) or MAX_SIDE,
-an image whose header cannot be read, and any other format, before decoding. A decoder error (`cv2.error`)
-is a FormatError naming the image, never a traceback.
+`data.image_decoding.decode_bgr`, which first calls `check_image_header`: it reads width, height, channels and
+bits per sample from the header of the formats this package reads — JPEG (the first SOF segment), PNG (IHDR),
+BMP, GIF (logical screen), WebP (VP8, VP8L, VP8X), TIFF (the first IFD) and PNM (P1–P6) — and refuses an image
+above MAX_PIXELS (8192×8192) or MAX_SIDE, an image whose header cannot be read, and any other format, before
+decoding. numpy only: the decoder (OpenCV) is called from `data/`.
 """
 
 from __future__ import annotations
 
 import struct
 
-import numpy as np
-
 from arface_repro.errors import FormatError
-from arface_repro.io.image_decoding import IMREAD_FLAGS
 
 MAX_IMAGE_FILE_BYTES = 256 << 20  # an image file read from disk
 MAX_SIDE = 65535
@@ -136,7 +133,8 @@ def _tiff(b: bytes):
 
 
 def _pnm(b: bytes):
-    tokens, i, want = [], 2, 2 if b[1:2] in (b"1", b"4") else 3
+    tokens: list[int] = []
+    i, want = 2, 2 if b[1:2] in (b"1", b"4") else 3
     while len(tokens) < want and i < min(len(b), 4096):
         c = b[i:i + 1]
         if c == b"#":
@@ -190,19 +188,3 @@ def check_image_header(data: bytes, where: str) -> tuple[int, int]:
         raise FormatError(f"{where}: {fmt} header declares {w}×{h} pixels × {c} channel(s); images up to "
                           f"{MAX_PIXELS:,} pixels (8192×8192), 1..4 channels are decoded")
     return w, h
-
-
-def decode_bgr(data: bytes, where: str) -> np.ndarray:
-    """Encoded image bytes -> BGR uint8 H×W×3 (`io.image_decoding.IMREAD_FLAGS`: colour, EXIF orientation ignored),
-    the header checked first (module docstring)."""
-    import cv2
-
-    check_image_header(data, where)
-    try:
-        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), IMREAD_FLAGS())
-    except cv2.error as exc:
-        msg = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise FormatError(f"{where}: not a decodable image (OpenCV: {msg[:200]}; {len(data)} bytes)") from None
-    if img is None:
-        raise FormatError(f"{where}: not a decodable image ({len(data)} bytes)")
-    return img

@@ -3,7 +3,8 @@
 A pickle of `(bins, issame_list)`: `bins` holds 2N encoded images in pair order a0, b0, a1, b1, ...
 (bytes, or uint8 numpy arrays of the encoded file); Python-2 pickles need `encoding='bytes'`.
 Folds follow `KFold(10, shuffle=False)`: contiguous blocks. Images are named `bin/000000` … in the pair
-list so a feature store of a `.bin` set uses those names.
+list so a feature store of a `.bin` set uses those names. The images are decoded by
+`data.image_decoding.decode_bin_images` (this module reads the file, numpy only).
 """
 
 from __future__ import annotations
@@ -15,10 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.io.image_header import decode_bgr
 from arface_repro.io.pairs import PairList, contiguous_folds
 from arface_repro.utils.input_files import open_regular
-
 
 MAX_BIN_BYTES = 1 << 30   # the largest insightface verification sets (cfp_fp, agedb_30) are ~100 MB
 
@@ -120,15 +119,3 @@ def bin_pairs(path: str | os.PathLike, n_folds: int = 10) -> PairList:
     images, issame = load_bin(path)
     names = np.array(bin_image_names(len(images)))
     return PairList(names[0::2], names[1::2], issame, contiguous_folds(len(issame), n_folds), str(path))
-
-
-def decode_bin_images(path: str | os.PathLike) -> tuple[list[str], list[np.ndarray]]:
-    """Decode every image of a .bin set to RGB uint8 arrays (names as in `bin_pairs`)."""
-    import cv2
-
-    images, _ = load_bin(path)
-    out = []
-    for i, b in enumerate(images):
-        arr = decode_bgr(b, f"{path}: image record {i}")  # header dimensions checked before decoding
-        out.append(cv2.cvtColor(arr, cv2.COLOR_BGR2RGB))
-    return bin_image_names(len(images)), out

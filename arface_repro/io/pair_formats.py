@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from arface_repro.errors import ConfigError
-from arface_repro.io.insightface_bin import bin_pairs, decode_bin_images
+from arface_repro.io.insightface_bin import bin_image_names, bin_pairs, load_bin
 from arface_repro.io.pairs import (PairList, parse_calfw_pairs, parse_cfp_pairs, parse_cplfw_pairs,
                                    parse_label_pairs, parse_lfw_pairs)
 
@@ -54,7 +54,8 @@ class PairFormat:
         raise NotImplementedError
 
     @classmethod
-    def images(cls, path: str | os.PathLike) -> tuple[list[str], list]:
+    def encoded_images(cls, path: str | os.PathLike) -> tuple[list[str], list[bytes]]:
+        """The image names and encoded image bytes a file holds (decoding is the data layer's job)."""
         raise ConfigError(f"{path}: a {cls.name} pair list holds no images")
 
 
@@ -133,5 +134,6 @@ class InsightfaceBin(PairFormat):
         return bin_pairs(path, folds.count if folds is not None else 10)
 
     @classmethod
-    def images(cls, path):
-        return decode_bin_images(path)
+    def encoded_images(cls, path):
+        images, _ = load_bin(path)
+        return bin_image_names(len(images)), images

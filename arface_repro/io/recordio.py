@@ -23,8 +23,8 @@ import numbers
 import os
 import struct
 from collections import namedtuple
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -117,7 +117,7 @@ def pack(header: IRHeader | tuple, payload: bytes) -> bytes:
     """
     flag, label, id_, id2 = header
     if isinstance(label, numbers.Number) or (isinstance(label, np.ndarray) and label.ndim == 0):
-        head = struct.pack(IR_FORMAT, 0, float(label), int(id_), int(id2))
+        head = struct.pack(IR_FORMAT, 0, float(label), int(id_), int(id2))  # type: ignore[arg-type]  # a Number
         return head + bytes(payload)
     labels = np.asarray(label, dtype="<f4").ravel()
     head = struct.pack(IR_FORMAT, labels.size, 0.0, int(id_), int(id2))
@@ -228,6 +228,8 @@ class _MappedFile:
 class _MappedReader:
     """Close and context-manager behaviour shared by the readers (both hold a `_MappedFile` as `_file`)."""
 
+    _file: _MappedFile
+
     def close(self) -> None:
         self._file.close()
 
@@ -279,7 +281,7 @@ class IndexedRecordReader(_MappedReader):
                 )
 
     @classmethod
-    def from_prefix(cls, prefix: str | os.PathLike) -> "IndexedRecordReader":
+    def from_prefix(cls, prefix: str | os.PathLike) -> IndexedRecordReader:
         """Open `PREFIX.idx` and `PREFIX.rec`."""
         prefix = str(prefix)
         return cls(prefix + ".idx", prefix + ".rec")
@@ -312,7 +314,7 @@ class RecordWriter:
 
     def __init__(self, rec_path: str | os.PathLike):
         self.rec_path = Path(rec_path)
-        self._stack = contextlib.ExitStack()
+        self._stack: contextlib.ExitStack | None = contextlib.ExitStack()
         tmp = self._stack.enter_context(atomic_path(self.rec_path, clean_stale=True))
         self._fh = self._stack.enter_context(open(tmp, "wb"))
         self._pos = 0
@@ -373,7 +375,7 @@ class IndexedRecordWriter(RecordWriter):
         self._keys: set[int] = set()
 
     @classmethod
-    def from_prefix(cls, prefix: str | os.PathLike) -> "IndexedRecordWriter":
+    def from_prefix(cls, prefix: str | os.PathLike) -> IndexedRecordWriter:
         prefix = str(prefix)
         return cls(prefix + ".idx", prefix + ".rec")
 

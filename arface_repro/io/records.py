@@ -13,8 +13,9 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -131,7 +132,8 @@ def write_record(record: Mapping[str, Any], out: str | os.PathLike | None = None
     side = path.with_suffix(SIDECAR_SUFFIX)
     with atomic_paths([side, path]) as (side_tmp, rec_tmp):
         with open(side_tmp, "wb") as fh:
-            np.savez(fh, **{k: np.asarray(v) for k, v in arrays.items()})
+            named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}  # Any: savez's stubs type **kwds as its flags
+            np.savez(fh, **named)
         record["sidecars"] = {"scores": {"path": side.name, "sha256": sha256_file(side_tmp)}}
         with open(rec_tmp, "w", encoding="utf-8") as fh:
             json.dump(to_jsonable(record), fh, indent=1, sort_keys=False, allow_nan=False)

@@ -15,8 +15,9 @@ import os
 import re
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -108,7 +109,7 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_paths(paths: "list[str | os.PathLike]", clean_stale: bool = False) -> Iterator[list[Path]]:
+def atomic_paths(paths: list[str | os.PathLike], clean_stale: bool = False) -> Iterator[list[Path]]:
     """Temp paths beside each of `paths`, committed as one unit when the block finishes cleanly.
 
     For paired outputs (a record and its `.scores.npz` sidecar, a `.rec` and its `.idx`). The LAST path is the
@@ -120,27 +121,27 @@ def atomic_paths(paths: "list[str | os.PathLike]", clean_stale: bool = False) ->
     already renamed, so an exit-2 failure leaves no new partner behind. On an error inside the block nothing is
     renamed or removed.
     """
-    paths = [Path(p) for p in paths]
-    if len(paths) < 2 or len({p.resolve() for p in paths}) != len(paths):
+    targets = [Path(p) for p in paths]
+    if len(targets) < 2 or len({p.resolve() for p in targets}) != len(targets):
         raise ValueError("atomic_paths needs two or more distinct paths")
     temps: list[Path] = []
     done: list[Path] = []
     try:
-        for p in paths:
+        for p in targets:
             temps.append(_temp_beside(p, clean_stale))
         yield list(temps)
         for t in temps:
             _fsync(t)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(paths[-1])
-        for t, p in zip(temps, paths):
+            os.unlink(targets[-1])
+        for t, p in zip(temps, targets):
             os.replace(t, p)
             done.append(p)
     except BaseException:
         for t in temps:
             with contextlib.suppress(FileNotFoundError):
                 t.unlink()
-        if len(done) < len(paths):
+        if len(done) < len(targets):
             for p in done:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()

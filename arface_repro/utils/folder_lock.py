@@ -29,7 +29,7 @@ class FolderLock:
         self.what = what
         self._fd: int | None = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         self.folder.mkdir(parents=True, exist_ok=True)
         for _ in range(100):
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -70,7 +70,7 @@ class FolderLock:
         finally:
             os.close(fd)  # closing releases the flock
 
-    def __enter__(self) -> "FolderLock":
+    def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -9,6 +9,7 @@ numpy only, so it is imported with the class); this class only finds the pair li
 
 from __future__ import annotations
 
+from arface_repro.data.image_decoding import decode_rgb_images
 from arface_repro.errors import ConfigError
 from arface_repro.eval.pair_verification import RULES, evaluate_pairs, load_pair_protocol
 from arface_repro.eval.protocols import register_kind
@@ -47,7 +48,8 @@ class PairProtocol(Protocol):
         fmt = self.pair_format()
         if fmt.embeds_images:   # the pair file holds the images (an insightface .bin)
             path = self.path("pairs", self.opts.pairs, option="pairs")
-            names, images = fmt.images(path)
+            names, encoded = fmt.encoded_images(path)
+            images = decode_rgb_images(encoded, str(path))
             return ImageRequest(None, list(names), arrays=images, what=f"images of {path.name}")
         if self.data_root is None:
             raise ConfigError("--model needs --data-root (the folder the pair list's image paths are relative to)")

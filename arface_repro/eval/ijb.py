@@ -41,9 +41,9 @@ from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
 from arface_repro.eval.numpy_order_dot import pair_dots
 from arface_repro.eval.parallel_sort import sort_parallel
-from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc
 from arface_repro.eval.roc import tar_at_far as roc_tar_at_far
 from arface_repro.eval.roc_merge import roc_counts, split_scores
+from arface_repro.eval.roc_table import roc_table
 from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.utils.cpus import usable_cpus
@@ -351,14 +351,9 @@ def tar_table(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FA
               rules: Sequence[str] = ("nearest", "strict"), max_points: int = 2000) -> tuple[dict, dict | None]:
     """({rule: {far: TAR}}, downsampled ROC) from one sort; the rules are the project's
     (arface_repro.eval.roc.tar_at_far_from_roc: 'nearest' on sklearn's drop_intermediate curve,
-    'strict' on the full curve), applied to `fast_roc`'s exact sklearn-equal curve."""
-    fpr, tpr, keep = fast_roc(scores, labels)
-    out = {}
-    for rule in rules:
-        f, t = (fpr[keep], tpr[keep]) if rule == "nearest" else (fpr, tpr)
-        out[rule] = {float(k): float(v) for k, v in tar_at_far_from_roc(f, t, list(fars), rule).items()}
-    curve = downsample_curve(fpr[keep], tpr[keep], max_points) if max_points else None
-    return out, curve
+    'strict' on the full curve), with the numbers of `fast_roc`'s exact sklearn-equal curve, computed
+    without its full-length arrays (`eval.roc_table`)."""
+    return roc_table(scores, labels, fars, rules, max_points)
 
 
 def tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS,

@@ -324,7 +324,8 @@ def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     Faster than sklearn on 15M scores: the impostor and the (few) genuine scores are sorted apart (in their
     dtype, no argsort; the impostors on every usable CPU: `parallel_sort`) and merged from the top in one compiled pass (`roc_merge`). Per distinct score value
     (descending) tps/fps are the numbers of genuine/impostor scores ≥ it — the same integers sklearn
-    accumulates — and the rates are the same float64 divisions.
+    accumulates — and the rates are the same float64 divisions. `tar_table` gets the same numbers without
+    these full-length arrays (`eval.roc_table`); tests/test_roc_table.py compares the two.
     """
     scores = np.asarray(scores).ravel()
     if scores.dtype not in (np.float32, np.float64):

@@ -52,7 +52,8 @@ def test_the_ijb_table_takes_this_path_and_keeps_its_checks():
     rng = np.random.default_rng(3)
     scores, labels = _scores(rng, 30_000, np.float64, 2, 0.1)
     assert ijb.tar_table(scores, labels, FARS) == roc_table(scores, labels, FARS)
-    assert ijb.tar_table(scores, labels, FARS, ("strict",), 0) == ({"strict": _full_curve_table(scores, labels, FARS, 10)[0]["strict"]}, None)
+    strict_only = {"strict": _full_curve_table(scores, labels, FARS, 10)[0]["strict"]}
+    assert ijb.tar_table(scores, labels, FARS, ("strict",), 0) == (strict_only, None)
     bad = scores.copy()
     bad[7] = np.nan
     with pytest.raises(FormatError, match="NaN or inf"):

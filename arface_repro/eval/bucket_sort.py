@@ -1,13 +1,14 @@
 """Ascending sort of a large float array by value buckets, on several threads (numba), values as `np.sort` gives.
 
-Three compiled passes, each parallel over chunks or buckets: (1) every value's bucket
-floor((x - lo) * n_buckets / (hi - lo)) (lo, hi: the array's min and max), counted per chunk; (2) each
+Three compiled passes, each parallel over chunks or buckets: (1) every value's bucket floor((x - lo) * scale)
+(lo, hi: the array's min and max; scale = n_buckets / (hi - lo), rounded once), counted per chunk; (2) each
 value copied to its bucket's next free slot (chunk by chunk, so every slot is known in advance); (3) every
-bucket sorted in place (insertion sort when small). The bucket is a non-decreasing function of the value (a rounded subtraction, a
-rounded product by a positive constant and a floor are each monotone), so bucket q holds only values below
-those of bucket q + 1, and equal values (-0.0 and 0.0 included) fall into one bucket: the output holds
-np.sort's values. Equal values that are distinct bit patterns (-0.0 and 0.0) may stand in another order
-among themselves: callers compare values, never the positions of equal ones.
+bucket sorted in place (insertion sort when small). The bucket is a non-decreasing function of the value (a
+rounded subtraction, a rounded product by a positive constant and a floor are each monotone; the last bucket
+takes what rounds past it), so bucket q holds only values below those of bucket q + 1, and equal values
+(-0.0 and 0.0 included) fall into one bucket: the output holds np.sort's values. Equal values that are
+distinct bit patterns (-0.0 and 0.0) may stand in another order among themselves: callers compare values,
+never the positions of equal ones.
 
 Buckets are linear in value, about BUCKET_SIZE values each on average: for scores with a smooth
 distribution (similarities) each bucket is small and is sorted in cache. A very skewed array (a few far

@@ -136,7 +136,8 @@ def roc_counts(impostor_sorted: np.ndarray, genuine_sorted: np.ndarray) -> tuple
 def kept_roc_counts(impostor_sorted: np.ndarray, genuine_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fps, tps) of the points sklearn keeps with drop_intermediate=True, with the leading (0, 0) point:
     `roc_counts`'s fps[keep], tps[keep], without the full-length arrays."""
-    return _merge_kept(np.ascontiguousarray(impostor_sorted), np.ascontiguousarray(genuine_sorted, impostor_sorted.dtype))
+    return _merge_kept(np.ascontiguousarray(impostor_sorted),
+                       np.ascontiguousarray(genuine_sorted, impostor_sorted.dtype))
 
 
 def strict_counts(impostor_sorted: np.ndarray, genuine_sorted: np.ndarray, fars) -> list[int | None]:

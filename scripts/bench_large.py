@@ -184,10 +184,12 @@ def bench_ijbc(a) -> None:
     print(f"[ijbc] generated {data.images.size:,} images x {f.shape[1]} (+flip), {np.unique(data.templates).size:,} "
           f"templates, {data.t1.size:,} pairs in {time.perf_counter() - t0:.1f} s")
     del data
-    # warm-up on a few templates: numba's kernel loads from its on-disk cache (or compiles, once per install)
+    # warm-up on a few templates and a small table: numba's kernels load from their on-disk cache (or compile,
+    # once per install), in the dtypes of the timed runs
     few = np.isin(meta.templates, np.unique(meta.templates)[:8])
     tw, fw = ijb.template_features(f[few], g[few], meta.faceness[few], meta.templates[few], meta.medias[few])
-    ijb.pair_scores(fw, np.arange(tw.size), np.arange(tw.size)[::-1].copy())
+    ijb.pair_scores(fw, np.arange(tw.size, dtype=np.int32), np.arange(tw.size, dtype=np.int32)[::-1].copy())
+    ijb.tar_table(np.random.default_rng(0).random(1 << 17), np.arange(1 << 17) % 64 == 0)   # the table's kernels
     reset_ok = reset_peak()
     best = None
     for _ in range(max(1, a.repeat)):   # best of N: the machine's load drifts

@@ -107,3 +107,17 @@ def test_work_items_cover_the_pairs_once_in_bounded_pieces():
         assert ((items[:, 1] - items[:, 0] > 0) & (items[:, 1] - items[:, 0] <= most)).all()
     # large groups (first rows that fill the cache) stay apart; small ones are merged
     assert _work_items(np.array([0, 560, 1120, 1130, 1135, 2000]), 1000).tolist() == [[0, 560], [560, 1120], [1120, 1135], [1135, 2000]]
+
+
+def test_int32_and_other_index_dtypes_give_the_same_bits():
+    """int32 indices (IJB's template positions) are read in place; other integer dtypes are widened first."""
+    rng = np.random.default_rng(32)
+    f = _rows(rng, 300, 512)
+    i1 = np.sort(rng.integers(0, 300, 20_000))
+    i2 = rng.integers(0, 300, 20_000)
+    ref = _numpy_scores(f, i1, i2)
+    for dt1, dt2 in ((np.int32, np.int32), (np.int32, np.int64), (np.uint16, np.uint16)):
+        got = pair_dots(f, i1.astype(dt1), i2.astype(dt2), block=2048)
+        np.testing.assert_array_equal(got.view(np.int64), ref.view(np.int64))
+    with pytest.raises(ValueError, match="out of range"):
+        pair_dots(f, i1.astype(np.int32), np.full(i1.size, 300, np.int32))

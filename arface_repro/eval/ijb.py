@@ -41,8 +41,8 @@ from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_
 from arface_repro.eval.metric_keys import rate_key
 from arface_repro.eval.numpy_order_dot import pair_dots
 from arface_repro.eval.parallel_sort import sort_parallel
-from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc
 from arface_repro.eval.roc_merge import roc_counts, split_scores
+from arface_repro.eval.roc_table import roc_table
 from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.utils.cpus import usable_cpus
@@ -318,7 +318,8 @@ def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nda
     Faster than sklearn on 15M scores: the impostor and the (few) genuine scores are sorted apart (in their
     dtype, no argsort; the impostors on every usable CPU: `parallel_sort`) and merged from the top in one compiled pass (`roc_merge`). Per distinct score value
     (descending) tps/fps are the numbers of genuine/impostor scores ≥ it — the same integers sklearn
-    accumulates — and the rates are the same float64 divisions.
+    accumulates — and the rates are the same float64 divisions. `tar_table` gets the same numbers without
+    these full-length arrays (`eval.roc_table`); tests/test_roc_table.py compares the two.
     """
     scores = np.asarray(scores).ravel()
     if scores.dtype not in (np.float32, np.float64):
@@ -345,14 +346,9 @@ def tar_table(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FA
               rules: Sequence[str] = ("nearest", "strict"), max_points: int = 2000) -> tuple[dict, dict | None]:
     """({rule: {far: TAR}}, downsampled ROC) from one sort; the rules are the project's
     (arface_repro.eval.roc.tar_at_far_from_roc: 'nearest' on sklearn's drop_intermediate curve,
-    'strict' on the full curve), applied to `fast_roc`'s exact sklearn-equal curve."""
-    fpr, tpr, keep = fast_roc(scores, labels)
-    out = {}
-    for rule in rules:
-        f, t = (fpr[keep], tpr[keep]) if rule == "nearest" else (fpr, tpr)
-        out[rule] = {float(k): float(v) for k, v in tar_at_far_from_roc(f, t, list(fars), rule).items()}
-    curve = downsample_curve(fpr[keep], tpr[keep], max_points) if max_points else None
-    return out, curve
+    'strict' on the full curve), with the numbers of `fast_roc`'s exact sklearn-equal curve, computed
+    without its full-length arrays (`eval.roc_table`)."""
+    return roc_table(scores, labels, fars, rules, max_points)
 
 
 # --------------------------------------------------------------------------------------------------

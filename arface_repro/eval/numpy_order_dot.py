@@ -236,8 +236,11 @@ def pair_dots(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, out: np.ndarray
         raise ValueError(f"features must be a 2-D array, got {feats.ndim} dimension(s)")
     if feats.shape[1] > MAX_DIM:
         raise ValueError(f"rows of {feats.shape[1]} values: numpy's summation order is reproduced up to {MAX_DIM}")
-    i1 = np.ascontiguousarray(i1, np.int64)
-    i2 = np.ascontiguousarray(i2, np.int64)
+    # int32 or int64 indices are read as they are (IJB's template positions are int32: no copies of 15M entries)
+    i1 = np.ascontiguousarray(i1)
+    i2 = np.ascontiguousarray(i2)
+    if i1.dtype != i2.dtype or i1.dtype not in (np.int32, np.int64):
+        i1, i2 = i1.astype(np.int64), i2.astype(np.int64)
     if i1.shape != i2.shape or i1.ndim != 1:
         raise ValueError(f"pair index arrays of shapes {i1.shape} and {i2.shape}: expected two equal 1-D arrays")
     n_rows = feats.shape[0]

@@ -1,0 +1,116 @@
+"""The table path without full-length arrays (eval.roc_table) gives the numbers of the full sklearn-equal curve
+(ijb.fast_roc + eval.roc's rules), and its parts (bucket sort, kept-point walk, strict point) those of theirs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arface_repro.errors import FormatError
+from arface_repro.eval import bucket_sort, ijb
+from arface_repro.eval.bucket_sort import sort_bucketed
+from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc
+from arface_repro.eval.roc_merge import kept_roc_counts, roc_counts, strict_counts
+from arface_repro.eval.roc_table import roc_table
+
+FARS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 0.25, 0.5, 1.0, 0.0, 2.0, -0.1]
+
+
+def _full_curve_table(scores, labels, fars, max_points):
+    """The previous implementation: the full curve of fast_roc, the rules and the curve applied to it."""
+    fpr, tpr, keep = ijb.fast_roc(scores, labels)
+    out = {"nearest": tar_at_far_from_roc(fpr[keep], tpr[keep], fars, "nearest"),
+           "strict": tar_at_far_from_roc(fpr, tpr, fars, "strict")}
+    return out, downsample_curve(fpr[keep], tpr[keep], max_points)
+
+
+def _scores(rng, n, dtype, decimals, p_gen):
+    labels = rng.random(n) < p_gen
+    labels[:2] = [True, False]
+    scores = rng.standard_normal(n) + 1.5 * labels
+    if decimals is not None:                       # many ties, between and across the two sides
+        scores = np.round(scores, decimals)
+    scores[rng.random(n) < 0.02] = 0.0
+    scores[rng.random(n) < 0.02] = -0.0            # signed zeros beside zeros
+    return scores.astype(dtype), labels
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n,decimals,p_gen", [(200_000, None, 0.01), (150_000, 3, 0.05), (100_000, 1, 0.3),
+                                              (5000, 2, 0.5), (40, 1, 0.2), (3, None, 0.5)])
+def test_table_and_curve_equal_the_full_curve(dtype, n, decimals, p_gen):
+    rng = np.random.default_rng(n + (decimals or 0))
+    scores, labels = _scores(rng, n, dtype, decimals, p_gen)
+    for max_points in (2000, 50):
+        got, curve = roc_table(scores, labels, FARS, max_points=max_points)
+        ref, ref_curve = _full_curve_table(scores, labels, FARS, max_points)
+        assert got == ref
+        assert curve == ref_curve
+
+
+def test_the_ijb_table_takes_this_path_and_keeps_its_checks():
+    rng = np.random.default_rng(3)
+    scores, labels = _scores(rng, 30_000, np.float64, 2, 0.1)
+    assert ijb.tar_table(scores, labels, FARS) == roc_table(scores, labels, FARS)
+    strict_only = {"strict": _full_curve_table(scores, labels, FARS, 10)[0]["strict"]}
+    assert ijb.tar_table(scores, labels, FARS, ("strict",), 0) == (strict_only, None)
+    bad = scores.copy()
+    bad[7] = np.nan
+    with pytest.raises(FormatError, match="NaN or inf"):
+        roc_table(bad, labels, FARS)
+    with pytest.raises(FormatError, match="both genuine and impostor"):
+        roc_table(scores, np.zeros(scores.size, bool), FARS)
+    with pytest.raises(FormatError, match="labels for"):
+        roc_table(scores, labels[:-1], FARS)
+
+
+def test_kept_points_equal_the_full_walk_filtered():
+    rng = np.random.default_rng(11)
+    for n, decimals in ((50_000, 2), (20_000, None), (7, 0), (2, None)):
+        scores, labels = _scores(rng, n, np.float64, decimals, 0.2)
+        imp, gen = np.sort(scores[~labels]), np.sort(scores[labels])
+        fps, tps, keep = roc_counts(imp, gen)
+        kf, kt = kept_roc_counts(imp, gen)
+        np.testing.assert_array_equal(kf, fps[keep])
+        np.testing.assert_array_equal(kt, tps[keep])
+
+
+def test_strict_point_is_the_last_qualifying_point_of_the_full_curve():
+    rng = np.random.default_rng(12)
+    scores, labels = _scores(rng, 100_003, np.float64, 2, 0.05)
+    imp, gen = np.sort(scores[~labels]), np.sort(scores[labels])
+    fps, tps, _ = roc_counts(imp, gen)
+    fpr = fps / float(imp.size)
+    # targets exactly at, just below and just above achievable FPRs, where a rounded count would slip
+    exact = [float(k) / imp.size for k in (1, 7, 95, 950, 9500)]
+    fars = exact + [np.nextafter(f, 0) for f in exact] + [np.nextafter(f, 1) for f in exact] + [1e-5, 0.3]
+    got = strict_counts(imp, gen, fars)
+    for far, t in zip(fars, got):
+        n_ok = int(np.searchsorted(fpr, far, side="right"))
+        assert t == int(tps[n_ok - 1])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bucket_sort_gives_np_sort_values(monkeypatch, threads, dtype):
+    monkeypatch.setattr(bucket_sort, "MIN_SIZE", 100)   # small arrays take the bucket path too
+    rng = np.random.default_rng(threads)
+    for n in (100, 1001, 65_537, 300_001):
+        x = rng.standard_normal(n).astype(dtype)
+        x[rng.random(n) < 0.1] = 0.5          # ties
+        x[rng.random(n) < 0.03] = -0.0        # signed zeros beside zeros
+        x[rng.random(n) < 0.03] = 0.0
+        x[rng.random(n) < 0.001] = 40.0       # far values: a few large buckets (the quicksort branch)
+        got, ref = sort_bucketed(x, threads), np.sort(x)
+        assert got.dtype == ref.dtype and got.shape == ref.shape
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_bucket_sort_falls_back_on_nan_and_extreme_ranges(monkeypatch):
+    monkeypatch.setattr(bucket_sort, "MIN_SIZE", 10)
+    x = np.random.default_rng(0).standard_normal(1000)
+    for special in ([np.nan], [1e308, -1e308], [5e-324]):
+        y = x * 1e-320 if special == [5e-324] else x.copy()
+        y[:len(special)] = special
+        np.testing.assert_array_equal(sort_bucketed(y), np.sort(y))
+    assert np.array_equal(sort_bucketed(np.full(500, 2.0)), np.full(500, 2.0))

@@ -28,9 +28,9 @@ from pathlib import Path
 def build(arch: str, seed: int = 0):
     import torch
 
-    from arface_repro.method.attention_net import AttentionNet
-    from arface_repro.method.arface_inference import ARFaceInference
     from arface_repro.backbones.registry import create_model
+    from arface_repro.method.arface_inference import ARFaceInference
+    from arface_repro.method.attention_net import AttentionNet
 
     torch.manual_seed(seed)
     backbone = create_model(arch).eval()
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         for arch in [a.strip() for a in args.archs.split(",") if a.strip()]:
             net = build(arch)
             with torch.inference_mode():
-                b, a = time_pair(lambda: net.backbone(x), lambda: net(x, lm), args.batch_size, args.repeats)
+                b, a = time_pair(lambda net=net: net.backbone(x), lambda net=net: net(x, lm), args.batch_size, args.repeats)
             print(f"{arch:<14} {'pytorch':<12} {b:16.3f} {a:14.3f} {a / b:7.3f}  {'ok' if a / b <= 1.10 else 'over'}")
             if args.onnx:
                 rb, ra = onnx_pair(net, x, lm, Path(tmp), args.threads)

@@ -50,8 +50,8 @@ def prepare(args) -> None:
     """Checkpoint (random weights, BN statistics from one batch) and its ONNX export, in `args.tmp`."""
     import torch
 
-    from arface_repro.models.onnx_export import export_onnx
     from arface_repro.backbones.registry import create_model
+    from arface_repro.models.onnx_export import export_onnx
 
     tmp = Path(args.tmp)
     torch.manual_seed(0)

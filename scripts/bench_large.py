@@ -21,16 +21,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from arface_repro.eval import large_scale_synthetic as synth
+from arface_repro.utils.machine import machine_line
 
-from arface_repro.eval import large_scale_synthetic as synth  # noqa: E402
-from arface_repro.utils.machine import machine_line  # noqa: E402
+
+def _golden_test_reference():
+    """insightface's `ijb_11` functions as the golden test holds them (tests/test_ijb_reference.py), loaded
+    from that file by path: the anchor is the test's copy, not a second one kept here."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tests" / "test_ijb_reference.py"
+    spec = importlib.util.spec_from_file_location("ijb_golden_reference", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise SystemExit(f"bench_large: {path}: the golden test's reference copy is missing (a source checkout)")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ref_ijb_11
 
 
 def _status(key: str) -> float:
@@ -173,8 +184,7 @@ def bench_ijbc(a) -> None:
     from arface_repro.eval import ijb
     from arface_repro.eval.metric_keys import rate_key
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from test_ijb_reference import ref_ijb_11  # noqa: PLC0415 - the golden test's copy of the reference
+    ref_ijb_11 = _golden_test_reference()
 
     sz = {k: max(4, int(v * a.ijb_scale)) for k, v in synth.IJBC.items()}
     t0 = time.perf_counter()

@@ -142,9 +142,9 @@ def time_extraction(args, model: str, images) -> dict:
     import cv2
     import torch
 
+    from arface_repro.backbones.registry import create_model
     from arface_repro.eval.embed import extract_features
     from arface_repro.models.backends import load_model
-    from arface_repro.backbones.registry import create_model
 
     n = args.embed_images
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,8 +209,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from arface_repro.data.synthetic import SyntheticFaces
     from arface_repro.backbones.registry import create_model
+    from arface_repro.data.synthetic import SyntheticFaces
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -248,7 +248,7 @@ def main(argv=None) -> int:
             for variant in variants:
                 try:
                     row = time_training(args, model, variant, k, comp, data)
-                except Exception as exc:  # a failure (compile unavailable, out of memory) is a figure too
+                except Exception as exc:  # noqa: BLE001 - a failure (compile unavailable, out of memory) is a figure too
                     row = {"model": model, "variant": variant, "compile": comp,
                            "error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"}
                     result["errors"].append(row)
@@ -264,7 +264,7 @@ def main(argv=None) -> int:
                 row = time_extraction(args, model, data.images)
                 result["embed"].append(row)
                 print(json.dumps(row), flush=True)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a failure is recorded in the figures, the run goes on
             row = {"model": model, "embed_error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"}
             result["errors"].append(row)
             print(json.dumps(row), flush=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import require
 
 from arface_repro.cli import main as cli_main
 from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96, mirror_landmarks
@@ -17,8 +18,6 @@ from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.method.arface_inference import ARFaceInference
 from arface_repro.models.backends import load_model, parse_spec
 from arface_repro.train.loop import Trainer, train
-
-from conftest import require
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,13 +9,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import require
 
+from arface_repro.backbones.registry import create_model
 from arface_repro.cli import main as cli_main
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.backends import load_model, parse_spec
 from arface_repro.models.preprocess import Preprocess, parse_overrides
-from arface_repro.backbones.registry import create_model
-from conftest import require
 
 LFW_FILES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
              "Abdullah_Gul/Abdullah_Gul_0001.jpg", "Abdullah_Gul/Abdullah_Gul_0002.jpg",

@@ -27,9 +27,9 @@ import struct
 import sys
 import warnings
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -1659,7 +1659,7 @@ for _name, _yaml, _ov, _words in TRAIN_CONFIG_CASES:
 
 # --- round 3, part A: reads outside the model, code from data, bounded memory and time
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tiny_onnx_bytes() -> bytes:
     """A 3×16×16 → 4 network (conv + global pooling) exported once per session: a real ONNX file."""
     import io
@@ -1762,9 +1762,9 @@ def _(t):
 
 def _embedded_like_inline(t, out, err):
     """The model with external data gives the features of the same network stored inline."""
+    from arface_repro.data.face_datasets import read_image
     from arface_repro.io.feature_store import load_feature_store
     from arface_repro.models.backends import load_model
-    from arface_repro.data.face_datasets import read_image
 
     store = load_feature_store(t / "out/f.npz")
     inline = write(t / "inline.onnx", tiny_onnx_bytes())

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import require
 
 from arface_repro.data.box_crop import box_crop, facenet_crop_box, resize_bilinear
 from arface_repro.errors import ConfigError
-from conftest import require
 
 cv2 = pytest.importorskip("cv2")
 

@@ -6,7 +6,6 @@ without CUDA."""
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 

@@ -10,14 +10,14 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import require
 
+from arface_repro.backbones.registry import create_model
 from arface_repro.cli import main as cli_main
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.embed import embed_arrays, extract_features, list_images, read_image_list
 from arface_repro.io.feature_store import load_feature_store
 from arface_repro.models.backends import load_model
-from arface_repro.backbones.registry import create_model
-from conftest import require
 
 FILES = ["Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg",
          "Abdullah_Gul/Abdullah_Gul_0001.jpg", "Zico/Zico_0001.jpg", "Zico/Zico_0002.jpg"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import require
 
 from arface_repro.data.alignment import ARCFACE_112, align_face, mirror_landmarks
 from arface_repro.data.face_datasets import write_landmarks_file
@@ -16,7 +17,6 @@ from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.eval.embed import extract_features, fit_landmarks, landmarks_source
 from arface_repro.models.embedding_model import EmbeddingModel
 from arface_repro.models.preprocess import Preprocess
-from conftest import require
 
 
 class LandmarkModel(EmbeddingModel):
@@ -123,7 +123,7 @@ def _tiny_ijb(root: Path, n_images: int = 12):
     rng = np.random.default_rng(3)
     src = []
     (root / "loose_crop").mkdir(parents=True)
-    for k, name in enumerate(data.images.tolist()):
+    for name in data.images.tolist():
         cv2.imwrite(str(root / "loose_crop" / name), rng.integers(0, 255, (150, 130, 3), dtype=np.uint8))
         src.append(ARCFACE_112 * 1.1 + rng.uniform(0, 10, 2))
     data.landmarks = np.asarray(src, np.float32)

@@ -8,6 +8,7 @@ import pickle
 
 import numpy as np
 import pytest
+from conftest import require
 
 from arface_repro.cli import main as cli_main
 from arface_repro.data.alignment import ARCFACE_112, SPHEREFACE_112x96
@@ -20,7 +21,6 @@ from arface_repro.data.face_datasets import (
 )
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.io.recordio import IndexedRecordReader, IndexedRecordWriter, IRHeader, pack, unpack
-from conftest import require
 
 cv2 = pytest.importorskip("cv2")
 

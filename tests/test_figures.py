@@ -137,7 +137,7 @@ def test_attention_modes_from_checkpoint(faces, tmp_path, one_torch_thread):
     import torch
 
     from arface_repro.method.attention_net import AttentionNet
-    from arface_repro.train.checkpoint import save_checkpoint   # tests may use the trainer; the figures do not
+    from arface_repro.train.checkpoint import save_checkpoint  # tests may use the trainer; the figures do not
     from arface_repro.train.config import load_config
 
     cfg = load_config(ROOT / "configs" / "syn_arface_l3.yaml")
@@ -211,7 +211,7 @@ def test_make_figures_fig5_from_the_manifests_runs(tmp_path):
 def test_fig5_curves_follow_the_manifest(tmp_path):
     runs = tmp_path / "runs"
     named = load_manifest().figures["fig5"]["ijbc"]            # {label: run}
-    for label, run in named.items():
+    for run in named.values():
         write_record(_ijb_record("ijbc", 0.2), record_path(runs, run, "ijbc"))
     curves = fig5_curves(runs)
     assert curves["ijbc"].labels == list(named) and len(curves["ijbc"].records) == len(named)

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from arface_repro.errors import ConfigError
 from arface_repro.backbones.heads import MarginHead, SphereFaceHead, create_head
+from arface_repro.errors import ConfigError
 
 
 def _cos(head, emb):

@@ -56,7 +56,7 @@ def ref_verification(template_norm_feats=None, unique_templates=None, p1=None, p
     total_pairs = np.array(range(len(p1)))
     batchsize = 100000
     sublists = [total_pairs[i:i + batchsize] for i in range(0, len(p1), batchsize)]
-    for c, s in enumerate(sublists):
+    for c, s in enumerate(sublists):  # noqa: B007 - structural copy of insightface's loop
         feat1 = template_norm_feats[template2id[p1[s]]]
         feat2 = template_norm_feats[template2id[p2[s]]]
         similarity_score = np.sum(feat1 * feat2, -1)
@@ -179,7 +179,7 @@ def test_ijb_11_scores_and_table_equal_the_reference(ijbc, tmp_path):
     rec = json.loads(out.read_text())
     assert rec["rule"] == "nearest"
     assert list(rec["metrics"].values()) == [tpr * 100 for tpr in ref_row]  # digit for digit
-    assert ["%.2f" % v for v in rec["metrics"].values()] == ["%.2f" % (t * 100) for t in ref_row]
+    assert [f"{v:.2f}" for v in rec["metrics"].values()] == [f"{t * 100:.2f}" for t in ref_row]
     assert 0 < ref_row[3] < 1  # a non-trivial operating point
 
 

@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from arface_repro.backbones.registry import create_model
 from arface_repro.errors import ConfigError
 from arface_repro.models.backends import load_model
-from arface_repro.backbones.registry import create_model
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -13,14 +13,26 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import torch
-from torch.nn import (AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, Module, PReLU,
-                      ReLU, Sequential, Sigmoid)
+from torch.nn import (
+    AdaptiveAvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    Dropout,
+    Linear,
+    MaxPool2d,
+    Module,
+    PReLU,
+    ReLU,
+    Sequential,
+    Sigmoid,
+)
 
+from arface_repro.backbones.ir import IRBlock
+from arface_repro.backbones.registry import create_model, list_models
 from arface_repro.errors import ConfigError
 from arface_repro.models.backends import load_model
-from arface_repro.backbones.ir import IRBlock
 from arface_repro.models.preprocess import default_for_arch
-from arface_repro.backbones.registry import create_model, list_models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

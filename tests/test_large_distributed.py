@@ -14,7 +14,6 @@ from arface_repro.errors import ConfigError
 from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.eval.chunked import DistContext, block_columns, budget_bytes, chunk_grid, make_backend
 
-
 MEM = 2e-5  # a tiny budget: many blocks, so both ranks get several
 VOLATILE = ("created_utc", "command", "git_commit", "world_size", "environment")  # environment: threads per process
 

@@ -6,7 +6,6 @@ import struct
 
 import numpy as np
 import pytest
-
 from conftest import require
 
 from arface_repro.errors import FormatError, MissingDataError

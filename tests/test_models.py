@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from arface_repro.errors import ConfigError
 from arface_repro.backbones.iresnet import IBasicBlock
 from arface_repro.backbones.mobilefacenet import Bottleneck
 from arface_repro.backbones.registry import create_model, is_model, list_models, register_model
+from arface_repro.errors import ConfigError
 
 # (parameters, state-dict entries) with the default embedding size. IR-ResNet figures are insightface's
 # arcface_torch backbones (512-d); MobileFaceNet's is ours for the paper's table at 128-d (the paper: "0.99M").

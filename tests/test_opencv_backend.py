@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
 
 from arface_repro.errors import ConfigError, MissingDataError
 from arface_repro.models.backends import load_model
 from arface_repro.models.opencv_backend import OpenCVModel, has_tensorflow_importer, split_spec, tensorflow_input
 from arface_repro.models.tf_graph_net import TFGraphModel
-from conftest import require
 
 cv2 = pytest.importorskip("cv2")
 

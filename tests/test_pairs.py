@@ -8,8 +8,13 @@ from arface_repro.data.image_decoding import decode_bin_images
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.pair_verification import load_pair_protocol
 from arface_repro.io.insightface_bin import bin_pairs, load_bin
-from arface_repro.io.pairs import (parse_calfw_pairs, parse_cfp_pairs, parse_cplfw_pairs, parse_label_pairs,
-                                   parse_lfw_pairs)
+from arface_repro.io.pairs import (
+    parse_calfw_pairs,
+    parse_cfp_pairs,
+    parse_cplfw_pairs,
+    parse_label_pairs,
+    parse_lfw_pairs,
+)
 
 
 def test_real_lfw_pairs(shared):

@@ -41,13 +41,13 @@ def calculate_roc(thresholds, embeddings1, embeddings2, actual_issame, nrof_fold
     nrof_pairs = min(len(actual_issame), embeddings1.shape[0])
     nrof_thresholds = len(thresholds)
     k_fold = LFold(n_splits=nrof_folds, shuffle=False)
-    accuracy = np.zeros((nrof_folds))
-    best = np.zeros((nrof_folds))
+    accuracy = np.zeros(nrof_folds)
+    best = np.zeros(nrof_folds)
     indices = np.arange(nrof_pairs)
     diff = np.subtract(embeddings1, embeddings2)
     dist = np.sum(np.square(diff), 1)
     for fold_idx, (train_set, test_set) in enumerate(k_fold.split(indices)):
-        acc_train = np.zeros((nrof_thresholds))
+        acc_train = np.zeros(nrof_thresholds)
         for threshold_idx, threshold in enumerate(thresholds):
             _, _, acc_train[threshold_idx] = calculate_accuracy(threshold, dist[train_set], actual_issame[train_set])
         best_threshold_index = np.argmax(acc_train)

@@ -12,7 +12,6 @@ import re
 
 import numpy as np
 import pytest
-
 from conftest import require
 
 from arface_repro.errors import ConfigError, FormatError

@@ -7,8 +7,15 @@ import numpy as np
 import pytest
 
 from arface_repro.errors import ConfigError
-from arface_repro.models.preprocess import (GENERIC, PRESETS, Preprocess, default_for_arch, override_fields,
-                                            prewhiten, resolve)
+from arface_repro.models.preprocess import (
+    GENERIC,
+    PRESETS,
+    Preprocess,
+    default_for_arch,
+    override_fields,
+    prewhiten,
+    resolve,
+)
 
 
 def facenet_prewhiten(x):

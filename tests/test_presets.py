@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import require
 
+from arface_repro.backbones.registry import is_model
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models import presets
 from arface_repro.models.backends import load_model
-from arface_repro.backbones.registry import is_model
-from conftest import require
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 REQUIRED = {"arcface-torch-ms1mv3-r100", "adaface-ir50-ms1mv2", "facenet-20180408", "facenet-pytorch-vggface2",

@@ -10,8 +10,12 @@ import numpy as np
 import pytest
 
 from arface_repro.cli import main
-from arface_repro.data.face_datasets import (RecFaceDataset, read_landmarks_file, template_landmarks,
-                                            write_landmarks_file)
+from arface_repro.data.face_datasets import (
+    RecFaceDataset,
+    read_landmarks_file,
+    template_landmarks,
+    write_landmarks_file,
+)
 from arface_repro.io.recordio import IndexedRecordReader
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -10,6 +10,7 @@ import struct
 
 import numpy as np
 import pytest
+from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -25,7 +26,6 @@ from arface_repro.io.recordio import (
     pack,
     unpack,
 )
-from conftest import require
 
 
 def _fixture(shared, name):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from arface_repro.paper.synthetic_eval import verify_fn_for
+from arface_repro.shared_data import REPO_ROOT
 from arface_repro.train.config import load_config
 from arface_repro.train.data import build_val_set
 from arface_repro.train.loop import train
-from arface_repro.shared_data import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import require
+from tf_graph_builder import GraphBuilder
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.models import opencv_backend
@@ -16,8 +18,6 @@ from arface_repro.models.backends import load_model
 from arface_repro.models.presets import load_preset
 from arface_repro.models.tf_graph_net import TFGraphModel
 from arface_repro.utils.hashing import sha256_file
-from conftest import require
-from tf_graph_builder import GraphBuilder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -10,13 +10,13 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from tf_graph_builder import GraphBuilder
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.models.backends import load_model
 from arface_repro.models.tf_graph_net import TFGraphNet
 from arface_repro.models.tf_graphdef import MAX_CONST_ELEMENTS, read_graphdef, tensor_array
 from arface_repro.models.tf_ops import same_pads, supported_ops
-from tf_graph_builder import GraphBuilder
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from arface_repro.backbones.heads import HEADS, create_head
 from arface_repro.errors import ConfigError
 from arface_repro.method.attention_net import entropy, log_prob, sample_modes
 from arface_repro.method.reinforce import reinforce_loss
-from arface_repro.backbones.heads import HEADS, create_head
 from arface_repro.train import acceleration as A
 from arface_repro.train.config import load_config
 from arface_repro.train.loop import Trainer, normalise, train

@@ -74,7 +74,6 @@ def test_garbage_resume_checkpoint_is_one_line(tmp_path, capsys):
 @pytest.mark.parametrize("content", ["random", "text", "wrong-dict"])
 def test_garbage_mtcnn_weights_is_one_line(tmp_path, capsys, shared, content):
     import torch
-
     from conftest import require
 
     src_root = require(shared / "data" / "lfw" / "deepfunneled-fold1")

@@ -17,7 +17,7 @@ import fnmatch
 import importlib
 import inspect
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from arface_repro.errors import ConfigError
 

@@ -34,7 +34,7 @@ def list_images(src: Path) -> list[str]:
 def align_folder(src, dst, weights, size=(112, 112), min_face=20, quality=95, device=None, quiet=True,
                  mode="template", margin=None) -> dict:
     """Crop every image of `src` into `dst` (see module docstring); returns counts and the report lines."""
-    import cv2   # heavy optional dependency: only for writing the crops
+    import cv2  # heavy optional dependency: only for writing the crops
 
     src, dst = Path(src), Path(dst)
     if mode not in MODES:

@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.utils.safe_load import torch_load_safe
 from arface_repro.utils.devices import check_device
+from arface_repro.utils.safe_load import torch_load_safe
 
 
 class PNet(nn.Module):
@@ -213,7 +213,7 @@ class MTCNN:
     def _scales(self, h: int, w: int) -> list[float]:
         m = 12.0 / self.min_face_size
         minl = min(h, w) * m
-        scales = []
+        scales: list[float] = []
         while minl >= 12:
             scales.append(m * self.factor ** len(scales))
             minl *= self.factor

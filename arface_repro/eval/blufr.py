@@ -199,7 +199,7 @@ def eval_roc_sets(gram: QuantizedGram, sets: list[np.ndarray], labels_all: np.nd
     masks = _membership(n, sets)
     u_masks = masks[ui] & masks[uj]
     gens, cums, n_imps, needs = [], [], [], []
-    for t, idx in enumerate(sets):
+    for t in range(len(sets)):
         mine = ((u_masks >> np.uint32(t)) & 1).astype(bool)
         hist[t] -= np.bincount(u_bins[mine], minlength=N_BINS + 1)
         h = hist[t, :N_BINS]
@@ -230,7 +230,7 @@ def eval_roc_sets(gram: QuantizedGram, sets: list[np.ndarray], labels_all: np.nd
     for t in range(len(sets)):
         mine = ((cmask >> np.uint32(t)) & 1).astype(bool) & impostor
         lookup = dict(zip(needs[t].tolist(), _kth_from_candidates(cums[t], needs[t], bk[t], cb, exact, mine)))
-        thr, far = thresholds_from_impostors(far_points, n_imps[t], lambda ks: np.array([lookup[int(k)] for k in ks]),
+        thr, far = thresholds_from_impostors(far_points, n_imps[t], lambda ks, lookup=lookup: np.array([lookup[int(k)] for k in ks]),
                                              gens[t])
         out.append((_share_at_least(gens[t], thr), far, thr))
     return out

@@ -24,18 +24,18 @@ The flipped pass gets `data.alignment.mirror_landmarks` of them. Models that do 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
+from arface_repro.data.image_decoding import decode_bgr
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.embed_cache import EmbeddingCache, context_key, image_keys
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, normalize_rel_path
-from arface_repro.utils.cpus import usable_cpus
-from arface_repro.data.image_decoding import decode_bgr
 from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
+from arface_repro.utils.cpus import usable_cpus
 from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.input_files import read_capped
 from arface_repro.utils.progress import progress
@@ -78,7 +78,7 @@ class _ImageDataset:
             if lm is not None:
                 lm = fit_landmarks(lm, rgb.shape[:2], self.preprocess)
             return i, fitted, lm, None
-        except Exception as exc:  # returned, not raised: worker exceptions lose their type and message
+        except Exception as exc:  # noqa: BLE001 - returned, not raised: worker exceptions lose their type and message
             msg = str(exc)
             return i, None, None, msg if msg.startswith(str(full)) else f"{full}: {msg}"
 
@@ -261,7 +261,7 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
                 raise FormatError(errors[0] + (f" (and {len(errors) - 1} more in this batch)" if len(errors) > 1 else ""))
             idx = np.asarray([i for i, _, _, _ in items])
             x = np.stack([im for _, im, _, _ in items])
-            lm = np.stack([l for _, _, l, _ in items]) if uses and items[0][2] is not None else None
+            lm = np.stack([mark for _, _, mark, _ in items]) if uses and items[0][2] is not None else None
             f, g = _embed_batch(m, x, flip, lm)
             if feats is None:
                 feats = np.empty((n, f.shape[1]), np.float32)

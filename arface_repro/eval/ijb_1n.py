@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, TopK, budget_bytes, chunk_grid
-from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.eval.ijb import CombineOptions, IJBMeta, store_rows, template_features, template_index
 from arface_repro.eval.metric_keys import rate_key
+from arface_repro.io.feature_store import check_flip_sum
 
 RANKS = (1, 5, 10)
 FPIRS = (1e-2, 1e-1)

@@ -41,7 +41,7 @@ and runs one `argpartition` per rank; the results here equal its CMC exactly.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.eval.metric_keys import rate_key

@@ -22,8 +22,15 @@ from __future__ import annotations
 import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval.chunked import (Backend, DistContext, TopK, block_columns, chunk_grid, strict_k,
-                                       tar_at_far_from_top)
+from arface_repro.eval.chunked import (
+    Backend,
+    DistContext,
+    TopK,
+    block_columns,
+    chunk_grid,
+    strict_k,
+    tar_at_far_from_top,
+)
 from arface_repro.eval.megaface import l2n
 from arface_repro.eval.metric_keys import rate_key
 

@@ -11,7 +11,7 @@ Two reporting rules exist in the field and both are offered, labelled by name in
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

@@ -13,7 +13,7 @@ the usable CPUs) and of the few genuine scores:
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -20,8 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from arface_repro.errors import FormatError
 
@@ -58,7 +59,7 @@ def image_list_identity(paths: Sequence[str], root: str | os.PathLike | None = N
         base = Path(root)
         try:
             for p in paths:
-                h.update(f"{p}\t{(base / p).stat().st_size}\n".encode("utf-8"))
+                h.update(f"{p}\t{(base / p).stat().st_size}\n".encode())
             out["sizes_sha256"] = h.hexdigest()
         except OSError:
             out["sizes_sha256"] = None

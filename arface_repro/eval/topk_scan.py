@@ -22,9 +22,10 @@ top-k. `scan_top` computes all of them in one pass over column chunks:
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -181,7 +182,7 @@ def scan_top(probes: np.ndarray, columns: Callable[[int, int], np.ndarray], n_co
                 for gi in range(len(row_grid)):
                     task(gi, c0, c1, cols, po_mask)
             else:
-                list(pool.map(lambda gi: task(gi, c0, c1, cols, po_mask), range(len(row_grid))))
+                list(pool.map(functools.partial(task, c0=c0, c1=c1, cols=cols, po_mask=po_mask), range(len(row_grid))))
     finally:
         if pool is not None:
             pool.shutdown()

@@ -34,13 +34,20 @@ pair, 0.4 trillion in all).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from arface_repro.errors import FormatError
-from arface_repro.eval.chunked import (Backend, DistContext, TopK, budget_bytes, chunk_grid, strict_k,
-                                       tar_at_far_from_top)
+from arface_repro.eval.chunked import (
+    Backend,
+    DistContext,
+    TopK,
+    budget_bytes,
+    chunk_grid,
+    strict_k,
+    tar_at_far_from_top,
+)
 from arface_repro.eval.megaface import l2n
 from arface_repro.eval.metric_keys import rate_key
 from arface_repro.eval.topk_scan import scan_top

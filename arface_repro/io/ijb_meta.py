@@ -31,7 +31,7 @@ def _lines(path: Path) -> list[str]:
     return read_lines(path, "IJB meta file", MAX_LIST_BYTES)
 
 
-def _split_fixed(path: Path, n_fields: int, sep: str | None = None, skip: int = 0) -> list[list[str]]:
+def _split_fixed(path: Path, n_fields: int, sep: str | None = None, skip: int = 0) -> list[tuple[int, list[str]]]:
     rows = []
     for ln, line in enumerate(_lines(path)[skip:], start=1 + skip):
         if not line.strip():

@@ -16,10 +16,16 @@ from pathlib import Path
 
 from arface_repro.errors import ConfigError
 from arface_repro.io.insightface_bin import bin_image_names, bin_pairs, load_bin
-from arface_repro.io.pairs import (PairList, parse_calfw_pairs, parse_cfp_pairs, parse_cplfw_pairs,
-                                   parse_label_pairs, parse_lfw_pairs)
+from arface_repro.io.pairs import (
+    PairList,
+    parse_calfw_pairs,
+    parse_cfp_pairs,
+    parse_cplfw_pairs,
+    parse_label_pairs,
+    parse_lfw_pairs,
+)
 
-_FORMATS: dict[str, type["PairFormat"]] = {}
+_FORMATS: dict[str, type[PairFormat]] = {}
 
 
 def pair_format(cls):
@@ -30,7 +36,7 @@ def pair_format(cls):
     return cls
 
 
-def get_pair_format(name: str, where: str = "format") -> type["PairFormat"]:
+def get_pair_format(name: str, where: str = "format") -> type[PairFormat]:
     """The format class of `name`; a ConfigError naming `where` (the definition file and key) otherwise."""
     try:
         return _FORMATS[name]

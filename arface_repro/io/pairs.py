@@ -128,7 +128,7 @@ def parse_lfw_pairs(path: str | os.PathLike, ext: str = "jpg") -> PairList:
     return PairList(np.array(a), np.array(b), np.array(same), np.array(fold), str(path))
 
 
-def _two_line_pairs(path) -> list[tuple[int, str, str, int, str]]:
+def _two_line_pairs(path) -> list[tuple[int, str, str, int, int]]:
     """(lineno, file_a, file_b, token_a, token_b) for files with two lines `file token` per pair."""
     body = [(i + 1, ln.split()) for i, ln in enumerate(_lines(path)) if ln.strip()]
     if len(body) % 2:
@@ -219,7 +219,10 @@ def parse_cfp_pairs(root: str | os.PathLike, which: str = "FP") -> PairList:
                 ia, ib = _int(tok[0], p, i + 1, "index"), _int(tok[1], p, i + 1, "index")
                 if ia not in frontal or ib not in second:
                     raise FormatError(f"{p}:{i + 1}: index {ia if ia not in frontal else ib} is not in the pair list")
-                a.append(frontal[ia]); b.append(second[ib]); same.append(is_same); fold.append(f)
+                a.append(frontal[ia])
+                b.append(second[ib])
+                same.append(is_same)
+                fold.append(f)
     return PairList(np.array(a), np.array(b), np.array(same), np.array(fold), str(proto / "Split" / which))
 
 
@@ -236,7 +239,9 @@ def parse_label_pairs(path: str | os.PathLike, pairs_per_fold: int | None = 600)
         lab = _int(tok[2], path, i + 1, "label")
         if lab not in (1, 0, -1):
             raise FormatError(f"{path}:{i + 1}: label must be 1 (same) or 0/-1 (different), got {lab}")
-        a.append(tok[0]); b.append(tok[1]); same.append(lab == 1)
+        a.append(tok[0])
+        b.append(tok[1])
+        same.append(lab == 1)
     n = len(same)
     if pairs_per_fold and n % pairs_per_fold:
         raise FormatError(f"{path}: {n} pairs is not a whole number of folds of {pairs_per_fold}")

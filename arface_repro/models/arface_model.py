@@ -144,7 +144,7 @@ class ARFaceModel(EmbeddingModel):
         super().__init__(spec, preprocess, file_sha256, embedding_size=getattr(net.backbone, "embedding_size", None))
 
     @classmethod
-    def from_checkpoint(cls, path, spec: str, mask: str | None = None, preprocess=None, device=None) -> "ARFaceModel":
+    def from_checkpoint(cls, path, spec: str, mask: str | None = None, preprocess=None, device=None) -> ARFaceModel:
         """`mask`: 'on', 'off' or None (the checkpoint's config decides); see `load_training_model`."""
         net, facts = load_training_model(path, mask)
         base = Preprocess(mean=facts["pixel_mean"], std=facts["pixel_std"])

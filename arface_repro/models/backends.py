@@ -62,7 +62,7 @@ def _unknown_prefix(spec: str, head: str) -> str:
             f"{syntaxes()} or PRESET:PATH")
 
 
-def load_model(spec, device=None, preprocess: "Preprocess | str | dict | None" = None,
+def load_model(spec, device=None, preprocess: Preprocess | str | dict | None = None,
                trust_torchscript: bool = False) -> EmbeddingModel:
     """An EmbeddingModel from a spec string (see module docstring), an EmbeddingModel (returned as is) or an
     in-memory torch nn.Module. `preprocess` overrides the kind's default (a Preprocess, a dict or a

@@ -6,7 +6,7 @@ a batch that fails or gives other outputs than single images means one image at 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

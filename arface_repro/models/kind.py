@@ -8,9 +8,9 @@ imported.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from arface_repro.errors import ConfigError, MissingDataError
 from arface_repro.utils.input_files import check_regular

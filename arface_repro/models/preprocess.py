@@ -69,7 +69,7 @@ class Preprocess:
             del d["norm"]
         return json.dumps(d, sort_keys=True)
 
-    def with_overrides(self, overrides: "str | dict | None") -> "Preprocess":
+    def with_overrides(self, overrides: str | dict | None) -> Preprocess:
         """A copy with fields from a spec string ('std=127.5,color=BGR', 'preset=facenet') or dict replaced."""
         return self if not overrides else replace(self, **override_fields(overrides))
 
@@ -188,7 +188,7 @@ def parse_overrides(text: str) -> dict:
     return out
 
 
-def override_fields(overrides: "str | dict | None") -> dict:
+def override_fields(overrides: str | dict | None) -> dict:
     """The Preprocess fields an override string/dict sets, a 'preset' expanded in place (later fields win).
 
     Unknown fields and unknown presets are ConfigErrors listing the known ones."""
@@ -208,7 +208,7 @@ def override_fields(overrides: "str | dict | None") -> dict:
     return out
 
 
-def resolve(base: Preprocess, overrides: "Preprocess | str | dict | None") -> tuple[Preprocess, set]:
+def resolve(base: Preprocess, overrides: Preprocess | str | dict | None) -> tuple[Preprocess, set]:
     """(preprocess, names of the fields the caller set explicitly): a Preprocess object sets them all."""
     if isinstance(overrides, Preprocess):
         return overrides, set(FIELDS)

@@ -117,7 +117,7 @@ def _check_keys(d, allowed: set, where: str) -> None:
         raise FormatError(f"{where}: unknown key(s) {unknown}; known: {', '.join(sorted(allowed))}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(path: str, mtime_ns: int) -> Preset:
     data = read_yaml(path, "model preset")
     _check_keys(data, TOP_KEYS, path)

@@ -227,16 +227,16 @@ def _build(package: str, messages: dict, enums: dict | None = None) -> dict:
             for name in messages}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def caffe() -> dict:
     return _build("caffe", _CAFFE, _CAFFE_ENUMS)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def tensorflow() -> dict:
     return _build("tensorflow", _TF)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def onnx() -> dict:
     return _build("onnx", _ONNX)

@@ -24,7 +24,7 @@ class TorchModel(EmbeddingModel):
         super().__init__(spec, preprocess, file_sha256, embedding_size=getattr(module, "embedding_size", None))
 
     @classmethod
-    def from_module(cls, module, name: str = "module", preprocess: Preprocess | None = None, device=None) -> "TorchModel":
+    def from_module(cls, module, name: str = "module", preprocess: Preprocess | None = None, device=None) -> TorchModel:
         """Wrap an in-memory nn.Module (e.g. during training; it is moved to `device`, run in eval mode and left
         in the mode it had). Its `file_sha256` is the hash of its state dict at wrapping time."""
         h = state_dict_sha256(module.state_dict())

@@ -16,9 +16,9 @@ Every figure is written atomically.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -286,7 +286,7 @@ def fig6_layers(series: dict[str, dict[str, list[LayerPoint]]], out: str | os.Pa
 
 def load_attention_net(checkpoint: str | os.PathLike):
     """(AttentionNet in eval mode, training config) from an `arface train` checkpoint of an ARFace run."""
-    from arface_repro.method.attention_net import AttentionNet   # imports torch: only Fig. 4 needs it
+    from arface_repro.method.attention_net import AttentionNet  # imports torch: only Fig. 4 needs it
 
     ck = read_training_checkpoint(checkpoint)
     cfg = ck.get("config") or {}

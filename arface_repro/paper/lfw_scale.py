@@ -22,16 +22,24 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
 from arface_repro.data.alignment import ARCFACE_112
 from arface_repro.data.image_decoding import decode_bgr
 from arface_repro.errors import ArfaceError, ConfigError, FormatError, MissingDataError
-from arface_repro.eval.blufr import (OSI_FARS, RANKS, REPORT_OSI_FAR, REPORT_RANK, REPORT_VERIFY_FAR, VERIFY_FARS, eval_roc,
-                                    open_set_roc)
+from arface_repro.eval.blufr import (
+    OSI_FARS,
+    RANKS,
+    REPORT_OSI_FAR,
+    REPORT_RANK,
+    REPORT_VERIFY_FAR,
+    VERIFY_FARS,
+    eval_roc,
+    open_set_roc,
+)
 from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
 from arface_repro.eval.store_provenance import image_list_identity
 from arface_repro.io.blufr_config import load_blufr_config

@@ -52,7 +52,7 @@ class FigureOptions:
     steps: int | None = None
 
     @classmethod
-    def from_namespace(cls, ns) -> "FigureOptions":
+    def from_namespace(cls, ns) -> FigureOptions:
         return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)})
 
 
@@ -89,7 +89,7 @@ def _note(text: str) -> None:
 def lfw_faces(n: int) -> tuple[np.ndarray, list[str]]:
     """n real LFW faces (first image of n identities spread over the sorted list), 112x96 crops padded
     with 8 black columns each side to 112x112 (the ArcFace template frame)."""
-    from PIL import Image   # heavy optional dependency, only for the figures that show real faces
+    from PIL import Image  # heavy optional dependency, only for the figures that show real faces
 
     root = shared_path(*LFW_DIR)
     if root is None:
@@ -179,7 +179,7 @@ def held_out_faces(cfg: dict) -> SyntheticFaces:
 
 
 def fig4(opts: FigureOptions, out_dir: Path) -> list[Path]:
-    import torch   # heavy: only Fig. 4 runs a network
+    import torch  # heavy: only Fig. 4 runs a network
 
     torch.set_num_threads(1)  # tiny models on a shared CPU: one thread is the fastest
     ck, how = fig4_checkpoint(opts)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from arface_repro.errors import FormatError
@@ -180,7 +180,7 @@ def check_against_tables(m: Manifest) -> None:
                 raise FormatError(f"{m.source}: protocol {c.protocol} (table {tid}) has no `paper` section in protocols/{c.protocol}.yaml (no evaluation data)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _manifest(directory: str) -> Manifest:
     path = Path(directory) / "manifest.yaml"
     m = parse_manifest(read_yaml_mapping(path, "run manifest"), str(path))
@@ -230,7 +230,7 @@ class Claims:
         return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _claims(directory: str) -> Claims:
     path = Path(directory) / "claims.yaml"
     data = read_yaml_mapping(path, "claims file")

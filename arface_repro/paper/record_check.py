@@ -18,7 +18,8 @@ the identity the feature store carries, see `eval.store_provenance`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from arface_repro.utils.provenance import code_key
 

@@ -5,8 +5,8 @@ temp file and renamed."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from arface_repro.paper.report import Report, SeedRuns
 from arface_repro.paper.report_figures import report_figures

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import base64
 import html
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from arface_repro.errors import FormatError
 from arface_repro.paper.report import Report

@@ -5,8 +5,8 @@ by their path relative to the Markdown file."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from arface_repro.paper.report import Report
 

@@ -6,7 +6,7 @@ summary and of the written report."""
 from __future__ import annotations
 
 import textwrap
-from typing import Sequence
+from collections.abc import Sequence
 
 from arface_repro.paper.report import LITERATURE, MISSING, OFF, WITHIN, Report
 from arface_repro.paper.synthetic_diagnostics import POLICY_COLUMN

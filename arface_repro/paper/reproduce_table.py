@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from arface_repro.errors import ConfigError
 from arface_repro.paper import render
@@ -25,8 +25,16 @@ from arface_repro.paper.report import Report, Section, SeedRuns, build_report, d
 from arface_repro.paper.report_files import report_paths, write_report
 from arface_repro.paper.report_summary import run_kind, terminal_summary
 from arface_repro.paper.run_missing import execute, load_data_spec
-from arface_repro.paper.small_scale import (LFW_SCALE_TITLE, SYNTHETIC_TITLE, diagnostic_row_ids, lfw_scale_rows,
-                                            parse_seeds, synthetic_budget, synthetic_diagnostic_sections, synthetic_rows)
+from arface_repro.paper.small_scale import (
+    LFW_SCALE_TITLE,
+    SYNTHETIC_TITLE,
+    diagnostic_row_ids,
+    lfw_scale_rows,
+    parse_seeds,
+    synthetic_budget,
+    synthetic_diagnostic_sections,
+    synthetic_rows,
+)
 from arface_repro.paper.targets import get_table, table_id, table_number
 from arface_repro.shared_data import REPO_ROOT, shared_path
 from arface_repro.utils.atomic import atomic_open
@@ -65,7 +73,7 @@ class TableOptions:
     quiet: bool = False
 
     @classmethod
-    def from_namespace(cls, ns) -> "TableOptions":
+    def from_namespace(cls, ns) -> TableOptions:
         return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)})
 
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.eval.protocols.spec import paper_routes

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from arface_repro.errors import ConfigError
 from arface_repro.paper import lfw_scale, synthetic

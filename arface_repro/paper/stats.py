@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from arface_repro.eval.paired_tests import (ALPHA, Bootstrap, McNemar, PairedT, fmt_p, mcnemar,
-                                            mcnemar_min_p, min_significant_pairs, paired_bootstrap_tar, paired_t,
-                                            parse_correct, tar_at_far)
+from arface_repro.eval.paired_tests import (
+    ALPHA,
+    Bootstrap,
+    McNemar,
+    PairedT,
+    fmt_p,
+    mcnemar,
+    mcnemar_min_p,
+    min_significant_pairs,
+    paired_bootstrap_tar,
+    paired_t,
+    parse_correct,
+    tar_at_far,
+)
 
 __all__ = ["ALPHA", "Bootstrap", "McNemar", "PairedT", "fmt_p", "mcnemar", "mcnemar_min_p", "min_significant_pairs",
            "paired_bootstrap_tar", "paired_t", "parse_correct", "tar_at_far", "verdict"]

@@ -15,9 +15,9 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.io.records import build_record, load_record, write_record

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from arface_repro.paper import stats as S
-from arface_repro.paper.report import SeedRuns, Section
+from arface_repro.paper.report import Section, SeedRuns
 from arface_repro.paper.synthetic_eval import LN_MODES, TEST_MASKS
 
 UNIFORM_FRACTION = 0.95      # entropy >= 95 % of ln 31: the policy is (still) uniform

@@ -22,7 +22,16 @@ from __future__ import annotations
 import numpy as np
 
 from arface_repro.errors import ConfigError
-from arface_repro.eval.blufr import OSI_FARS, RANKS, REPORT_OSI_FAR, REPORT_RANK, REPORT_VERIFY_FAR, VERIFY_FARS, eval_roc, open_set_roc
+from arface_repro.eval.blufr import (
+    OSI_FARS,
+    RANKS,
+    REPORT_OSI_FAR,
+    REPORT_RANK,
+    REPORT_VERIFY_FAR,
+    VERIFY_FARS,
+    eval_roc,
+    open_set_roc,
+)
 from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
 from arface_repro.method.patches import fixed_keep_flags, mode_keep_table
 

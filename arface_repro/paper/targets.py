@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from arface_repro.errors import ConfigError, FormatError
@@ -79,7 +79,7 @@ class Row:
     id: str
     printed: list[str]
     meta: dict
-    table: "Table" = field(repr=False, default=None)
+    table: Table = field(repr=False, default=None)
 
     @property
     def source(self) -> str:
@@ -244,7 +244,7 @@ def load_table(tid: str | int, directory: str | os.PathLike | None = None) -> Ta
     return t
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached(tid: str, directory: str) -> Table:
     return load_table(tid, directory)
 

@@ -26,8 +26,9 @@ from __future__ import annotations
 import copy
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from arface_repro.errors import ConfigError
 from arface_repro.utils.textfile import parse_yaml, read_yaml
@@ -382,7 +383,6 @@ def validate(cfg: dict, origins: Mapping[str, str] | None = None, where: str = "
     `origins` maps dotted keys to where they were set (a file, an override) for the message; keys not in
     it are reported against `where`."""
     from arface_repro.backbones.heads import check_head_kwargs
-
     from arface_repro.backbones.registry import is_model, list_models
 
     origins = origins or {}

@@ -30,20 +30,20 @@ import random
 import re
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from arface_repro.backbones.heads import create_head
 from arface_repro.errors import ArfaceError, ConfigError, FormatError
 from arface_repro.method import patches as P
 from arface_repro.method.attention_net import greedy_modes
 from arface_repro.method.reinforce import EMABaseline
-from arface_repro.backbones.heads import create_head
 from arface_repro.train import acceleration as A
 from arface_repro.train import distributed as D
 from arface_repro.train.checkpoint import load_checkpoint, save_checkpoint, set_rng_state

@@ -49,6 +49,6 @@ def torch_load_safe(path: str | os.PathLike, what: str = "PyTorch checkpoint"):
                               f"({_first_line(exc)}); such files are never unpickled, since reading them could run "
                               f"code from the file. Re-save its state_dict with torch.save(model.state_dict(), ...)") from None
         raise FormatError(f"{path}: not a readable {what} (not a torch.save file, or corrupt: {_first_line(exc)})") from None
-    except Exception as exc:  # truncated zip, empty file, foreign format: RuntimeError, EOFError, ValueError, ...
+    except Exception as exc:  # noqa: BLE001 - truncated zip, empty file, foreign format: RuntimeError, EOFError, ValueError, ...
         raise FormatError(f"{path}: not a readable {what} (truncated or not a torch.save file: "
                           f"{type(exc).__name__}: {_first_line(exc)})") from None

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class Protocol:
         return build_parser(cls, prog)
 
     @classmethod
-    def from_options(cls, **kw) -> "Protocol":
+    def from_options(cls, **kw) -> Protocol:
         """An instance with the CLI's defaults, overridden by keyword arguments (option names with '_')."""
         p = cls.parser()
         opts = p.parse_args(["--protocol", cls.name])

@@ -30,7 +30,7 @@ README against it).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path, PurePosixPath
 
 from arface_repro.errors import ConfigError
@@ -245,7 +245,7 @@ def specs_dir() -> Path:
     return protocols_dir()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load_cached(path_str: str, mtime_ns: int) -> ProtocolSpec:
     from arface_repro.utils.textfile import read_yaml
 

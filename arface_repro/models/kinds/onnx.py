@@ -56,7 +56,7 @@ class OnnxModel(EmbeddingModel):
         onnx_file = read_onnx(path)  # external data checked and inlined: onnxruntime never opens a file itself
         try:
             self.session = ort.InferenceSession(onnx_file.data, sess_options=opts, providers=providers)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the runtime raises its own types; re-raised as a one-line error
             raise FormatError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0][:300]})") from None
         inputs = self.session.get_inputs()
         # an optional second input 'landmarks' (N×5×2, network-input pixels): an exported ARFace model
@@ -84,7 +84,7 @@ class OnnxModel(EmbeddingModel):
             feeds[self.landmarks_name] = np.ascontiguousarray(landmarks, dtype=np.float32)
         try:
             return self.session.run([self.output_name], feeds)[0]
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the runtime raises its own types; re-raised as a one-line error
             raise ConfigError(f"{self.spec}: onnxruntime failed on input {x.shape} ({self.layout}): "
                               f"{str(exc).splitlines()[0][:300]}") from None
 

@@ -29,7 +29,7 @@ class TfliteModel(EmbeddingModel):
         try:
             self.interpreter = Interpreter(model_path=str(path))
             self.interpreter.allocate_tensors()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the runtime raises its own types; re-raised as a one-line error
             raise FormatError(f"{path}: not a loadable TFLite model ({str(exc).splitlines()[0][:300]})") from None
         ins = self.interpreter.get_input_details()
         if len(ins) != 1:
@@ -55,7 +55,7 @@ class TfliteModel(EmbeddingModel):
         try:
             it.set_tensor(self.inp["index"], np.ascontiguousarray(x, dtype=np.float32))
             it.invoke()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the runtime raises its own types; re-raised as a one-line error
             raise ConfigError(f"{self.spec}: TFLite failed on input {x.shape}: {str(exc).splitlines()[0][:300]}") from None
         return it.get_tensor(self.out["index"]).copy()
 

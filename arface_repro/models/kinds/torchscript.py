@@ -31,7 +31,7 @@ def load(spec: str, rest: str, *, preprocess=None, device=None, trust_torchscrip
         with warnings.catch_warnings():  # torch 2.9+ marks torch.jit.load deprecated; it still loads
             warnings.simplefilter("ignore", FutureWarning)
             module = torch.jit.load(str(path), map_location="cpu")
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the runtime raises its own types; re-raised as a one-line error
         raise FormatError(f"{path}: not a loadable TorchScript file ({str(exc).splitlines()[0][:300]})") from None
     pre = preprocess if isinstance(preprocess, Preprocess) else GENERIC.with_overrides(preprocess)
     return TorchModel(module, spec, pre, sha256_file(path), device)

@@ -28,6 +28,7 @@ registers, lane by lane the same operations (no reassociation with fastmath off)
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from numba import config as numba_config
@@ -36,7 +37,29 @@ from numba import get_num_threads, njit, prange, set_num_threads, uint64
 PW_BLOCKSIZE = 128          # numpy's PW_BLOCKSIZE
 MAX_DIM = 8192              # numpy's default ufunc buffer size: rows up to this length are summed in one call
 PAIR_BLOCK = 1 << 20        # most pairs per parallel work item: each second row fetched once per item
-CACHE_BYTES = 1 << 19       # first rows of one work item: half a MiB of float64 rows (stays in L2)
+
+
+def _l2_bytes(default: int = 1 << 20) -> int:
+    """The size of one core's L2 cache (Linux sysfs), `default` where it cannot be read."""
+    for index in range(8):
+        base = Path(f"/sys/devices/system/cpu/cpu0/cache/index{index}")
+        try:
+            if (base / "level").read_text().strip() != "2":
+                continue
+            text = (base / "size").read_text().strip().upper()
+        except OSError:
+            continue
+        units = {"K": 1 << 10, "M": 1 << 20}
+        try:
+            return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+        except ValueError:
+            return default
+    return default
+
+
+# first rows of one work item: as many float64 rows as fill one core's L2 (measured on a 2-core EPYC with a
+# 1 MiB L2, IJB-C size: 1 MiB of first rows 1.35-1.56 s against 1.74-2.33 s with half a MiB)
+CACHE_BYTES = min(max(_l2_bytes(), 1 << 18), 1 << 22)
 
 
 @njit(cache=True, fastmath=False, nogil=True, inline="always")

@@ -12,7 +12,9 @@ import importlib
 import pkgutil
 import sys
 
+import arface_repro.commands as commands_pkg
 from arface_repro import __version__
+from arface_repro.backbones.registry import load_plugin
 from arface_repro.errors import ArfaceError
 
 
@@ -27,7 +29,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "configs and model specs only name registered architectures, never import code")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    import arface_repro.commands as commands_pkg
 
     for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -43,8 +44,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.plugin:
-            from arface_repro.backbones.registry import load_plugin
-
             for module in args.plugin:
                 load_plugin(module)
         status = args.func(args)

@@ -14,18 +14,28 @@ import of `pkg.name` when that is a module, else of `pkg` (its `__init__`). The 
 (c) no torch / torchvision / cv2 anywhere in `arface_repro/io/` (file formats are numpy-only);
 (d) no script in scripts/ and no test in tests/ inserts into `sys.path` (`sys.path.insert/append/extend`,
     assignment to `sys.path`, `site.addsitedir`, pytest's `monkeypatch.syspath_prepend`): scripts and tests
-    import the installed package, and what they share lives in the package.
+    import the installed package, and what they share lives in the package;
+(e) a function-local `import` / `from ... import` of a module of the package is allowed only when that
+    module's module-level import closure (the same graph: module-level, not type-only imports, plus the
+    `__init__` of every package on the way) reaches a heavy dependency (`HEAVY_DEPENDENCIES`), and only
+    with a comment on the import's lines or the line above saying why. Any other function-local import of a
+    package module belongs at module level. `importlib.import_module` in a function is a registry
+    discovering its members (ARCHITECTURE.md), not an import statement, and is not subject to (e).
 
 Each failure names the importing file, the line and the imported module.
 
 `SYS_PATH_ALLOWED` names the files that must put a folder on sys.path, each with its reason; nothing else is
-exempt.
+exempt. `EVAL_IO_PENDING` is temporary: the offenders of (e) in eval/ and io/, which another part of the
+work reorganises; it removes them and the list.
 """
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 import textwrap
+import tokenize
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +66,60 @@ ROOT_MODULE_ONLY = {"arface_repro"}
 # Heavy libraries a numpy-only file-format layer must not import.
 IO_FORBIDDEN = ("torch", "torchvision", "cv2")
 
+# A function-local import of a package module is allowed only when the module's module-level imports reach
+# one of these (top-level names): the dependencies kept out of `arface --help` and the numpy-only paths.
+HEAVY_DEPENDENCIES = ("torch", "torchvision", "cv2", "onnxruntime", "matplotlib", "numba", "sklearn", "scipy",
+                      "tensorflow", "tflite_runtime", "ai_edge_litert")
+
+# TEMPORARY, removed by part G of issue 21 (which reorganises eval/ and io/ in parallel and follows rule (e)):
+# today's function-local imports of light package modules in eval/ and io/, as (file, imported module).
+# Only eval/ and io/ files may appear here; an entry that no longer offends fails
+# test_eval_io_pending_is_still_needed, so the list shrinks to nothing at the merge.
+EVAL_IO_PENDING: frozenset[tuple[str, str]] = frozenset({
+    ("arface_repro/eval/embed.py", "arface_repro.data.alignment"),
+    ("arface_repro/eval/embed.py", "arface_repro.data.face_datasets"),
+    ("arface_repro/eval/embed.py", "arface_repro.models.backends"),
+    ("arface_repro/eval/embed.py", "arface_repro.models.presets"),
+    ("arface_repro/eval/ijb.py", "arface_repro.io.ijb_meta"),
+    ("arface_repro/eval/ijb_1n.py", "arface_repro.io.ijb_meta"),
+    ("arface_repro/eval/image_list.py", "arface_repro.utils.textfile"),
+    ("arface_repro/eval/plots.py", "arface_repro.models.presets"),
+    ("arface_repro/eval/protocols/base.py", "arface_repro.eval.chunked"),
+    ("arface_repro/eval/protocols/base.py", "arface_repro.eval.protocols.options"),
+    ("arface_repro/eval/protocols/base.py", "arface_repro.eval.store_provenance"),
+    ("arface_repro/eval/protocols/base.py", "arface_repro.io.feature_store"),
+    ("arface_repro/eval/protocols/base.py", "arface_repro.io.records"),
+    ("arface_repro/eval/protocols/blufr.py", "arface_repro.eval.blufr"),
+    ("arface_repro/eval/protocols/blufr.py", "arface_repro.eval.image_list"),
+    ("arface_repro/eval/protocols/blufr.py", "arface_repro.io.blufr_config"),
+    ("arface_repro/eval/protocols/blufr.py", "arface_repro.utils.argtypes"),
+    ("arface_repro/eval/protocols/ijb.py", "arface_repro.eval.ijb"),
+    ("arface_repro/eval/protocols/ijb.py", "arface_repro.eval.ijb_1n"),
+    ("arface_repro/eval/protocols/ijb.py", "arface_repro.io.ijb_meta"),
+    ("arface_repro/eval/protocols/ijb.py", "arface_repro.utils.argtypes"),
+    ("arface_repro/eval/protocols/megaface.py", "arface_repro.eval.megaface"),
+    ("arface_repro/eval/protocols/megaface.py", "arface_repro.io.feature_store"),
+    ("arface_repro/eval/protocols/megaface.py", "arface_repro.io.megaface_devkit"),
+    ("arface_repro/eval/protocols/megaface.py", "arface_repro.io.trillion_pairs"),
+    ("arface_repro/eval/protocols/megaface.py", "arface_repro.utils.argtypes"),
+    ("arface_repro/eval/protocols/options.py", "arface_repro.eval.protocols"),
+    ("arface_repro/eval/protocols/options.py", "arface_repro.eval.protocols.spec"),
+    ("arface_repro/eval/protocols/rmfrd.py", "arface_repro.eval.image_list"),
+    ("arface_repro/eval/protocols/rmfrd.py", "arface_repro.eval.rmfrd"),
+    ("arface_repro/eval/protocols/spec.py", "arface_repro.shared_data"),
+    ("arface_repro/eval/protocols/spec.py", "arface_repro.utils.textfile"),
+    ("arface_repro/eval/protocols/trillion.py", "arface_repro.eval.trillion_pairs"),
+    ("arface_repro/eval/protocols/trillion.py", "arface_repro.io.feature_store"),
+    ("arface_repro/eval/protocols/trillion.py", "arface_repro.io.trillion_pairs"),
+    ("arface_repro/eval/protocols/trillion.py", "arface_repro.utils.argtypes"),
+    ("arface_repro/eval/protocols/ytf.py", "arface_repro.eval.image_list"),
+    ("arface_repro/eval/protocols/ytf.py", "arface_repro.eval.ytf"),
+    ("arface_repro/eval/run.py", "arface_repro.eval.embed"),
+    ("arface_repro/eval/topk_scan.py", "arface_repro.utils.progress"),
+    ("arface_repro/eval/ytf.py", "arface_repro.eval.kfold"),
+    ("arface_repro/eval/ytf.py", "arface_repro.io.pairs"),
+})
+
 # The only files that put a folder on sys.path, each with the reason it must (file -> reason).
 SYS_PATH_ALLOWED: dict[str, str] = {
     "tests/test_model_kinds.py": "an importable module must exist to prove a spec never imports what it names",
@@ -72,6 +136,8 @@ class Import:
     target: str  # the imported module: a module of the package when it is one, else the name as written
     local: bool  # inside a function
     type_only: bool  # under `if TYPE_CHECKING:`
+    end_line: int = 0  # last line of the statement (an import wrapped over several lines)
+    dynamic: bool = False  # an `importlib.import_module(...)` call, not an import statement
 
 
 @dataclass(frozen=True)
@@ -137,13 +203,14 @@ def file_imports(path: Path, root: Path, modules: dict[str, Path]) -> list[Impor
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
     found: list[Import] = []
 
-    def add(line: int, name: str, local: bool, type_only: bool) -> None:
-        found.append(Import(rel, line, importer, _resolve(name, modules), local, type_only))
+    def add(node: ast.stmt | ast.expr, name: str, local: bool, type_only: bool, dynamic: bool = False) -> None:
+        end = node.end_lineno or node.lineno
+        found.append(Import(rel, node.lineno, importer, _resolve(name, modules), local, type_only, end, dynamic))
 
     def visit(node: ast.AST, local: bool, type_only: bool) -> None:
         if isinstance(node, ast.Import):
             for alias in node.names:
-                add(node.lineno, alias.name, local, type_only)
+                add(node, alias.name, local, type_only)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = importer.split(".") if is_package else importer.split(".")[:-1]
@@ -155,9 +222,9 @@ def file_imports(path: Path, root: Path, modules: dict[str, Path]) -> list[Impor
                 source = node.module or ""
             for alias in node.names:
                 submodule = f"{source}.{alias.name}"
-                add(node.lineno, submodule if submodule in modules else source, local, type_only)
+                add(node, submodule if submodule in modules else source, local, type_only)
         elif isinstance(node, ast.Call) and (name := _dynamic_import_name(node)) is not None:
-            add(node.lineno, name, local, type_only)
+            add(node, name, local, type_only, dynamic=True)
         if isinstance(node, ast.If) and _is_type_checking(node.test):
             for child in node.body:
                 visit(child, local, True)
@@ -265,8 +332,39 @@ def sys_path_edits(path: Path, root: Path) -> list[tuple[int, str]]:
     return sorted(found)
 
 
+def comment_lines(path: Path) -> set[int]:
+    """The line numbers of a file that hold a comment."""
+    with path.open("rb") as f:
+        return {tok.start[0] for tok in tokenize.tokenize(f.readline) if tok.type == tokenize.COMMENT}
+
+
+def heavy_reach(imports: list[Import], modules: dict[str, Path]) -> dict[str, set[str]]:
+    """module -> the heavy dependencies its module-level import closure reaches (empty set: none)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    direct: dict[str, set[str]] = defaultdict(set)
+    for imp in imports:
+        if imp.local or imp.type_only:
+            continue
+        if imp.target in modules:
+            graph[imp.importer].add(imp.target)
+        elif imp.target.split(".")[0] in HEAVY_DEPENDENCIES:
+            direct[imp.importer].add(imp.target.split(".")[0])
+    for module in modules:  # importing a.b.c runs a/__init__ and a/b/__init__ first
+        parts = module.split(".")
+        graph[module].update(".".join(parts[:n]) for n in range(1, len(parts)) if ".".join(parts[:n]) in modules)
+    reach: dict[str, set[str]] = {}
+    for module in modules:
+        seen, todo = {module}, [module]
+        while todo:
+            for w in graph[todo.pop()] - seen:
+                seen.add(w)
+                todo.append(w)
+        reach[module] = set().union(*(direct[m] for m in seen))
+    return reach
+
+
 def check_tree(root: Path, package: str = PACKAGE, layers=LAYERS) -> list[Violation]:
-    """Every violation of (a)-(d) in the tree under `root` (the package, scripts/ and tests/)."""
+    """Every violation of (a)-(e) in the tree under `root` (the package, scripts/ and tests/)."""
     modules = package_modules(root, package)
     imports = [imp for path in modules.values() for imp in file_imports(path, root, modules)]
     violations: list[Violation] = []
@@ -306,6 +404,28 @@ def check_tree(root: Path, package: str = PACKAGE, layers=LAYERS) -> list[Violat
                 violations.append(Violation("io-heavy", imp.file, top,
                                             f"{imp.file}:{imp.line}: imports {imp.target} in io/ (numpy-only)"))
 
+    reach = heavy_reach(imports, modules)
+    comments: dict[str, set[int]] = {}
+    reported: set[tuple[str, int, str]] = set()
+    for imp in imports:
+        if not imp.local or imp.dynamic or imp.type_only or imp.target not in modules:
+            continue
+        if (imp.file, imp.line, imp.target) in reported:  # `from m import a, b` is one import of m
+            continue
+        reported.add((imp.file, imp.line, imp.target))
+        if imp.file not in comments:
+            comments[imp.file] = comment_lines(root / imp.file)
+        heavy = sorted(reach[imp.target])
+        if not heavy:
+            message = (f"{imp.file}:{imp.line}: function-local import of {imp.target}, whose module-level imports "
+                       f"reach no heavy dependency: import it at module level")
+        elif not comments[imp.file] & set(range(imp.line - 1, imp.end_line + 1)):
+            message = (f"{imp.file}:{imp.line}: function-local import of {imp.target} (reaches "
+                       f"{', '.join(heavy)}) without a comment saying why, on its line or the line above")
+        else:
+            continue
+        violations.append(Violation("local-import", imp.file, imp.target, message))
+
     for folder in ("scripts", "tests"):
         for path in sorted((root / folder).rglob("*.py")) if (root / folder).is_dir() else []:
             edits = sys_path_edits(path, root)
@@ -322,7 +442,11 @@ def violations() -> list[Violation]:
 
 
 def _unlisted(violations: list[Violation], kind: str) -> list[str]:
-    return [v.message for v in violations if v.kind == kind and not (kind == "sys.path" and v.file in SYS_PATH_ALLOWED)]
+    def listed(v: Violation) -> bool:
+        return (v.kind == "sys.path" and v.file in SYS_PATH_ALLOWED) or (
+            v.kind == "local-import" and (v.file, v.module) in EVAL_IO_PENDING)
+
+    return [v.message for v in violations if v.kind == kind and not listed(v)]
 
 
 def test_no_import_cycle(violations):
@@ -349,6 +473,40 @@ def test_sys_path_exceptions_are_still_needed(violations):
     """An exception whose file no longer touches sys.path must leave SYS_PATH_ALLOWED."""
     present = {v.file for v in violations if v.kind == "sys.path"}
     assert not set(SYS_PATH_ALLOWED) - present, "no longer needed: " + ", ".join(set(SYS_PATH_ALLOWED) - present)
+
+
+def test_function_local_imports_only_for_heavy_dependencies_with_a_reason(violations):
+    found = _unlisted(violations, "local-import")
+    assert not found, ("function-local imports of package modules (ARCHITECTURE.md, Imports):\n"
+                       + "\n".join(found))
+
+
+def test_eval_io_pending_is_still_needed(violations):
+    """EVAL_IO_PENDING only holds eval/ and io/ files, each entry still an offender (else it leaves the list)."""
+    outside = sorted(f for f, _ in EVAL_IO_PENDING if not f.startswith((f"{PACKAGE}/eval/", f"{PACKAGE}/io/")))
+    assert not outside, "EVAL_IO_PENDING is for eval/ and io/ only: " + ", ".join(outside)
+    present = {(v.file, v.module) for v in violations if v.kind == "local-import"}
+    stale = sorted(f"{f} -> {m}" for f, m in EVAL_IO_PENDING - present)
+    assert not stale, "no longer offending, remove from EVAL_IO_PENDING: " + ", ".join(stale)
+
+
+def test_help_imports_no_heavy_dependency():
+    """`arface --help` (argument parsing of every subcommand) stays free of the heavy dependencies."""
+    code = textwrap.dedent(f"""\
+        import contextlib, io, sys
+        from arface_repro.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            try:
+                main(["--help"])
+            except SystemExit:
+                pass
+        print("heavy:" + ",".join(sorted(m for m in {HEAVY_DEPENDENCIES!r} if m in sys.modules)))
+        """)
+    # `python -c` puts its working folder first on sys.path: the checkout under test is the one imported
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("heavy:"), done.stderr
+    loaded = done.stdout.strip().removeprefix("heavy:")
+    assert loaded == "", f"`arface --help` imports {loaded}"
 
 
 def test_every_package_module_parses_and_has_a_layer():
@@ -382,9 +540,17 @@ CLEAN_TREE = {
         if TYPE_CHECKING:
             from arface_repro.eval.kfold import Folds
         def f():
+            import importlib
             import torch
-            from arface_repro.io import pairs
+            from arface_repro.data import faces  # cv2: loaded when f runs
+            # models/__init__ imports data.faces (cv2)
+            from arface_repro.models import light
+            importlib.import_module("arface_repro.io.pairs")  # a registry's discovery, not an import statement
         """,
+    "arface_repro/data/__init__.py": "",
+    "arface_repro/data/faces.py": "import cv2\n",
+    "arface_repro/models/__init__.py": "from arface_repro.data import faces\n",
+    "arface_repro/models/light.py": "",
     "arface_repro/eval/kfold.py": "from .roc import f\n",
     "arface_repro/cli.py": "import importlib\nimportlib.import_module(f'arface_repro.eval.{name}')\n",
     "scripts/run.py": "import sys\nfrom arface_repro.cli import main\n",
@@ -410,6 +576,17 @@ def test_checker_reports_cycle_upward_import_io_torch_and_sys_path(tmp_path):
     files["arface_repro/eval/kfold.py"] = "from .roc import f\nfrom arface_repro import cli\n"
     files["arface_repro/cli.py"] = "def main():\n    from arface_repro.eval import kfold\n"
     files["arface_repro/extra.py"] = ""
+    files["arface_repro/train/__init__.py"] = ""
+    files["arface_repro/train/loop.py"] = """\
+        def run():
+            from arface_repro.data import faces
+
+
+        def run2():
+            from arface_repro.data import (  # cv2: loaded when run2 runs
+                faces as f,
+            )
+        """
     files["scripts/run.py"] = "import sys\nsys.path.insert(0, 'x')\n"
     files["tests/test_x.py"] = "import sys\n\n\ndef test(monkeypatch):\n    monkeypatch.syspath_prepend('y')\n"
     files["tests/test_y.py"] = "import sys\nsys.path[:0] = ['z']\n"
@@ -419,7 +596,7 @@ def test_checker_reports_cycle_upward_import_io_torch_and_sys_path(tmp_path):
         # io -> eval -> io (pairs -> roc -> pairs) and eval.kfold -> cli -> eval.kfold
         "arface_repro/io/pairs.py:5: imports arface_repro.eval.roc, an import cycle: "
         "arface_repro.io.pairs -> arface_repro.eval.roc -> arface_repro.io.pairs",
-        "arface_repro/eval/roc.py:3,8: imports arface_repro.io.pairs, an import cycle: "
+        "arface_repro/eval/roc.py:3,12: imports arface_repro.io.pairs, an import cycle: "
         "arface_repro.eval.roc -> arface_repro.io.pairs -> arface_repro.eval.roc",
         "arface_repro/eval/kfold.py:2: imports arface_repro.cli, an import cycle: "
         "arface_repro.eval.kfold -> arface_repro.cli -> arface_repro.eval.kfold",
@@ -429,6 +606,12 @@ def test_checker_reports_cycle_upward_import_io_torch_and_sys_path(tmp_path):
         "arface_repro/eval/kfold.py:2: import of arface_repro.cli (layer cli/__main__) from layer eval",
         "arface_repro/extra.py:1: module arface_repro.extra belongs to no layer of LAYERS",
         "arface_repro/io/pairs.py:6: imports cv2 in io/ (numpy-only)",
+        "arface_repro/io/pairs.py:5: function-local import of arface_repro.eval.roc, whose module-level imports "
+        "reach no heavy dependency: import it at module level",
+        "arface_repro/cli.py:2: function-local import of arface_repro.eval.kfold, whose module-level imports "
+        "reach no heavy dependency: import it at module level",
+        "arface_repro/train/loop.py:2: function-local import of arface_repro.data.faces (reaches cv2) without a "
+        "comment saying why, on its line or the line above",
         "scripts/run.py:2 sys.path.insert: a script or test inserts into sys.path",
         "tests/test_x.py:5 syspath_prepend: a script or test inserts into sys.path",
         "tests/test_y.py:2 assignment to sys.path: a script or test inserts into sys.path",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from arface_repro.errors import ConfigError
+from arface_repro.eval.plots import check_figure_path, curve_labels, model_label, plot_roc
+from arface_repro.eval.record_compare import compare_records, format_comparison, read_records
 from arface_repro.utils.outputs import Output, check_outputs
 
 
@@ -19,9 +21,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from arface_repro.eval.plots import check_figure_path, curve_labels, model_label, plot_roc
-    from arface_repro.eval.record_compare import compare_records, format_comparison, read_records
-
     if len(args.records) < 2:
         raise ConfigError("compare needs at least two records")
     if args.reps < 10:

@@ -13,6 +13,11 @@ import argparse
 import json
 
 from arface_repro.errors import ConfigError
+from arface_repro.eval.embed import extract_features, landmarks_source
+from arface_repro.eval.image_list import read_image_list
+from arface_repro.io.feature_store import save_feature_store
+from arface_repro.models.backends import load_model
+from arface_repro.models.preprocess import GENERIC
 from arface_repro.utils.argtypes import batch_size, int_range
 from arface_repro.utils.outputs import Output, check_outputs, spec_files
 
@@ -55,15 +60,8 @@ def check_embed_outputs(args) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from arface_repro.eval.embed import extract_features, landmarks_source
-    from arface_repro.eval.image_list import read_image_list
-    from arface_repro.io.feature_store import save_feature_store
-    from arface_repro.models.backends import load_model
-
     check_embed_outputs(args)
     if args.preprocess:  # its fields are checked now, not after the model is loaded
-        from arface_repro.models.preprocess import GENERIC
-
         GENERIC.with_overrides(args.preprocess)
     paths = read_image_list(args.list) if args.list else None
     model = load_model(args.model, device=args.device, preprocess=args.preprocess,

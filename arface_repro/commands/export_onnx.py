@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 
 from arface_repro.errors import ConfigError
+from arface_repro.models.onnx_export import export_model_onnx, export_onnx, opset_range
+from arface_repro.utils.outputs import Output, check_outputs, spec_files
 
 
 def register(sub) -> None:
@@ -42,10 +44,6 @@ def register(sub) -> None:
 
 def check_export_args(args) -> None:
     """Opset, output and inputs, before the network is built or any file written."""
-    # imported when the command runs, not when the CLI starts (start-up time)
-    from arface_repro.models.onnx_export import opset_range
-    from arface_repro.utils.outputs import Output, check_outputs, spec_files
-
     lo, hi = opset_range()
     if not lo <= args.opset <= hi:
         raise ConfigError(f"--opset {args.opset}: this PyTorch exports opsets {lo}..{hi}")
@@ -56,8 +54,6 @@ def check_export_args(args) -> None:
 
 def run(args) -> int:
     check_export_args(args)
-    # the models layer is imported when the command runs, not when the CLI starts (start-up time)
-    from arface_repro.models.onnx_export import export_model_onnx, export_onnx
 
     if args.model:
         if args.arch or args.checkpoint:

@@ -3,6 +3,10 @@ registered architectures (for `torch:ARCH:PATH` specs and `export-onnx`), and th
 
 from __future__ import annotations
 
+from arface_repro.backbones.registry import create_model, list_models
+from arface_repro.models.kinds import KINDS
+from arface_repro.models.presets import list_presets, load_preset
+
 
 def register(sub) -> None:
     p = sub.add_parser("list-models", help="list model presets (with their reported figures) and architectures",
@@ -17,9 +21,6 @@ def register(sub) -> None:
 def preset_lines(pattern: str | None) -> list[str]:
     """One line per preset (name, backend, input size, embedding size) and one per reported figure under it."""
     import fnmatch
-
-    # the model layers are imported when a command runs, not when the CLI starts (start-up time), as in every command
-    from arface_repro.models.presets import list_presets, load_preset
 
     lines = []
     for name in list_presets():
@@ -39,10 +40,6 @@ def preset_lines(pattern: str | None) -> list[str]:
 
 def run(args) -> int:
     import fnmatch
-
-    # imported when the command runs, not when the CLI starts (start-up time)
-    from arface_repro.backbones.registry import create_model, list_models
-    from arface_repro.models.kinds import KINDS
 
     presets = preset_lines(args.pattern)
     if presets:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from arface_repro.data.subset import build_subset
-
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -50,6 +48,10 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    # the subset builder reads RecordIO through the face datasets, which import torch: loaded when the command
+    # runs, not at `arface --help`
+    from arface_repro.data.subset import build_subset
+
     stats = build_subset(
         args.source, args.out_prefix, args.lfw_names, identity_meta=args.identity_meta, class_names=args.class_names,
         per_identity=args.per_identity, seed=args.seed, keep_short=args.keep_short, landmarks_file=args.landmarks,

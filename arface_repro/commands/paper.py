@@ -138,12 +138,14 @@ def add_figures_arguments(ap: argparse.ArgumentParser) -> None:
 # slow every other command's start-up.
 
 def _run_table(args) -> int:
+    # the table layer reaches numba (IJB kernels): loaded when a table is made, not at `arface --help`
     from arface_repro.paper.reproduce_table import TableOptions, reproduce_table
 
     return reproduce_table(TableOptions.from_namespace(args))
 
 
 def _run_figures(args) -> int:
+    # the figures reach cv2 and numba: loaded when figures are made, not at `arface --help`
     from arface_repro.paper.make_figures import FigureOptions, make_figures
 
     return make_figures(FigureOptions.from_namespace(args))

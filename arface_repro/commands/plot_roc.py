@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from arface_repro.eval.plots import check_figure_path, plot_roc
+from arface_repro.io.record_sniff import check_record_file
+from arface_repro.io.records import load_record
 from arface_repro.utils.argtypes import float_range
 from arface_repro.utils.outputs import Output, check_outputs
 
@@ -18,10 +21,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from arface_repro.eval.plots import check_figure_path, plot_roc
-    from arface_repro.io.record_sniff import check_record_file
-    from arface_repro.io.records import load_record
-
     check_figure_path(args.out)
     check_outputs([Output(args.out, "-o")], args.records)
     recs = []

@@ -27,6 +27,7 @@ def register(subparsers) -> None:
 def _run(args) -> int:
     import json
 
+    # the trainer imports torch at module level: loaded when training runs, not at `arface --help`
     from arface_repro.train.loop import train
 
     ov = list(args.overrides)

@@ -307,7 +307,7 @@ def attention_modes(net, images, landmarks, patch_radius: float, batch: int = 64
 
     # torch modules: imported for Fig. 4 only (the other figures and the reports run without torch)
     from arface_repro.method.attention_net import greedy_modes
-    from arface_repro.train.loop import normalise
+    from arface_repro.train.loop import normalise  # torch, as the line above
 
     imgs = np.ascontiguousarray(images)
     out = []

@@ -31,9 +31,13 @@ from pathlib import Path
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.eval.protocols.spec import paper_routes
+from arface_repro.io.records import load_record
 from arface_repro.models.kinds import single_file_prefixes
+from arface_repro.paper.evaluate_adapter import evaluate_model
 from arface_repro.paper.manifest import load_manifest, record_path
+from arface_repro.paper.record_check import record_flags
 from arface_repro.paper.targets import get_table, table_id
+from arface_repro.shared_data import REPO_ROOT
 from arface_repro.utils.textfile import read_yaml_mapping
 
 SPEC_PREFIXES = single_file_prefixes()  # the model kinds whose spec names one file (models.kinds): relocatable
@@ -164,9 +168,6 @@ def plan(tid: str, data: DataSpec, runs_dir: str | os.PathLike) -> Plan:
 
 def existing_flagged(tid: str, runs_dir: str | os.PathLike) -> list[tuple[Path, str]]:
     """The table's existing measured records that may not be current (record_check), with why."""
-    from arface_repro.io.records import load_record
-    from arface_repro.paper.record_check import record_flags
-
     t = get_table(tid)
     m = load_manifest()
     out = []
@@ -185,8 +186,6 @@ def existing_flagged(tid: str, runs_dir: str | os.PathLike) -> list[tuple[Path, 
 
 def execute(tid: str, data: DataSpec, runs_dir: str | os.PathLike, log: Callable[[str], None] = print,
             quiet: bool = False) -> Plan:
-    from arface_repro.paper.evaluate_adapter import evaluate_model
-
     m = load_manifest()
     p = plan(tid, data, runs_dir)
     for path, why in existing_flagged(tid, runs_dir):  # kept: a measured record is not remade on sight
@@ -200,7 +199,7 @@ def execute(tid: str, data: DataSpec, runs_dir: str | os.PathLike, log: Callable
             spec = data.checkpoints[run_id]
             log(f"[{i}/{len(p.todo)}] {run_id}: model {spec}")
         else:
-            from arface_repro.shared_data import REPO_ROOT
+            # the trainer imports torch: loaded only when a run must be trained, not to plan or to evaluate
             from arface_repro.train.api import train_and_evaluate
 
             cfg = REPO_ROOT / "configs" / f"{run.config}.yaml"

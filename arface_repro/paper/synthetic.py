@@ -86,7 +86,7 @@ def train_job(job: Job, runs_dir: str, threads: int = 1) -> dict:
     torch.set_num_threads(threads)
     # the trainer imports torch: imported in the worker that trains, not by the report that reads records
     from arface_repro.train.api import train_and_evaluate
-    from arface_repro.train.data import build_val_set
+    from arface_repro.train.data import build_val_set  # torch, as the line above
 
     ov = job.all_overrides()
     cfg = load_config(job.path, ov)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from arface_repro.backbones.registry import is_model, list_models
 from arface_repro.errors import ConfigError
 from arface_repro.utils.textfile import parse_yaml, read_yaml
 
@@ -382,8 +383,8 @@ def validate(cfg: dict, origins: Mapping[str, str] | None = None, where: str = "
 
     `origins` maps dotted keys to where they were set (a file, an override) for the message; keys not in
     it are reported against `where`."""
+    # the margin heads import torch: loaded when a config is validated, not by readers of the YAML dialect
     from arface_repro.backbones.heads import check_head_kwargs
-    from arface_repro.backbones.registry import is_model, list_models
 
     origins = origins or {}
     _check_tree(cfg, SCHEMA, "", origins, where)

@@ -119,12 +119,13 @@ def fetch(dataset, idx: np.ndarray):
 def build_train_set(cfg: dict):
     d = cfg["data"]
     if d["kind"] == "synthetic":
+        # the generator draws with cv2: loaded only for synthetic data
         from arface_repro.data.synthetic import SyntheticFaces
 
         return SyntheticFaces(seed=int(cfg["seed"]), **d["synthetic"])
     if not d["path"]:
         raise ConfigError(f"data.kind={d['kind']!r} needs data.path")
-    try:
+    try:  # the face datasets are torch datasets: loaded only for real data
         from arface_repro.data import face_datasets
     except ImportError as exc:
         raise ConfigError(f"data.kind={d['kind']!r} needs arface_repro.data.face_datasets, which is not available: {exc}") from exc
@@ -137,6 +138,7 @@ def build_val_set(cfg: dict):
     """Held-out synthetic identities (disjoint from training: identity numbers offset by 100000)."""
     if cfg["data"]["kind"] != "synthetic":
         return None
+    # the generator draws with cv2: loaded only for synthetic data
     from arface_repro.data.synthetic import SyntheticFaces
 
     syn, val = cfg["data"]["synthetic"], cfg["data"]["val"]

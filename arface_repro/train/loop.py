@@ -40,6 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from arface_repro.backbones.heads import create_head
+from arface_repro.backbones.registry import create_model
 from arface_repro.errors import ArfaceError, ConfigError, FormatError
 from arface_repro.method import patches as P
 from arface_repro.method.attention_net import greedy_modes
@@ -74,8 +75,6 @@ class NonFiniteLossError(ArfaceError):
 
 def build_backbone(cfg: dict) -> nn.Module:
     """`model.name` is a registered architecture (`arface list-models`); a config never imports code."""
-    from arface_repro.backbones.registry import create_model
-
     name, kwargs = cfg["model"]["name"], dict(cfg["model"].get("kwargs") or {})
     try:
         return create_model(name, **kwargs)
@@ -362,6 +361,7 @@ class Trainer:
     def evaluate(self) -> dict:
         if self.verify_fn is not None:
             return dict(self.verify_fn(self))
+        # the verification set is drawn with cv2: loaded only when a run verifies on synthetic data
         from arface_repro.train.verification import synthetic_verification
 
         if self.val_set is None:

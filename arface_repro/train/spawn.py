@@ -25,7 +25,7 @@ def _worker(rank: int, world: int, port: int, config, overrides, result_path: st
 
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(threads)
-    from arface_repro.train.loop import train
+    from arface_repro.train.loop import train  # the trainer (torch): imported in the spawned worker only
 
     res = train(config, overrides)
     if rank == 0:

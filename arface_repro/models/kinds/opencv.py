@@ -22,7 +22,7 @@ def load(spec: str, rest: str, *, preprocess=None, device=None, trust_torchscrip
             raise MissingDataError(f"{f}: model file not found (spec {spec!r})")
     # caffe_net and tf_graph_net import torch at module level: imported below only when OpenCV cannot run the file
     if fmt == "caffe" and not opencv_backend.has_caffe_importer():
-        from arface_repro.models.caffe_net import load_caffe_model
+        from arface_repro.models.caffe_net import load_caffe_model  # torch, only when OpenCV cannot run it
 
         return load_caffe_model(spec, files[0], files[1], preprocess, device)
     if fmt == "tensorflow" and not opencv_backend.has_tensorflow_importer():
@@ -30,7 +30,7 @@ def load(spec: str, rest: str, *, preprocess=None, device=None, trust_torchscrip
             raise ConfigError(f"model spec {spec!r}: this OpenCV has no TensorFlow importer, and the package's "
                               f"GraphDef runner does not read OpenCV's text graph config {files[1]}; "
                               f"give the frozen graph alone (opencv:{files[0]} or tfgraph:{files[0]})")
-        from arface_repro.models.tf_graph_net import load_tfgraph_model
+        from arface_repro.models.tf_graph_net import load_tfgraph_model  # torch, only when OpenCV cannot
 
         return load_tfgraph_model(spec, files[0], preprocess, device)
     if fmt == "tensorflow" and len(files) == 1:

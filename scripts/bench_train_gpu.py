@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     import torch
 
     from arface_repro.backbones.registry import create_model
-    from arface_repro.data.synthetic import SyntheticFaces
+    from arface_repro.data.occluded_faces import SyntheticFaces
 
     if args.threads:
         torch.set_num_threads(args.threads)

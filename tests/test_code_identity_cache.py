@@ -21,7 +21,7 @@ TINY = ["data.synthetic.num_identities=6", "data.synthetic.images_per_identity=4
 
 DRIVER = """
 import json, sys
-from arface_repro.paper.synthetic import Job, run_jobs
+from arface_repro.paper.synthetic_runs import Job, run_jobs
 from arface_repro.utils.provenance import code_key
 job = Job("syn_plain", 0, tuple(json.loads(sys.argv[2])))
 out = []

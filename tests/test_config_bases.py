@@ -125,13 +125,13 @@ def test_every_shipped_config_names_a_shipped_base_and_the_bases_are_few():
 
 
 def test_a_changed_base_changes_the_synthetic_run_key(tmp_path, monkeypatch):
-    from arface_repro.paper import synthetic
+    from arface_repro.paper import synthetic_runs
 
-    monkeypatch.setattr(synthetic, "CONFIG_DIR", tmp_path)
+    monkeypatch.setattr(synthetic_runs, "CONFIG_DIR", tmp_path)
     write(tmp_path / "base" / "b.yaml", "seed: 1\ntrain: {steps: 5}\n")
     write(tmp_path / "exp.yaml", "base: b\nname: exp\n")
-    job = synthetic.Job("exp", 0)
-    before = synthetic.run_key(job)
-    assert synthetic.run_key(job) == before
+    job = synthetic_runs.Job("exp", 0)
+    before = synthetic_runs.run_key(job)
+    assert synthetic_runs.run_key(job) == before
     write(tmp_path / "base" / "b.yaml", "seed: 1\ntrain: {steps: 6}\n")   # the experiment file is untouched
-    assert synthetic.run_key(job) != before
+    assert synthetic_runs.run_key(job) != before

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from arface_repro.cli import main
-from arface_repro.data.synthetic import SyntheticFaces
+from arface_repro.data.occluded_faces import SyntheticFaces
 from arface_repro.errors import FormatError
 from arface_repro.io.records import build_record, write_record
 from arface_repro.method.patches import mode_keep_table, patch_boxes
@@ -76,7 +76,7 @@ def test_fig4_rejects_mismatched_inputs(faces, tmp_path):
 
 
 def _syn_record(runs: Path, config: str, seed: int, acc: float, vr: float, dir_: float) -> Path:
-    from arface_repro.paper.synthetic import Job, record_file, run_key
+    from arface_repro.paper.synthetic_runs import Job, record_file, run_key
 
     job = Job(config, seed)
     rec = build_record("synthetic-verification", "syn", {"Acc": acc, "VR@FAR=0.1%": vr, "DIR@FAR=1%": dir_},
@@ -102,7 +102,7 @@ def test_fig6_from_synthetic_records(tmp_path):
     img = read_png(out)
     assert img.ndim == 3 and img.shape[1] > 1.3 * img.shape[0]     # two rows of three panels
     # a record of another budget (overrides) is not part of the default series
-    from arface_repro.paper.synthetic import Job, record_file, run_key
+    from arface_repro.paper.synthetic_runs import Job, record_file, run_key
 
     job = Job("syn_arface_l1", 0, ("train.steps=5",))
     write_record(build_record("synthetic-verification", "syn", {"Acc": 1.0, "VR@FAR=0.1%": 1.0, "DIR@FAR=1%": 1.0},

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from arface_repro.data.synthetic import PATCH_INDEX, SyntheticFaces
+from arface_repro.data.occluded_faces import PATCH_INDEX, SyntheticFaces
 from arface_repro.errors import ConfigError
 from arface_repro.method.patches import NUM_MODES, fixed_keep_flags, mode_keep_table
 from arface_repro.paper.resolution import within_resolution
 from arface_repro.paper.synthetic_diagnostics import policy_verdict
-from arface_repro.paper.synthetic_eval import LN_MODES, policy_diagnostics, training_level
+from arface_repro.paper.synthetic_task import LN_MODES, policy_diagnostics, training_level
 
 NOSE = PATCH_INDEX["nose"]
 
@@ -80,7 +80,7 @@ TINY = {"model": {"name": "tiny_resnet", "kwargs": {"channels": [8, 8, 8, 8], "f
 @pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("kind", ["fixed", "arface"])
 def test_records_carry_the_diagnostics(kind, tmp_path):
-    from arface_repro.paper.synthetic_eval import TEST_MASKS, verify_fn_for
+    from arface_repro.paper.synthetic_task import TEST_MASKS, verify_fn_for
     from arface_repro.train.config import load_config
     from arface_repro.train.data import build_val_set
     from arface_repro.train.loop import train

@@ -11,7 +11,7 @@ shipped configs: oracle - never drop +6.10 / +8.35 / +1.97 / +4.92 / +6.42 and o
 import numpy as np
 import pytest
 
-from arface_repro.paper.synthetic_eval import verify_fn_for
+from arface_repro.paper.synthetic_task import verify_fn_for
 from arface_repro.shared_data import REPO_ROOT
 from arface_repro.train.config import load_config
 from arface_repro.train.data import build_val_set

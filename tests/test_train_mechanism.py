@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from arface_repro.data.synthetic import SyntheticFaces
+from arface_repro.data.occluded_faces import SyntheticFaces
 from arface_repro.method import patches as P
 from arface_repro.method.attention_net import AttentionNet, log_prob, sample_modes
 from arface_repro.method.reinforce import EMABaseline, reinforce_loss
-from arface_repro.paper.synthetic_eval import policy_diagnostics
+from arface_repro.paper.synthetic_task import policy_diagnostics
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

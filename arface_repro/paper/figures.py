@@ -29,7 +29,7 @@ from arface_repro.method.patches import NUM_MODES, NUM_PATCHES, drop_mask_numpy,
 from arface_repro.models.training_checkpoint import read_training_checkpoint
 from arface_repro.paper.manifest import load_manifest, record_path
 from arface_repro.paper.record_check import record_flags
-from arface_repro.paper.synthetic import RECORD_SUBDIR, Job, run_key
+from arface_repro.paper.synthetic_runs import RECORD_SUBDIR, Job, run_key
 from arface_repro.paper.targets import get_table
 from arface_repro.utils.atomic import atomic_path
 

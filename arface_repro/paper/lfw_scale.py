@@ -46,7 +46,7 @@ from arface_repro.io.blufr_config import load_blufr_config
 from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
 from arface_repro.io.pairs import parse_lfw_pairs
 from arface_repro.io.records import build_record, load_record, write_record
-from arface_repro.paper.synthetic import Job
+from arface_repro.paper.synthetic_runs import Job
 from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.input_files import read_capped
 from arface_repro.utils.process_pool import run_unordered

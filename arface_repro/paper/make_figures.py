@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.data.alignment import ARCFACE_112
-from arface_repro.data.synthetic import SyntheticFaces
+from arface_repro.data.occluded_faces import SyntheticFaces
 from arface_repro.errors import ArfaceError, ConfigError, FormatError, MissingDataError
 from arface_repro.io.records import load_record
 from arface_repro.models.training_checkpoint import read_training_checkpoint

@@ -13,18 +13,18 @@ import time
 from collections.abc import Callable, Iterable
 
 from arface_repro.errors import ConfigError
-from arface_repro.paper import lfw_scale, synthetic
+from arface_repro.paper import lfw_scale, synthetic_runs
 from arface_repro.paper.manifest import load_manifest
 from arface_repro.paper.report import SeedRuns
-from arface_repro.paper.synthetic import Job
 from arface_repro.paper.synthetic_diagnostics import diagnostics_section, room_section
+from arface_repro.paper.synthetic_runs import Job
 from arface_repro.paper.targets import get_table
 
 SYNTHETIC_TITLE = ("synthetic small-scale reproduction: tiny backbones trained on the built-in synthetic occluded-face "
-                   "generator (arface_repro/data/synthetic.py; identities in groups that differ only by the nose; in 30 % of "
+                   "generator (arface_repro/data/occluded_faces.py; identities in groups that differ only by the nose; in 30 % of "
                    "the faces the nose replaced by another identity's at 3x contrast), CPU, paper's REINFORCE settings (batch reward, EMA baseline 0.99 updated first; entropy weight "
                    "1e-4, a choice from ENAS); columns measured on held-out synthetic identities: LFW-layout 6000-pair 10-fold "
-                   "accuracy, BLUFR-style VR@FAR=0.1% and DIR@FAR=1% (arface_repro/paper/synthetic_eval.py)")
+                   "accuracy, BLUFR-style VR@FAR=0.1% and DIR@FAR=1% (arface_repro/paper/synthetic_task.py)")
 LFW_SCALE_TITLE = ("LFW-scale reproduction: the small backbone trained from scratch on BLUFR trial 1's training "
                    "identities of LFW (2,952 images of 1,500 people); Acc on the LFW View-2 pairs of untrained people "
                    "(3,918 of 6,000), VR/DIR on BLUFR trial 1 (arface_repro/paper/lfw_scale.py)")
@@ -90,7 +90,7 @@ def synthetic_rows(tid: str, runs_dir: str | os.PathLike, seeds: list[int] | Non
     ov = tuple(overrides)
     jobs = [Job(cfg, s, ov) for s in seeds for cfg in dict.fromkeys([*cells.values(), *extra.values()])]
     t0 = time.time()
-    recs = synthetic.run_jobs(jobs, runs_dir, workers=workers, rerun=rerun, log=log)
+    recs = synthetic_runs.run_jobs(jobs, runs_dir, workers=workers, rerun=rerun, log=log)
     return _group(cells, seeds, recs, ov), _group(extra, seeds, recs, ov), time.time() - t0
 
 

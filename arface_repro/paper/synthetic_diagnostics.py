@@ -5,7 +5,7 @@ Two sections for `arface_repro.paper.report` structures (rendered by the existin
 1. "diagnostic rows and columns": per synthetic row (the table's, then the manifest's `diagnostic_rows`: the
    fixed-mask rows) the held-out Acc, the training accuracy's level (mean over the last 10 % of the steps; for
    ARFace this is the REINFORCE reward), the same network's Acc under the diagnostic test masks (off, oracle,
-   nose dropped: `synthetic_eval.TEST_MASKS`), and for ARFace rows the policy's state on held-out images: mean
+   nose dropped: `synthetic_task.TEST_MASKS`), and for ARFace rows the policy's state on held-out images: mean
    entropy against ln 31 (the uniform policy), P(drop nose | occluded) and P(drop nose | clean) in percent with
    the mean 95 % interval over images, and a verdict per seed (below).
 2. "the room a conditional policy has": paired differences over seeds between the three fixed policies
@@ -25,7 +25,7 @@ import numpy as np
 
 from arface_repro.paper import stats as S
 from arface_repro.paper.report import Section, SeedRuns
-from arface_repro.paper.synthetic_eval import LN_MODES, TEST_MASKS
+from arface_repro.paper.synthetic_task import LN_MODES, TEST_MASKS
 
 UNIFORM_FRACTION = 0.95      # entropy >= 95 % of ln 31: the policy is (still) uniform
 CONDITIONAL_GAP = 10.0       # points of P(drop | occluded) - P(drop | clean)

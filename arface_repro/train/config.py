@@ -63,7 +63,7 @@ DEFAULTS: dict[str, Any] = {
         "pixel_std": 128.0,
         "path": None,  # rec: prefix of <prefix>.rec/.idx; folder: root of <identity>/<image> folders
         "landmarks_file": None,  # folder only: 5-point landmarks per image (else the template is used)
-        "synthetic": {  # arguments of arface_repro.data.synthetic.SyntheticFaces
+        "synthetic": {  # arguments of arface_repro.data.occluded_faces.SyntheticFaces
             "num_identities": 40, "images_per_identity": 24, "occluded": True, "occluded_patch": "nose",
             "occlusion_rate": 0.5, "part_size": 24, "jitter": 2.0, "variation": 0.35, "noise_std": 6.0, "group_size": 1,
             "occluder_contrast": 1.5,

@@ -120,7 +120,7 @@ def build_train_set(cfg: dict):
     d = cfg["data"]
     if d["kind"] == "synthetic":
         # the generator draws with cv2: loaded only for synthetic data
-        from arface_repro.data.synthetic import SyntheticFaces
+        from arface_repro.data.occluded_faces import SyntheticFaces
 
         return SyntheticFaces(seed=int(cfg["seed"]), **d["synthetic"])
     if not d["path"]:
@@ -139,7 +139,7 @@ def build_val_set(cfg: dict):
     if cfg["data"]["kind"] != "synthetic":
         return None
     # the generator draws with cv2: loaded only for synthetic data
-    from arface_repro.data.synthetic import SyntheticFaces
+    from arface_repro.data.occluded_faces import SyntheticFaces
 
     syn, val = cfg["data"]["synthetic"], cfg["data"]["val"]
     kw = {k: v for k, v in syn.items() if k not in ("num_identities", "images_per_identity")}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from arface_repro.data.synthetic import verification_pairs
+from arface_repro.data.occluded_faces import verification_pairs
 from arface_repro.eval.kfold import kfold_accuracy
 from arface_repro.method.patches import mode_keep_table
 

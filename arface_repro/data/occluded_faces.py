@@ -18,7 +18,7 @@ so that part alone tells group members apart (default 1).
 The conditional task of the synthetic Table X (configs/syn_*.yaml, `group_size` 5, `occluder_contrast` 3):
 the clean nose is the only part that separates the members of a group, so "always drop the nose" loses
 same-group impostor pairs; the occluder is another identity's nose, so "never drop it" is misled on
-occluded images; "drop it iff occluded" (the oracle) avoids both. `tests/test_synthetic.py` measures that
+occluded images; "drop it iff occluded" (the oracle) avoids both. `tests/test_occluded_faces.py` measures that
 room with trained networks under the three fixed policies.
 
 Fast path: the whole set is generated at construction into numpy arrays (`images` N x 112 x 112 x 3

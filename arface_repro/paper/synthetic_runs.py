@@ -1,6 +1,6 @@
 """The embedded default of Tables X and XI: every row trained at small scale on the built-in synthetic
 occluded-face generator, over several seeds, evaluated on held-out synthetic identities
-(`arface_repro.paper.synthetic_eval`: the paper's three columns on synthetic data).
+(`arface_repro.paper.synthetic_task`: the paper's three columns on synthetic data).
 
 One run = (config under configs/, seed, overrides). Its record is
 `<runs dir>/synthetic/<config>-s<seed>-<run key>.json` (protocol `synthetic-verification`); the run key
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.io.records import build_record, load_record, write_record
-from arface_repro.paper.synthetic_eval import PROTOCOL, RULE, verify_fn_for
+from arface_repro.paper.synthetic_task import PROTOCOL, RULE, verify_fn_for
 from arface_repro.shared_data import REPO_ROOT
 from arface_repro.train.config import config_files, load_config
 from arface_repro.utils.cpus import usable_cpus

@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from arface_repro.data.synthetic import TEMPLATE_112, SyntheticFaces, verification_pairs
+from arface_repro.data.occluded_faces import TEMPLATE_112, SyntheticFaces, verification_pairs
 
 
 def test_deterministic_shapes_and_occlusion():
-    import arface_repro.data.synthetic as syn
+    import arface_repro.data.occluded_faces as syn
 
     a = SyntheticFaces(6, 5, seed=3, occluded=True)
     assert SyntheticFaces(num_identities=6, images_per_identity=5, seed=3, occluded=True).images is a.images   # shared
@@ -70,7 +70,7 @@ def _compose_loop(parts, labels, lms, perturb, fake_of, occl, occluded_patch, va
 def test_vectorised_composition_equals_the_loop(monkeypatch):
     """Chunked, vectorised composition gives the loop's pixels exactly (also across chunk borders and when a
     part is clipped at the image border)."""
-    import arface_repro.data.synthetic as syn
+    import arface_repro.data.occluded_faces as syn
 
     for kw, chunk in ((dict(num_identities=5, images_per_identity=9, seed=2, occluded=True, variation=0.6), 16),
                       (dict(num_identities=3, images_per_identity=4, seed=5, occluded=True, jitter=9.0, part_size=40), 5)):
@@ -98,7 +98,7 @@ def test_vectorised_composition_equals_the_loop(monkeypatch):
 
 
 def test_lfw_layout_pairs_and_synthetic_columns():
-    from arface_repro.paper.synthetic_eval import evaluate_embeddings, lfw_layout_pairs
+    from arface_repro.paper.synthetic_task import evaluate_embeddings, lfw_layout_pairs
 
     labels = np.repeat(np.arange(50), 12)
     pairs, issame, fold = lfw_layout_pairs(labels, seed=0)

@@ -78,6 +78,8 @@ class MarginHead(nn.Module):
 
 
 class SphereFaceHead(nn.Module):
+    iteration: torch.Tensor  # a buffer (saved with the head): the step count the margin's lambda anneals over
+
     def __init__(self, in_features: int, num_classes: int, m: int = 4, base: float = 1000.0, gamma: float = 0.12, power: float = 1.0, lambda_min: float = 5.0):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(num_classes, in_features))

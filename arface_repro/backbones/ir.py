@@ -77,6 +77,7 @@ class IRBlock(nn.Module):
 
     def __init__(self, cin: int, depth: int, stride: int, se: bool, flavour: str):
         super().__init__()
+        self.shortcut_layer: nn.Module
         if cin == depth:
             self.shortcut_layer = nn.MaxPool2d(1, stride)
         else:
@@ -114,7 +115,8 @@ class IRNet(nn.Module):
         self.embedding_size = int(embedding_size)
         units = UNITS[depth]
         self.input_layer = nn.Sequential(nn.Conv2d(3, 64, (3, 3), 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
-        blocks, cin = [], 64
+        blocks: list[nn.Module] = []
+        cin = 64
         self.stage_points = {}
         for k, (width, n) in enumerate(zip(WIDTHS, units), start=1):
             first = len(blocks)

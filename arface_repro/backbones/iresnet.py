@@ -45,6 +45,11 @@ class IResNet(nn.Module):
     """IR-ResNet backbone. `mask_points` = every residual block `layerK.i`; `stage_points` = layer1..layer4."""
 
     fc_scale = 7 * 7
+    # the four stages, made by setattr in __init__ (their state-dict keys are insightface's layer1..layer4)
+    layer1: nn.Sequential
+    layer2: nn.Sequential
+    layer3: nn.Sequential
+    layer4: nn.Sequential
 
     def __init__(self, layers: list[int], embedding_size: int = 512, dropout: float = 0.0):
         super().__init__()

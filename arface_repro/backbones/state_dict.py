@@ -124,7 +124,7 @@ def build_torch_model(arch: str, sd: dict, path, **kwargs):
 def parse_arch(text: str) -> tuple[str, dict]:
     """'mobilefacenet,embedding_size=512' -> ('mobilefacenet', {'embedding_size': 512})."""
     name, *rest = [s.strip() for s in text.split(",")]
-    kwargs = {}
+    kwargs: dict[str, int | float | str] = {}
     for item in rest:
         if "=" not in item:
             raise ConfigError(f"model spec: architecture argument {item!r} is not key=value")

@@ -28,6 +28,8 @@ class ARFaceInference(nn.Module):
     Without an Attention-Net (`attention=None`: mask off, or a run without one) it is the backbone alone and
     ignores `landmarks`. Made of traceable ops so that `torch.onnx.export` captures boxes, argmax and mask."""
 
+    keep_table: torch.Tensor  # a buffer: mode -> keep flags of the 5 patches
+
     def __init__(self, backbone: nn.Module, attention: nn.Module | None = None, patch_radius: float = 30.0):
         super().__init__()
         self.backbone, self.attention, self.patch_radius = backbone, attention, float(patch_radius)
@@ -36,12 +38,16 @@ class ARFaceInference(nn.Module):
 
     def modes(self, x: torch.Tensor, landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(argmax modes (N,), boxes (N, 5, 4)) of a normalised batch."""
+        if self.attention is None:
+            raise ValueError("ARFaceInference.modes: this network has no Attention-Net (its mask is off)")
         boxes = patch_boxes_torch(landmarks, self.patch_radius, int(x.shape[-2]), int(x.shape[-1]))
         return greedy_modes(self.attention(x, boxes)), boxes
 
     def forward(self, x: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
         if self.attention is None:
             return self.backbone(x)
+        if landmarks is None:
+            raise ValueError("ARFaceInference: the Attention-Net places its patches by the 5 landmarks; none given")
         modes, boxes = self.modes(x, landmarks)
         keep = self.keep_table[modes]
         return self.backbone(x * drop_mask(boxes, keep, int(x.shape[-2]), int(x.shape[-1])))

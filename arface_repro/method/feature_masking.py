@@ -85,5 +85,5 @@ def choose_layers(points, num_layers: int, generator: torch.Generator, p_mask: f
     if draw == "per_batch":
         coin = bool(torch.rand(1, generator=generator)[0] < p_mask)
         return [points[int(i)] for i in order] if coin else []
-    coin = torch.rand(num_layers, generator=generator) < p_mask
-    return [points[int(i)] for i, c in zip(order, coin) if bool(c)]
+    coins = torch.rand(num_layers, generator=generator) < p_mask
+    return [points[int(i)] for i, c in zip(order, coins) if bool(c)]

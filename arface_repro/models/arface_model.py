@@ -106,7 +106,8 @@ def load_training_model(path, mask: str | None = None) -> tuple[ARFaceInference,
     if method == "arface" and ck.get("attn") is not None:
         a = _entry(cfg, "method.attention", path, {}) or {}
         try:
-            attention = AttentionNet(int(a.get("patch_size", 24)), tuple(int(c) for c in a.get("channels", (16, 32))))
+            c1, c2 = (int(c) for c in a.get("channels", (16, 32)))  # two widths, else ValueError below
+            attention = AttentionNet(int(a.get("patch_size", 24)), (c1, c2))
             attention.load_state_dict(_state_dict(ck["attn"], "attn", path), strict=True)
         except (RuntimeError, TypeError, ValueError) as exc:
             raise FormatError(f"{path}: the Attention-Net ('attn') does not fit method.attention {a}: "

@@ -86,6 +86,8 @@ def load_model(spec, device=None, preprocess: Preprocess | str | dict | None = N
     if kind is None:  # a bare file: the kind of its suffix (parse_spec says why when there is none)
         name, _, _ = parse_spec(spec)
         kind, rest = get_kind(name), spec
+        if kind is None:  # parse_spec names registered kinds only
+            raise ConfigError(f"model spec {spec!r}: no model kind {name!r}")
     return kind.load(spec, rest, preprocess=preprocess, device=device, trust_torchscript=trust_torchscript)
 
 

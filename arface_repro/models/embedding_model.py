@@ -10,6 +10,8 @@ others ignore them. A kind implements `_run(float32 N×H×W×3) -> N×D` for a b
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from arface_repro.errors import FormatError
@@ -20,6 +22,10 @@ from arface_repro.utils.devices import check_device
 
 class EmbeddingModel:
     """Common interface. Subclasses implement `_run(float32 N×H×W×3) -> N×D` for a batch they accept."""
+
+    # the models.presets.Preset it was loaded through, if any (typed Any: presets imports this module)
+    preset: Any = None
+    batch_note: str = ""  # how the batch size it accepts was found (declared by the file, or probed)
 
     kind = "?"
     uses_landmarks = False  # True: `_run(x, landmarks)` gets N×5×2 landmarks in network-input pixels
@@ -93,7 +99,7 @@ def resolve_device(device=None):
 
 def layout_from_shape(shape, spec: str) -> tuple[str, int | None, tuple[int, int] | None]:
     """(layout, fixed batch or None, (H, W) or None) from a 4-D input shape with ints or symbolic dims."""
-    dims = [d if isinstance(d, (int, np.integer)) and d > 0 else None for d in shape]
+    dims: list[int | None] = [int(d) if isinstance(d, (int, np.integer)) and d > 0 else None for d in shape]
     if len(dims) != 4:
         raise FormatError(f"{spec}: the network input has shape {list(shape)}; expected 4-D images (N×3×H×W or N×H×W×3)")
     if dims[1] == 3 and dims[3] != 3:
@@ -105,4 +111,5 @@ def layout_from_shape(shape, spec: str) -> tuple[str, int | None, tuple[int, int
     else:
         raise FormatError(f"{spec}: cannot tell the channel axis of input shape {list(shape)} (no axis of size 3)")
     fixed = int(dims[0]) if dims[0] else None
-    return layout, fixed, (None if None in hw else (int(hw[0]), int(hw[1])))
+    h, w = hw
+    return layout, fixed, (None if h is None or w is None else (h, w))

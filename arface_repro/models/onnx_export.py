@@ -125,11 +125,16 @@ def export_model_onnx(spec: str, output: str, opset: int = 17, check: bool = Tru
     exportable = spec.partition(":")[0] in ("torch", "arface")  # other kinds are files made elsewhere
     kind, arch_text, path = parse_spec(spec) if exportable else (None, None, None)
     if kind == "torch":
+        assert arch_text is not None, spec  # parse_spec gives a torch: spec its architecture
         diff = export_onnx(arch_text, str(path), output, opset, check)
         return {"inputs": ["input"], "diff": diff, "diff_kind": "relative max difference", "attention_mask": None}
     if kind != "arface":
         raise ConfigError(f"export-onnx --model {spec!r}: only torch:ARCH:PATH and arface:CKPT specs can be exported")
+    # the arface: kind's model (torch at module level): an arface: spec loads this class
+    from arface_repro.models.arface_model import ARFaceModel
+
     model = load_model(spec, device="cpu")
+    assert isinstance(model, ARFaceModel), spec
     net = model.net.eval()
     h, w = model.preprocess.size
     rng = np.random.default_rng(0)
@@ -140,6 +145,7 @@ def export_model_onnx(spec: str, output: str, opset: int = 17, check: bool = Tru
         raise ConfigError(f"{spec}: the network takes {h}×{w} inputs, which have no 5-point template") from None
     lm = torch.from_numpy((tpl[None] + rng.normal(0, 2.0, (4, 5, 2))).astype(np.float32))
     with_landmarks = net.attention is not None and not fixed_template
+    args: tuple[torch.Tensor, ...]
     if net.attention is None:
         module, args, names = net.backbone.eval(), (x,), ["input"]
     elif fixed_template:

@@ -107,7 +107,7 @@ def onnx_io(path: Path, model) -> tuple[list | None, str | None]:
     return shape, out
 
 
-def caffe_input(prototxt: Path) -> list | None:
+def caffe_input(prototxt: Path) -> tuple[int, ...] | None:
     # caffe_net imports torch at module level: imported here so that an `opencv:` model never needs torch
     from arface_repro.models.caffe_net import CaffeNet, read_prototxt
 
@@ -127,6 +127,7 @@ class OpenCVModel(EmbeddingModel):
         self.output_name = None
         self.layout, declared_batch, hw = "NCHW", None, None
         base = Preprocess()
+        shape: list | tuple[int, ...] | None  # as each format's reader declares the input
         if fmt == "tensorflow":
             _, shape = tensorflow_input(files[0])
             if shape is not None and len(shape) == 4:  # TF Placeholders are N×H×W×C; OpenCV takes N×C×H×W
@@ -147,11 +148,15 @@ class OpenCVModel(EmbeddingModel):
         try:
             with quiet_opencv():
                 if fmt == "tensorflow":
-                    self.net = cv2.dnn.readNetFromTensorflow(*[str(f) for f in files])
+                    # OpenCV 5 has no TensorFlow importer (nor its stub); models.kinds.opencv comes here only when
+                    # has_tensorflow_importer() found one in this OpenCV
+                    self.net = cv2.dnn.readNetFromTensorflow(*[str(f) for f in files])  # type: ignore[attr-defined]
                 elif fmt == "onnx":
                     self.net = cv2.dnn.readNetFromONNX(np.frombuffer(onnx_file.data, np.uint8))
                 else:
-                    self.net = cv2.dnn.readNetFromCaffe(str(files[0]), str(files[1]))
+                    # OpenCV 5 has no Caffe importer (nor its stub); models.kinds.opencv comes here only when
+                    # has_caffe_importer() found one in this OpenCV
+                    self.net = cv2.dnn.readNetFromCaffe(str(files[0]), str(files[1]))  # type: ignore[attr-defined]
         except cv2.error as exc:
             raise FormatError(f"{files[0]}: OpenCV {cv2.__version__} cannot read this {fmt} model: "
                               f"{_first_line(exc)}") from None

@@ -192,6 +192,8 @@ def load_preset_model(spec: str, device=None, preprocess=None) -> EmbeddingModel
         p = preset.checkpoint_prefix
         if p and any(k.startswith(p) for k in sd):  # `read_checkpoint` already strips the usual wrapper prefixes
             sd = {k[len(p):]: v for k, v in sd.items() if k.startswith(p)}
+        if not preset.architecture:  # read_preset refuses such a file; a Preset built in code may lack it
+            raise ConfigError(f"preset {preset.name}: backend torch needs an architecture")
         arch, kwargs = parse_arch(preset.architecture)
         if not is_model(arch):
             raise ConfigError(f"preset {preset.name}: architecture {arch!r} is not in this installation's registry")

@@ -102,7 +102,7 @@ def tensor_array(tensor, where: str) -> np.ndarray:
         given = np.asarray(values, dtype=np.uint16).view(np.float16)
     else:
         given = np.asarray(values, dtype=DTYPES[code])
-    out = np.zeros(n, dtype=DTYPES[code])
+    out: np.ndarray = np.zeros(n, dtype=DTYPES[code])
     if len(given):
         out[:len(given)] = given
         out[len(given):] = given[-1]

@@ -27,7 +27,7 @@ def rng_state() -> dict:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     state = {
         "python": {"version": int(version), "state": torch.tensor(mt, dtype=torch.int64), "gauss_next": gauss},
-        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+        "numpy": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
                   "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
@@ -52,7 +52,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
         with open(tmp, "wb", buffering=0) as fh:  # unbuffered: a failed write is seen in write(), not at close
             out = _WriteErrors(fh)
             try:
-                torch.save(payload, out)
+                torch.save(payload, out)  # type: ignore[arg-type]  # any object with write(); the stub says IO
             except RuntimeError:
                 if out.error is None:
                     raise

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from arface_repro.errors import ArfaceError, ConfigError
 from arface_repro.utils.worker_lifetime import worker_init
 
 
-class _Len:
+class _Len(Dataset):
+    """A dataset of `n` items that only has a length: what DistributedSampler reads to draw an epoch's order."""
+
     def __init__(self, n: int):
         self.n = n
 
@@ -31,12 +34,13 @@ class GlobalBatches:
             raise ConfigError(f"dataset has {n} images, fewer than the global batch size {batch_size}")
         self.n, self.B, self.seed, self.rank, self.world = n, batch_size, seed, rank, world
         self.steps_per_epoch = n // batch_size
-        self._epoch, self._order = None, None
+        self._epoch: int | None = None
+        self._order = np.empty(0, dtype=np.int64)  # the epoch's global order, drawn at its first step
 
     def local_indices(self, step: int) -> np.ndarray:
         epoch, k = divmod(int(step), self.steps_per_epoch)
         if epoch != self._epoch:
-            s = DistributedSampler(_Len(self.n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.seed)
+            s: DistributedSampler[int] = DistributedSampler(_Len(self.n), num_replicas=self.world, rank=self.rank, shuffle=True, seed=self.seed)
             s.set_epoch(epoch)
             self._epoch, self._order = epoch, np.fromiter(iter(s), dtype=np.int64)
         b = self.B // self.world
@@ -64,7 +68,7 @@ def collate(items):
     return torch.from_numpy(imgs), labels, lms
 
 
-class BatchFetch:
+class BatchFetch(Dataset):
     """A map-style view whose item `[indices]` is the whole batch `fetch(dataset, indices)`: a DataLoader worker
     reads (and decodes) one step's batch in one call, in-memory sets by one fancy index."""
 

@@ -33,6 +33,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -164,6 +165,8 @@ class Trainer:
         if self.dist.is_main:  # a bad output folder is found now, not at the first checkpoint
             check_outputs([Output(self.out_dir, "out_dir" if cfg["out_dir"] else "out_dir (runs/<name>)", kind="dir")])
         self.verify_fn, self.on_step = verify_fn, on_step
+        self.train_set: Any  # any dataset `fetch` reads (synthetic, RecordIO, image folder, or one given)
+        self.val_set: Any  # the held-out synthetic set, or None
         self.train_set, self.val_set = datasets if datasets is not None else (build_train_set(cfg), None)
         self.batches = GlobalBatches(len(self.train_set), self.B, seed, self.dist.rank, W)
         self.strategy: Strategy = strategy_for(cfg)
@@ -179,7 +182,8 @@ class Trainer:
         num_classes = int(getattr(self.train_set, "num_classes", 0)) or int(np.max(self.train_set.labels)) + 1
         emb_dim = self._embedding_dim(backbone)
         head = create_head(cfg["head"]["name"], emb_dim, num_classes, **(cfg["head"].get("kwargs") or {}))
-        self.fnet = FeatureNet(backbone, head).to(self.device, memory_format=self.memory_format)
+        # Module.to takes memory_format (torch's documentation); its stub's overloads leave the keyword out
+        self.fnet = FeatureNet(backbone, head).to(self.device, memory_format=self.memory_format)  # type: ignore[call-overload]
         compiled = bool(t["compile"])
         self.strategy.build(backbone, self.device, compiled)   # hooks before the backbone is compiled
         if compiled:

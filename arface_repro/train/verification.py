@@ -10,6 +10,8 @@ clean (patch, image) cells dropped (every other patch, and the occludable patch 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from arface_repro.data.occluded_faces import verification_pairs
@@ -24,7 +26,7 @@ def synthetic_verification(trainer, val_set, num_pairs: int, seed: int) -> dict:
     scores = (f[pairs[:, 0]] * f[pairs[:, 1]]).sum(1)
     dist = 2.0 - 2.0 * scores
     folds = np.arange(len(dist)) % 10   # pairs come positives first: interleave so every fold has both
-    out = {"val_accuracy": 100.0 * kfold_accuracy(dist, issame, folds).mean}
+    out: dict[str, Any] = {"val_accuracy": 100.0 * kfold_accuracy(dist, issame, folds).mean}
     if modes is not None:
         dropped = ~mode_keep_table()[modes]  # N,5
         occ, p = np.asarray(val_set.occluded, bool), val_set.occluded_patch

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,8 @@ def _declared_preprocess(session, path) -> Preprocess:
         return GENERIC
     try:
         fields = json.loads(text)
-        return Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+        return Preprocess(**values)
     except (ValueError, TypeError, AttributeError, ConfigError) as exc:
         raise FormatError(f"{path}: metadata {PREPROCESS_METADATA!r} is not a valid preprocessing ({exc})") from None
 

@@ -42,7 +42,7 @@ class TfliteModel(EmbeddingModel):
         layout, fixed, hw = layout_from_shape(sig, spec)
         if layout != "NHWC":
             raise FormatError(f"{path}: TFLite input shape {sig} is not N×H×W×3")
-        self._current = None
+        self._current: tuple[int, ...] | None = None  # the input shape the interpreter is allocated for
         pre = for_network(spec, GENERIC, preprocess, hw)
         super().__init__(spec, pre, sha256_file(path), fixed_batch=fixed, embedding_size=int(self.out["shape"][-1]))
 

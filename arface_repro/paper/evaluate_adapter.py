@@ -40,7 +40,7 @@ def evaluation_options(protocol: str, spec: str, datasets: dict, out: str | os.P
         raise ConfigError(f"no evaluation route for protocol {protocol!r} (its definition has no `paper` section)")
     if not route.from_images:
         raise ConfigError(f"{protocol}: {route.manual.replace('RECORD', str(out))}")
-    options = {"model": spec, "data_root": _need(datasets, route.root, protocol)}
+    options: dict[str, str | bool] = {"model": spec, "data_root": _need(datasets, route.root, protocol)}
     for option, key, required in route.files:
         if required or datasets.get(key):
             options[option.lstrip("-").replace("-", "_")] = _need(datasets, key, protocol)

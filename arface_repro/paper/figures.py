@@ -144,9 +144,10 @@ def fig4_attention_decisions(images, landmarks, modes, patch_radius: float, out:
     for i in range(n):
         ax = axes.flat[i]
         ax.imshow(imgs[i])
-        mine = []
+        mine: list[tuple[int, tuple[int, int, int, int]]] = []
         for p in np.flatnonzero(~keep[modes[i]]):
-            box = tuple(int(v) for v in boxes[i, p])
+            x0, y0, x1, y1 = (int(v) for v in boxes[i, p])
+            box = (x0, y0, x1, y1)
             _rect(ax, box, edgecolor="red", lw=1.3, ls="--")
             mine.append((int(p), box))
         drawn.append(mine)

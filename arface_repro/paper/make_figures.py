@@ -239,7 +239,7 @@ class RocCurves:
 def fig5_curves(runs_dir: str | Path) -> dict[str, RocCurves]:
     """{protocol: RocCurves} from the records of manifest.yaml `figures.fig5` ({protocol: {label: run}})."""
     m = load_manifest()
-    out = {}
+    out: dict[str, RocCurves] = {}
     for proto, named in (m.figures.get("fig5") or {}).items():
         curves = out.setdefault(proto, RocCurves())
         for label, run_id in named.items():

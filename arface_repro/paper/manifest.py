@@ -111,7 +111,7 @@ def parse_manifest(data: dict, source: str) -> Manifest:
             tols.append(Tolerance(tuple(t["protocols"]), tuple(t["metrics"]), float(t["abs"]), str(t["why"])))
         except (KeyError, TypeError, ValueError) as exc:
             raise FormatError(f"{source}: tolerances[{i}] needs protocols, metrics, abs, why ({exc})") from exc
-    cells = {}
+    cells: dict[str, dict[str, str]] = {}
     for tab, rows in (data["cells"] or {}).items():
         tid = table_id(tab)
         cells[tid] = {}
@@ -124,7 +124,7 @@ def parse_manifest(data: dict, source: str) -> Manifest:
         sec = data.get(name) or {}
         if not isinstance(sec, dict):
             raise FormatError(f"{source}: {name} must be a mapping")
-        sc = {}
+        sc: dict[str, dict[str, str]] = {}
         for tab, rows in (sec.get("cells") or {}).items():
             tid = table_id(tab)
             sc[tid] = {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import textwrap
+from collections.abc import Sequence
 
 from arface_repro.paper.report import Report, Section
 from arface_repro.paper.targets import Table
@@ -46,14 +47,14 @@ def section_md(s: Section) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_text(r: Report, extra: list[str] = ()) -> str:
+def report_text(r: Report, extra: Sequence[str] = ()) -> str:
     parts = [section_text(s) for s in r.sections]
     if r.summary or extra:
         parts.append("Summary\n=======\n" + "\n".join(f"  {x}" for x in [*r.summary, *extra]))
     return "\n\n".join(parts) + "\n"
 
 
-def report_md(r: Report, extra: list[str] = ()) -> str:
+def report_md(r: Report, extra: Sequence[str] = ()) -> str:
     parts = [section_md(s) for s in r.sections]
     if r.summary or extra:
         parts.append("### Summary\n\n" + "\n".join(f"- {x}" for x in [*r.summary, *extra]) + "\n")

@@ -17,6 +17,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -144,6 +145,8 @@ def measured_test(ca: Cell, cb: Cell) -> str:
         return f"McNemar on {x.n} pairs: {x.b} vs {x.c} discordant, {S.fmt_p(x.p)}"
     if col.metric.startswith("TAR@FAR="):
         far = float(col.metric.split("=", 1)[1])
+        if ca.record_path is None or cb.record_path is None:  # a measured cell's record was read from its file
+            return "bootstrap unavailable: a record has no file"
         sa, why_a = _sidecar_scores(ra, ca.record_path)
         sb, why_b = _sidecar_scores(rb, cb.record_path)
         if sa is None or sb is None:
@@ -414,8 +417,8 @@ def _ordering(t: Table, ra: Row, rb: Row, c: Column, cells: dict, scales: dict, 
     else:
         mt = "-"
     line = [f"{_short(ra)} vs {_short(rb)}", _column_name(c), f"{delta:+.{dec}f}", res, tc_txt or "-", mt]
-    entry = {"table": t.id, "a": a, "b": b, "column": c.id, "paper_delta": delta, "paper_sign": psign,
-             "text_claims": [(x.id, s) for x, s in tc], "scales": {}}
+    entry: dict[str, Any] = {"table": t.id, "a": a, "b": b, "column": c.id, "paper_delta": delta, "paper_sign": psign,
+                             "text_claims": [(x.id, s) for x, s in tc], "scales": {}}
     for scale, runs in scales.items():
         sa, sb = runs.get(a), runs.get(b)
         test = seed_test(sa, sb, c.metric) if sa and sb else None
@@ -436,7 +439,7 @@ def _ordering(t: Table, ra: Row, rb: Row, c: Column, cells: dict, scales: dict, 
 
 def missing_cells_section(t: Table, m: Manifest, cells: dict, runs_dir: str | os.PathLike) -> Section | None:
     """Section 4: what would fill each missing cell (None when no cell is missing)."""
-    missing = {}
+    missing: dict[str, set[str]] = {}
     for cell in cells.values():
         if cell.status == MISSING:
             missing.setdefault(cell.run, set()).add(cell.col.protocol)
@@ -445,7 +448,7 @@ def missing_cells_section(t: Table, m: Manifest, cells: dict, runs_dir: str | os
     rows = []
     for run_id, protos in missing.items():
         run = m.runs[run_id]
-        rows_of = [r.id for r in t.rows if m.run_for(t.id, r.id) and m.run_for(t.id, r.id).id == run_id]
+        rows_of = [r.id for r in t.rows if (run_of := m.run_for(t.id, r.id)) is not None and run_of.id == run_id]
         needs = sorted({k for p in protos for k in m.evaluation_data.get(p, [])})
         rows.append([run_id, ", ".join(rows_of), f"configs/{run.config}.yaml", f"training_data.{run.data} (or checkpoints.{run_id})",
                      ", ".join(sorted(protos)), ", ".join(f"datasets.{k}" for k in needs),

@@ -152,7 +152,8 @@ def scale_figure(report: Report, scale: str, runs: dict[str, SeedRuns], out: Pat
 
 def roc_figures(report: Report, out_dir: Path, stem: str) -> list[tuple[str, Path]]:
     """One ROC figure per protocol over the measured records behind the table's cells that carry a curve."""
-    seen, by_proto = set(), {}
+    seen: set[str] = set()
+    by_proto: dict[str, list[tuple[str, dict]]] = {}  # protocol -> (run, record)
     for cell in report.cells.values():
         if cell.status == LITERATURE or cell.record is None or cell.record_path is None:
             continue

@@ -72,6 +72,16 @@ class TableOptions:
     check_paper: str | None = None
     quiet: bool = False
 
+    @property
+    def runs(self) -> str:
+        """The runs folder (`runs_dir`, else DEFAULT_RUNS)."""
+        return str(self.runs_dir or DEFAULT_RUNS)
+
+    @property
+    def tables(self) -> str:
+        """The output folder of the tables (`tables_dir`, else DEFAULT_TABLES)."""
+        return str(self.tables_dir or DEFAULT_TABLES)
+
     @classmethod
     def from_namespace(cls, ns) -> TableOptions:
         return cls(**{f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)})
@@ -94,15 +104,14 @@ def stderr_log(quiet: bool) -> Callable[[str], None]:
 
 def reproduce_table(opts: TableOptions, log: Callable[[str], None] | None = None) -> int:
     log = log or stderr_log(opts.quiet)
-    opts = dataclasses.replace(opts, runs_dir=str(opts.runs_dir or DEFAULT_RUNS),
-                               tables_dir=str(opts.tables_dir or DEFAULT_TABLES))
+    opts = dataclasses.replace(opts, runs_dir=opts.runs, tables_dir=opts.tables)
     if opts.check_paper:
         return _check_paper(opts.check_paper)
     if not opts.table:
         raise ConfigError("give a table number (1..11 or I..XI)")
     tid = table_id(opts.table)
     num = table_number(tid)
-    tables_dir = Path(opts.tables_dir)
+    tables_dir = Path(opts.tables)
     if opts.format != "text" or not opts.targets_only:   # checked before any work starts
         _check_report_outputs(tables_dir, num)
     if opts.targets_only:
@@ -115,9 +124,9 @@ def reproduce_table(opts: TableOptions, log: Callable[[str], None] | None = None
     _add_synthetic(small, m, tid, opts, overrides, log)
     _add_lfw_scale(small, m, tid, opts, overrides, log)
     small.lines.append(f"code: {code_summary()} (measured records made by other code are flagged 'stale')")
-    report = build_report(tid, opts.runs_dir, small.scales, small.titles)
+    report = build_report(tid, opts.runs, small.scales, small.titles)
     report.sections[len(report.sections):] = small.sections
-    md_path, html_path = write_report(report, small.scales, tables_dir, num, small.kind, small.lines, opts.runs_dir,
+    md_path, html_path = write_report(report, small.scales, tables_dir, num, small.kind, small.lines, opts.runs,
                                       overrides)
     print(_view(report, opts, small, tables_dir, num, md_path, html_path, log), end="")
     return _strict_status(report, log) if opts.strict else 0
@@ -153,7 +162,7 @@ def _fill_missing(tid: str, opts: TableOptions, log) -> None:
     data = load_data_spec(opts.data, trust_torchscript=opts.trust_torchscript)
     t0 = time.time()
     log(f"Table {tid}: filling missing cells with {opts.data} ...")
-    execute(tid, data, opts.runs_dir, log=log, quiet=opts.quiet)
+    execute(tid, data, opts.runs, log=log, quiet=opts.quiet)
     log(f"  ({time.time() - t0:.0f} s)")
 
 
@@ -164,7 +173,7 @@ def _add_synthetic(small: SmallScale, m: Manifest, tid: str, opts: TableOptions,
     seeds = parse_seeds(opts.seeds, m.scale_seeds("synthetic"))
     small.kind = run_kind(opts.steps, seeds, m.scale_seeds("synthetic"))
     log(f"Table {tid}: synthetic small-scale rows, seeds {seeds} ...")
-    rows, extras, secs = synthetic_rows(tid, opts.runs_dir, seeds, overrides, opts.workers, opts.rerun, opts.extras, log,
+    rows, extras, secs = synthetic_rows(tid, opts.runs, seeds, overrides, opts.workers, opts.rerun, opts.extras, log,
                                         full=opts.full)
     small.scales["synthetic"] = rows
     small.titles["synthetic"] = SYNTHETIC_TITLE
@@ -186,7 +195,7 @@ def _add_lfw_scale(small: SmallScale, m: Manifest, tid: str, opts: TableOptions,
             small.lines.append("LFW-scale rows not run: add --lfw-scale (LFW + BLUFR from the shared folder; "
                                "tens of minutes on 2 CPU cores)")
         return
-    root = opts.data_root
+    root: str | Path | None = opts.data_root
     if root is None:
         root = shared_path("data")
         if root is None:
@@ -194,7 +203,7 @@ def _add_lfw_scale(small: SmallScale, m: Manifest, tid: str, opts: TableOptions,
     seeds = parse_seeds(opts.seeds, m.scale_seeds("lfw_scale"))
     small.kind = small.kind or run_kind(opts.steps, seeds, m.scale_seeds("lfw_scale"))
     log(f"Table {tid}: LFW-scale rows from {root}, seeds {seeds} ...")
-    rows, secs = lfw_scale_rows(tid, root, opts.runs_dir, seeds, overrides, opts.workers or 1, opts.rerun, log)
+    rows, secs = lfw_scale_rows(tid, root, opts.runs, seeds, overrides, opts.workers or 1, opts.rerun, log)
     small.scales["LFW-scale"] = rows
     small.titles["LFW-scale"] = LFW_SCALE_TITLE
     small.lines.append(f"LFW-scale rows: {secs:.0f} s wall time for this call")
@@ -223,7 +232,7 @@ def _view(report: Report, opts: TableOptions, small: SmallScale, tables_dir: Pat
         return md_path.read_text(encoding="utf-8")
     if opts.wide:
         return render.report_text(report, small.lines) + f"report: {md_path}\n        {html_path}\n"
-    return terminal_summary(report, small.kind, small.lines, [md_path, html_path])
+    return terminal_summary(report, small.kind, small.lines, [str(md_path), str(html_path)])
 
 
 def _strict_status(report: Report, log) -> int:

@@ -118,7 +118,7 @@ def synthetic_budget(rows: dict[str, SeedRuns], extras: dict[str, SeedRuns], see
     """One line: the budget the synthetic rows used (blocks, steps, identities, seeds, runs, CPU time)."""
     recs = [r for sr in [*rows.values(), *extras.values()] for r in sr.records.values()]
     budgets = sorted({json.dumps(r.get("budget") or {}, sort_keys=True) for r in recs})
-    held = sorted({(r.get("counts") or {}).get("identities") for r in recs} - {None})
+    held = sorted({ids for r in recs if (ids := (r.get("counts") or {}).get("identities")) is not None})
     per_run = "; ".join(
         f"{b['steps']} steps x batch {b['batch_size']} on {b['identities']} identities x {b['images_per_identity']} images"
         for b in map(json.loads, budgets) if b) or "-"

@@ -47,19 +47,22 @@ def lfw_layout_pairs(labels: np.ndarray, seed: int, per_fold: int = PAIRS_PER_FO
     labels = np.asarray(labels)
     rng = np.random.default_rng([int(seed), 7])
     n_pos = n_neg = per_fold * folds
-    gen = [(a, b) for c in np.unique(labels) for ids in [np.flatnonzero(labels == c)]
-           for i, a in enumerate(ids) for b in ids[i + 1:]]
-    if len(gen) < n_pos:
-        raise ConfigError(f"held-out set has {len(gen)} genuine pairs; {n_pos} are needed (more images per identity)")
-    gen = np.asarray(gen, np.int64)[rng.choice(len(gen), n_pos, replace=False)]
-    seen, neg = set(), []
-    while len(neg) < n_neg:
+    all_gen = [(a, b) for c in np.unique(labels) for ids in [np.flatnonzero(labels == c)]
+               for i, a in enumerate(ids) for b in ids[i + 1:]]
+    if len(all_gen) < n_pos:
+        raise ConfigError(f"held-out set has {len(all_gen)} genuine pairs; {n_pos} are needed (more images per identity)")
+    gen = np.asarray(all_gen, np.int64)[rng.choice(len(all_gen), n_pos, replace=False)]
+    seen: set[tuple[int, int]] = set()
+    drawn: list[tuple[int, int]] = []
+    while len(drawn) < n_neg:
         a, b = (int(v) for v in rng.integers(len(labels), size=2))
         if labels[a] != labels[b] and (min(a, b), max(a, b)) not in seen:
             seen.add((min(a, b), max(a, b)))
-            neg.append((a, b))
-    neg = np.asarray(neg, np.int64)
-    pairs, issame, fold = [], [], []
+            drawn.append((a, b))
+    neg = np.asarray(drawn, np.int64)
+    pairs: list[np.ndarray] = []
+    issame: list[np.ndarray] = []
+    fold: list[np.ndarray] = []
     for k in range(folds):
         pairs += [gen[k * per_fold:(k + 1) * per_fold], neg[k * per_fold:(k + 1) * per_fold]]
         issame += [np.ones(per_fold, bool), np.zeros(per_fold, bool)]
@@ -180,7 +183,7 @@ def verify_fn_for(val_set, seed: int, num_pairs: int = PAIRS_PER_FOLD * N_FOLDS,
             f, _ = trainer.embed(val_set.images, val_set.landmarks, keep=fixed_keep_flags(rule, val_set, idx))
             out["metrics"][name] = pair_protocol(f, val_set.labels, seed, num_pairs // N_FOLDS)["Acc"]
         out["metrics"].update(training_level(trainer.history))
-        if getattr(trainer, "attn", None) is not None:
+        if getattr(trainer, "attn", None) is not None and patch is not None:
             out["metrics"].update(policy_diagnostics(trainer.policy_probs(val_set.images, val_set.landmarks), occ, patch))
         return out
     return verify

@@ -79,7 +79,7 @@ class Row:
     id: str
     printed: list[str]
     meta: dict
-    table: Table = field(repr=False, default=None)
+    table: Table = field(repr=False)  # the table it belongs to (read_table sets it)
 
     @property
     def source(self) -> str:

@@ -72,8 +72,8 @@ HEAVY_DEPENDENCIES = ("torch", "torchvision", "cv2", "onnxruntime", "matplotlib"
                       "tensorflow", "tflite_runtime", "ai_edge_litert")
 
 # TEMPORARY, removed by part G of issue 21 (which reorganises eval/ and io/ in parallel and follows rule (e)):
-# today's function-local imports of light package modules in eval/ and io/, as (file, imported module).
-# Only eval/ and io/ files may appear here; an entry that no longer offends fails
+# today's offenders of rule (e) in eval/ and io/ (a light package module imported in a function, or a heavy one
+# without a comment), as (file, imported module). Only eval/ and io/ files may appear here; an entry that no longer offends fails
 # test_eval_io_pending_is_still_needed, so the list shrinks to nothing at the merge.
 EVAL_IO_PENDING: frozenset[tuple[str, str]] = frozenset({
     ("arface_repro/eval/embed.py", "arface_repro.data.alignment"),

@@ -72,7 +72,7 @@ def mem_line(phase_reset: bool) -> str:
 
 
 def megaface_inputs(n_dis: int, dim: int):
-    from arface_repro.eval.megaface import l2n
+    from arface_repro.eval.megaface.metric import l2n
 
     x, ids = synth.identity_probes(80, 3530, dim, seed=0, sigma=2.0)
     dis = synth.LazyGaussianRows(n_dis, dim, seed=7).materialize()
@@ -112,7 +112,7 @@ def facex_zoo_style(pf: np.ndarray, ids, dn: np.ndarray, max_rank: int = 10) -> 
 
 
 def bench_megaface_100k(a) -> None:
-    from arface_repro.eval import megaface as mf
+    from arface_repro.eval.megaface import metric as mf
 
     n_dis, dim = 100_000, 512
     pf, ids, dn = megaface_inputs(n_dis, dim)
@@ -132,7 +132,7 @@ def bench_megaface_100k(a) -> None:
 
 
 def bench_megaface_1m(a) -> None:
-    from arface_repro.eval import megaface as mf
+    from arface_repro.eval.megaface import metric as mf
 
     n_dis, dim = a.distractors, 512
     pf, ids, dn = megaface_inputs(n_dis, dim)
@@ -152,8 +152,8 @@ def bench_megaface_1m(a) -> None:
 
 
 def bench_trillion(a) -> None:
-    from arface_repro.eval import trillion_pairs as tp
-    from arface_repro.eval.megaface import l2n
+    from arface_repro.eval.megaface.metric import l2n
+    from arface_repro.eval.trillion import metric as tp
 
     dim = 512
     n_p, n_d = (int(float(v)) for v in a.trillion_size.split("x"))
@@ -181,7 +181,7 @@ def bench_ijbc(a) -> None:
     """Features -> TAR table on IJB-C-size synthetic data, beside insightface's own `ijb_11.py` functions (the
     structural copies of tests/test_ijb_reference.py, the golden test's) run in this process on the same
     features; the scores are checked bit for bit and the table digit for digit."""
-    from arface_repro.eval import ijb
+    from arface_repro.eval.ijb import metric as ijb
     from arface_repro.eval.metric_keys import rate_key
 
     ref_ijb_11 = _golden_test_reference()

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
-from arface_repro.eval import ijb, ijb_1n
 from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.eval.chunked import make_backend, tar_at_far_from_top
+from arface_repro.eval.ijb import metric as ijb
+from arface_repro.eval.ijb import one_to_n as ijb_1n
 from arface_repro.eval.roc import tar_at_far as roc_tar_at_far
 
 
@@ -274,7 +275,7 @@ def test_1n_open_set_and_insightface_against_brute_force(tmp_path):
 
 
 def test_1n_csv_errors(tmp_path):
-    from arface_repro.io.ijb_meta import read_1n_csv
+    from arface_repro.eval.ijb.meta import read_1n_csv
 
     p = tmp_path / "x_1N_gallery_G1.csv"
     p.write_text("TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,5,a.jpg\n1,6,b.jpg\n")

@@ -18,8 +18,9 @@ import sklearn.preprocessing
 from sklearn.metrics import roc_curve
 
 from arface_repro.cli import main
-from arface_repro.eval import ijb, ijb_1n
 from arface_repro.eval import large_scale_synthetic as synth
+from arface_repro.eval.ijb import metric as ijb
+from arface_repro.eval.ijb import one_to_n as ijb_1n
 from arface_repro.io.feature_store import load_feature_store
 
 X_LABELS = [10 ** -6, 10 ** -5, 10 ** -4, 10 ** -3, 10 ** -2, 10 ** -1]

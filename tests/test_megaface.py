@@ -9,9 +9,9 @@ import pytest
 from conftest import require
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval import megaface as mf
 from arface_repro.eval.chunked import make_backend, strict_k
-from arface_repro.io import megaface_devkit as dk
+from arface_repro.eval.megaface import devkit as dk
+from arface_repro.eval.megaface import metric as mf
 
 
 def test_feature_file_round_trip_and_header(tmp_path):

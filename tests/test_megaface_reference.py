@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from arface_repro.cli import main
-from arface_repro.eval import megaface as mf
-from arface_repro.io import megaface_devkit as dk
+from arface_repro.eval.megaface import devkit as dk
+from arface_repro.eval.megaface import metric as mf
 from arface_repro.io.feature_store import save_feature_store
 
 

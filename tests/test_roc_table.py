@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from arface_repro.errors import FormatError
-from arface_repro.eval import bucket_sort, ijb
+from arface_repro.eval import bucket_sort
 from arface_repro.eval.bucket_sort import sort_bucketed
+from arface_repro.eval.ijb import metric as ijb
 from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc
 from arface_repro.eval.roc_merge import kept_roc_counts, roc_counts, strict_counts
 from arface_repro.eval.roc_table import roc_table

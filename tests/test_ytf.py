@@ -7,8 +7,9 @@ import pytest
 from conftest import require
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval import rmfrd, ytf
 from arface_repro.eval.kfold import kfold_accuracy
+from arface_repro.eval.rmfrd import metric as rmfrd
+from arface_repro.eval.ytf import metric as ytf
 from arface_repro.io.feature_store import FeatureStore
 
 

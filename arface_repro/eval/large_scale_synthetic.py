@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from arface_repro.eval.ytf import read_splits
-from arface_repro.io import megaface_devkit as dk
-from arface_repro.io import trillion_pairs as tpio
+from arface_repro.eval.megaface import devkit as dk
+from arface_repro.eval.trillion import reader as tpio
+from arface_repro.eval.ytf.metric import read_splits
 from arface_repro.io.feature_store import save_feature_store
 from arface_repro.shared_data import shared_path
 from arface_repro.utils.atomic import atomic_open
@@ -139,7 +139,7 @@ def synth_ijb(n_images: int, n_templates: int, n_pairs: int, n_subjects: int, se
     t2 = np.concatenate([gen_t2, imp_t2])
     order = np.argsort(t1, kind="stable")
     t1, t2 = t1[order][:n_pairs], t2[order][:n_pairs]
-    labels = (subj[t1] == subj[t2]).astype(np.int8)  # dtypes as arface_repro.io.ijb_meta reads them
+    labels = (subj[t1] == subj[t2]).astype(np.int8)  # dtypes as arface_repro.eval.ijb.meta reads them
     return SynthIJB(images, templates, medias, faceness, lm, subj, (t1 + 1).astype(np.int32), (t2 + 1).astype(np.int32), labels,
                     subj[tmpl_of_img], n_subjects)
 

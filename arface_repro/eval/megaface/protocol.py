@@ -1,4 +1,4 @@
-"""MegaFace Challenge 1 with FaceScrub probes (`arface_repro.eval.megaface`).
+"""MegaFace Challenge 1 with FaceScrub probes (`arface_repro.eval.megaface.metric`).
 
 Features from one of:
 * `--model SPEC` with `--data-root` holding the FaceScrub and MegaFace images (layout in
@@ -57,7 +57,7 @@ class MegaFace(Protocol):
     # ------------------------------------------------------------------ lists
 
     def lists(self):
-        from arface_repro.io import megaface_devkit as dk
+        from arface_repro.eval.megaface import devkit as dk
 
         fs_ids, fs_paths = dk.read_facescrub_list(self.path("facescrub_list", self.opts.facescrub_list,
                                                             option="facescrub-list"))
@@ -85,7 +85,7 @@ class MegaFace(Protocol):
         return store.indices([pre + p for p in paths], what=what)
 
     def _features(self, store, fs_paths, mf_paths):
-        from arface_repro.io import megaface_devkit as dk
+        from arface_repro.eval.megaface import devkit as dk
 
         o = self.opts
         flip = "none"
@@ -100,7 +100,7 @@ class MegaFace(Protocol):
             need(o, "algo", protocol=self.name)
             return probes, dk.read_feature_files(o.megaface_dir, mf_paths, o.algo), flip
         if o.distractor_features:
-            from arface_repro.io import trillion_pairs as tpio
+            from arface_repro.eval.trillion import reader as tpio
             from arface_repro.io.feature_store import load_feature_store
 
             if str(o.distractor_features).endswith(".npz"):
@@ -120,8 +120,8 @@ class MegaFace(Protocol):
                           "or a store holding MegaFace/ paths")
 
     def _sets(self, mf_paths) -> dict[int, np.ndarray]:
-        from arface_repro.eval import megaface as mf
-        from arface_repro.io import megaface_devkit as dk
+        from arface_repro.eval.megaface import devkit as dk
+        from arface_repro.eval.megaface import metric as mf
 
         sizes = parse_sizes(self.opts.sizes)
         if not self.opts.set_lists:
@@ -139,8 +139,8 @@ class MegaFace(Protocol):
         return sets
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import megaface as mf
-        from arface_repro.io import megaface_devkit as dk
+        from arface_repro.eval.megaface import devkit as dk
+        from arface_repro.eval.megaface import metric as mf
 
         fs_ids, fs_paths, mf_paths = self.lists()
         probes, dis, flip = self._features(store, fs_paths, mf_paths)

@@ -1,5 +1,5 @@
 """Trillion-Pairs (DeepGlint): verification TPR@FPR=1e-9 and identification TPR@FPR=1e-3 from feature
-matrices (`arface_repro.eval.trillion_pairs`; both metrics are this package's definitions)."""
+matrices (`arface_repro.eval.trillion.metric`; both metrics are this package's definitions)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class TrillionPairs(Protocol):
         cls.add_scale_arguments(p)
 
     def read_features(self, path):
-        from arface_repro.io import trillion_pairs as tpio
+        from arface_repro.eval.trillion import reader as tpio
 
         p = self.path("probe_features", path, option="features")
         self.files.pop("probe_features", None)
@@ -38,8 +38,8 @@ class TrillionPairs(Protocol):
         return tpio.read_features(p)
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import trillion_pairs as tp
-        from arface_repro.io import trillion_pairs as tpio
+        from arface_repro.eval.trillion import metric as tp
+        from arface_repro.eval.trillion import reader as tpio
 
         probes = store
         labels = tpio.read_labels(self.path("probe_labels", self.opts.probe_labels, option="probe-labels"),

@@ -38,12 +38,12 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
+from arface_repro.eval.ijb.templates import pool_templates
 from arface_repro.eval.metric_keys import rate_key
 from arface_repro.eval.numpy_order_dot import pair_dots
 from arface_repro.eval.parallel_sort import sort_parallel
 from arface_repro.eval.roc_merge import roc_counts, split_scores
 from arface_repro.eval.roc_table import roc_table
-from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.utils.cpus import usable_cpus
 
@@ -371,7 +371,7 @@ class IJBMeta:
 def load_ijb_meta(meta_dir: str | os.PathLike, dataset: str, need_pairs: bool = True) -> IJBMeta:
     """Read `<dataset>_face_tid_mid.txt`, `_name_5pts_score.txt` (when present) and (optionally)
     `_template_pair_label.txt` from a meta folder; check they agree."""
-    from arface_repro.io import ijb_meta  # noqa: PLC0415
+    from arface_repro.eval.ijb import meta as ijb_meta  # noqa: PLC0415
 
     f_tm = ijb_meta.find_meta(meta_dir, dataset, "face_tid_mid.txt")
     try:
@@ -385,7 +385,7 @@ def load_ijb_meta(meta_dir: str | os.PathLike, dataset: str, need_pairs: bool = 
 def load_ijb_meta_files(face_tid_mid: str | os.PathLike, name_5pts_score: str | os.PathLike | None = None,
                         template_pair_label: str | os.PathLike | None = None) -> IJBMeta:
     """The meta files by path (the 5-point file and the pair list are optional); check they agree."""
-    from arface_repro.io import ijb_meta  # noqa: PLC0415
+    from arface_repro.eval.ijb import meta as ijb_meta  # noqa: PLC0415
 
     tm = ijb_meta.read_face_tid_mid(face_tid_mid)
     files = {"face_tid_mid": str(face_tid_mid)}

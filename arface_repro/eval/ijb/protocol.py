@@ -42,13 +42,13 @@ class IJBBase(Protocol):
         return self.path(role, required=required, option="meta-dir")
 
     def meta(self, need_pairs: bool):
-        from arface_repro.eval.ijb import load_ijb_meta_files
+        from arface_repro.eval.ijb.metric import load_ijb_meta_files
 
         return load_ijb_meta_files(self.meta_file("face_tid_mid"), self.meta_file("name_5pts_score", required=False),
                                    self.meta_file("template_pair_label") if need_pairs else None)
 
     def combine(self, store):
-        from arface_repro.eval.ijb import CombineOptions
+        from arface_repro.eval.ijb.metric import CombineOptions
 
         return CombineOptions(flip=self.flip_mode(store), normalize=self.opts.image_norm,
                               faceness=not self.opts.no_faceness)
@@ -79,7 +79,7 @@ class IJB11(IJBBase):
         cls.add_scale_arguments(p)
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import ijb
+        from arface_repro.eval.ijb import metric as ijb
 
         meta = self.meta(need_pairs=True)
         opts = self.combine(store)
@@ -108,8 +108,8 @@ class IJB1N(IJBBase):
         cls.add_scale_arguments(p)
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import ijb_1n
-        from arface_repro.io.ijb_meta import read_1n_csv
+        from arface_repro.eval.ijb import one_to_n as ijb_1n
+        from arface_repro.eval.ijb.meta import read_1n_csv
 
         meta = self.meta(need_pairs=False)
         gal = {"G1": read_1n_csv(self.meta_file("gallery_1")), "G2": read_1n_csv(self.meta_file("gallery_2"))}

@@ -1,5 +1,5 @@
 """RMFRD (Real-World Masked Face Recognition Dataset): this package's protocol `arface-rmfrd/1`
-(`arface_repro.eval.rmfrd`)."""
+(`arface_repro.eval.rmfrd.metric`)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class RMFRD(Protocol):
         return ImageRequest(self.data_root, paths, what="RMFRD images")
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import rmfrd
+        from arface_repro.eval.rmfrd import metric as rmfrd
 
         flip = self.flip_mode(store)
         res = rmfrd.evaluate(store, flip=flip, unmasked_dir=self.spec.file("unmasked").rsplit("/", 1)[-1],

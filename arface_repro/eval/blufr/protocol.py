@@ -1,5 +1,5 @@
 """BLUFR on LFW (Liao et al. 2014): the official EvalROC.m / OpenSetROC.m, ported exactly
-(`arface_repro.eval.blufr`)."""
+(`arface_repro.eval.blufr.metric`)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class BLUFR(Protocol):
         cls.add_flip_argument(g)
 
     def config(self):
-        from arface_repro.io.blufr_config import load_blufr_config
+        from arface_repro.eval.blufr.config import load_blufr_config
 
         if getattr(self, "_config", None) is None:
             self._config = load_blufr_config(self.path("config", self.opts.config, option="config"))
@@ -67,8 +67,8 @@ class BLUFR(Protocol):
         return ImageRequest(self.data_root, [p for p in list_images(self.data_root) if p.rsplit("/", 1)[-1] in names])
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval.blufr import OSI_FARS, RANKS, VERIFY_FARS, evaluate_blufr
-        from arface_repro.io.blufr_config import match_image_list
+        from arface_repro.eval.blufr.config import match_image_list
+        from arface_repro.eval.blufr.metric import OSI_FARS, RANKS, VERIFY_FARS, evaluate_blufr
 
         cfg = self.config()
         rows = match_image_list(cfg.image_list, store.paths.tolist(), store.source)

@@ -1,4 +1,4 @@
-"""YouTube Faces: 5,000 video pairs, 10-fold accuracy with folds = splits (`arface_repro.eval.ytf`)."""
+"""YouTube Faces: 5,000 video pairs, 10-fold accuracy with folds = splits (`arface_repro.eval.ytf.metric`)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class YTF(Protocol):
         cls.add_flip_argument(g)
 
     def splits(self):
-        from arface_repro.eval import ytf
+        from arface_repro.eval.ytf import metric as ytf
 
         pairs = ytf.read_splits(self.path("splits", self.opts.pairs, option="pairs"))
         ytf.check_splits(pairs)
@@ -42,7 +42,7 @@ class YTF(Protocol):
         return ImageRequest(self.data_root, paths, what="YTF frames")
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import ytf
+        from arface_repro.eval.ytf import metric as ytf
 
         pairs = self.splits()
         flip = self.flip_mode(store)

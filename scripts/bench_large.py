@@ -183,6 +183,7 @@ def bench_ijbc(a) -> None:
     features; the scores are checked bit for bit and the table digit for digit."""
     from arface_repro.eval.ijb import metric as ijb
     from arface_repro.eval.metric_keys import rate_key
+    from arface_repro.eval.roc_table import roc_table
 
     ref_ijb_11 = _golden_test_reference()
 
@@ -199,7 +200,7 @@ def bench_ijbc(a) -> None:
     few = np.isin(meta.templates, np.unique(meta.templates)[:8])
     tw, fw = ijb.template_features(f[few], g[few], meta.faceness[few], meta.templates[few], meta.medias[few])
     ijb.pair_scores(fw, np.arange(tw.size, dtype=np.int32), np.arange(tw.size, dtype=np.int32)[::-1].copy())
-    ijb.tar_table(np.random.default_rng(0).random(1 << 17), np.arange(1 << 17) % 64 == 0)   # the table's kernels
+    roc_table(np.random.default_rng(0).random(1 << 17), np.arange(1 << 17) % 64 == 0)   # the table's kernels
     reset_ok = reset_peak()
     best = None
     for _ in range(max(1, a.repeat)):   # best of N: the machine's load drifts
@@ -213,7 +214,7 @@ def bench_ijbc(a) -> None:
         scores = ijb.pair_scores(tf, i1, i2, max_memory_gb=a.max_memory_gb)
         t["pair scores (float64, numpy's order)"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        tab, _ = ijb.tar_table(scores, meta.labels, ijb.FARS, ("nearest", "strict"))
+        tab, _ = roc_table(scores, meta.labels, ijb.FARS, ("nearest", "strict"))
         t["TAR tables + ROC curve"] = time.perf_counter() - t2
         total = time.perf_counter() - t0
         print(f"[ijbc]   run: {total:.2f} s (" + ", ".join(f"{v:.2f}" for v in t.values()) + ")")

@@ -16,6 +16,7 @@ from arface_repro.eval.chunked import make_backend, tar_at_far_from_top
 from arface_repro.eval.ijb import metric as ijb
 from arface_repro.eval.ijb import one_to_n as ijb_1n
 from arface_repro.eval.roc import tar_at_far as roc_tar_at_far
+from arface_repro.eval.roc_table import roc_table
 
 
 def test_template_pooling_hand_example():
@@ -121,28 +122,19 @@ def test_tar_rules_on_crafted_ties(impl):
     fn = roc_tar_at_far if impl == "project" else _sklearn_tar_at_far
     assert fn(scores, labels, FARS, rule="nearest") == NEAREST
     assert fn(scores, labels, FARS, rule="strict") == STRICT
-    table, _ = ijb.tar_table(scores, labels, FARS)
+    table, _ = roc_table(scores, labels, FARS)
     assert table == {"nearest": NEAREST, "strict": STRICT}
     imp_sorted = -np.sort(-np.array(IMP))
     assert {f: tar_at_far_from_top(np.array(GEN), imp_sorted, 8, f)[0] for f in FARS} == STRICT
 
 
-def test_fast_roc_equals_sklearn_with_ties():
-    from sklearn.metrics import roc_curve
-
+def test_ijb_table_equals_sklearn_rules_with_ties():
     rng = np.random.default_rng(4)
     for n, decimals in ((5000, 2), (3000, 6), (12, 1)):
         labels = rng.random(n) < 0.2
         labels[:2] = [True, False]
         scores = np.round(rng.standard_normal(n) + labels, decimals).astype(np.float32)
-        fpr, tpr, keep = ijb.fast_roc(scores, labels)
-        f0, t0, _ = roc_curve(labels, scores, drop_intermediate=False)
-        f1, t1, _ = roc_curve(labels, scores)
-        np.testing.assert_array_equal(fpr, f0)
-        np.testing.assert_array_equal(tpr, t0)
-        np.testing.assert_array_equal(fpr[keep], f1)
-        np.testing.assert_array_equal(tpr[keep], t1)
-        table, curve = ijb.tar_table(scores, labels, FARS + [1e-3], max_points=50)
+        table, curve = roc_table(scores, labels, FARS + [1e-3], max_points=50)
         for rule in ("nearest", "strict"):
             assert table[rule] == roc_tar_at_far(scores, labels, FARS + [1e-3], rule)
         assert len(curve["fpr"]) <= 50

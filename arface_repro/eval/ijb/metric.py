@@ -17,7 +17,7 @@ and the table equal digit for digit (tests/test_ijb_reference.py holds a structu
    product would sum in another order), computed by a compiled kernel that follows numpy's pairwise
    summation step by step (`numpy_order_dot`): bit-identical scores, template rows read in place, pairs in
    parallel; each score depends on its pair alone, so sharding over processes changes nothing.
-4. Table (`tar_table`): the ROC exactly as `sklearn.metrics.roc_curve` computes it, on the float64
+4. Table (`arface_repro.eval.roc_table`, the package's one ROC/TAR path): the ROC exactly as `sklearn.metrics.roc_curve` computes it, on the float64
    scores; TAR at FAR 1e-6 … 1e-1 by the 'nearest' rule (insightface: TPR at the ROC point whose FPR is
    nearest to the target; on equal distance the point later in sklearn's order, i.e. the larger TPR —
    insightface flips the arrays and takes the first minimum) or the 'strict' rule (TAR at the most
@@ -41,8 +41,6 @@ from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_
 from arface_repro.eval.ijb.templates import pool_templates
 from arface_repro.eval.metric_keys import rate_key
 from arface_repro.eval.numpy_order_dot import pair_dots
-from arface_repro.eval.parallel_sort import sort_parallel
-from arface_repro.eval.roc_merge import roc_counts, split_scores
 from arface_repro.eval.roc_table import roc_table
 from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.utils.cpus import usable_cpus
@@ -307,51 +305,6 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
 
 
 # --------------------------------------------------------------------------------------------------
-# TAR@FAR rules
-
-
-def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, keep): the full ROC exactly as `sklearn.metrics.roc_curve(labels, scores,
-    drop_intermediate=False)` returns it, and the mask of the points sklearn keeps with its default
-    drop_intermediate=True.
-
-    Faster than sklearn on 15M scores: the impostor and the (few) genuine scores are sorted apart (in their
-    dtype, no argsort; the impostors on every usable CPU: `parallel_sort`) and merged from the top in one compiled pass (`roc_merge`). Per distinct score value
-    (descending) tps/fps are the numbers of genuine/impostor scores ≥ it — the same integers sklearn
-    accumulates — and the rates are the same float64 divisions. `tar_table` gets the same numbers without
-    these full-length arrays (`eval.roc_table`); tests/test_roc_table.py compares the two.
-    """
-    scores = np.asarray(scores).ravel()
-    if scores.dtype not in (np.float32, np.float64):
-        scores = scores.astype(np.float64)
-    labels = np.asarray(labels).ravel()
-    if labels.shape != scores.shape:
-        raise FormatError(f"{labels.size} labels for {scores.size} scores")
-    imp, gen, finite = split_scores(scores, labels if labels.dtype == np.bool_ else labels != 0)
-    if not finite:
-        raise FormatError("scores contain NaN or inf")
-    imp = sort_parallel(imp)   # np.sort's values, on the usable CPUs
-    gen = np.sort(gen)
-    if imp.size == 0 or gen.size == 0:
-        raise FormatError("a ROC needs both genuine and impostor scores")
-
-    fps, tps, keep = roc_counts(imp, gen)
-    del imp
-    fps = fps.astype(np.float64)
-    tps = tps.astype(np.float64)
-    return fps / fps[-1], tps / tps[-1], keep
-
-
-def tar_table(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS,
-              rules: Sequence[str] = ("nearest", "strict"), max_points: int = 2000) -> tuple[dict, dict | None]:
-    """({rule: {far: TAR}}, downsampled ROC) from one sort; the rules are the project's
-    (arface_repro.eval.roc.tar_at_far_from_roc: 'nearest' on sklearn's drop_intermediate curve,
-    'strict' on the full curve), with the numbers of `fast_roc`'s exact sklearn-equal curve, computed
-    without its full-length arrays (`eval.roc_table`)."""
-    return roc_table(scores, labels, fars, rules, max_points)
-
-
-# --------------------------------------------------------------------------------------------------
 # the whole protocol
 
 
@@ -440,7 +393,7 @@ def evaluate_11_arrays(features: np.ndarray, flip_features: np.ndarray | None, m
     n_gen = int(meta.labels.sum())
     if n_gen == 0 or n_gen == meta.labels.size:
         raise FormatError("the pair list needs both genuine (1) and impostor (0) pairs")
-    tar, curve = tar_table(scores, meta.labels, fars, rules, max_curve_points)
+    tar, curve = roc_table(scores, meta.labels, fars, rules, max_curve_points)
     return {"tar": tar, "roc": curve, "scores": scores, "n_templates": int(tids.size), "n_pairs": int(scores.size),
             "n_genuine": n_gen, "options": opts.label}
 

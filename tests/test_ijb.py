@@ -15,7 +15,6 @@ from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.eval.chunked import make_backend, tar_at_far_from_top
 from arface_repro.eval.ijb import metric as ijb
 from arface_repro.eval.ijb import one_to_n as ijb_1n
-from arface_repro.eval.roc import tar_at_far as roc_tar_at_far
 from arface_repro.eval.roc_table import roc_table
 
 
@@ -83,6 +82,11 @@ FARS = [0.01, 0.125, 0.1875, 0.5]
 # later one in sklearn's order (tpr .75); strict = TAR at the most permissive threshold with FAR <= target
 NEAREST = {0.01: 0.25, 0.125: 0.5, 0.1875: 0.75, 0.5: 1.0}
 STRICT = {0.01: 0.25, 0.125: 0.5, 0.1875: 0.5, 0.5: 0.75}
+
+
+def roc_tar_at_far(scores, labels, fars, rule: str = "nearest") -> dict[float, float]:
+    """The project's rule on the package's one ROC path (`eval.roc_table`)."""
+    return roc_table(scores, labels, fars, (rule,), 0)[0][rule]
 
 
 def _sklearn_tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float], rule: str) -> dict[float, float]:

@@ -181,6 +181,7 @@ def bench_ijbc(a) -> None:
     """Features -> TAR table on IJB-C-size synthetic data, beside insightface's own `ijb_11.py` functions (the
     structural copies of tests/test_ijb_reference.py, the golden test's) run in this process on the same
     features; the scores are checked bit for bit and the table digit for digit."""
+    from arface_repro.eval.ijb import meta as ijb_meta
     from arface_repro.eval.ijb import metric as ijb
     from arface_repro.eval.metric_keys import rate_key
     from arface_repro.eval.roc_table import roc_table
@@ -191,7 +192,7 @@ def bench_ijbc(a) -> None:
     t0 = time.perf_counter()
     data = synth.synth_ijb(**sz, seed=0)
     f, g = synth.ijb_features(data, 512, seed=1)
-    meta = ijb.IJBMeta(data.images, data.templates, data.medias, data.faceness, None, data.t1, data.t2, data.labels, {})
+    meta = ijb_meta.IJBMeta(data.images, data.templates, data.medias, data.faceness, None, data.t1, data.t2, data.labels, {})
     print(f"[ijbc] generated {data.images.size:,} images x {f.shape[1]} (+flip), {np.unique(data.templates).size:,} "
           f"templates, {data.t1.size:,} pairs in {time.perf_counter() - t0:.1f} s")
     del data

@@ -148,7 +148,7 @@ def test_ijbc_with_a_model_end_to_end(shared, tmp_path):
     assert len(rec["metrics"]) == 6 and rec["counts"]["pairs"] == 9
     store = load_feature_store(feats)
     assert store.paths.tolist() == [f"loose_crop/{n}" for n in data.images.tolist()]
-    from arface_repro.eval.ijb.metric import load_ijb_meta
+    from arface_repro.eval.ijb.meta import load_ijb_meta
 
     m = load_model(spec)
     meta_lm = load_ijb_meta(tmp_path / "meta", "ijbc").landmarks  # as written (2 decimals)

@@ -13,6 +13,7 @@ import pytest
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.eval.chunked import make_backend, tar_at_far_from_top
+from arface_repro.eval.ijb import meta as ijb_meta
 from arface_repro.eval.ijb import metric as ijb
 from arface_repro.eval.ijb import one_to_n as ijb_1n
 from arface_repro.eval.roc_table import roc_table
@@ -157,7 +158,7 @@ def test_evaluate_11_matches_direct_computation(tmp_path):
     from arface_repro.io.feature_store import load_feature_store
 
     store = load_feature_store(tmp_path / "ijbc_features.npz")
-    meta = ijb.load_ijb_meta(tmp_path / "meta", "ijbc")
+    meta = ijb_meta.load_ijb_meta(tmp_path / "meta", "ijbc")
     res = ijb.evaluate_11(store, meta, max_memory_gb=1e-4)
     # direct: per template, media means summed, normalised; dot products; project's rules
     x = (f.astype(np.float64) + g) * meta.faceness[:, None].astype(np.float64)
@@ -197,27 +198,27 @@ def test_unknown_template_and_bad_lines(tmp_path):
     (meta / "ijbb_face_tid_mid.txt").write_text("1.jpg 1 10\n2.jpg 1 10\n3.jpg 2 11\n")
     (meta / "ijbb_template_pair_label.txt").write_text("1 2 0\n1 99 0\n")
     f = np.ones((3, 4), np.float32)
-    m = ijb.load_ijb_meta(meta, "ijbb")
+    m = ijb_meta.load_ijb_meta(meta, "ijbb")
     with pytest.raises(MissingDataError, match=r"template id\(s\) 99"):
         ijb.evaluate_11_arrays(f, None, m, opts=ijb.CombineOptions(flip="none", faceness=False))
     (meta / "ijbb_face_tid_mid.txt").write_text("1.jpg 1 10\n2.jpg 1\n")
     with pytest.raises(FormatError, match=r"ijbb_face_tid_mid.txt:2: expected 3 fields"):
-        ijb.load_ijb_meta(meta, "ijbb")
+        ijb_meta.load_ijb_meta(meta, "ijbb")
     (meta / "ijbb_face_tid_mid.txt").write_text("1.jpg 1 10\n2.jpg x 10\n")
     with pytest.raises(FormatError, match=r":2: field 2 should be an integer"):
-        ijb.load_ijb_meta(meta, "ijbb")
+        ijb_meta.load_ijb_meta(meta, "ijbb")
     (meta / "ijbb_face_tid_mid.txt").write_text("1.jpg 1 10\n")
     (meta / "ijbb_template_pair_label.txt").write_text("1 1 2\n")
     with pytest.raises(FormatError, match="label must be 0 or 1"):
-        ijb.load_ijb_meta(meta, "ijbb")
+        ijb_meta.load_ijb_meta(meta, "ijbb")
     with pytest.raises(MissingDataError, match="ijbc_face_tid_mid.txt"):
-        ijb.load_ijb_meta(meta, "ijbc")
+        ijb_meta.load_ijb_meta(meta, "ijbc")
 
 
 def test_store_missing_image_is_named(tmp_path):
     from arface_repro.io.feature_store import FeatureStore
 
-    meta = ijb.IJBMeta(np.array(["1.jpg", "2.jpg"]), np.array([1, 1]), np.array([1, 1]), None, None,
+    meta = ijb_meta.IJBMeta(np.array(["1.jpg", "2.jpg"]), np.array([1, 1]), np.array([1, 1]), None, None,
                        np.array([1]), np.array([1]), np.array([1]), {})
     store = FeatureStore(np.ones((1, 4), np.float32), ["loose_crop/1.jpg"])
     with pytest.raises(MissingDataError, match="loose_crop/2.jpg"):
@@ -243,7 +244,7 @@ def _brute_open_set(pf, gf, p_s, g_s, fpir):
 
 def test_1n_open_set_and_insightface_against_brute_force(tmp_path):
     data, f, g = _small_ijb(tmp_path, scale=0.004)
-    meta = ijb.load_ijb_meta(tmp_path / "meta", "ijbc", need_pairs=False)
+    meta = ijb_meta.load_ijb_meta(tmp_path / "meta", "ijbc", need_pairs=False)
     gal, probes, _ = ijb_1n.load_1n_lists(tmp_path / "meta", "ijbc")
     res = ijb_1n.evaluate_1n(f, g, meta, gal, probes, rule="open-set", max_memory_gb=1e-4)
     tids, tf = ijb.template_features(f, g, meta.faceness, meta.templates, meta.medias)

@@ -30,7 +30,6 @@ one pair at each FAR.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +37,7 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
+from arface_repro.eval.ijb.meta import IJBMeta
 from arface_repro.eval.ijb.templates import pool_templates
 from arface_repro.eval.metric_keys import rate_key
 from arface_repro.eval.numpy_order_dot import pair_dots
@@ -306,57 +306,6 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
 
 # --------------------------------------------------------------------------------------------------
 # the whole protocol
-
-
-@dataclass
-class IJBMeta:
-    images: np.ndarray
-    templates: np.ndarray
-    medias: np.ndarray
-    faceness: np.ndarray | None
-    landmarks: np.ndarray | None
-    t1: np.ndarray
-    t2: np.ndarray
-    labels: np.ndarray
-    files: dict
-
-
-def load_ijb_meta(meta_dir: str | os.PathLike, dataset: str, need_pairs: bool = True) -> IJBMeta:
-    """Read `<dataset>_face_tid_mid.txt`, `_name_5pts_score.txt` (when present) and (optionally)
-    `_template_pair_label.txt` from a meta folder; check they agree."""
-    from arface_repro.eval.ijb import meta as ijb_meta  # noqa: PLC0415
-
-    f_tm = ijb_meta.find_meta(meta_dir, dataset, "face_tid_mid.txt")
-    try:
-        f_5 = ijb_meta.find_meta(meta_dir, dataset, "name_5pts_score.txt")
-    except MissingDataError:
-        f_5 = None
-    f_p = ijb_meta.find_meta(meta_dir, dataset, "template_pair_label.txt") if need_pairs else None
-    return load_ijb_meta_files(f_tm, f_5, f_p)
-
-
-def load_ijb_meta_files(face_tid_mid: str | os.PathLike, name_5pts_score: str | os.PathLike | None = None,
-                        template_pair_label: str | os.PathLike | None = None) -> IJBMeta:
-    """The meta files by path (the 5-point file and the pair list are optional); check they agree."""
-    from arface_repro.eval.ijb import meta as ijb_meta  # noqa: PLC0415
-
-    tm = ijb_meta.read_face_tid_mid(face_tid_mid)
-    files = {"face_tid_mid": str(face_tid_mid)}
-    faceness = landmarks = None
-    if name_5pts_score is not None:
-        fp = ijb_meta.read_name_5pts_score(name_5pts_score)
-        if fp.images.size != tm.images.size or not np.array_equal(fp.images, tm.images):
-            mism = np.flatnonzero(fp.images[: tm.images.size] != tm.images[: fp.images.size])
-            where = f"line {mism[0] + 1}" if mism.size else "length"
-            raise FormatError(f"{name_5pts_score}: image list differs from {face_tid_mid} ({where}); "
-                              "both must list the same images in order")
-        faceness, landmarks = fp.faceness, fp.landmarks
-        files["name_5pts_score"] = str(name_5pts_score)
-    t1 = t2 = labels = np.empty(0, np.int64)
-    if template_pair_label is not None:
-        t1, t2, labels = ijb_meta.read_template_pairs(template_pair_label)
-        files["template_pair_label"] = str(template_pair_label)
-    return IJBMeta(tm.images, tm.templates, tm.medias, faceness, landmarks, t1, t2, labels, files)
 
 
 def store_rows(store, images: np.ndarray) -> np.ndarray:

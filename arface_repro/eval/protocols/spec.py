@@ -34,6 +34,8 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 
 from arface_repro.errors import ConfigError
+from arface_repro.shared_data import protocols_dir
+from arface_repro.utils.textfile import read_yaml
 
 REQUIRED = ("name", "title", "kind", "order", "layout", "rule", "metrics", "reference")
 OPTIONAL = ("notes", "format", "folds", "counts", "paper")
@@ -240,15 +242,11 @@ def _paper(path: Path, value) -> PaperRoute:
 
 
 def specs_dir() -> Path:
-    from arface_repro.shared_data import protocols_dir
-
     return protocols_dir()
 
 
 @cache
 def _load_cached(path_str: str, mtime_ns: int) -> ProtocolSpec:
-    from arface_repro.utils.textfile import read_yaml
-
     path = Path(path_str)
     return parse_spec(path, read_yaml(path, "protocol definition"))
 

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
+from arface_repro.eval.kfold import kfold_accuracy
+from arface_repro.io.pairs import check_folds
 from arface_repro.utils.textfile import read_lines
 
 POOLINGS = ("mean", "min-dist", "mean-dist", "max-dist")
@@ -136,7 +138,6 @@ def pair_distances(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "n
 
 def check_splits(pairs: YTFPairs) -> None:
     """YTF's fold structure: splits 1..10, each with as many same as different pairs and all of one size (500)."""
-    from arface_repro.io.pairs import check_folds
 
     check_folds(pairs.split, pairs.issame, pairs.source, "ytf (folds = the split field)", range(1, 11),
                 balanced=True, equal_sizes=True)
@@ -153,6 +154,5 @@ def evaluate(store, pairs: YTFPairs, pooling: str = "mean", flip: str = "none", 
 
 def kfold_call(dist: np.ndarray, issame: np.ndarray, folds: np.ndarray):
     """The call site into the project's k-fold routine (insightface rule)."""
-    from arface_repro.eval.kfold import kfold_accuracy  # noqa: PLC0415
 
     return kfold_accuracy(dist, issame, folds)

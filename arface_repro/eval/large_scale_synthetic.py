@@ -12,7 +12,7 @@ a probe matrix with identities plus a distractor matrix. `--scale` shrinks every
   python scripts/make_synthetic_large.py rmfrd OUT_DIR
 
 (`scripts/make_synthetic_large.py` runs `main`; tests and benchmarks import the generators.) It sits in the
-evaluation layer because the YTF inputs follow the real splits through `eval.ytf.read_splits`.
+evaluation layer because the YTF inputs follow the real splits through `eval.ytf.splits.read_splits`.
 
 Files are laid out as protocols/<name>.yaml expects them under a data root, so for example
   arface evaluate --protocol ijbc --data-root OUT_DIR --features OUT_DIR/ijbc_features.npz
@@ -34,7 +34,7 @@ import numpy as np
 
 from arface_repro.eval.megaface import devkit as dk
 from arface_repro.eval.trillion import reader as tpio
-from arface_repro.eval.ytf.metric import read_splits
+from arface_repro.eval.ytf.splits import read_splits
 from arface_repro.io.feature_store import save_feature_store
 from arface_repro.shared_data import shared_path
 from arface_repro.utils.atomic import atomic_open

@@ -7,6 +7,7 @@ from arface_repro.eval.image_list import list_images
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
 from arface_repro.eval.ytf import metric as ytf
+from arface_repro.eval.ytf.splits import check_splits, read_splits
 
 
 @register_kind("ytf")
@@ -25,8 +26,8 @@ class YTF(Protocol):
         cls.add_flip_argument(g)
 
     def splits(self):
-        pairs = ytf.read_splits(self.path("splits", self.opts.pairs, option="pairs"))
-        ytf.check_splits(pairs)
+        pairs = read_splits(self.path("splits", self.opts.pairs, option="pairs"))
+        check_splits(pairs)
         return pairs
 
     def images(self) -> ImageRequest:

@@ -7,7 +7,7 @@ the metric keys its records carry (`metrics`), and the reference implementation 
 under `--data-root`. Further keys make the file the one place a protocol's facts live:
 
 * `kind` — the protocol family whose class evaluates it (`pairs`, `blufr`, `ijb-1:1`, `ijb-1:n`, `megaface`,
-  `trillion`, `ytf`, `rmfrd`; the registry of `eval/protocols` maps it to a class). A `pairs` definition
+  `trillion`, `ytf`, `rmfrd`; the registry of `eval/protocols` maps it to the class in its family package, `eval/<family>/protocol.py`). A `pairs` definition
   needs no class of its own: its class is made from the definition.
 * `order` — its place in `arface evaluate --help` and `protocol_names()` (distinct integers).
 * `format` — `pairs` only: the pair-list format, a name from the fixed parser registry

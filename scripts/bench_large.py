@@ -72,7 +72,7 @@ def mem_line(phase_reset: bool) -> str:
 
 
 def megaface_inputs(n_dis: int, dim: int):
-    from arface_repro.eval.megaface.metric import l2n
+    from arface_repro.eval.chunked import l2n
 
     x, ids = synth.identity_probes(80, 3530, dim, seed=0, sigma=2.0)
     dis = synth.LazyGaussianRows(n_dis, dim, seed=7).materialize()
@@ -152,7 +152,7 @@ def bench_megaface_1m(a) -> None:
 
 
 def bench_trillion(a) -> None:
-    from arface_repro.eval.megaface.metric import l2n
+    from arface_repro.eval.chunked import l2n
     from arface_repro.eval.trillion import metric as tp
 
     dim = 512

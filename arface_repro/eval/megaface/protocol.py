@@ -19,7 +19,7 @@ from arface_repro.eval.megaface import devkit as dk
 from arface_repro.eval.megaface import metric as mf
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol, need, parse_sizes
-from arface_repro.eval.trillion import reader as tpio
+from arface_repro.eval.trillion import reader as tpio  # a one-file distractor matrix: Trillion-Pairs' format
 from arface_repro.io.feature_store import load_feature_store
 from arface_repro.utils.argtypes import int_range
 

@@ -17,7 +17,7 @@ from arface_repro.eval.protocols.spec import load_spec
 EVAL = Path(arface_repro.eval.__file__).parent
 # Each family's file reader (the format of its own files); generic formats live in arface_repro.io.
 FAMILY_READERS = ("arface_repro.eval.ijb.meta", "arface_repro.eval.trillion.reader", "arface_repro.eval.blufr.config",
-                  "arface_repro.eval.megaface.devkit", "arface_repro.eval.pairs.formats", "arface_repro.eval.ytf.splits")
+                  "arface_repro.eval.megaface.devkit", "arface_repro.eval.pair_sets.formats", "arface_repro.eval.ytf.splits")
 
 
 def test_discovery_finds_every_family_package_on_disk():

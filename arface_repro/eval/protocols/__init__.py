@@ -2,7 +2,7 @@
 
 `get_protocol(name)` returns the class; `protocol_names()` lists them in the definitions' `order`. Each
 definition names its family (`kind`); a family is one package of `arface_repro.eval` holding its file
-reader, its metric and its protocol class (`eval/pairs/`, `eval/blufr/`, `eval/ijb/`, `eval/megaface/`,
+reader, its metric and its protocol class (`eval/pair_sets/`, `eval/blufr/`, `eval/ijb/`, `eval/megaface/`,
 `eval/trillion/`, `eval/ytf/`, `eval/rmfrd/`); the class sits in the package's `protocol` module,
 registered with `@register_kind`. A protocol whose class adds nothing to its family's (every pair set) has
 no class of its own: it is made from the definition. A protocol with its own class registers it with

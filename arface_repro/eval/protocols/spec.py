@@ -11,7 +11,7 @@ under `--data-root`. Further keys make the file the one place a protocol's facts
   needs no class of its own: its class is made from the definition.
 * `order` — its place in `arface evaluate --help` and `protocol_names()` (distinct integers).
 * `format` — `pairs` only: the pair-list format, a name from the fixed parser registry
-  `arface_repro.eval.pairs.formats` (never an import named by the file).
+  `arface_repro.eval.pair_sets.formats` (never an import named by the file).
 * `folds` — the fold structure the definition requires: `text` (its words, shown in errors), `count`
   (default 10), and any of `balanced`, `equal_sizes` (booleans) and `size` (pairs per fold).
 * `counts` — the protocol's own sizes (the names of `COUNT_KEYS`: `pairs`, `genuine_template_pairs`, ...),

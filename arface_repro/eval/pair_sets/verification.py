@@ -33,7 +33,7 @@ import numpy as np
 from arface_repro.errors import ConfigError
 from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
 from arface_repro.eval.metric_keys import rate_key
-from arface_repro.eval.pairs.formats import get_pair_format
+from arface_repro.eval.pair_sets.formats import get_pair_format
 from arface_repro.eval.protocols.spec import ProtocolSpec, load_spec
 from arface_repro.io.feature_store import FeatureStore
 from arface_repro.io.pairs import PairList, check_folds

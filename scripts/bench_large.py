@@ -201,7 +201,7 @@ def bench_ijbc(a) -> None:
     few = np.isin(meta.templates, np.unique(meta.templates)[:8])
     tw, fw = ijb.template_features(f[few], g[few], meta.faceness[few], meta.templates[few], meta.medias[few])
     ijb.pair_scores(fw, np.arange(tw.size, dtype=np.int32), np.arange(tw.size, dtype=np.int32)[::-1].copy())
-    roc_table(np.random.default_rng(0).random(1 << 17), np.arange(1 << 17) % 64 == 0)   # the table's kernels
+    roc_table(np.random.default_rng(0).random(1 << 17), np.arange(1 << 17) % 64 == 0, ijb.FARS)   # the table's kernels
     reset_ok = reset_peak()
     best = None
     for _ in range(max(1, a.repeat)):   # best of N: the machine's load drifts

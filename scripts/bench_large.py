@@ -72,7 +72,7 @@ def mem_line(phase_reset: bool) -> str:
 
 
 def megaface_inputs(n_dis: int, dim: int):
-    from arface_repro.eval.megaface import l2n
+    from arface_repro.eval.chunked import l2n
 
     x, ids = synth.identity_probes(80, 3530, dim, seed=0, sigma=2.0)
     dis = synth.LazyGaussianRows(n_dis, dim, seed=7).materialize()
@@ -112,7 +112,7 @@ def facex_zoo_style(pf: np.ndarray, ids, dn: np.ndarray, max_rank: int = 10) -> 
 
 
 def bench_megaface_100k(a) -> None:
-    from arface_repro.eval import megaface as mf
+    from arface_repro.eval.megaface import metric as mf
 
     n_dis, dim = 100_000, 512
     pf, ids, dn = megaface_inputs(n_dis, dim)
@@ -132,7 +132,7 @@ def bench_megaface_100k(a) -> None:
 
 
 def bench_megaface_1m(a) -> None:
-    from arface_repro.eval import megaface as mf
+    from arface_repro.eval.megaface import metric as mf
 
     n_dis, dim = a.distractors, 512
     pf, ids, dn = megaface_inputs(n_dis, dim)
@@ -152,8 +152,8 @@ def bench_megaface_1m(a) -> None:
 
 
 def bench_trillion(a) -> None:
-    from arface_repro.eval import trillion_pairs as tp
-    from arface_repro.eval.megaface import l2n
+    from arface_repro.eval.chunked import l2n
+    from arface_repro.eval.trillion import metric as tp
 
     dim = 512
     n_p, n_d = (int(float(v)) for v in a.trillion_size.split("x"))
@@ -181,8 +181,10 @@ def bench_ijbc(a) -> None:
     """Features -> TAR table on IJB-C-size synthetic data, beside insightface's own `ijb_11.py` functions (the
     structural copies of tests/test_ijb_reference.py, the golden test's) run in this process on the same
     features; the scores are checked bit for bit and the table digit for digit."""
-    from arface_repro.eval import ijb
+    from arface_repro.eval.ijb import meta as ijb_meta
+    from arface_repro.eval.ijb import metric as ijb
     from arface_repro.eval.metric_keys import rate_key
+    from arface_repro.eval.roc_table import roc_table
 
     ref_ijb_11 = _golden_test_reference()
 
@@ -190,7 +192,7 @@ def bench_ijbc(a) -> None:
     t0 = time.perf_counter()
     data = synth.synth_ijb(**sz, seed=0)
     f, g = synth.ijb_features(data, 512, seed=1)
-    meta = ijb.IJBMeta(data.images, data.templates, data.medias, data.faceness, None, data.t1, data.t2, data.labels, {})
+    meta = ijb_meta.IJBMeta(data.images, data.templates, data.medias, data.faceness, None, data.t1, data.t2, data.labels, {})
     print(f"[ijbc] generated {data.images.size:,} images x {f.shape[1]} (+flip), {np.unique(data.templates).size:,} "
           f"templates, {data.t1.size:,} pairs in {time.perf_counter() - t0:.1f} s")
     del data
@@ -199,7 +201,7 @@ def bench_ijbc(a) -> None:
     few = np.isin(meta.templates, np.unique(meta.templates)[:8])
     tw, fw = ijb.template_features(f[few], g[few], meta.faceness[few], meta.templates[few], meta.medias[few])
     ijb.pair_scores(fw, np.arange(tw.size, dtype=np.int32), np.arange(tw.size, dtype=np.int32)[::-1].copy())
-    ijb.tar_table(np.random.default_rng(0).random(1 << 17), np.arange(1 << 17) % 64 == 0)   # the table's kernels
+    roc_table(np.random.default_rng(0).random(1 << 17), np.arange(1 << 17) % 64 == 0, ijb.FARS)   # the table's kernels
     reset_ok = reset_peak()
     best = None
     for _ in range(max(1, a.repeat)):   # best of N: the machine's load drifts
@@ -213,7 +215,7 @@ def bench_ijbc(a) -> None:
         scores = ijb.pair_scores(tf, i1, i2, max_memory_gb=a.max_memory_gb)
         t["pair scores (float64, numpy's order)"] = time.perf_counter() - t1
         t2 = time.perf_counter()
-        tab, _ = ijb.tar_table(scores, meta.labels, ijb.FARS, ("nearest", "strict"))
+        tab, _ = roc_table(scores, meta.labels, ijb.FARS, ("nearest", "strict"))
         t["TAR tables + ROC curve"] = time.perf_counter() - t2
         total = time.perf_counter() - t0
         print(f"[ijbc]   run: {total:.2f} s (" + ", ".join(f"{v:.2f}" for v in t.values()) + ")")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from arface_repro.eval.blufr import evaluate_blufr
+from arface_repro.eval.blufr.config import load_blufr_config
+from arface_repro.eval.blufr.metric import evaluate_blufr
 from arface_repro.eval.kfold import contiguous_folds, kfold_accuracy, l2_normalize, squared_l2
-from arface_repro.io.blufr_config import load_blufr_config
 from arface_repro.shared_data import shared_path
 from arface_repro.utils.machine import machine_line
 

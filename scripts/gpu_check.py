@@ -408,8 +408,8 @@ def _junit_summary(path: Path) -> dict:
 
 
 def _cumtime(prof: Path, protocol: str) -> float | None:
-    """Cumulative seconds in the protocol's scoring function: MegaFace's `evaluate` in eval/megaface.py, IJB's
-    `evaluate_11_arrays` (or `evaluate_11`) in eval/ijb.py."""
+    """Cumulative seconds in the protocol's scoring function: MegaFace's `evaluate` in eval/megaface/metric.py, IJB's
+    `evaluate_11_arrays` (or `evaluate_11`) in eval/ijb/metric.py."""
     names = {"megaface": ("megaface.py", ("evaluate",)), "ijbc": ("ijb.py", ("evaluate_11_arrays", "evaluate_11"))}
     suffix, funcs = names[protocol]
     stats = pstats.Stats(str(prof)).stats

@@ -25,8 +25,7 @@ import of `pkg.name` when that is a module, else of `pkg` (its `__init__`). The 
 Each failure names the importing file, the line and the imported module.
 
 `SYS_PATH_ALLOWED` names the files that must put a folder on sys.path, each with its reason; nothing else is
-exempt. `EVAL_IO_PENDING` is temporary: the offenders of (e) in eval/ and io/, which another part of the
-work reorganises; it removes them and the list.
+exempt.
 """
 
 from __future__ import annotations
@@ -70,55 +69,6 @@ IO_FORBIDDEN = ("torch", "torchvision", "cv2")
 # one of these (top-level names): the dependencies kept out of `arface --help` and the numpy-only paths.
 HEAVY_DEPENDENCIES = ("torch", "torchvision", "cv2", "onnxruntime", "matplotlib", "numba", "sklearn", "scipy",
                       "tensorflow", "tflite_runtime", "ai_edge_litert")
-
-# TEMPORARY, removed by part G of issue 21 (which reorganises eval/ and io/ in parallel and follows rule (e)):
-# today's offenders of rule (e) in eval/ and io/ (a light package module imported in a function, or a heavy one
-# without a comment), as (file, imported module). Only eval/ and io/ files may appear here; an entry that no longer offends fails
-# test_eval_io_pending_is_still_needed, so the list shrinks to nothing at the merge.
-EVAL_IO_PENDING: frozenset[tuple[str, str]] = frozenset({
-    ("arface_repro/eval/embed.py", "arface_repro.data.alignment"),
-    ("arface_repro/eval/embed.py", "arface_repro.data.face_datasets"),
-    ("arface_repro/eval/embed.py", "arface_repro.models.backends"),
-    ("arface_repro/eval/embed.py", "arface_repro.models.presets"),
-    ("arface_repro/eval/ijb.py", "arface_repro.io.ijb_meta"),
-    ("arface_repro/eval/ijb_1n.py", "arface_repro.io.ijb_meta"),
-    ("arface_repro/eval/image_list.py", "arface_repro.utils.textfile"),
-    ("arface_repro/eval/plots.py", "arface_repro.models.presets"),
-    ("arface_repro/eval/protocols/base.py", "arface_repro.eval.chunked"),
-    ("arface_repro/eval/protocols/base.py", "arface_repro.eval.protocols.options"),
-    ("arface_repro/eval/protocols/base.py", "arface_repro.eval.store_provenance"),
-    ("arface_repro/eval/protocols/base.py", "arface_repro.io.feature_store"),
-    ("arface_repro/eval/protocols/base.py", "arface_repro.io.records"),
-    ("arface_repro/eval/protocols/blufr.py", "arface_repro.eval.blufr"),
-    ("arface_repro/eval/protocols/blufr.py", "arface_repro.eval.image_list"),
-    ("arface_repro/eval/protocols/blufr.py", "arface_repro.io.blufr_config"),
-    ("arface_repro/eval/protocols/blufr.py", "arface_repro.utils.argtypes"),
-    ("arface_repro/eval/protocols/ijb.py", "arface_repro.eval.ijb"),
-    ("arface_repro/eval/protocols/ijb.py", "arface_repro.eval.ijb_1n"),
-    ("arface_repro/eval/protocols/ijb.py", "arface_repro.io.ijb_meta"),
-    ("arface_repro/eval/protocols/ijb.py", "arface_repro.utils.argtypes"),
-    ("arface_repro/eval/protocols/megaface.py", "arface_repro.eval.megaface"),
-    ("arface_repro/eval/protocols/megaface.py", "arface_repro.io.feature_store"),
-    ("arface_repro/eval/protocols/megaface.py", "arface_repro.io.megaface_devkit"),
-    ("arface_repro/eval/protocols/megaface.py", "arface_repro.io.trillion_pairs"),
-    ("arface_repro/eval/protocols/megaface.py", "arface_repro.utils.argtypes"),
-    ("arface_repro/eval/protocols/options.py", "arface_repro.eval.protocols"),
-    ("arface_repro/eval/protocols/options.py", "arface_repro.eval.protocols.spec"),
-    ("arface_repro/eval/protocols/rmfrd.py", "arface_repro.eval.image_list"),
-    ("arface_repro/eval/protocols/rmfrd.py", "arface_repro.eval.rmfrd"),
-    ("arface_repro/eval/protocols/spec.py", "arface_repro.shared_data"),
-    ("arface_repro/eval/protocols/spec.py", "arface_repro.utils.textfile"),
-    ("arface_repro/eval/protocols/trillion.py", "arface_repro.eval.trillion_pairs"),
-    ("arface_repro/eval/protocols/trillion.py", "arface_repro.io.feature_store"),
-    ("arface_repro/eval/protocols/trillion.py", "arface_repro.io.trillion_pairs"),
-    ("arface_repro/eval/protocols/trillion.py", "arface_repro.utils.argtypes"),
-    ("arface_repro/eval/protocols/ytf.py", "arface_repro.eval.image_list"),
-    ("arface_repro/eval/protocols/ytf.py", "arface_repro.eval.ytf"),
-    ("arface_repro/eval/run.py", "arface_repro.eval.embed"),
-    ("arface_repro/eval/topk_scan.py", "arface_repro.utils.progress"),
-    ("arface_repro/eval/ytf.py", "arface_repro.eval.kfold"),
-    ("arface_repro/eval/ytf.py", "arface_repro.io.pairs"),
-})
 
 # The only files that put a folder on sys.path, each with the reason it must (file -> reason).
 SYS_PATH_ALLOWED: dict[str, str] = {
@@ -443,8 +393,7 @@ def violations() -> list[Violation]:
 
 def _unlisted(violations: list[Violation], kind: str) -> list[str]:
     def listed(v: Violation) -> bool:
-        return (v.kind == "sys.path" and v.file in SYS_PATH_ALLOWED) or (
-            v.kind == "local-import" and (v.file, v.module) in EVAL_IO_PENDING)
+        return v.kind == "sys.path" and v.file in SYS_PATH_ALLOWED
 
     return [v.message for v in violations if v.kind == kind and not listed(v)]
 
@@ -479,15 +428,6 @@ def test_function_local_imports_only_for_heavy_dependencies_with_a_reason(violat
     found = _unlisted(violations, "local-import")
     assert not found, ("function-local imports of package modules (ARCHITECTURE.md, Imports):\n"
                        + "\n".join(found))
-
-
-def test_eval_io_pending_is_still_needed(violations):
-    """EVAL_IO_PENDING only holds eval/ and io/ files, each entry still an offender (else it leaves the list)."""
-    outside = sorted(f for f, _ in EVAL_IO_PENDING if not f.startswith((f"{PACKAGE}/eval/", f"{PACKAGE}/io/")))
-    assert not outside, "EVAL_IO_PENDING is for eval/ and io/ only: " + ", ".join(outside)
-    present = {(v.file, v.module) for v in violations if v.kind == "local-import"}
-    stale = sorted(f"{f} -> {m}" for f, m in EVAL_IO_PENDING - present)
-    assert not stale, "no longer offending, remove from EVAL_IO_PENDING: " + ", ".join(stale)
 
 
 def test_help_imports_no_heavy_dependency():

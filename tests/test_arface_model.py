@@ -218,7 +218,7 @@ def test_onnx_export_gives_the_same_embeddings_and_lfw_accuracy(shared, arface_r
     assert onnx_lm.uses_landmarks and not onnx_t.uses_landmarks
     assert onnx_lm.preprocess == onnx_t.preprocess == torch_model.preprocess  # named in the file's metadata
 
-    from arface_repro.eval.pair_verification import load_pair_protocol
+    from arface_repro.eval.pair_sets.verification import load_pair_protocol
 
     paths = load_pair_protocol("lfw", pairs, root).unique_paths()
     stores = {name: extract_features(m, root, paths, flip=True, workers=0, quiet=True)

@@ -3,9 +3,9 @@ import pytest
 from conftest import require
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval import blufr
+from arface_repro.eval.blufr import metric as blufr
+from arface_repro.eval.blufr.config import load_blufr_config, match_image_list
 from arface_repro.eval.kfold import l2_normalize
-from arface_repro.io.blufr_config import load_blufr_config, match_image_list
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,7 @@ def test_evaluate_reports_missing_images(fold1, tmp_path, capsys):
 
 def test_evaluate_blufr_cli_on_synthetic_store(shared, tmp_path, capsys):
     """BLUFR through the CLI: store paths are 'Name/Name_0001.jpg', the config lists bare names."""
-    from arface_repro.io.blufr_config import load_blufr_config
+    from arface_repro.eval.blufr.config import load_blufr_config
 
     cfg_path = require(shared / "data/blufr/blufr_lfw_config.mat")
     cfg = load_blufr_config(cfg_path)

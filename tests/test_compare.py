@@ -59,7 +59,7 @@ def test_compare_two_lfw_records_gives_the_mcnemar_p(lfw_records, capsys):
 
 
 def test_compare_refuses_other_protocols_and_pair_lists(lfw_records, shared, tmp_path, capsys):
-    from arface_repro.io.blufr_config import load_blufr_config
+    from arface_repro.eval.blufr.config import load_blufr_config
 
     d, pairs, (a, b) = lfw_records
     cfg_path = require(shared / "data/blufr/blufr_lfw_config.mat")
@@ -94,7 +94,7 @@ def test_compare_refuses_other_protocols_and_pair_lists(lfw_records, shared, tmp
 def test_compare_blufr_paired_t_over_trials(shared, tmp_path, capsys):
     from scipy.stats import ttest_rel
 
-    from arface_repro.io.blufr_config import load_blufr_config
+    from arface_repro.eval.blufr.config import load_blufr_config
 
     cfg_path = require(shared / "data/blufr/blufr_lfw_config.mat")
     cfg = load_blufr_config(cfg_path)

@@ -32,9 +32,9 @@ def test_megaface_and_trillion_cuda_within_the_tie_bracket():
     from test_megaface import GEMM_EPS, brute_force_cmc
     from test_trillion import brute_force
 
-    from arface_repro.eval import megaface as mf
-    from arface_repro.eval import trillion_pairs as tp
     from arface_repro.eval.chunked import make_backend
+    from arface_repro.eval.megaface import metric as mf
+    from arface_repro.eval.trillion import metric as tp
 
     p, ids, d = _probes()
     sets = {10: np.arange(10), 1000: np.arange(1000), 5000: np.arange(5000)}
@@ -59,13 +59,15 @@ def test_megaface_and_trillion_cuda_within_the_tie_bracket():
 
 
 def test_ijb_cuda_scores_within_tolerance():
-    from arface_repro.eval import ijb, ijb_1n
     from arface_repro.eval.chunked import make_backend
+    from arface_repro.eval.ijb import meta as ijb_meta
+    from arface_repro.eval.ijb import metric as ijb
+    from arface_repro.eval.ijb import one_to_n as ijb_1n
 
     sz = {k: max(4, int(v * 0.002)) for k, v in synth.IJBC.items()}
     data = synth.synth_ijb(**sz, seed=3)
     f, g = synth.ijb_features(data, 32, seed=4, sigma=5.0)
-    meta = ijb.IJBMeta(data.images, data.templates, data.medias, data.faceness, None, data.t1, data.t2, data.labels, {})
+    meta = ijb_meta.IJBMeta(data.images, data.templates, data.medias, data.faceness, None, data.t1, data.t2, data.labels, {})
     cpu = ijb.evaluate_11_arrays(f, g, meta, max_curve_points=0)
     gpu = ijb.evaluate_11_arrays(f, g, meta, max_curve_points=0, backend=make_backend(CUDA))
     np.testing.assert_allclose(gpu["scores"], cpu["scores"], rtol=0, atol=ijb.SCORE_TOLERANCE_CUDA)

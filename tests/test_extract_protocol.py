@@ -148,7 +148,7 @@ def test_ijbc_with_a_model_end_to_end(shared, tmp_path):
     assert len(rec["metrics"]) == 6 and rec["counts"]["pairs"] == 9
     store = load_feature_store(feats)
     assert store.paths.tolist() == [f"loose_crop/{n}" for n in data.images.tolist()]
-    from arface_repro.eval.ijb import load_ijb_meta
+    from arface_repro.eval.ijb.meta import load_ijb_meta
 
     m = load_model(spec)
     meta_lm = load_ijb_meta(tmp_path / "meta", "ijbc").landmarks  # as written (2 decimals)
@@ -169,7 +169,7 @@ def _write_random(root: Path, rels, seed: int, hw=(112, 112)):
 def test_model_extraction_for_image_protocols(protocol, shared, tmp_path):
     """`--model` finds each protocol's images under --data-root (layout in protocols/<name>.yaml)."""
     from arface_repro.cli import main
-    from arface_repro.io import megaface_devkit as dk
+    from arface_repro.eval.megaface import devkit as dk
 
     spec = f"onnx:{require(shared / 'models/mobilefacenet-expo/MobileFaceNet.onnx')}"
     args = []

@@ -11,10 +11,12 @@ import numpy as np
 import pytest
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
-from arface_repro.eval import ijb, ijb_1n
 from arface_repro.eval import large_scale_synthetic as synth
 from arface_repro.eval.chunked import make_backend, tar_at_far_from_top
-from arface_repro.eval.roc import tar_at_far as roc_tar_at_far
+from arface_repro.eval.ijb import meta as ijb_meta
+from arface_repro.eval.ijb import metric as ijb
+from arface_repro.eval.ijb import one_to_n as ijb_1n
+from arface_repro.eval.roc_table import roc_table
 
 
 def test_template_pooling_hand_example():
@@ -83,6 +85,11 @@ NEAREST = {0.01: 0.25, 0.125: 0.5, 0.1875: 0.75, 0.5: 1.0}
 STRICT = {0.01: 0.25, 0.125: 0.5, 0.1875: 0.5, 0.5: 0.75}
 
 
+def roc_tar_at_far(scores, labels, fars, rule: str = "nearest") -> dict[float, float]:
+    """The project's rule on the package's one ROC path (`eval.roc_table`)."""
+    return roc_table(scores, labels, fars, (rule,), 0)[0][rule]
+
+
 def _sklearn_tar_at_far(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float], rule: str) -> dict[float, float]:
     """Both rules written independently on full score arrays: sklearn's roc_curve (nearest) and the k-th
     impostor threshold (strict), the reference the project's `eval.roc` rules are checked against."""
@@ -120,28 +127,19 @@ def test_tar_rules_on_crafted_ties(impl):
     fn = roc_tar_at_far if impl == "project" else _sklearn_tar_at_far
     assert fn(scores, labels, FARS, rule="nearest") == NEAREST
     assert fn(scores, labels, FARS, rule="strict") == STRICT
-    table, _ = ijb.tar_table(scores, labels, FARS)
+    table, _ = roc_table(scores, labels, FARS)
     assert table == {"nearest": NEAREST, "strict": STRICT}
     imp_sorted = -np.sort(-np.array(IMP))
     assert {f: tar_at_far_from_top(np.array(GEN), imp_sorted, 8, f)[0] for f in FARS} == STRICT
 
 
-def test_fast_roc_equals_sklearn_with_ties():
-    from sklearn.metrics import roc_curve
-
+def test_ijb_table_equals_sklearn_rules_with_ties():
     rng = np.random.default_rng(4)
     for n, decimals in ((5000, 2), (3000, 6), (12, 1)):
         labels = rng.random(n) < 0.2
         labels[:2] = [True, False]
         scores = np.round(rng.standard_normal(n) + labels, decimals).astype(np.float32)
-        fpr, tpr, keep = ijb.fast_roc(scores, labels)
-        f0, t0, _ = roc_curve(labels, scores, drop_intermediate=False)
-        f1, t1, _ = roc_curve(labels, scores)
-        np.testing.assert_array_equal(fpr, f0)
-        np.testing.assert_array_equal(tpr, t0)
-        np.testing.assert_array_equal(fpr[keep], f1)
-        np.testing.assert_array_equal(tpr[keep], t1)
-        table, curve = ijb.tar_table(scores, labels, FARS + [1e-3], max_points=50)
+        table, curve = roc_table(scores, labels, FARS + [1e-3], max_points=50)
         for rule in ("nearest", "strict"):
             assert table[rule] == roc_tar_at_far(scores, labels, FARS + [1e-3], rule)
         assert len(curve["fpr"]) <= 50
@@ -160,7 +158,7 @@ def test_evaluate_11_matches_direct_computation(tmp_path):
     from arface_repro.io.feature_store import load_feature_store
 
     store = load_feature_store(tmp_path / "ijbc_features.npz")
-    meta = ijb.load_ijb_meta(tmp_path / "meta", "ijbc")
+    meta = ijb_meta.load_ijb_meta(tmp_path / "meta", "ijbc")
     res = ijb.evaluate_11(store, meta, max_memory_gb=1e-4)
     # direct: per template, media means summed, normalised; dot products; project's rules
     x = (f.astype(np.float64) + g) * meta.faceness[:, None].astype(np.float64)
@@ -200,27 +198,27 @@ def test_unknown_template_and_bad_lines(tmp_path):
     (meta / "ijbb_face_tid_mid.txt").write_text("1.jpg 1 10\n2.jpg 1 10\n3.jpg 2 11\n")
     (meta / "ijbb_template_pair_label.txt").write_text("1 2 0\n1 99 0\n")
     f = np.ones((3, 4), np.float32)
-    m = ijb.load_ijb_meta(meta, "ijbb")
+    m = ijb_meta.load_ijb_meta(meta, "ijbb")
     with pytest.raises(MissingDataError, match=r"template id\(s\) 99"):
         ijb.evaluate_11_arrays(f, None, m, opts=ijb.CombineOptions(flip="none", faceness=False))
     (meta / "ijbb_face_tid_mid.txt").write_text("1.jpg 1 10\n2.jpg 1\n")
     with pytest.raises(FormatError, match=r"ijbb_face_tid_mid.txt:2: expected 3 fields"):
-        ijb.load_ijb_meta(meta, "ijbb")
+        ijb_meta.load_ijb_meta(meta, "ijbb")
     (meta / "ijbb_face_tid_mid.txt").write_text("1.jpg 1 10\n2.jpg x 10\n")
     with pytest.raises(FormatError, match=r":2: field 2 should be an integer"):
-        ijb.load_ijb_meta(meta, "ijbb")
+        ijb_meta.load_ijb_meta(meta, "ijbb")
     (meta / "ijbb_face_tid_mid.txt").write_text("1.jpg 1 10\n")
     (meta / "ijbb_template_pair_label.txt").write_text("1 1 2\n")
     with pytest.raises(FormatError, match="label must be 0 or 1"):
-        ijb.load_ijb_meta(meta, "ijbb")
+        ijb_meta.load_ijb_meta(meta, "ijbb")
     with pytest.raises(MissingDataError, match="ijbc_face_tid_mid.txt"):
-        ijb.load_ijb_meta(meta, "ijbc")
+        ijb_meta.load_ijb_meta(meta, "ijbc")
 
 
 def test_store_missing_image_is_named(tmp_path):
     from arface_repro.io.feature_store import FeatureStore
 
-    meta = ijb.IJBMeta(np.array(["1.jpg", "2.jpg"]), np.array([1, 1]), np.array([1, 1]), None, None,
+    meta = ijb_meta.IJBMeta(np.array(["1.jpg", "2.jpg"]), np.array([1, 1]), np.array([1, 1]), None, None,
                        np.array([1]), np.array([1]), np.array([1]), {})
     store = FeatureStore(np.ones((1, 4), np.float32), ["loose_crop/1.jpg"])
     with pytest.raises(MissingDataError, match="loose_crop/2.jpg"):
@@ -246,7 +244,7 @@ def _brute_open_set(pf, gf, p_s, g_s, fpir):
 
 def test_1n_open_set_and_insightface_against_brute_force(tmp_path):
     data, f, g = _small_ijb(tmp_path, scale=0.004)
-    meta = ijb.load_ijb_meta(tmp_path / "meta", "ijbc", need_pairs=False)
+    meta = ijb_meta.load_ijb_meta(tmp_path / "meta", "ijbc", need_pairs=False)
     gal, probes, _ = ijb_1n.load_1n_lists(tmp_path / "meta", "ijbc")
     res = ijb_1n.evaluate_1n(f, g, meta, gal, probes, rule="open-set", max_memory_gb=1e-4)
     tids, tf = ijb.template_features(f, g, meta.faceness, meta.templates, meta.medias)
@@ -274,7 +272,7 @@ def test_1n_open_set_and_insightface_against_brute_force(tmp_path):
 
 
 def test_1n_csv_errors(tmp_path):
-    from arface_repro.io.ijb_meta import read_1n_csv
+    from arface_repro.eval.ijb.meta import read_1n_csv
 
     p = tmp_path / "x_1N_gallery_G1.csv"
     p.write_text("TEMPLATE_ID,SUBJECT_ID,FILENAME\n1,5,a.jpg\n1,6,b.jpg\n")

@@ -18,8 +18,10 @@ import sklearn.preprocessing
 from sklearn.metrics import roc_curve
 
 from arface_repro.cli import main
-from arface_repro.eval import ijb, ijb_1n
 from arface_repro.eval import large_scale_synthetic as synth
+from arface_repro.eval.ijb import meta as ijb_meta
+from arface_repro.eval.ijb import metric as ijb
+from arface_repro.eval.ijb import one_to_n as ijb_1n
 from arface_repro.io.feature_store import load_feature_store
 
 X_LABELS = [10 ** -6, 10 ** -5, 10 ** -4, 10 ** -3, 10 ** -2, 10 ** -1]
@@ -155,7 +157,7 @@ def ijbc(tmp_path_factory):
     data = synth.synth_ijb(**sz, seed=8)
     f, g = synth.ijb_features(data, 64, seed=9, sigma=6.0)
     synth.write_ijb(d, data, f, g, "ijbc")
-    meta = ijb.load_ijb_meta(d / "meta", "ijbc")
+    meta = ijb_meta.load_ijb_meta(d / "meta", "ijbc")
     # what the reference reads: the network's concatenated outputs (float32) and the faceness column
     img_feats = np.concatenate([f, g], axis=1).astype(np.float32)
     return d, data, meta, img_feats

@@ -19,8 +19,8 @@ VOLATILE = ("created_utc", "command", "git_commit", "world_size", "environment")
 
 
 def _write_inputs(root: Path) -> None:
-    from arface_repro.io import megaface_devkit as dk
-    from arface_repro.io import trillion_pairs as tpio
+    from arface_repro.eval.megaface import devkit as dk
+    from arface_repro.eval.trillion import reader as tpio
     from arface_repro.io.feature_store import save_feature_store
 
     sz = {k: max(4, int(v * 0.002)) for k, v in synth.IJBC.items()}

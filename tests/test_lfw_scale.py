@@ -13,7 +13,7 @@ from arface_repro.paper.small_scale import parse_seeds
 
 
 def test_kept_pairs_exclude_the_training_identities(shared):
-    from arface_repro.io.blufr_config import load_blufr_config
+    from arface_repro.eval.blufr.config import load_blufr_config
     from arface_repro.io.pairs import parse_lfw_pairs
 
     cfg = load_blufr_config(require(shared / "data" / "blufr" / "blufr_lfw_config.mat"))

@@ -9,9 +9,9 @@ import pytest
 from conftest import require
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval import megaface as mf
-from arface_repro.eval.chunked import make_backend, strict_k
-from arface_repro.io import megaface_devkit as dk
+from arface_repro.eval.chunked import l2n, make_backend, strict_k
+from arface_repro.eval.megaface import devkit as dk
+from arface_repro.eval.megaface import metric as mf
 
 
 def test_feature_file_round_trip_and_header(tmp_path):
@@ -62,7 +62,7 @@ def brute_force_cmc(probe_feats, probe_ids, distractors, max_rank=10, ties="agai
     """Every gallery built explicitly (image i + all distractors), the rank of the mate read from it.
     `margin` shifts the mated score before the comparison: with ±2·GEMM_EPS it gives the two ends of what
     scores moved by up to GEMM_EPS (another GEMM) can give."""
-    pf, dis = mf.l2n(probe_feats), mf.l2n(distractors)
+    pf, dis = l2n(probe_feats), l2n(distractors)
     ids = np.asarray(probe_ids)
     hits = np.zeros(max_rank, np.int64)
     total = 0
@@ -132,7 +132,7 @@ def test_verification_matches_full_sort():
     p, ids, d = _data(seed=2, n_dis=3000)
     far = 1e-3
     res = mf.evaluate(p, ids, d, noise_rule="none", far=far, max_memory_gb=2e-5, sets={3000: np.arange(3000)})
-    pn, dn = mf.l2n(p), mf.l2n(d)
+    pn, dn = l2n(p), l2n(d)
     imp = np.sort((pn @ dn.T).ravel())[::-1]
     gen = np.concatenate([(pn[ids == i] @ pn[ids == i].T)[np.triu_indices((ids == i).sum(), 1)] for i in np.unique(ids)])
     k = strict_k(far, imp.size)
@@ -151,7 +151,7 @@ def test_noise_rules():
     dnoise = np.zeros(d.shape[0], bool)
     dnoise[:50] = True
     f, _, _ = mf.clean_probes(p, ids, pnoise, "insightface")
-    pn = mf.l2n(p)
+    pn = l2n(p)
     c = pn[1] + pn[2]
     np.testing.assert_array_equal(f[0], c / np.linalg.norm(c))
     ins = mf.evaluate(p, ids, d, sets={400: np.arange(400)}, probe_noise=pnoise, distractor_noise=dnoise, noise_rule="insightface")

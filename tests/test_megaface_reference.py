@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from arface_repro.cli import main
-from arface_repro.eval import megaface as mf
-from arface_repro.io import megaface_devkit as dk
+from arface_repro.eval.chunked import l2n
+from arface_repro.eval.megaface import devkit as dk
+from arface_repro.eval.megaface import metric as mf
 from arface_repro.io.feature_store import save_feature_store
 
 
@@ -104,7 +105,7 @@ def test_cmc_equals_facex_zoo(megaface_root, tmp_path, sizes):
                  ",".join(map(str, sizes)), "--max-memory-gb", "0.0005", "--out", str(out), "--quiet"]) == 0
     rec = json.loads(out.read_text())
     assert rec["rule"] == "facex-zoo"
-    pf, dn = mf.l2n(fs), mf.l2n(dis)  # FaceX-Zoo scores the (normalised) features as given
+    pf, dn = l2n(fs), l2n(dis)  # FaceX-Zoo scores the (normalised) features as given
     for size in sizes:
         ref = RefCommonMegaFaceEvaluator(names, pf, dn[:size])  # one FaceX-Zoo run per distractor list
         cmc = [100 * ref.get_rankN_accuracy(r) for r in range(1, 11)]
@@ -115,7 +116,7 @@ def test_cmc_equals_facex_zoo(megaface_root, tmp_path, sizes):
 def test_duplicated_distractors_tie_exactly_and_count_for_the_probe(megaface_root):
     """The duplicates give exact ties, which the two rules count differently."""
     d, names, fs, dis = megaface_root
-    pf, dn = mf.l2n(fs), mf.l2n(dis)
+    pf, dn = l2n(fs), l2n(dis)
     ref = RefCommonMegaFaceEvaluator(names, pf, dn)
     m = np.flatnonzero(np.asarray(names) == names[0])
     intra = ref.facescrub_id2intra_score[names[0]]

@@ -6,7 +6,7 @@ from conftest import require
 
 from arface_repro.data.image_decoding import decode_bin_images
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval.pair_verification import load_pair_protocol
+from arface_repro.eval.pair_sets.verification import load_pair_protocol
 from arface_repro.io.insightface_bin import bin_pairs, load_bin
 from arface_repro.io.pairs import (
     parse_calfw_pairs,

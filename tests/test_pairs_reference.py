@@ -8,7 +8,7 @@ import sklearn.preprocessing
 from sklearn.model_selection import KFold
 
 from arface_repro.eval.kfold import contiguous_folds
-from arface_repro.eval.pair_verification import evaluate_pairs
+from arface_repro.eval.pair_sets.verification import evaluate_pairs
 from arface_repro.io.feature_store import FeatureStore
 from arface_repro.io.pairs import PairList
 

@@ -208,7 +208,7 @@ def test_row_counts_and_column_sums_from_the_text(shared):
 
 def test_blufr_counts_in_the_config(shared):
     """K01: the paper's 156,915 genuine matches per trial are the config's mean; its impostor count is not."""
-    from arface_repro.io.blufr_config import load_blufr_config
+    from arface_repro.eval.blufr.config import load_blufr_config
     from arface_repro.paper import resolution
 
     cfg = load_blufr_config(require(shared / "data" / "blufr" / "blufr_lfw_config.mat"))

@@ -3,7 +3,7 @@
 * A new pair set in a known format is a new YAML file and nothing else: it is listed, parsed, fold-checked,
   offered its rules and evaluated to a record equal to the one the same pairs give through LFW.
 * A pair set with a format of its own is the YAML file plus one `@pair_format` class (here registered by the
-  test, as a module of `arface_repro.io.pair_formats` would).
+  test, as a module of `arface_repro.eval.pair_sets.formats` would).
 * The definition's new keys are validated strictly: one-line errors naming the file and key.
 """
 
@@ -18,10 +18,10 @@ import yaml
 
 from arface_repro.cli import main
 from arface_repro.errors import ConfigError, FormatError
+from arface_repro.eval.pair_sets import formats as pair_formats
 from arface_repro.eval.protocols import get_protocol, protocol_names
 from arface_repro.eval.protocols.spec import load_spec, parse_spec, spec_names
 from arface_repro.eval.run import evaluate_store
-from arface_repro.io import pair_formats
 from arface_repro.io.feature_store import load_feature_store, save_feature_store
 from arface_repro.io.pairs import PairList
 from arface_repro.io.records import load_record

@@ -2,8 +2,19 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
+from arface_repro.errors import FormatError
 from arface_repro.eval.metric_keys import rate_key, rate_text
-from arface_repro.eval.roc import downsample_curve, roc_points, tar_at_far
+from arface_repro.eval.roc import downsample_curve
+from arface_repro.eval.roc_table import roc_table
+
+
+def tar_at_far(scores, labels, fars, rule="nearest"):
+    """One rule's table from the package's ROC path."""
+    return roc_table(np.asarray(scores, np.float64), np.asarray(labels), fars, (rule,), 0)[0][rule]
+
+
+def roc_points(scores, labels, max_points=2000):
+    return roc_table(scores, labels, (), (), max_points)[1]
 
 
 def insightface_nearest(scores, labels, fars):
@@ -46,11 +57,11 @@ def test_strict_rule_on_crafted_scores():
 
 
 def test_bad_inputs():
-    with pytest.raises(ValueError, match="both genuine"):
+    with pytest.raises(FormatError, match="both genuine"):
         tar_at_far([0.1, 0.2], [1, 1], [1e-3])
     with pytest.raises(ValueError, match="rule"):
         tar_at_far([0.1, 0.2], [1, 0], [1e-3], rule="interp")
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(FormatError, match="NaN"):
         tar_at_far([np.nan, 0.2], [1, 0], [1e-3])
 
 
@@ -60,6 +71,8 @@ def test_downsampled_curve_keeps_ends_and_is_monotone():
     y = rng.random(200000) < 0.5
     s[y] += 2
     c = roc_points(s, y, max_points=300)
+    fpr, tpr, _ = roc_curve(y, s)
+    assert c == downsample_curve(fpr, tpr, 300)   # sklearn's points, downsampled
     assert len(c["fpr"]) <= 300
     assert c["fpr"][0] == 0.0 and c["fpr"][-1] == 1.0 and c["tpr"][-1] == 1.0
     assert np.all(np.diff(c["fpr"]) >= 0) and np.all(np.diff(c["tpr"]) >= 0)

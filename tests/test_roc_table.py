@@ -1,5 +1,9 @@
 """The table path without full-length arrays (eval.roc_table) gives the numbers of the full sklearn-equal curve
-(ijb.fast_roc + eval.roc's rules), and its parts (bucket sort, kept-point walk, strict point) those of theirs."""
+(`_fast_roc` below + eval.roc's rules), and its parts (bucket sort, kept-point walk, strict point) those of theirs.
+
+`_fast_roc` is the package's previous IJB curve (the full ROC, sorted and merged from the top), kept here
+only as the reference: the package has one ROC/TAR implementation, `eval.roc_table`. The reference itself is
+checked against `sklearn.metrics.roc_curve` (`test_reference_curve_equals_sklearn_with_ties`)."""
 
 from __future__ import annotations
 
@@ -7,18 +11,44 @@ import numpy as np
 import pytest
 
 from arface_repro.errors import FormatError
-from arface_repro.eval import bucket_sort, ijb
+from arface_repro.eval import bucket_sort
 from arface_repro.eval.bucket_sort import sort_bucketed
+from arface_repro.eval.parallel_sort import sort_parallel
 from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc
-from arface_repro.eval.roc_merge import kept_roc_counts, roc_counts, strict_counts
+from arface_repro.eval.roc_merge import kept_roc_counts, roc_counts, split_scores, strict_counts
 from arface_repro.eval.roc_table import roc_table
 
 FARS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 0.25, 0.5, 1.0, 0.0, 2.0, -0.1]
 
 
+def _fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, keep): the full ROC exactly as `sklearn.metrics.roc_curve(labels, scores,
+    drop_intermediate=False)` returns it, and the mask of the points sklearn keeps with its default
+    drop_intermediate=True. The impostor and genuine scores are sorted apart (in their dtype) and merged from
+    the top (`roc_merge.roc_counts`): per distinct score value (descending) tps/fps are the numbers of
+    genuine/impostor scores >= it, the integers sklearn accumulates; the rates are the same float64 divisions."""
+    scores = np.asarray(scores).ravel()
+    if scores.dtype not in (np.float32, np.float64):
+        scores = scores.astype(np.float64)
+    labels = np.asarray(labels).ravel()
+    if labels.shape != scores.shape:
+        raise FormatError(f"{labels.size} labels for {scores.size} scores")
+    imp, gen, finite = split_scores(scores, labels if labels.dtype == np.bool_ else labels != 0)
+    if not finite:
+        raise FormatError("scores contain NaN or inf")
+    imp = sort_parallel(imp)
+    gen = np.sort(gen)
+    if imp.size == 0 or gen.size == 0:
+        raise FormatError("a ROC needs both genuine and impostor scores")
+    fps, tps, keep = roc_counts(imp, gen)
+    fps = fps.astype(np.float64)
+    tps = tps.astype(np.float64)
+    return fps / fps[-1], tps / tps[-1], keep
+
+
 def _full_curve_table(scores, labels, fars, max_points):
-    """The previous implementation: the full curve of fast_roc, the rules and the curve applied to it."""
-    fpr, tpr, keep = ijb.fast_roc(scores, labels)
+    """The previous implementation: the full curve of _fast_roc, the rules and the curve applied to it."""
+    fpr, tpr, keep = _fast_roc(scores, labels)
     out = {"nearest": tar_at_far_from_roc(fpr[keep], tpr[keep], fars, "nearest"),
            "strict": tar_at_far_from_roc(fpr, tpr, fars, "strict")}
     return out, downsample_curve(fpr[keep], tpr[keep], max_points)
@@ -48,12 +78,28 @@ def test_table_and_curve_equal_the_full_curve(dtype, n, decimals, p_gen):
         assert curve == ref_curve
 
 
-def test_the_ijb_table_takes_this_path_and_keeps_its_checks():
+def test_reference_curve_equals_sklearn_with_ties():
+    from sklearn.metrics import roc_curve
+
+    rng = np.random.default_rng(4)
+    for n, decimals in ((5000, 2), (3000, 6), (12, 1)):
+        labels = rng.random(n) < 0.2
+        labels[:2] = [True, False]
+        scores = np.round(rng.standard_normal(n) + labels, decimals).astype(np.float32)
+        fpr, tpr, keep = _fast_roc(scores, labels)
+        f0, t0, _ = roc_curve(labels, scores, drop_intermediate=False)
+        f1, t1, _ = roc_curve(labels, scores)
+        np.testing.assert_array_equal(fpr, f0)
+        np.testing.assert_array_equal(tpr, t0)
+        np.testing.assert_array_equal(fpr[keep], f1)
+        np.testing.assert_array_equal(tpr[keep], t1)
+
+
+def test_one_rule_without_curve_and_the_checks():
     rng = np.random.default_rng(3)
     scores, labels = _scores(rng, 30_000, np.float64, 2, 0.1)
-    assert ijb.tar_table(scores, labels, FARS) == roc_table(scores, labels, FARS)
     strict_only = {"strict": _full_curve_table(scores, labels, FARS, 10)[0]["strict"]}
-    assert ijb.tar_table(scores, labels, FARS, ("strict",), 0) == (strict_only, None)
+    assert roc_table(scores, labels, FARS, ("strict",), 0) == (strict_only, None)
     bad = scores.copy()
     bad[7] = np.nan
     with pytest.raises(FormatError, match="NaN or inf"):

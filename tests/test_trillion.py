@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from arface_repro.errors import FormatError
-from arface_repro.eval import trillion_pairs as tp
-from arface_repro.eval.chunked import TopK, make_backend, strict_k
-from arface_repro.eval.megaface import l2n
+from arface_repro.eval.chunked import TopK, l2n, make_backend, strict_k
 from arface_repro.eval.topk_scan import scan_top
-from arface_repro.io import trillion_pairs as tpio
+from arface_repro.eval.trillion import metric as tp
+from arface_repro.eval.trillion import reader as tpio
 
 
 def test_matrix_round_trip_and_mmap(tmp_path):

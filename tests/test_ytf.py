@@ -7,13 +7,15 @@ import pytest
 from conftest import require
 
 from arface_repro.errors import FormatError, MissingDataError
-from arface_repro.eval import rmfrd, ytf
 from arface_repro.eval.kfold import kfold_accuracy
+from arface_repro.eval.rmfrd import metric as rmfrd
+from arface_repro.eval.ytf import metric as ytf
+from arface_repro.eval.ytf import splits as ytf_splits
 from arface_repro.io.feature_store import FeatureStore
 
 
 def test_shared_splits(shared):
-    pairs = ytf.read_splits(require(shared / "data/ytf/splits.txt"))
+    pairs = ytf_splits.read_splits(require(shared / "data/ytf/splits.txt"))
     assert len(pairs.video1) == 5000 and pairs.issame.sum() == 2500
     assert np.bincount(pairs.split).tolist() == [0] + [500] * 10
     assert (pairs.split[0], pairs.video1[0], pairs.video2[0], bool(pairs.issame[0])) == (1, "Sadie_Frost/1", "Sadie_Frost/5", True)
@@ -23,14 +25,14 @@ def test_shared_splits(shared):
 def test_header_line_and_errors(tmp_path):
     p = tmp_path / "splits.txt"
     p.write_text("split number, pair number, first name, second name, is same\n1, 1, A/0, A/1, 1\n1, 2, A/0, B/3, 0\n")
-    pairs = ytf.read_splits(p)
+    pairs = ytf_splits.read_splits(p)
     assert pairs.video2 == ["A/1", "B/3"] and pairs.issame.tolist() == [True, False]
     p.write_text("1, 1, A/0, A/1, 2\n")
     with pytest.raises(FormatError, match=r"splits.txt:1: last field"):
-        ytf.read_splits(p)
+        ytf_splits.read_splits(p)
     p.write_text("1, 1, A/0, A1, 1\n")
     with pytest.raises(FormatError, match="not 'Person/videoIdx'"):
-        ytf.read_splits(p)
+        ytf_splits.read_splits(p)
 
 
 def _store(pairs, seed=0, dim=16, sigma=2.5):
@@ -57,7 +59,7 @@ def _toy_pairs(n=200, seed=1):
         else:
             b = people[(people.index(a) + 1 + rng.integers(29)) % 30]
             v1.append(f"{a}/{rng.integers(4)}"), v2.append(f"{b}/{rng.integers(4)}"), same.append(False)
-    return ytf.YTFPairs(np.repeat(np.arange(1, 11), n // 10), v1, v2, np.array(same), "<toy>")
+    return ytf_splits.YTFPairs(np.repeat(np.arange(1, 11), n // 10), v1, v2, np.array(same), "<toy>")
 
 
 def test_pooling_variants_against_direct():
@@ -92,7 +94,7 @@ def test_ten_fold_uses_splits_as_folds():
 
 def test_missing_video_is_named():
     pairs = _toy_pairs()
-    store = _store(ytf.YTFPairs(pairs.split[:2], pairs.video1[:2], pairs.video2[:2], pairs.issame[:2], "x"))
+    store = _store(ytf_splits.YTFPairs(pairs.split[:2], pairs.video1[:2], pairs.video2[:2], pairs.issame[:2], "x"))
     with pytest.raises(MissingDataError, match="no frames for"):
         ytf.pair_distances(store, pairs)
 

@@ -27,10 +27,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from arface_repro.errors import ConfigError
+from arface_repro.errors import ConfigError, FormatError
 from arface_repro.utils.devices import check_device
 
 DEFAULT_MAX_MEMORY_GB = 2.0
+
+
+# --------------------------------------------------------------------------------------------------
+# row normalisation
+
+
+def l2n(x: np.ndarray) -> np.ndarray:
+    """float32 rows divided by their L2 norm; a zero row is refused (FormatError naming it). The large
+    protocols' normalisation (MegaFace, Trillion-Pairs, RMFRD)."""
+    x = np.asarray(x, np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    if (n == 0).any():
+        raise FormatError(f"feature row {int(np.argmax(n[:, 0] == 0))} is all zero; cannot normalise")
+    return x / n
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,12 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
+from arface_repro.data.alignment import align_face, mirror_landmarks
 from arface_repro.data.image_decoding import decode_bgr
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.embed_cache import EmbeddingCache, context_key, image_keys
 from arface_repro.eval.image_list import check_inside_root, list_images, read_image_list  # noqa: F401  (re-exported)
 from arface_repro.io.feature_store import FeatureStore, normalize_rel_path
 from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
+from arface_repro.models.backends import load_model
+from arface_repro.models.presets import reported_results
 from arface_repro.utils.cpus import usable_cpus
 from arface_repro.utils.hashing import sha256_file
 from arface_repro.utils.input_files import read_capped
@@ -67,7 +70,6 @@ class _ImageDataset:
             rgb = np.ascontiguousarray(img[:, :, ::-1])
             lm = None
             if self.align is not None:
-                from arface_repro.data.alignment import align_face
 
                 rgb, lm = align_face(rgb, self.align[i])
             elif self.landmarks is not None:
@@ -127,7 +129,6 @@ def embed_arrays(model, images, batch_size: int = 64, flip: bool = True, quiet: 
     Returns (features, flip_features or None), float32 N×D, raw.
     """
 
-    from arface_repro.models.backends import load_model
 
     m = load_model(model, device=device, preprocess=preprocess)
     feats, flips = [], []
@@ -148,7 +149,6 @@ def _embed_batch(m, x: np.ndarray, flip: bool, lm: np.ndarray | None):
     if getattr(m, "uses_landmarks", False):
         if not flip:
             return m.embed(x, landmarks=lm), None
-        from arface_repro.data.alignment import mirror_landmarks
 
         both = None if lm is None else np.concatenate([lm, mirror_landmarks(lm, x.shape[2])])
         out = m.embed(np.concatenate([x, x[:, :, ::-1]]), landmarks=both)
@@ -186,7 +186,6 @@ def extract_features(
     `store.meta` has model_spec, model_sha256, preprocess, flip, cache ('hit', 'partial', 'miss' or 'off'),
     cache_path (the cache folder of this model context) and cache_hits (images read from it).
     """
-    from arface_repro.models.backends import load_model
 
     root = Path(data_root)
     if not root.is_dir():
@@ -275,7 +274,7 @@ def _run_extraction(m, root: Path, paths: list[str], batch_size: int, flip: bool
 
 def landmarks_source(opts, data_root: Path | None) -> tuple[dict | None, dict]:
     """({path: 5×2} or None, record entry) from --landmarks, else <data-root>/landmarks.txt when present."""
-    from arface_repro.data.face_datasets import read_landmarks_file
+    from arface_repro.data.face_datasets import read_landmarks_file  # imports torch: only for a landmarks file
 
     path = getattr(opts, "landmarks", None)
     if path:
@@ -291,7 +290,6 @@ def landmarks_source(opts, data_root: Path | None) -> tuple[dict | None, dict]:
 
 def extract_for_protocol(proto, opts) -> FeatureStore:
     """Embed the images `proto.images()` asks for with `opts.model`; fills `proto.provenance`."""
-    from arface_repro.models.backends import load_model
 
     if opts.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {opts.batch_size}")
@@ -326,7 +324,6 @@ def extract_for_protocol(proto, opts) -> FeatureStore:
         cache = store.meta.get("cache")
     pv = proto.provenance
     pv.model, pv.model_info, pv.features = opts.model, m.identity(), None
-    from arface_repro.models.presets import reported_results
 
     pv.reported = reported_results(m)
     pv.landmarks = lm_info

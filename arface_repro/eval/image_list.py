@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from arface_repro.errors import FormatError, MissingDataError
+from arface_repro.utils.textfile import read_text
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -50,7 +51,6 @@ def read_image_list(path: str | os.PathLike) -> list[str]:
     Extra whitespace-separated fields after the path (e.g. a label) are ignored. Absolute paths, paths with a
     '..' component (they would leave the data root) and duplicates are errors naming the line.
     """
-    from arface_repro.utils.textfile import read_text
 
     path = Path(path)
     if not path.is_file():

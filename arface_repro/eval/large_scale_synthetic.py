@@ -12,7 +12,7 @@ a probe matrix with identities plus a distractor matrix. `--scale` shrinks every
   python scripts/make_synthetic_large.py rmfrd OUT_DIR
 
 (`scripts/make_synthetic_large.py` runs `main`; tests and benchmarks import the generators.) It sits in the
-evaluation layer because the YTF inputs follow the real splits through `eval.ytf.read_splits`.
+evaluation layer because the YTF inputs follow the real splits through `eval.ytf.splits.read_splits`.
 
 Files are laid out as protocols/<name>.yaml expects them under a data root, so for example
   arface evaluate --protocol ijbc --data-root OUT_DIR --features OUT_DIR/ijbc_features.npz
@@ -32,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from arface_repro.eval.ytf import read_splits
-from arface_repro.io import megaface_devkit as dk
-from arface_repro.io import trillion_pairs as tpio
+from arface_repro.eval.megaface import devkit as dk
+from arface_repro.eval.trillion import reader as tpio
+from arface_repro.eval.ytf.splits import read_splits
 from arface_repro.io.feature_store import save_feature_store
 from arface_repro.shared_data import shared_path
 from arface_repro.utils.atomic import atomic_open
@@ -103,6 +103,37 @@ class SynthIJB:
     n_gallery: int
 
 
+def _impostor_keys(rng: np.random.Generator, n_imp: int, n_subjects: int, n_templates: int,
+                   gen_t1: np.ndarray, gen_t2: np.ndarray) -> np.ndarray:
+    """`n_imp` distinct impostor pairs (gallery t1 < n_subjects, probe t2 ≥ n_subjects) as keys
+    t1·n_templates + t2, in the order they are first drawn: each template pair once, as in the real protocol
+    (the reader refuses repeats). Rounds of random draws, each of as many pairs as are still missing; a
+    repeat (of an earlier round or earlier in its round) and a genuine pair are dropped, until there are
+    `n_imp` or the grid is used up.
+
+    The pairs kept are tracked in a boolean table over the grid, so a round costs its own draw only. (A
+    round used to deduplicate everything kept so far again: when `n_imp` is the whole grid — small scales,
+    e.g. `--scale 0.05` — the last pairs take ~1.6·grid rounds of one or two draws, each re-sorting the whole
+    set; minutes to hours.) Same draws, same order, same result for a seed as that loop
+    (tests/test_large_scale_synthetic.py keeps it as the reference)."""
+    n_probe = n_templates - n_subjects
+    taken = np.zeros(n_subjects * n_probe, bool)   # grid cell t1 * n_probe + (t2 - n_subjects): kept or genuine
+    taken[gen_t1.astype(np.int64) * n_probe + (gen_t2 - n_subjects)] = True
+    parts, have = [], 0
+    while have < n_imp:
+        k = n_imp - have
+        t1 = rng.integers(0, n_subjects, k).astype(np.int64)
+        t2 = rng.integers(n_subjects, n_templates, k)
+        cell = t1 * n_probe + (t2 - n_subjects)
+        _, first = np.unique(cell, return_index=True)   # first occurrence within the round
+        first.sort()
+        first = first[~taken[cell[first]]]
+        taken[cell[first]] = True
+        parts.append(t1[first] * n_templates + t2[first])
+        have += first.size
+    return np.concatenate(parts) if parts else np.empty(0, np.int64)
+
+
 def synth_ijb(n_images: int, n_templates: int, n_pairs: int, n_subjects: int, seed: int = 0) -> SynthIJB:
     """Template/media/pair structure like IJB-C: templates 1..n_subjects are gallery templates (one per
     subject), the rest probe templates of random subjects; pairs = gallery × probe templates (each once), with every
@@ -122,24 +153,14 @@ def synth_ijb(n_images: int, n_templates: int, n_pairs: int, n_subjects: int, se
     n_probe = n_templates - n_subjects
     gen_t2 = np.arange(n_subjects, n_templates)
     gen_t1 = subj[gen_t2]
-    # each template pair once, as in the real protocol (the reader refuses repeats): random draws, repeats and
-    # genuine pairs dropped (first occurrence kept), drawn again until there are enough or the grid is used up
     n_imp = min(max(0, n_pairs - n_probe), n_subjects * n_probe - n_probe)
-    gen_key = gen_t1.astype(np.int64) * n_templates + gen_t2
-    imp = np.empty(0, np.int64)
-    while imp.size < n_imp:
-        k = n_imp - imp.size
-        draw = rng.integers(0, n_subjects, k).astype(np.int64) * n_templates + rng.integers(n_subjects, n_templates, k)
-        cand = np.concatenate([imp, draw])
-        _, first = np.unique(cand, return_index=True)
-        cand = cand[np.sort(first)]
-        imp = cand[~np.isin(cand, gen_key)]
+    imp = _impostor_keys(rng, n_imp, n_subjects, n_templates, gen_t1, gen_t2)
     imp_t1, imp_t2 = np.divmod(imp, n_templates)
     t1 = np.concatenate([gen_t1, imp_t1])
     t2 = np.concatenate([gen_t2, imp_t2])
     order = np.argsort(t1, kind="stable")
     t1, t2 = t1[order][:n_pairs], t2[order][:n_pairs]
-    labels = (subj[t1] == subj[t2]).astype(np.int8)  # dtypes as arface_repro.io.ijb_meta reads them
+    labels = (subj[t1] == subj[t2]).astype(np.int8)  # dtypes as arface_repro.eval.ijb.meta reads them
     return SynthIJB(images, templates, medias, faceness, lm, subj, (t1 + 1).astype(np.int32), (t2 + 1).astype(np.int32), labels,
                     subj[tmpl_of_img], n_subjects)
 

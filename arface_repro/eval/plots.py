@@ -10,6 +10,7 @@ from pathlib import Path
 
 from arface_repro.errors import ConfigError, FormatError
 from arface_repro.eval.metric_keys import rate_key
+from arface_repro.models.presets import is_preset
 from arface_repro.utils.atomic import atomic_path
 
 # Preferred headline metric per protocol for the legend.
@@ -84,7 +85,6 @@ _FAR_KEY = re.compile(r"@(?:FAR|FPR)=([0-9.]+(?:e-?[0-9]+)?)(%?)$", re.IGNORECAS
 def model_label(rec: dict) -> str:
     """A short name for a record's model: the preset name, else the model (or feature) file's name, else the
     record file's stem; never a full path."""
-    from arface_repro.models.presets import is_preset
 
     spec = rec.get("model")
     if isinstance(spec, str) and spec:

@@ -1,4 +1,8 @@
-"""ROC curves and TAR@FAR rules on similarity scores (higher = more similar), numpy + scikit-learn only.
+"""The TAR@FAR rules and the curve downsampling, applied to a ROC already computed (higher score = more similar).
+
+The ROC itself has one implementation, `arface_repro.eval.roc_table` (sklearn's `roc_curve` numbers, from one
+sort, without full-length arrays); every protocol that reports TAR@FAR or a curve (IJB, pair sets) goes
+through it, and it applies the rules of this module.
 
 Two reporting rules exist in the field and both are offered, labelled by name in every record:
 
@@ -16,27 +20,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 RULES = ("nearest", "strict")
-
-
-def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    scores = np.asarray(scores, dtype=np.float64).ravel()
-    labels = np.asarray(labels).ravel()
-    if scores.shape != labels.shape:
-        raise ValueError(f"{scores.size} scores but {labels.size} labels")
-    labels = labels.astype(bool)
-    if labels.all() or not labels.any():
-        raise ValueError("a ROC needs both genuine (label 1) and impostor (label 0) scores")
-    if not np.isfinite(scores).all():
-        raise ValueError("scores contain NaN or inf")
-    return scores, labels
-
-
-def roc(scores, labels, drop_intermediate: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, thresholds) as `sklearn.metrics.roc_curve` returns them (thresholds descending)."""
-    from sklearn.metrics import roc_curve
-
-    scores, labels = _check(scores, labels)
-    return roc_curve(labels, scores, drop_intermediate=drop_intermediate)
 
 
 def tar_at_far_from_roc(fpr: np.ndarray, tpr: np.ndarray, fars: Iterable[float], rule: str = "nearest") -> dict[float, float]:
@@ -57,12 +40,6 @@ def tar_at_far_from_roc(fpr: np.ndarray, tpr: np.ndarray, fars: Iterable[float],
     return out
 
 
-def tar_at_far(scores, labels, fars: Iterable[float], rule: str = "nearest") -> dict[float, float]:
-    """TAR (fraction) at each target FAR under `rule` ('nearest' or 'strict')."""
-    fpr, tpr, _ = roc(scores, labels, drop_intermediate=(rule == "nearest"))
-    return tar_at_far_from_roc(fpr, tpr, fars, rule)
-
-
 def downsample_curve(fpr: Sequence[float], tpr: Sequence[float], max_points: int = 2000) -> dict[str, list[float]]:
     """Keep at most `max_points` ROC points, spaced evenly in log-FPR, always keeping both ends."""
     fpr = np.asarray(fpr, dtype=np.float64)
@@ -75,9 +52,3 @@ def downsample_curve(fpr: Sequence[float], tpr: Sequence[float], max_points: int
         idx = idx[idx >= 0]
         fpr, tpr = fpr[idx], tpr[idx]
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
-
-
-def roc_points(scores, labels, max_points: int = 2000) -> dict[str, list[float]]:
-    """A compact ROC curve (fpr, tpr lists) for records and plots."""
-    fpr, tpr, _ = roc(scores, labels)
-    return downsample_curve(fpr, tpr, max_points)

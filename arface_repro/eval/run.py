@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from arface_repro.errors import ConfigError
+from arface_repro.eval.embed import extract_for_protocol
 from arface_repro.eval.protocols import get_protocol, protocol_names
 from arface_repro.io.feature_store import save_feature_store
 from arface_repro.io.records import SIDECAR_SUFFIX, write_record
@@ -96,7 +97,6 @@ def _features(proto, opts):
     """The protocol's features: extracted by --model, else read from --features (or the protocol's files)."""
     if not opts.model:
         return proto.read_features(opts.features)
-    from arface_repro.eval.embed import extract_for_protocol  # torch and the model backends: only for --model
 
     store = extract_for_protocol(proto, opts)
     if opts.save_features:

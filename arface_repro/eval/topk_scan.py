@@ -156,7 +156,6 @@ def scan_top(probes: np.ndarray, columns: Callable[[int, int], np.ndarray], n_co
 
     it = mine
     if progress:
-        from arface_repro.utils.progress import progress  # noqa: PLC0415
 
         it = progress(mine, desc=desc, unit="chunk")
     pool = limiter = None

@@ -30,7 +30,8 @@ import numpy as np
 from arface_repro.data.alignment import ARCFACE_112
 from arface_repro.data.image_decoding import decode_bgr
 from arface_repro.errors import ArfaceError, ConfigError, FormatError, MissingDataError
-from arface_repro.eval.blufr import (
+from arface_repro.eval.blufr.config import load_blufr_config
+from arface_repro.eval.blufr.metric import (
     OSI_FARS,
     RANKS,
     REPORT_OSI_FAR,
@@ -42,7 +43,6 @@ from arface_repro.eval.blufr import (
 )
 from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
 from arface_repro.eval.store_provenance import image_list_identity
-from arface_repro.io.blufr_config import load_blufr_config
 from arface_repro.io.image_header import MAX_IMAGE_FILE_BYTES
 from arface_repro.io.pairs import parse_lfw_pairs
 from arface_repro.io.records import build_record, load_record, write_record

@@ -8,7 +8,7 @@ The synthetic small-scale reproduction measures the same three quantities on a h
   without replacement, laid out as LFW's View 2 (10 folds of 300 + 300), scored by the insightface 10-fold
   rule (`arface_repro.eval.kfold`); with 3000 + 3000 one pair is 1/6000 = 0.0167 points, as on LFW. ``per_pair.correct`` holds each pair's decision under its fold's
   threshold ('1' = right), so two runs can be compared pair by pair (McNemar).
-- ``VR@FAR=0.1%``: BLUFR's EvalROC (`arface_repro.eval.blufr.eval_roc`, the exact port) over all image
+- ``VR@FAR=0.1%``: BLUFR's EvalROC (`arface_repro.eval.blufr.metric.eval_roc`, the exact port) over all image
   pairs of the held-out set, one trial.
 - ``DIR@FAR=1%``: BLUFR's OpenSetROC at rank 1: the first image of every other held-out identity is the
   gallery, their other images the genuine probes, every image of the remaining identities an impostor
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from arface_repro.errors import ConfigError
-from arface_repro.eval.blufr import (
+from arface_repro.eval.blufr.metric import (
     OSI_FARS,
     RANKS,
     REPORT_OSI_FAR,

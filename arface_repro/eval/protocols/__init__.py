@@ -1,26 +1,33 @@
 """Every evaluation protocol, found by name in one registry built from the definitions `protocols/<name>.yaml`.
 
 `get_protocol(name)` returns the class; `protocol_names()` lists them in the definitions' `order`. Each
-definition names its family (`kind`); a family is a class in a module of this package (pair sets, BLUFR,
-IJB, MegaFace, Trillion-Pairs, YTF, RMFRD), registered with `@register_kind`. A protocol whose class adds
-nothing to its family's (every pair set) has no class of its own: it is made from the definition. A
-protocol with its own class registers it with `@register` under its name. The modules are found with
-`pkgutil` over this package (no list of them to keep); they import their numerical code lazily, so
-listing protocols stays cheap.
+definition names its family (`kind`); a family is one package of `arface_repro.eval` holding its file
+reader, its metric and its protocol class (`eval/pair_sets/`, `eval/blufr/`, `eval/ijb/`, `eval/megaface/`,
+`eval/trillion/`, `eval/ytf/`, `eval/rmfrd/`); the class sits in the package's `protocol` module,
+registered with `@register_kind`. A protocol whose class adds nothing to its family's (every pair set) has
+no class of its own: it is made from the definition. A protocol with its own class registers it with
+`@register` under its name. This package is the framework only: the registry (here), the base class
+(`base`), the definition reader (`spec`) and the option parser (`options`).
+
+The `protocol` modules are found with `pkgutil` over the subpackages of `arface_repro.eval` (no list of
+them to keep). A `protocol` module imports its metric lazily where the metric pulls numba at import time
+(BLUFR, IJB), so listing protocols stays cheap.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 
+import arface_repro.eval
 from arface_repro.errors import ConfigError
 from arface_repro.eval.protocols.spec import load_spec, spec_names
 
 _REGISTRY: dict[str, type] = {}
 _KINDS: dict[str, type] = {}
 _MADE: dict[tuple[str, str, str], type] = {}   # classes made from definitions: (file, kind, title) -> class
-_NOT_PROTOCOL_MODULES = {"base", "options", "spec"}   # the interface, the option parser, the definition reader
+FAMILY_MODULE = "protocol"   # the module of a family package that holds its protocol class(es)
 _loaded = False
 
 
@@ -47,10 +54,18 @@ def _load_all() -> None:
     global _loaded
     if _loaded:
         return
-    for mod in pkgutil.iter_modules(__path__):
-        if mod.name not in _NOT_PROTOCOL_MODULES:
-            importlib.import_module(f"{__name__}.{mod.name}")
+    for package in family_packages():
+        importlib.import_module(f"{package}.{FAMILY_MODULE}")
     _loaded = True
+
+
+def family_packages() -> list[str]:
+    """The subpackages of `arface_repro.eval` that have a `protocol` module, sorted by name."""
+    found = []
+    for mod in pkgutil.iter_modules(arface_repro.eval.__path__, prefix="arface_repro.eval."):
+        if mod.ispkg and importlib.util.find_spec(f"{mod.name}.{FAMILY_MODULE}") is not None:
+            found.append(mod.name)
+    return sorted(found)
 
 
 def protocol_names() -> list[str]:

@@ -24,7 +24,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from arface_repro.errors import ConfigError, MissingDataError
+from arface_repro.eval.chunked import DistContext, make_backend
+from arface_repro.eval.protocols.options import build_parser
 from arface_repro.eval.protocols.spec import ProtocolSpec, load_spec
+from arface_repro.eval.store_provenance import image_list_identity, store_model_info
+from arface_repro.io.feature_store import load_feature_store
+from arface_repro.io.records import build_record
 from arface_repro.utils.argtypes import float_range
 
 FLIP_MODES = ("add", "concat", "none")
@@ -112,7 +117,6 @@ class Protocol:
     @classmethod
     def parser(cls, prog: str | None = None) -> argparse.ArgumentParser:
         """The full option parser of this protocol: common options plus its own."""
-        from arface_repro.eval.protocols.options import build_parser
 
         return build_parser(cls, prog)
 
@@ -164,7 +168,6 @@ class Protocol:
         """Precomputed features from `--features` (default: a feature store)."""
         if not path:
             raise ConfigError(f"--protocol {self.name} needs --features STORE or --model SPEC")
-        from arface_repro.io.feature_store import load_feature_store
 
         return load_feature_store(path)
 
@@ -172,7 +175,6 @@ class Protocol:
         """Note what the features are, for the record: the identity of the store's image list (with the
         images' sizes when a --model run read them from files) and, for features given with --features, the
         model the store names. Stores that are not feature stores (feature matrices) are left as they are."""
-        from arface_repro.eval.store_provenance import image_list_identity, store_model_info
 
         paths = getattr(store, "paths", None)
         if paths is None:
@@ -203,7 +205,6 @@ class Protocol:
     @property
     def ctx(self):
         if self._ctx is None:
-            from arface_repro.eval.chunked import DistContext
 
             self._ctx = DistContext()
         return self._ctx
@@ -211,7 +212,6 @@ class Protocol:
     @property
     def backend(self):
         if self._backend is None:
-            from arface_repro.eval.chunked import make_backend
 
             self._backend = make_backend(getattr(self.opts, "device", None) or "auto")
         return self._backend
@@ -235,7 +235,6 @@ class Protocol:
     def record(self, metrics: dict, *, rule: str | None = None, per_fold=None, per_trial=None, curves=None,
                extra: dict | None = None) -> dict:
         """A complete result record (not yet written) with the model/feature provenance and protocol files."""
-        from arface_repro.io.records import build_record
 
         pv = self.provenance
         inputs: dict[str, Any] = {}

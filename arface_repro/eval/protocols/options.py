@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from arface_repro.eval.protocols import protocol_names
+from arface_repro.eval.protocols.spec import load_spec
 from arface_repro.utils.argtypes import batch_size, int_range
 
 
@@ -39,7 +41,6 @@ def add_common_arguments(p: argparse.ArgumentParser, protocol_names) -> None:
 
 def build_parser(cls, prog: str | None = None) -> argparse.ArgumentParser:
     """Common options + the options `cls.add_arguments` declares."""
-    from arface_repro.eval.protocols import protocol_names
 
     p = argparse.ArgumentParser(
         prog=prog or "arface evaluate",
@@ -54,8 +55,6 @@ def build_parser(cls, prog: str | None = None) -> argparse.ArgumentParser:
 
 
 def _spec_text(cls) -> str:
-    from arface_repro.eval.protocols.spec import load_spec
-
     s = load_spec(cls.name)
     files = ", ".join(f"{k}={v}" for k, v in s.layout.items())
     alts = f" (also: {', '.join(s.alternative_rules)})" if s.alternative_rules else ""

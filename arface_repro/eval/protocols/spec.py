@@ -7,11 +7,11 @@ the metric keys its records carry (`metrics`), and the reference implementation 
 under `--data-root`. Further keys make the file the one place a protocol's facts live:
 
 * `kind` — the protocol family whose class evaluates it (`pairs`, `blufr`, `ijb-1:1`, `ijb-1:n`, `megaface`,
-  `trillion`, `ytf`, `rmfrd`; the registry of `eval/protocols` maps it to a class). A `pairs` definition
+  `trillion`, `ytf`, `rmfrd`; the registry of `eval/protocols` maps it to the class in its family package, `eval/<family>/protocol.py`). A `pairs` definition
   needs no class of its own: its class is made from the definition.
 * `order` — its place in `arface evaluate --help` and `protocol_names()` (distinct integers).
 * `format` — `pairs` only: the pair-list format, a name from the fixed parser registry
-  `arface_repro.io.pair_formats` (never an import named by the file).
+  `arface_repro.eval.pair_sets.formats` (never an import named by the file).
 * `folds` — the fold structure the definition requires: `text` (its words, shown in errors), `count`
   (default 10), and any of `balanced`, `equal_sizes` (booleans) and `size` (pairs per fold).
 * `counts` — the protocol's own sizes (the names of `COUNT_KEYS`: `pairs`, `genuine_template_pairs`, ...),
@@ -34,6 +34,8 @@ from functools import cache
 from pathlib import Path, PurePosixPath
 
 from arface_repro.errors import ConfigError
+from arface_repro.shared_data import protocols_dir
+from arface_repro.utils.textfile import read_yaml
 
 REQUIRED = ("name", "title", "kind", "order", "layout", "rule", "metrics", "reference")
 OPTIONAL = ("notes", "format", "folds", "counts", "paper")
@@ -240,15 +242,11 @@ def _paper(path: Path, value) -> PaperRoute:
 
 
 def specs_dir() -> Path:
-    from arface_repro.shared_data import protocols_dir
-
     return protocols_dir()
 
 
 @cache
 def _load_cached(path_str: str, mtime_ns: int) -> ProtocolSpec:
-    from arface_repro.utils.textfile import read_yaml
-
     path = Path(path_str)
     return parse_spec(path, read_yaml(path, "protocol definition"))
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from arface_repro.errors import ConfigError, MissingDataError
+from arface_repro.eval.ijb.meta import load_ijb_meta_files, read_1n_csv
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
+from arface_repro.utils.argtypes import non_negative_int
 
 
 class IJBBase(Protocol):
@@ -42,13 +44,11 @@ class IJBBase(Protocol):
         return self.path(role, required=required, option="meta-dir")
 
     def meta(self, need_pairs: bool):
-        from arface_repro.eval.ijb import load_ijb_meta_files
-
         return load_ijb_meta_files(self.meta_file("face_tid_mid"), self.meta_file("name_5pts_score", required=False),
                                    self.meta_file("template_pair_label") if need_pairs else None)
 
     def combine(self, store):
-        from arface_repro.eval.ijb import CombineOptions
+        from arface_repro.eval.ijb.metric import CombineOptions  # numba kernels at import time: only when evaluating
 
         return CombineOptions(flip=self.flip_mode(store), normalize=self.opts.image_norm,
                               faceness=not self.opts.no_faceness)
@@ -70,8 +70,6 @@ class IJB11(IJBBase):
 
     @classmethod
     def add_arguments(cls, p) -> None:
-        from arface_repro.utils.argtypes import non_negative_int
-
         g = p.add_argument_group(f"{cls.name} options")
         cls.add_common_ijb(g)
         cls.add_rule_argument(g, "TAR@FAR rule of the headline metrics (both are stored; default nearest = insightface)")
@@ -79,7 +77,7 @@ class IJB11(IJBBase):
         cls.add_scale_arguments(p)
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import ijb
+        from arface_repro.eval.ijb import metric as ijb  # numba kernels at import time: only when evaluating
 
         meta = self.meta(need_pairs=True)
         opts = self.combine(store)
@@ -108,8 +106,7 @@ class IJB1N(IJBBase):
         cls.add_scale_arguments(p)
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import ijb_1n
-        from arface_repro.io.ijb_meta import read_1n_csv
+        from arface_repro.eval.ijb import one_to_n as ijb_1n  # numba kernels at import time: only when evaluating
 
         meta = self.meta(need_pairs=False)
         gal = {"G1": read_1n_csv(self.meta_file("gallery_1")), "G2": read_1n_csv(self.meta_file("gallery_2"))}

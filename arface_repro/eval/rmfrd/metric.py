@@ -28,10 +28,10 @@ from arface_repro.eval.chunked import (
     TopK,
     block_columns,
     chunk_grid,
+    l2n,
     strict_k,
     tar_at_far_from_top,
 )
-from arface_repro.eval.megaface import l2n
 from arface_repro.eval.metric_keys import rate_key
 
 PROTOCOL_LABEL = "arface-rmfrd/1"

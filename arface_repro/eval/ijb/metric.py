@@ -17,7 +17,7 @@ and the table equal digit for digit (tests/test_ijb_reference.py holds a structu
    product would sum in another order), computed by a compiled kernel that follows numpy's pairwise
    summation step by step (`numpy_order_dot`): bit-identical scores, template rows read in place, pairs in
    parallel; each score depends on its pair alone, so sharding over processes changes nothing.
-4. Table (`tar_table`): the ROC exactly as `sklearn.metrics.roc_curve` computes it, on the float64
+4. Table (`arface_repro.eval.roc_table`, the package's one ROC/TAR path): the ROC exactly as `sklearn.metrics.roc_curve` computes it, on the float64
    scores; TAR at FAR 1e-6 … 1e-1 by the 'nearest' rule (insightface: TPR at the ROC point whose FPR is
    nearest to the target; on equal distance the point later in sklearn's order, i.e. the larger TPR —
    insightface flips the arrays and takes the first minimum) or the 'strict' rule (TAR at the most
@@ -30,7 +30,6 @@ one pair at each FAR.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,12 +37,11 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
+from arface_repro.eval.ijb.meta import IJBMeta
+from arface_repro.eval.ijb.templates import pool_templates
 from arface_repro.eval.metric_keys import rate_key
 from arface_repro.eval.numpy_order_dot import pair_dots
-from arface_repro.eval.parallel_sort import sort_parallel
-from arface_repro.eval.roc_merge import roc_counts, split_scores
 from arface_repro.eval.roc_table import roc_table
-from arface_repro.eval.template_pooling import pool_templates
 from arface_repro.io.feature_store import check_flip_sum
 from arface_repro.utils.cpus import usable_cpus
 
@@ -307,103 +305,7 @@ def pair_scores(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, *, backend: B
 
 
 # --------------------------------------------------------------------------------------------------
-# TAR@FAR rules
-
-
-def fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fpr, tpr, keep): the full ROC exactly as `sklearn.metrics.roc_curve(labels, scores,
-    drop_intermediate=False)` returns it, and the mask of the points sklearn keeps with its default
-    drop_intermediate=True.
-
-    Faster than sklearn on 15M scores: the impostor and the (few) genuine scores are sorted apart (in their
-    dtype, no argsort; the impostors on every usable CPU: `parallel_sort`) and merged from the top in one compiled pass (`roc_merge`). Per distinct score value
-    (descending) tps/fps are the numbers of genuine/impostor scores ≥ it — the same integers sklearn
-    accumulates — and the rates are the same float64 divisions. `tar_table` gets the same numbers without
-    these full-length arrays (`eval.roc_table`); tests/test_roc_table.py compares the two.
-    """
-    scores = np.asarray(scores).ravel()
-    if scores.dtype not in (np.float32, np.float64):
-        scores = scores.astype(np.float64)
-    labels = np.asarray(labels).ravel()
-    if labels.shape != scores.shape:
-        raise FormatError(f"{labels.size} labels for {scores.size} scores")
-    imp, gen, finite = split_scores(scores, labels if labels.dtype == np.bool_ else labels != 0)
-    if not finite:
-        raise FormatError("scores contain NaN or inf")
-    imp = sort_parallel(imp)   # np.sort's values, on the usable CPUs
-    gen = np.sort(gen)
-    if imp.size == 0 or gen.size == 0:
-        raise FormatError("a ROC needs both genuine and impostor scores")
-
-    fps, tps, keep = roc_counts(imp, gen)
-    del imp
-    fps = fps.astype(np.float64)
-    tps = tps.astype(np.float64)
-    return fps / fps[-1], tps / tps[-1], keep
-
-
-def tar_table(scores: np.ndarray, labels: np.ndarray, fars: Sequence[float] = FARS,
-              rules: Sequence[str] = ("nearest", "strict"), max_points: int = 2000) -> tuple[dict, dict | None]:
-    """({rule: {far: TAR}}, downsampled ROC) from one sort; the rules are the project's
-    (arface_repro.eval.roc.tar_at_far_from_roc: 'nearest' on sklearn's drop_intermediate curve,
-    'strict' on the full curve), with the numbers of `fast_roc`'s exact sklearn-equal curve, computed
-    without its full-length arrays (`eval.roc_table`)."""
-    return roc_table(scores, labels, fars, rules, max_points)
-
-
-# --------------------------------------------------------------------------------------------------
 # the whole protocol
-
-
-@dataclass
-class IJBMeta:
-    images: np.ndarray
-    templates: np.ndarray
-    medias: np.ndarray
-    faceness: np.ndarray | None
-    landmarks: np.ndarray | None
-    t1: np.ndarray
-    t2: np.ndarray
-    labels: np.ndarray
-    files: dict
-
-
-def load_ijb_meta(meta_dir: str | os.PathLike, dataset: str, need_pairs: bool = True) -> IJBMeta:
-    """Read `<dataset>_face_tid_mid.txt`, `_name_5pts_score.txt` (when present) and (optionally)
-    `_template_pair_label.txt` from a meta folder; check they agree."""
-    from arface_repro.io import ijb_meta  # noqa: PLC0415
-
-    f_tm = ijb_meta.find_meta(meta_dir, dataset, "face_tid_mid.txt")
-    try:
-        f_5 = ijb_meta.find_meta(meta_dir, dataset, "name_5pts_score.txt")
-    except MissingDataError:
-        f_5 = None
-    f_p = ijb_meta.find_meta(meta_dir, dataset, "template_pair_label.txt") if need_pairs else None
-    return load_ijb_meta_files(f_tm, f_5, f_p)
-
-
-def load_ijb_meta_files(face_tid_mid: str | os.PathLike, name_5pts_score: str | os.PathLike | None = None,
-                        template_pair_label: str | os.PathLike | None = None) -> IJBMeta:
-    """The meta files by path (the 5-point file and the pair list are optional); check they agree."""
-    from arface_repro.io import ijb_meta  # noqa: PLC0415
-
-    tm = ijb_meta.read_face_tid_mid(face_tid_mid)
-    files = {"face_tid_mid": str(face_tid_mid)}
-    faceness = landmarks = None
-    if name_5pts_score is not None:
-        fp = ijb_meta.read_name_5pts_score(name_5pts_score)
-        if fp.images.size != tm.images.size or not np.array_equal(fp.images, tm.images):
-            mism = np.flatnonzero(fp.images[: tm.images.size] != tm.images[: fp.images.size])
-            where = f"line {mism[0] + 1}" if mism.size else "length"
-            raise FormatError(f"{name_5pts_score}: image list differs from {face_tid_mid} ({where}); "
-                              "both must list the same images in order")
-        faceness, landmarks = fp.faceness, fp.landmarks
-        files["name_5pts_score"] = str(name_5pts_score)
-    t1 = t2 = labels = np.empty(0, np.int64)
-    if template_pair_label is not None:
-        t1, t2, labels = ijb_meta.read_template_pairs(template_pair_label)
-        files["template_pair_label"] = str(template_pair_label)
-    return IJBMeta(tm.images, tm.templates, tm.medias, faceness, landmarks, t1, t2, labels, files)
 
 
 def store_rows(store, images: np.ndarray) -> np.ndarray:
@@ -440,7 +342,7 @@ def evaluate_11_arrays(features: np.ndarray, flip_features: np.ndarray | None, m
     n_gen = int(meta.labels.sum())
     if n_gen == 0 or n_gen == meta.labels.size:
         raise FormatError("the pair list needs both genuine (1) and impostor (0) pairs")
-    tar, curve = tar_table(scores, meta.labels, fars, rules, max_curve_points)
+    tar, curve = roc_table(scores, meta.labels, fars, rules, max_curve_points)
     return {"tar": tar, "roc": curve, "scores": scores, "n_templates": int(tids.size), "n_pairs": int(scores.size),
             "n_genuine": n_gen, "options": opts.label}
 

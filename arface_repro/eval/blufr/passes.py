@@ -1,5 +1,5 @@
 """The two passes of the BLUFR verification over the strict lower triangle of the quantised score matrix,
-compiled with numba (arface_repro.eval.blufr explains the method).
+compiled with numba (arface_repro.eval.blufr.metric explains the method).
 
 Both read q[i, j] (uint16 bin of the float32 score of images i > j) and the images' set-membership bits
 (bit t of masks[i]: image i is in test set t); neither computes a score, so both are integer work whose

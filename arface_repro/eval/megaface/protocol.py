@@ -1,4 +1,4 @@
-"""MegaFace Challenge 1 with FaceScrub probes (`arface_repro.eval.megaface`).
+"""MegaFace Challenge 1 with FaceScrub probes (`arface_repro.eval.megaface.metric`).
 
 Features from one of:
 * `--model SPEC` with `--data-root` holding the FaceScrub and MegaFace images (layout in
@@ -15,8 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import ConfigError, MissingDataError
+from arface_repro.eval.megaface import devkit as dk
+from arface_repro.eval.megaface import metric as mf
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol, need, parse_sizes
+from arface_repro.eval.trillion import reader as tpio  # a one-file distractor matrix: Trillion-Pairs' format
+from arface_repro.io.feature_store import load_feature_store
+from arface_repro.utils.argtypes import int_range
 
 
 @register_kind("megaface")
@@ -28,8 +33,6 @@ class MegaFace(Protocol):
 
     @classmethod
     def add_arguments(cls, p) -> None:
-        from arface_repro.utils.argtypes import int_range
-
         g = p.add_argument_group("megaface options")
         g.add_argument("--facescrub-list", metavar="FILE", help="facescrub_features_list.json (default from the layout)")
         g.add_argument("--megaface-list", metavar="FILE",
@@ -57,8 +60,6 @@ class MegaFace(Protocol):
     # ------------------------------------------------------------------ lists
 
     def lists(self):
-        from arface_repro.io import megaface_devkit as dk
-
         fs_ids, fs_paths = dk.read_facescrub_list(self.path("facescrub_list", self.opts.facescrub_list,
                                                             option="facescrub-list"))
         mf_paths = dk.read_megaface_list(self.path("megaface_list", self.opts.megaface_list, option="megaface-list"))
@@ -85,8 +86,6 @@ class MegaFace(Protocol):
         return store.indices([pre + p for p in paths], what=what)
 
     def _features(self, store, fs_paths, mf_paths):
-        from arface_repro.io import megaface_devkit as dk
-
         o = self.opts
         flip = "none"
         if o.facescrub_dir:
@@ -100,8 +99,6 @@ class MegaFace(Protocol):
             need(o, "algo", protocol=self.name)
             return probes, dk.read_feature_files(o.megaface_dir, mf_paths, o.algo), flip
         if o.distractor_features:
-            from arface_repro.io import trillion_pairs as tpio
-            from arface_repro.io.feature_store import load_feature_store
 
             if str(o.distractor_features).endswith(".npz"):
                 ds = load_feature_store(o.distractor_features)
@@ -120,9 +117,6 @@ class MegaFace(Protocol):
                           "or a store holding MegaFace/ paths")
 
     def _sets(self, mf_paths) -> dict[int, np.ndarray]:
-        from arface_repro.eval import megaface as mf
-        from arface_repro.io import megaface_devkit as dk
-
         sizes = parse_sizes(self.opts.sizes)
         if not self.opts.set_lists:
             return mf.default_sets(len(mf_paths), sizes)
@@ -139,9 +133,6 @@ class MegaFace(Protocol):
         return sets
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import megaface as mf
-        from arface_repro.io import megaface_devkit as dk
-
         fs_ids, fs_paths, mf_paths = self.lists()
         probes, dis, flip = self._features(store, fs_paths, mf_paths)
         sets = self._sets(mf_paths)

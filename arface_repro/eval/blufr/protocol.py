@@ -1,5 +1,5 @@
 """BLUFR on LFW (Liao et al. 2014): the official EvalROC.m / OpenSetROC.m, ported exactly
-(`arface_repro.eval.blufr`)."""
+(`arface_repro.eval.blufr.metric`)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import sys
 import numpy as np
 
 from arface_repro.errors import ConfigError
+from arface_repro.eval.blufr.config import load_blufr_config, match_image_list
+from arface_repro.eval.image_list import list_images
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
+from arface_repro.utils.argtypes import positive_int
 
 
 @register_kind("blufr")
@@ -19,8 +22,6 @@ class BLUFR(Protocol):
 
     @classmethod
     def add_arguments(cls, p) -> None:
-        from arface_repro.utils.argtypes import positive_int
-
         g = p.add_argument_group("blufr options")
         g.add_argument("--config", metavar="FILE", help="blufr_lfw_config.mat" + cls.layout_default("config"))
         g.add_argument("--trials", help="trials to run, 1-based, comma-separated (default all 10)")
@@ -29,8 +30,6 @@ class BLUFR(Protocol):
         cls.add_flip_argument(g)
 
     def config(self):
-        from arface_repro.io.blufr_config import load_blufr_config
-
         if getattr(self, "_config", None) is None:
             self._config = load_blufr_config(self.path("config", self.opts.config, option="config"))
         return self._config
@@ -59,16 +58,18 @@ class BLUFR(Protocol):
         self.trials()
 
     def images(self) -> ImageRequest:
-        from arface_repro.eval.image_list import list_images
-
         if self.data_root is None:
             raise ConfigError("--model needs --data-root (the LFW crops, Name/Name_0001.jpg)")
         names = set(self.config().image_list)
         return ImageRequest(self.data_root, [p for p in list_images(self.data_root) if p.rsplit("/", 1)[-1] in names])
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval.blufr import OSI_FARS, RANKS, VERIFY_FARS, evaluate_blufr
-        from arface_repro.io.blufr_config import match_image_list
+        from arface_repro.eval.blufr.metric import (  # numba kernels (blufr.passes) at import time: only when evaluating
+            OSI_FARS,
+            RANKS,
+            VERIFY_FARS,
+            evaluate_blufr,
+        )
 
         cfg = self.config()
         rows = match_image_list(cfg.image_list, store.paths.tolist(), store.source)

@@ -2,8 +2,8 @@
 other pair list in a known format): one class for all of them, `kind: pairs`.
 
 A pair set is its definition `protocols/<name>.yaml`: the pair file (`layout.pairs`), its format (`format`,
-a parser of `arface_repro.io.pair_formats`), the fold structure it requires (`folds`) and its rules. The
-metric code is `arface_repro.eval.pair_verification` (insightface's `verification.py` rule, audited there;
+a parser of `arface_repro.eval.pair_sets.formats`), the fold structure it requires (`folds`) and its rules. The
+metric code is `arface_repro.eval.pair_sets.verification` (insightface's `verification.py` rule, audited there;
 numpy only, so it is imported with the class); this class only finds the pair list, the images and the options.
 """
 
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from arface_repro.data.image_decoding import decode_rgb_images
 from arface_repro.errors import ConfigError
-from arface_repro.eval.pair_verification import RULES, evaluate_pairs, load_pair_protocol
+from arface_repro.eval.pair_sets.formats import get_pair_format
+from arface_repro.eval.pair_sets.verification import RULES, evaluate_pairs, load_pair_protocol
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
 from arface_repro.eval.protocols.spec import load_spec
-from arface_repro.io.pair_formats import get_pair_format
 
 
 @register_kind("pairs")

@@ -46,20 +46,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError
-from arface_repro.eval.chunked import Backend, DistContext, strict_k, tar_at_far_from_top
+from arface_repro.eval.chunked import Backend, DistContext, l2n, strict_k, tar_at_far_from_top
 from arface_repro.eval.topk_scan import scan_top
 
 DEFAULT_SIZES = (10, 100, 1000, 10000, 100000, 1000000)
 NOISE_RULES = ("insightface", "exclude", "none")
 RULES = ("facex-zoo", "ties-against")
-
-
-def l2n(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    if (n == 0).any():
-        raise FormatError(f"feature row {int(np.argmax(n[:, 0] == 0))} is all zero; cannot normalise")
-    return x / n
 
 
 def size_key(size: int) -> str:

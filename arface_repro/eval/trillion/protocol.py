@@ -1,10 +1,14 @@
 """Trillion-Pairs (DeepGlint): verification TPR@FPR=1e-9 and identification TPR@FPR=1e-3 from feature
-matrices (`arface_repro.eval.trillion_pairs`; both metrics are this package's definitions)."""
+matrices (`arface_repro.eval.trillion.metric`; both metrics are this package's definitions)."""
 
 from __future__ import annotations
 
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import Protocol
+from arface_repro.eval.trillion import metric as tp
+from arface_repro.eval.trillion import reader as tpio
+from arface_repro.io.feature_store import load_feature_store
+from arface_repro.utils.argtypes import probability
 
 
 @register_kind("trillion")
@@ -16,8 +20,6 @@ class TrillionPairs(Protocol):
 
     @classmethod
     def add_arguments(cls, p) -> None:
-        from arface_repro.utils.argtypes import probability
-
         g = p.add_argument_group("trillion options")
         g.add_argument("--probe-labels", metavar="FILE", help="identity per probe row ('id' or 'path id' lines)")
         g.add_argument("--distractor-features", metavar="FILE", help="distractor feature matrix (.bin)")
@@ -26,21 +28,15 @@ class TrillionPairs(Protocol):
         cls.add_scale_arguments(p)
 
     def read_features(self, path):
-        from arface_repro.io import trillion_pairs as tpio
-
         p = self.path("probe_features", path, option="features")
         self.files.pop("probe_features", None)
         self.provenance.features = str(p)
         if str(p).endswith(".npz"):
-            from arface_repro.io.feature_store import load_feature_store
 
             return load_feature_store(p).features
         return tpio.read_features(p)
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import trillion_pairs as tp
-        from arface_repro.io import trillion_pairs as tpio
-
         probes = store
         labels = tpio.read_labels(self.path("probe_labels", self.opts.probe_labels, option="probe-labels"),
                                   expected_rows=probes.shape[0])

@@ -1,10 +1,13 @@
-"""YouTube Faces: 5,000 video pairs, 10-fold accuracy with folds = splits (`arface_repro.eval.ytf`)."""
+"""YouTube Faces: 5,000 video pairs, 10-fold accuracy with folds = splits (`arface_repro.eval.ytf.metric`)."""
 
 from __future__ import annotations
 
 from arface_repro.errors import ConfigError
+from arface_repro.eval.image_list import list_images
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
+from arface_repro.eval.ytf import metric as ytf
+from arface_repro.eval.ytf.splits import check_splits, read_splits
 
 
 @register_kind("ytf")
@@ -23,15 +26,11 @@ class YTF(Protocol):
         cls.add_flip_argument(g)
 
     def splits(self):
-        from arface_repro.eval import ytf
-
-        pairs = ytf.read_splits(self.path("splits", self.opts.pairs, option="pairs"))
-        ytf.check_splits(pairs)
+        pairs = read_splits(self.path("splits", self.opts.pairs, option="pairs"))
+        check_splits(pairs)
         return pairs
 
     def images(self) -> ImageRequest:
-        from arface_repro.eval.image_list import list_images
-
         if self.data_root is None:
             raise ConfigError("--model needs --data-root (holding the frame folders)")
         pairs = self.splits()
@@ -42,8 +41,6 @@ class YTF(Protocol):
         return ImageRequest(self.data_root, paths, what="YTF frames")
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import ytf
-
         pairs = self.splits()
         flip = self.flip_mode(store)
         res = ytf.evaluate(store, pairs, pooling=self.opts.pooling, flip=flip, prefix=self.spec.file("frames"))

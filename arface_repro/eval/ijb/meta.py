@@ -7,7 +7,8 @@
   `..._gallery_S1/S2.csv` and `..._probe_mixed.csv`): comma separated with a header line whose first two
   columns are TEMPLATE_ID, SUBJECT_ID; one row per image of the template.
 
-Readers are numpy-only and strict: a line with the wrong number of fields or a non-integer id raises
+`load_ijb_meta` / `load_ijb_meta_files` read the 1:1 set of them (`IJBMeta`) and check they agree.
+Readers are numpy-only (no torch, no cv2) and strict: a line with the wrong number of fields or a non-integer id raises
 FormatError naming the file and line.
 """
 
@@ -179,3 +180,52 @@ def find_meta(meta_dir: str | os.PathLike, dataset: str, suffix: str) -> Path:
         if (meta_dir / name).is_file():
             return meta_dir / name
     raise MissingDataError(f"{meta_dir}: no {dataset.lower()}_{suffix} (IJB meta file)")
+
+
+@dataclass
+class IJBMeta:
+    images: np.ndarray
+    templates: np.ndarray
+    medias: np.ndarray
+    faceness: np.ndarray | None
+    landmarks: np.ndarray | None
+    t1: np.ndarray
+    t2: np.ndarray
+    labels: np.ndarray
+    files: dict
+
+
+def load_ijb_meta(meta_dir: str | os.PathLike, dataset: str, need_pairs: bool = True) -> IJBMeta:
+    """Read `<dataset>_face_tid_mid.txt`, `_name_5pts_score.txt` (when present) and (optionally)
+    `_template_pair_label.txt` from a meta folder; check they agree."""
+
+    f_tm = find_meta(meta_dir, dataset, "face_tid_mid.txt")
+    try:
+        f_5 = find_meta(meta_dir, dataset, "name_5pts_score.txt")
+    except MissingDataError:
+        f_5 = None
+    f_p = find_meta(meta_dir, dataset, "template_pair_label.txt") if need_pairs else None
+    return load_ijb_meta_files(f_tm, f_5, f_p)
+
+
+def load_ijb_meta_files(face_tid_mid: str | os.PathLike, name_5pts_score: str | os.PathLike | None = None,
+                        template_pair_label: str | os.PathLike | None = None) -> IJBMeta:
+    """The meta files by path (the 5-point file and the pair list are optional); check they agree."""
+
+    tm = read_face_tid_mid(face_tid_mid)
+    files = {"face_tid_mid": str(face_tid_mid)}
+    faceness = landmarks = None
+    if name_5pts_score is not None:
+        fp = read_name_5pts_score(name_5pts_score)
+        if fp.images.size != tm.images.size or not np.array_equal(fp.images, tm.images):
+            mism = np.flatnonzero(fp.images[: tm.images.size] != tm.images[: fp.images.size])
+            where = f"line {mism[0] + 1}" if mism.size else "length"
+            raise FormatError(f"{name_5pts_score}: image list differs from {face_tid_mid} ({where}); "
+                              "both must list the same images in order")
+        faceness, landmarks = fp.faceness, fp.landmarks
+        files["name_5pts_score"] = str(name_5pts_score)
+    t1 = t2 = labels = np.empty(0, np.int64)
+    if template_pair_label is not None:
+        t1, t2, labels = read_template_pairs(template_pair_label)
+        files["template_pair_label"] = str(template_pair_label)
+    return IJBMeta(tm.images, tm.templates, tm.medias, faceness, landmarks, t1, t2, labels, files)

@@ -1,4 +1,4 @@
-"""Trillion-Pairs (DeepGlint) feature matrices and label lists (numpy only).
+"""Trillion-Pairs (DeepGlint) feature matrices and label lists: the family's file reader, numpy only (no torch, no cv2).
 
 Feature file: int32 ×4 header `(rows, cols, cols*4, 5)` — rows, columns, bytes per row, OpenCV type 5 =
 CV_32F — then the row-major float32 matrix (little-endian); rows are L2-normalised features. The reader

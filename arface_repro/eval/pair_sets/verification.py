@@ -33,14 +33,14 @@ import numpy as np
 from arface_repro.errors import ConfigError
 from arface_repro.eval.kfold import kfold_accuracy, l2_normalize, squared_l2
 from arface_repro.eval.metric_keys import rate_key
+from arface_repro.eval.pair_sets.formats import get_pair_format
 from arface_repro.eval.protocols.spec import ProtocolSpec, load_spec
-from arface_repro.eval.roc import roc_points
 from arface_repro.io.feature_store import FeatureStore
-from arface_repro.io.pair_formats import get_pair_format
 from arface_repro.io.pairs import PairList, check_folds
 
 RULES = ("insightface", "lfw-official")   # the rules `evaluate_pairs` implements; a definition offers some of them
 TARGET_FAR = 1e-3
+CURVE_POINTS = 2000   # points of the record's ROC curve (log-spaced in FPR, both ends kept)
 
 
 def pair_spec(name: str) -> ProtocolSpec:
@@ -99,10 +99,17 @@ def evaluate_pairs(store: FeatureStore, pairs: PairList, rule: str = "insightfac
         "metrics": metrics,
         "per_fold": {"Acc": (res.accuracy * 100).tolist(), "threshold": res.threshold.tolist(),
                      tar_key: (res.tar * 100).tolist(), "FAR": (res.far * 100).tolist()},
-        "curves": {"roc": roc_points(cosine, pairs.issame)} if both else {},
+        "curves": {"roc": roc_curve_points(cosine, pairs.issame)} if both else {},
         "counts": {"pairs": int(len(pairs)), "genuine": int(pairs.issame.sum()), "folds": pairs.n_folds},
         "tar_rule": "kfold-strict",
         "flip": flip if store.flip_features is not None else "none",
         "per_pair": {"correct": "".join("1" if c else "0" for c in correct)},
         "arrays": {"scores": cosine, "labels": pairs.issame.astype(np.int8), "fold": np.asarray(pairs.fold, np.int16)},
     }
+
+
+def roc_curve_points(scores: np.ndarray, issame: np.ndarray) -> dict[str, list[float]] | None:
+    """The record's ROC curve (sklearn's `roc_curve` points, downsampled) from the package's one ROC path."""
+    from arface_repro.eval.roc_table import roc_table  # numba kernels at import time: only when a curve is made
+
+    return roc_table(scores, issame, (), (), CURVE_POINTS)[1]

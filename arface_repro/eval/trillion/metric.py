@@ -45,10 +45,10 @@ from arface_repro.eval.chunked import (
     TopK,
     budget_bytes,
     chunk_grid,
+    l2n,
     strict_k,
     tar_at_far_from_top,
 )
-from arface_repro.eval.megaface import l2n
 from arface_repro.eval.metric_keys import rate_key
 from arface_repro.eval.topk_scan import scan_top
 

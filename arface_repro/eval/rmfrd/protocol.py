@@ -1,11 +1,13 @@
 """RMFRD (Real-World Masked Face Recognition Dataset): this package's protocol `arface-rmfrd/1`
-(`arface_repro.eval.rmfrd`)."""
+(`arface_repro.eval.rmfrd.metric`)."""
 
 from __future__ import annotations
 
 from arface_repro.errors import ConfigError
+from arface_repro.eval.image_list import list_images
 from arface_repro.eval.protocols import register_kind
 from arface_repro.eval.protocols.base import ImageRequest, Protocol
+from arface_repro.eval.rmfrd import metric as rmfrd
 
 
 @register_kind("rmfrd")
@@ -22,8 +24,6 @@ class RMFRD(Protocol):
         cls.add_scale_arguments(p)
 
     def images(self) -> ImageRequest:
-        from arface_repro.eval.image_list import list_images
-
         if self.data_root is None:
             raise ConfigError("--model needs --data-root (holding AFDB_masked_face_dataset/ and AFDB_face_dataset/)")
         paths = []
@@ -33,8 +33,6 @@ class RMFRD(Protocol):
         return ImageRequest(self.data_root, paths, what="RMFRD images")
 
     def evaluate(self, store) -> dict:
-        from arface_repro.eval import rmfrd
-
         flip = self.flip_mode(store)
         res = rmfrd.evaluate(store, flip=flip, unmasked_dir=self.spec.file("unmasked").rsplit("/", 1)[-1],
                              masked_dir=self.spec.file("masked").rsplit("/", 1)[-1], backend=self.backend,

@@ -1,5 +1,8 @@
 """The BLUFR protocol configuration (`blufr_lfw_config.mat`, Liao et al. 2014), read with scipy.io.
 
+BLUFR's file reader: numpy (and scipy.io for the `.mat` container, imported when a file is read); no torch,
+no cv2.
+
 Indices in the file are 1-based MATLAB indices into `imageList`; they are returned 0-based.
 """
 

@@ -5,6 +5,9 @@ A fixed registry: each format is one class here with a `name`, a `help` line for
 ever imported. A pair set in a format already here needs only its `protocols/<name>.yaml`; a set with a
 format of its own needs one class here (decorated with `@pair_format`) and its test.
 
+The formats are numpy-only (no torch, no cv2), like the generic readers they call in `arface_repro.io`
+(`io.pairs`, `io.insightface_bin`).
+
 `folds` is the definition's fold rule (`eval.protocols.spec.FoldRule`); formats whose folds come from the
 file's own structure ignore it, `label-pairs` cuts its blocks by `folds.size`.
 """

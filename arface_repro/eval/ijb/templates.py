@@ -4,7 +4,7 @@ For each template (in parallel over templates) and each of its media in order: e
 feature f + g ('add' flip mode; f alone for 'none') times its faceness score, in float32; the media's images
 added left to right in float32 and, for more than one image, divided by their count in float32 (np.mean);
 the media results added left to right in float32; the sum stored in float64. These are the operations
-arface_repro.eval.ijb's numpy path performs (and the reference's loops), one float32 rounding each, in the
+arface_repro.eval.ijb.metric's numpy path performs (and the reference's loops), one float32 rounding each, in the
 same order, with fastmath off: the results are bit-identical (tests/test_ijb_reference.py). Rows are read
 where they lie (a memory-mapped store is not copied).
 """

@@ -32,7 +32,9 @@ import numpy as np
 
 from arface_repro.errors import FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, TopK, budget_bytes, chunk_grid
-from arface_repro.eval.ijb import CombineOptions, IJBMeta, store_rows, template_features, template_index
+from arface_repro.eval.ijb import meta as ijb_meta
+from arface_repro.eval.ijb.meta import IJBMeta
+from arface_repro.eval.ijb.metric import CombineOptions, store_rows, template_features, template_index
 from arface_repro.eval.metric_keys import rate_key
 from arface_repro.io.feature_store import check_flip_sum
 
@@ -185,7 +187,6 @@ def evaluate_1n(features: np.ndarray, flip_features: np.ndarray | None, meta: IJ
 
 def load_1n_lists(meta_dir: str | os.PathLike, dataset: str):
     """(galleries dict, probes tuple, file paths) from the *_1N_*.csv files (G1/G2 or S1/S2 names)."""
-    from arface_repro.io import ijb_meta  # noqa: PLC0415
 
     gal, files = {}, {}
     for g, alt in (("G1", "S1"), ("G2", "S2")):

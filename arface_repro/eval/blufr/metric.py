@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from arface_repro.eval.blufr_passes import MAX_SETS, candidate_pairs, set_histograms
+from arface_repro.eval.blufr.config import BlufrConfig
+from arface_repro.eval.blufr.passes import MAX_SETS, candidate_pairs, set_histograms
 from arface_repro.eval.kfold import l2_normalize
-from arface_repro.io.blufr_config import BlufrConfig
 from arface_repro.utils.cpus import usable_cpus
 
 SQRT_EPS = float(np.sqrt(np.finfo(np.float64).eps))

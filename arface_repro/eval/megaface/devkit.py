@@ -1,4 +1,4 @@
-"""MegaFace Challenge 1 devkit files (numpy only).
+"""MegaFace Challenge 1 devkit files: the family's file reader and writer, numpy only (no torch, no cv2).
 
 * Feature file, one per image, named `<image path>_<algo>.bin` (e.g. `Aaron_Eckhart_136.png_r100.bin`):
   an OpenCV matrix as the devkit's `matio` writes it — int32 ×4 header `(rows, cols, elem_size, type)`

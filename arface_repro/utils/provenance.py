@@ -58,11 +58,16 @@ def _tree_files(root: Path, skip: Path | None = None) -> list[Path]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
 def source_hash() -> str:
-    """sha256 over the package's source files and the protocols/ data (paths relative to their root)."""
+    """sha256 over the package's source files and the protocols/ data (paths relative to their root). The
+    protocols folder in use (ARFACE_PROTOCOLS may point elsewhere) is part of the key of the cached value, so
+    a hash computed while another folder was in use is never served for this one."""
+    return _source_hash(protocols_dir().resolve())
+
+
+@functools.lru_cache(maxsize=8)
+def _source_hash(protocols: Path) -> str:
     h = hashlib.sha256()
-    protocols = protocols_dir().resolve()
     # an installed package carries protocols/ inside itself: hash it once, under its own label, so a checkout
     # and an install of the same code have the same identity
     for label, root in (("arface_repro", PACKAGE_DIR), ("protocols", protocols)):

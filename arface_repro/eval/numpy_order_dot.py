@@ -276,36 +276,39 @@ def _pair_dots(feats, i1, i2, out, n_rows, order, items, starts, lens, program):
         for r in range(n_rows):
             count[r + 1] += count[r]
         # the pairs' positions and rows copied in that order, so that the loop below reads them in sequence
-        sub_p = np.empty(e - s, np.int64)
-        sub_1 = np.empty(e - s, np.int64)
-        sub_2 = np.empty(e - s, np.int64)
+        # (positions as offsets in the item, int32: an item holds at most 2^30 pairs; rows in the
+        # indices' own dtype: half the bytes of int64 for IJB's int32 positions)
+        sub_p = np.empty(e - s, np.int32)
+        sub_1 = np.empty(e - s, i1.dtype)
+        sub_2 = np.empty(e - s, i2.dtype)
         for k in range(s, e):
             p = k if identity else order[k]
             r = i2[p]
             c = count[r]
-            sub_p[c] = p
+            sub_p[c] = k - s
             sub_1[c] = i1[p]
             sub_2[c] = r
             count[r] = c + 1
         k = 0
         n_item = e - s
         while k < n_item:
-            p = sub_p[k]
+            p = s + sub_p[k] if identity else order[s + sub_p[k]]
             a = feats[sub_1[k]]
             b = feats[sub_2[k]]
             if (d == 512 or d == 256) and k + 1 < n_item and sub_2[k + 1] == sub_2[k]:
                 # two pairs with one second row (the common case in this order): b loaded once for both
                 a2 = feats[sub_1[k + 1]]
+                p2 = s + sub_p[k + 1] if identity else order[s + sub_p[k + 1]]
                 x0, y0 = _block_sum_pair(a, a2, b, 0)
                 x1, y1 = _block_sum_pair(a, a2, b, 128)
                 if d == 512:
                     x2, y2 = _block_sum_pair(a, a2, b, 256)
                     x3, y3 = _block_sum_pair(a, a2, b, 384)
                     out[p] = 0.0 + ((x0 + x1) + (x2 + x3))
-                    out[sub_p[k + 1]] = 0.0 + ((y0 + y1) + (y2 + y3))
+                    out[p2] = 0.0 + ((y0 + y1) + (y2 + y3))
                 else:
                     out[p] = 0.0 + (x0 + x1)
-                    out[sub_p[k + 1]] = 0.0 + (y0 + y1)
+                    out[p2] = 0.0 + (y0 + y1)
                 k += 2
                 continue
             if d == 512:    # the common widths, with numpy's tree written out (constant block lengths)
@@ -391,7 +394,7 @@ def pair_dots(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, out: np.ndarray
             bounds = np.searchsorted(i1, edges.astype(i1.dtype))   # i1's dtype: no widened copy of i1
         else:
             order, bounds = _group_by_first_row(i1, group_rows, n_groups)
-        most = max(1024, min(int(block), -(-i1.size // (4 * get_num_threads()))))
+        most = max(1024, min(int(block), 1 << 30, -(-i1.size // (4 * get_num_threads()))))   # int32 offsets in an item
         # work items handed out one at a time (dynamic schedule): a thread slowed by other work takes fewer
         set_parallel_chunksize(1)
         with _slp_vectorizer():

@@ -311,3 +311,14 @@ def test_sklearn_normalisation_written_out_equals_sklearn():
     x = rng.standard_normal((500, 64)) * 10.0 ** rng.uniform(-8, 8, (500, 1))
     x[3] = 1e-17   # a norm below 10 eps: sklearn leaves the row as it is
     np.testing.assert_array_equal(ijb.normalize_templates(x.copy(), "sklearn"), normalize(x.copy()))
+
+
+@pytest.mark.parametrize("norm", ijb.TEMPLATE_NORMS)
+def test_normalisation_in_place_gives_the_same_bits(norm):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((300, 512)) * 10.0 ** rng.uniform(-8, 8, (300, 1))
+    ref = ijb.normalize_templates(x, norm)
+    y = x.copy()
+    got = ijb.normalize_templates(y, norm, out=y)
+    assert got is y
+    np.testing.assert_array_equal(got.view(np.int64), ref.view(np.int64))

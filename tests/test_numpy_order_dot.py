@@ -121,3 +121,27 @@ def test_int32_and_other_index_dtypes_give_the_same_bits():
         np.testing.assert_array_equal(got.view(np.int64), ref.view(np.int64))
     with pytest.raises(ValueError, match="out of range"):
         pair_dots(f, i1.astype(np.int32), np.full(i1.size, 300, np.int32))
+
+
+@pytest.mark.parametrize("d", [512, 256, 129])
+def test_sorted_and_shuffled_pair_lists_give_the_same_bits(d):
+    """Pairs sorted by first row (grouped where they lie) and the same pairs shuffled (grouped by a counting sort)
+    score alike; second rows repeat often (two pairs with one second row are scored together) and sometimes
+    once (a pair scored alone)."""
+    rng = np.random.default_rng(d + 1)
+    f = _rows(rng, 700, d)
+    i1 = np.sort(rng.integers(0, 700, 40_000))
+    i2 = np.where(rng.random(40_000) < 0.9, rng.integers(0, 40, 40_000), rng.integers(0, 700, 40_000))
+    ref = _numpy_scores(f, i1, i2)
+    np.testing.assert_array_equal(pair_dots(f, i1, i2, block=3000).view(np.int64), ref.view(np.int64))
+    perm = rng.permutation(i1.size)
+    got = pair_dots(f, i1[perm], i2[perm], block=3000)
+    np.testing.assert_array_equal(got.view(np.int64), ref[perm].view(np.int64))
+
+
+def test_index_summary_finds_range_and_order():
+    from arface_repro.eval.numpy_order_dot import _index_summary
+
+    assert _index_summary(np.array([0, 0, 3, 5]), np.array([9, 1, 2, 0])) == (0, 9, True)
+    assert _index_summary(np.array([2, 3, 1]), np.array([4, 4, 4])) == (1, 4, False)
+    assert _index_summary(np.array([-2], np.int32), np.array([7], np.int32)) == (-2, 7, True)

@@ -13,7 +13,6 @@ import pytest
 from arface_repro.errors import FormatError
 from arface_repro.eval import bucket_sort
 from arface_repro.eval.bucket_sort import sort_bucketed
-from arface_repro.eval.parallel_sort import sort_parallel
 from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc
 from arface_repro.eval.roc_merge import kept_roc_counts, roc_counts, split_scores, strict_counts
 from arface_repro.eval.roc_table import roc_table
@@ -36,7 +35,7 @@ def _fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     imp, gen, finite = split_scores(scores, labels if labels.dtype == np.bool_ else labels != 0)
     if not finite:
         raise FormatError("scores contain NaN or inf")
-    imp = sort_parallel(imp)
+    imp = np.sort(imp)
     gen = np.sort(gen)
     if imp.size == 0 or gen.size == 0:
         raise FormatError("a ROC needs both genuine and impostor scores")

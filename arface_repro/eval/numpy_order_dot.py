@@ -16,8 +16,10 @@ expression. numpy's reduction hands the inner loop at most its buffer size (8192
 longer rows `pair_dots` refuses (MAX_DIM) rather than guess how the pieces are combined.
 
 Speed: a pair reads 2 rows (8 KiB at d = 512) for 1,024 flops, so the order of the pairs decides the speed.
-Pairs are grouped by their first row (counting sort on first-row // G, G rows filling CACHE_BYTES) and cut
-into work items run in parallel (numba prange); within an item, pairs are visited in order of their second
+Pairs are grouped by their first row (counting sort on first-row // G, G rows filling CACHE_BYTES; pairs
+already sorted by first row, as IJB's pair lists are, are grouped where they lie, bounds found by bisection)
+and cut into work items of about equal size, handed out to the threads one at a time (numba prange, chunk
+size 1); within an item, pairs are visited in order of their second
 row (counting sort), so each second row is fetched once per item and used by its pairs in a row while the
 item's G first rows stay in cache; the item's pair positions and rows are copied in that order, so the
 scoring loop reads them in sequence. Results are written at the pairs' original positions. numba's SLP
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from numba import config as numba_config
-from numba import get_num_threads, njit, prange, set_num_threads, uint64
+from numba import get_num_threads, get_parallel_chunksize, njit, prange, set_num_threads, set_parallel_chunksize, uint64
 
 PW_BLOCKSIZE = 128          # numpy's PW_BLOCKSIZE
 MAX_DIM = 8192              # numpy's default ufunc buffer size: rows up to this length are summed in one call
@@ -102,6 +104,63 @@ def _block_sum(a, b, s, n):
         res += a[s + i] * b[s + i]
         i += uint64(1)
     return res
+
+
+@njit(cache=True, fastmath=False, nogil=True, inline="always")
+def _block_sum_pair(a, c, b, s):
+    """(`_block_sum(a, b, s, 128)`, `_block_sum(c, b, s, 128)`): two rows against one row b, their operations
+    exactly, in the same order; each value of b is loaded once for both. The scoring loop is bound by loads
+    (two rows of 4 KiB per pair at d = 512, every value used once): two pairs with the same second row load
+    3 rows instead of 4. (Written for two rows: with more, numba's SLP vectoriser no longer packs the
+    accumulators into vector registers.)"""
+    s = uint64(s)
+    a0 = a[s] * b[s]
+    a1 = a[s + uint64(1)] * b[s + uint64(1)]
+    a2 = a[s + uint64(2)] * b[s + uint64(2)]
+    a3 = a[s + uint64(3)] * b[s + uint64(3)]
+    a4 = a[s + uint64(4)] * b[s + uint64(4)]
+    a5 = a[s + uint64(5)] * b[s + uint64(5)]
+    a6 = a[s + uint64(6)] * b[s + uint64(6)]
+    a7 = a[s + uint64(7)] * b[s + uint64(7)]
+    c0 = c[s] * b[s]
+    c1 = c[s + uint64(1)] * b[s + uint64(1)]
+    c2 = c[s + uint64(2)] * b[s + uint64(2)]
+    c3 = c[s + uint64(3)] * b[s + uint64(3)]
+    c4 = c[s + uint64(4)] * b[s + uint64(4)]
+    c5 = c[s + uint64(5)] * b[s + uint64(5)]
+    c6 = c[s + uint64(6)] * b[s + uint64(6)]
+    c7 = c[s + uint64(7)] * b[s + uint64(7)]
+    i = uint64(8)
+    while i < uint64(PW_BLOCKSIZE):
+        k = s + i
+        v0 = b[k]
+        v1 = b[k + uint64(1)]
+        v2 = b[k + uint64(2)]
+        v3 = b[k + uint64(3)]
+        v4 = b[k + uint64(4)]
+        v5 = b[k + uint64(5)]
+        v6 = b[k + uint64(6)]
+        v7 = b[k + uint64(7)]
+        a0 += a[k] * v0
+        a1 += a[k + uint64(1)] * v1
+        a2 += a[k + uint64(2)] * v2
+        a3 += a[k + uint64(3)] * v3
+        a4 += a[k + uint64(4)] * v4
+        a5 += a[k + uint64(5)] * v5
+        a6 += a[k + uint64(6)] * v6
+        a7 += a[k + uint64(7)] * v7
+        c0 += c[k] * v0
+        c1 += c[k + uint64(1)] * v1
+        c2 += c[k + uint64(2)] * v2
+        c3 += c[k + uint64(3)] * v3
+        c4 += c[k + uint64(4)] * v4
+        c5 += c[k + uint64(5)] * v5
+        c6 += c[k + uint64(6)] * v6
+        c7 += c[k + uint64(7)] * v7
+        i += uint64(8)
+    return (((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)),
+            ((c0 + c1) + (c2 + c3)) + ((c4 + c5) + (c6 + c7)))
+
 
 
 @contextmanager
@@ -181,9 +240,30 @@ def _group_by_first_row(i1, group_rows, n_groups):
     return order, bounds
 
 
+@njit(cache=True, nogil=True)
+def _index_summary(i1, i2):
+    """(smallest index, largest index over both arrays, whether i1 is non-decreasing) in one pass."""
+    lo = min(i1[0], i2[0])
+    hi = max(i1[0], i2[0])
+    ascending = True
+    prev = i1[0]
+    for p in range(i1.shape[0]):
+        a = i1[p]
+        b = i2[p]
+        lo = min(lo, min(a, b))
+        hi = max(hi, max(a, b))
+        if a < prev:
+            ascending = False
+        prev = a
+    return np.int64(lo), np.int64(hi), ascending
+
+
 @njit(cache=True, fastmath=False, nogil=True, parallel=True)
 def _pair_dots(feats, i1, i2, out, n_rows, order, items, starts, lens, program):
+    """Scores of the pairs at order[k] for k in the items' ranges; an empty `order` stands for the identity (pairs
+    already grouped by first row: i1 sorted)."""
     d = feats.shape[1]
+    identity = order.shape[0] == 0
     for it in prange(items.shape[0]):
         s = items[it, 0]
         e = items[it, 1]
@@ -192,25 +272,45 @@ def _pair_dots(feats, i1, i2, out, n_rows, order, items, starts, lens, program):
         # used by all its pairs in a row, while the item's few first rows stay in cache
         count = np.zeros(n_rows + 1, np.int64)
         for k in range(s, e):
-            count[i2[order[k]] + 1] += 1
+            count[i2[k if identity else order[k]] + 1] += 1
         for r in range(n_rows):
             count[r + 1] += count[r]
         # the pairs' positions and rows copied in that order, so that the loop below reads them in sequence
-        sub_p = np.empty(e - s, np.int64)
-        sub_1 = np.empty(e - s, np.int64)
-        sub_2 = np.empty(e - s, np.int64)
+        # (positions as offsets in the item, int32: an item holds at most 2^30 pairs; rows in the
+        # indices' own dtype: half the bytes of int64 for IJB's int32 positions)
+        sub_p = np.empty(e - s, np.int32)
+        sub_1 = np.empty(e - s, i1.dtype)
+        sub_2 = np.empty(e - s, i2.dtype)
         for k in range(s, e):
-            p = order[k]
+            p = k if identity else order[k]
             r = i2[p]
             c = count[r]
-            sub_p[c] = p
+            sub_p[c] = k - s
             sub_1[c] = i1[p]
             sub_2[c] = r
             count[r] = c + 1
-        for k in range(e - s):
-            p = sub_p[k]
+        k = 0
+        n_item = e - s
+        while k < n_item:
+            p = s + sub_p[k] if identity else order[s + sub_p[k]]
             a = feats[sub_1[k]]
             b = feats[sub_2[k]]
+            if (d == 512 or d == 256) and k + 1 < n_item and sub_2[k + 1] == sub_2[k]:
+                # two pairs with one second row (the common case in this order): b loaded once for both
+                a2 = feats[sub_1[k + 1]]
+                p2 = s + sub_p[k + 1] if identity else order[s + sub_p[k + 1]]
+                x0, y0 = _block_sum_pair(a, a2, b, 0)
+                x1, y1 = _block_sum_pair(a, a2, b, 128)
+                if d == 512:
+                    x2, y2 = _block_sum_pair(a, a2, b, 256)
+                    x3, y3 = _block_sum_pair(a, a2, b, 384)
+                    out[p] = 0.0 + ((x0 + x1) + (x2 + x3))
+                    out[p2] = 0.0 + ((y0 + y1) + (y2 + y3))
+                else:
+                    out[p] = 0.0 + (x0 + x1)
+                    out[p2] = 0.0 + (y0 + y1)
+                k += 2
+                continue
             if d == 512:    # the common widths, with numpy's tree written out (constant block lengths)
                 out[p] = 0.0 + ((_block_sum(a, b, 0, 128) + _block_sum(a, b, 128, 128))
                                 + (_block_sum(a, b, 256, 128) + _block_sum(a, b, 384, 128)))
@@ -220,11 +320,12 @@ def _pair_dots(feats, i1, i2, out, n_rows, order, items, starts, lens, program):
                 out[p] = 0.0 + _block_sum(a, b, 0, 128)
             else:
                 out[p] = _row_dot(a, b, starts, lens, program, stack)
+            k += 1
 
 
 def _work_items(bounds: np.ndarray, most: int) -> np.ndarray:
-    """(start, stop) ranges of the grouped order, at most `most` pairs each: a group is its own item (cut when
-    longer than `most`), except that consecutive groups of fewer than most // 8 pairs share one, up to that
+    """(start, stop) ranges of the grouped order, at most `most` pairs each: a group is its own item (cut into
+    equal pieces when longer than `most`), except that consecutive groups of fewer than most // 8 pairs share one, up to that
     size (so the number of items, each with its own per-row counts, stays ~ pairs / (most // 8) at most)."""
     small = max(1, most // 8)
     items = []
@@ -242,7 +343,9 @@ def _work_items(bounds: np.ndarray, most: int) -> np.ndarray:
         if open_start is not None:
             items.append((open_start, g0))
             open_start = None
-        items.extend((s, min(e, s + most)) for s in range(g0, e, most))
+        parts = -(-(e - g0) // most)                         # a long group: cut into equal pieces
+        cuts = [g0 + (e - g0) * k // parts for k in range(parts + 1)]
+        items.extend(zip(cuts[:-1], cuts[1:]))
     if open_start is not None:
         items.append((open_start, int(bounds[-1])))
     return np.array(items, np.int64).reshape(-1, 2)
@@ -267,7 +370,8 @@ def pair_dots(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, out: np.ndarray
     if i1.shape != i2.shape or i1.ndim != 1:
         raise ValueError(f"pair index arrays of shapes {i1.shape} and {i2.shape}: expected two equal 1-D arrays")
     n_rows = feats.shape[0]
-    if i1.size and (min(i1.min(), i2.min()) < 0 or max(i1.max(), i2.max()) >= n_rows):
+    lo, hi, ascending = _index_summary(i1, i2) if i1.size else (0, 0, True)
+    if lo < 0 or hi >= n_rows:
         raise ValueError(f"pair indices out of range of the {n_rows} feature rows")
     if out is None:
         out = np.empty(i1.size, np.float64)
@@ -276,6 +380,7 @@ def pair_dots(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, out: np.ndarray
     if i1.size == 0:
         return out
     before = get_num_threads()
+    chunk_before = get_parallel_chunksize()
     if threads is not None:
         set_num_threads(max(1, min(int(threads), before)))
     try:
@@ -283,10 +388,18 @@ def pair_dots(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, out: np.ndarray
         # `block` pairs and at least 4 items per thread (balance)
         group_rows = max(1, CACHE_BYTES // (8 * max(1, feats.shape[1])))
         n_groups = -(-n_rows // group_rows)
-        order, bounds = _group_by_first_row(i1, group_rows, n_groups)
-        most = max(1024, min(int(block), -(-i1.size // (4 * get_num_threads()))))
+        if ascending:       # already grouped (IJB pair lists are sorted by first template): bounds by bisection
+            order = np.empty(0, np.int64)
+            edges = np.minimum(np.arange(n_groups + 1, dtype=np.int64) * group_rows, n_rows)
+            bounds = np.searchsorted(i1, edges.astype(i1.dtype))   # i1's dtype: no widened copy of i1
+        else:
+            order, bounds = _group_by_first_row(i1, group_rows, n_groups)
+        most = max(1024, min(int(block), 1 << 30, -(-i1.size // (4 * get_num_threads()))))   # int32 offsets in an item
+        # work items handed out one at a time (dynamic schedule): a thread slowed by other work takes fewer
+        set_parallel_chunksize(1)
         with _slp_vectorizer():
             _pair_dots(feats, i1, i2, out, n_rows, order, _work_items(bounds, most), *summation_plan(feats.shape[1]))
     finally:
+        set_parallel_chunksize(chunk_before)
         set_num_threads(before)
     return out

@@ -37,6 +37,7 @@ import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError, MissingDataError
 from arface_repro.eval.chunked import Backend, DistContext, budget_bytes, chunk_grid
+from arface_repro.eval.id_positions import MAX_TABLE_ID, table_positions
 from arface_repro.eval.ijb.meta import IJBMeta
 from arface_repro.eval.ijb.templates import pool_templates
 from arface_repro.eval.metric_keys import rate_key
@@ -118,8 +119,10 @@ def segment_sums(x: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return out
 
 
-def normalize_templates(x: np.ndarray, norm: str = "sklearn", tids: np.ndarray | None = None) -> np.ndarray:
-    """Row L2 normalisation in float64, as the reference script does it (see TEMPLATE_NORMS)."""
+def normalize_templates(x: np.ndarray, norm: str = "sklearn", tids: np.ndarray | None = None,
+                        out: np.ndarray | None = None) -> np.ndarray:
+    """Row L2 normalisation in float64, as the reference script does it (see TEMPLATE_NORMS); into `out` when
+    given (x itself: in place, no fresh 100 MB array to fault in at IJB-C size)."""
     if norm not in TEMPLATE_NORMS:
         raise ConfigError(f"template normalisation {norm!r}: expected one of {', '.join(TEMPLATE_NORMS)}")
     sq = np.einsum("ij,ij->i", x, x) if norm == "sklearn" else np.sum(x ** 2, -1)
@@ -133,8 +136,8 @@ def normalize_templates(x: np.ndarray, norm: str = "sklearn", tids: np.ndarray |
         # (written out here: importing scikit-learn costs more than the whole normalisation)
         norms = np.sqrt(sq)
         norms[norms < 10 * np.finfo(norms.dtype).eps] = 1.0
-        return x / norms[:, None]
-    return x / np.sqrt(np.sum(x ** 2, -1, keepdims=True))
+        return np.divide(x, norms[:, None], out=out)
+    return np.divide(x, np.sqrt(np.sum(x ** 2, -1, keepdims=True)), out=out)
 
 
 def _poolable(features, flip_features, opts: CombineOptions) -> bool:
@@ -194,7 +197,7 @@ def template_features(features: np.ndarray, flip_features: np.ndarray | None, fa
         m_count = np.diff(np.append(m_start, order.size))
         out = pool_templates(f, g, fc[order] if opts.faceness else None, order if rows is None else np.asarray(rows)[order],
                              m_start, m_count, np.append(_runs(t_sorted[m_start]), m_start.size))
-        return tids, normalize_templates(out, norm, tids)
+        return tids, normalize_templates(out, norm, tids, out=out)
     d = features.shape[1] * (2 if opts.flip == "concat" else 1)
     out = np.empty((tids.size, d), np.float64)
     step = max(1024, budget_bytes(max_memory_gb) // 8 // (d * 4 * 4))
@@ -221,7 +224,7 @@ def template_features(features: np.ndarray, flip_features: np.ndarray | None, fa
         tt_start = _runs(mt)
         out[t0:t1] = segment_sums(media, tt_start)   # media summed in order, float32 -> float64
         t0 = t1
-    return tids, normalize_templates(out, norm, tids)
+    return tids, normalize_templates(out, norm, tids, out=out)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -234,13 +237,8 @@ def template_index(tids: np.ndarray, query: np.ndarray, what: str = "pair list")
     Non-negative ids up to 2^27 use a lookup table (linear time on 15M pairs), others a binary search.
     """
     query = np.asarray(query)
-    if tids.size and tids[0] >= 0 and tids[-1] < (1 << 27) and query.size > 4 * tids.size:
-        lut = np.full(int(tids[-1]) + 2, -1, np.int32)
-        lut[tids] = np.arange(tids.size, dtype=np.int32)
-        q = np.clip(query, -1, tids[-1] + 1)
-        pos = lut[q]
-        pos[q < 0] = -1
-        bad = np.flatnonzero(pos < 0)
+    if tids.size and tids[0] >= 0 and tids[-1] < MAX_TABLE_ID and query.size > 4 * tids.size:
+        pos, bad = table_positions(tids, query)
     else:
         pos = np.minimum(np.searchsorted(tids, query), max(0, tids.size - 1)).astype(np.int32)
         bad = np.flatnonzero(tids[pos] != query) if tids.size else np.arange(query.size)

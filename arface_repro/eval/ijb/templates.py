@@ -12,7 +12,9 @@ where they lie (a memory-mapped store is not copied).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import get_parallel_chunksize, njit, prange, set_parallel_chunksize
+
+TEMPLATE_CHUNK = 64      # templates per piece of the parallel loop
 
 
 @njit(cache=True, nogil=True, fastmath=False, parallel=True)
@@ -62,7 +64,14 @@ def pool_templates(features: np.ndarray, flip: np.ndarray | None, weights: np.nd
     flip_arr = flip if use_flip else features
     w = np.ascontiguousarray(weights, np.float32) if use_weights else np.zeros(len(rows), np.float32)
     out = np.empty((t_first_media.size - 1, features.shape[1]), np.float64)
-    _pool(features, flip_arr, use_flip, w, use_weights, np.ascontiguousarray(rows, np.int64),
-          np.ascontiguousarray(m_start, np.int64), np.ascontiguousarray(m_count, np.int64),
-          np.ascontiguousarray(t_first_media, np.int64), out)
+    before = get_parallel_chunksize()
+    # templates handed out TEMPLATE_CHUNK at a time (dynamic schedule): templates differ in size, and a thread
+    # slowed by other work takes fewer
+    set_parallel_chunksize(TEMPLATE_CHUNK)
+    try:
+        _pool(features, flip_arr, use_flip, w, use_weights, np.ascontiguousarray(rows, np.int64),
+              np.ascontiguousarray(m_start, np.int64), np.ascontiguousarray(m_count, np.int64),
+              np.ascontiguousarray(t_first_media, np.int64), out)
+    finally:
+        set_parallel_chunksize(before)
     return out

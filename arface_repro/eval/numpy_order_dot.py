@@ -16,7 +16,7 @@ expression. numpy's reduction hands the inner loop at most its buffer size (8192
 longer rows `pair_dots` refuses (MAX_DIM) rather than guess how the pieces are combined.
 
 Speed: a pair reads 2 rows (8 KiB at d = 512) for 1,024 flops, so the order of the pairs decides the speed.
-Pairs are grouped by their first row (counting sort on first-row // G, G rows filling CACHE_BYTES; pairs
+Pairs are grouped by their first row (counting sort on first-row // G, G rows filling one core's L2, `cache_bytes()`; pairs
 already sorted by first row, as IJB's pair lists are, are grouped where they lie, bounds found by bisection)
 and cut into work items of about equal size, handed out to the threads one at a time (numba prange, chunk
 size 1); within an item, pairs are visited in order of their second
@@ -30,38 +30,23 @@ registers, lane by lane the same operations (no reassociation with fastmath off)
 from __future__ import annotations
 
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 from numba import config as numba_config
 from numba import get_num_threads, get_parallel_chunksize, njit, prange, set_num_threads, set_parallel_chunksize, uint64
+
+from arface_repro.utils.cpus import l2_cache_bytes
 
 PW_BLOCKSIZE = 128          # numpy's PW_BLOCKSIZE
 MAX_DIM = 8192              # numpy's default ufunc buffer size: rows up to this length are summed in one call
 PAIR_BLOCK = 1 << 20        # most pairs per parallel work item: each second row fetched once per item
 
 
-def _l2_bytes(default: int = 1 << 20) -> int:
-    """The size of one core's L2 cache (Linux sysfs), `default` where it cannot be read."""
-    for index in range(8):
-        base = Path(f"/sys/devices/system/cpu/cpu0/cache/index{index}")
-        try:
-            if (base / "level").read_text().strip() != "2":
-                continue
-            text = (base / "size").read_text().strip().upper()
-        except OSError:
-            continue
-        units = {"K": 1 << 10, "M": 1 << 20}
-        try:
-            return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-        except ValueError:
-            return default
-    return default
-
-
-# first rows of one work item: as many float64 rows as fill one core's L2 (measured on a 2-core EPYC with a
-# 1 MiB L2, IJB-C size: 1 MiB of first rows 1.35-1.56 s against 1.74-2.33 s with half a MiB)
-CACHE_BYTES = min(max(_l2_bytes(), 1 << 18), 1 << 22)
+def cache_bytes() -> int:
+    """Bytes of first rows per work item: as many float64 rows as fill one core's L2 (measured on a 2-core EPYC
+    with a 1 MiB L2, IJB-C size: 1 MiB of first rows 1.35-1.56 s against 1.74-2.33 s with half a MiB), kept
+    within 256 KiB .. 4 MiB."""
+    return min(max(l2_cache_bytes(), 1 << 18), 1 << 22)
 
 
 @njit(cache=True, fastmath=False, nogil=True, inline="always")
@@ -384,9 +369,9 @@ def pair_dots(feats: np.ndarray, i1: np.ndarray, i2: np.ndarray, out: np.ndarray
     if threads is not None:
         set_num_threads(max(1, min(int(threads), before)))
     try:
-        # pairs grouped by their first row (groups of rows filling CACHE_BYTES), cut into work items of at most
+        # pairs grouped by their first row (groups of rows filling `cache_bytes()`), cut into work items of at most
         # `block` pairs and at least 4 items per thread (balance)
-        group_rows = max(1, CACHE_BYTES // (8 * max(1, feats.shape[1])))
+        group_rows = max(1, cache_bytes() // (8 * max(1, feats.shape[1])))
         n_groups = -(-n_rows // group_rows)
         if ascending:       # already grouped (IJB pair lists are sorted by first template): bounds by bisection
             order = np.empty(0, np.int64)

@@ -14,17 +14,33 @@ from arface_repro.errors import FormatError
 from arface_repro.eval import bucket_sort
 from arface_repro.eval.bucket_sort import sort_bucketed
 from arface_repro.eval.roc import downsample_curve, tar_at_far_from_roc
-from arface_repro.eval.roc_merge import kept_roc_counts, roc_counts, split_scores, strict_counts
+from arface_repro.eval.roc_merge import kept_roc_counts, split_scores, strict_counts
 from arface_repro.eval.roc_table import roc_table
 
 FARS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 0.25, 0.5, 1.0, 0.0, 2.0, -0.1]
+
+
+def roc_counts(imp: np.ndarray, gen: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fps, tps, keep) of the full ROC from ascending impostor and genuine scores, by plain numpy: per distinct
+    score v (descending; -0.0 and 0.0 one value, as ==) the counts of impostor/genuine scores >= v, after the
+    leading (0, 0); keep = both ends and every inner point where fps or tps changes slope (sklearn's
+    drop_intermediate)."""
+    v = np.unique(np.concatenate([imp, gen]))[::-1]
+    fps = np.concatenate([[0], imp.size - np.searchsorted(imp, v, side="left")]).astype(np.int64)
+    tps = np.concatenate([[0], gen.size - np.searchsorted(gen, v, side="left")]).astype(np.int64)
+    keep = np.ones(fps.size, bool)
+    if fps.size > 3:
+        d2f = fps[3:] - 2 * fps[2:-1] + fps[1:-2]
+        d2t = tps[3:] - 2 * tps[2:-1] + tps[1:-2]
+        keep[2:-1] = (d2f != 0) | (d2t != 0)
+    return fps, tps, keep
 
 
 def _fast_roc(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(fpr, tpr, keep): the full ROC exactly as `sklearn.metrics.roc_curve(labels, scores,
     drop_intermediate=False)` returns it, and the mask of the points sklearn keeps with its default
     drop_intermediate=True. The impostor and genuine scores are sorted apart (in their dtype) and merged from
-    the top (`roc_merge.roc_counts`): per distinct score value (descending) tps/fps are the numbers of
+    the top (`roc_counts` above): per distinct score value (descending) tps/fps are the numbers of
     genuine/impostor scores >= it, the integers sklearn accumulates; the rates are the same float64 divisions."""
     scores = np.asarray(scores).ravel()
     if scores.dtype not in (np.float32, np.float64):

@@ -3,11 +3,12 @@
 Walking both sorted arrays from the top, each distinct value v (descending) gives one ROC point: fps = how
 many impostor scores are >= v, tps = how many genuine scores are >= v — the integers
 `sklearn.metrics.roc_curve` accumulates (its thresholds are the distinct scores, descending). The point
-(0, 0) comes first, as sklearn adds it. `keep` marks the points sklearn keeps with drop_intermediate=True:
+(0, 0) comes first, as sklearn adds it. sklearn keeps, with drop_intermediate=True,
 both ends, and every inner point where fps or tps changes slope (its second difference is not zero).
-Integer work only: no rounding is involved. `kept_roc_counts` does the same walk and returns only the points
+Integer work only: no rounding is involved. `kept_roc_counts` does this walk and returns only the points
 sklearn keeps (no array as long as the scores), and `strict_counts` the full curve's point that the
-'strict' rule reads, from the sorted arrays alone.
+'strict' rule reads, from the sorted arrays alone (tests/test_roc_table.py holds the full walk in numpy as
+their reference).
 """
 
 from __future__ import annotations
@@ -19,42 +20,10 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _merge(imp, gen):
-    ni = imp.shape[0]
-    ng = gen.shape[0]
-    fps = np.empty(ni + ng + 1, np.int64)
-    tps = np.empty(ni + ng + 1, np.int64)
-    fps[0] = 0
-    tps[0] = 0
-    i = ni - 1
-    j = ng - 1
-    k = 1
-    cf = 0
-    ct = 0
-    while i >= 0 or j >= 0:
-        if j < 0 or (i >= 0 and imp[i] >= gen[j]):
-            v = imp[i]
-        else:
-            v = gen[j]
-        while i >= 0 and imp[i] == v:
-            cf += 1
-            i -= 1
-        while j >= 0 and gen[j] == v:
-            ct += 1
-            j -= 1
-        fps[k] = cf
-        tps[k] = ct
-        k += 1
-    keep = np.ones(k, np.bool_)
-    for m in range(2, k - 1):
-        keep[m] = (fps[m + 1] - 2 * fps[m] + fps[m - 1] != 0) or (tps[m + 1] - 2 * tps[m] + tps[m - 1] != 0)
-    return fps[:k], tps[:k], keep
-
-
-@njit(cache=True, nogil=True)
 def _merge_kept(imp, gen):
-    """`_merge`'s points filtered by its `keep`, decided on the fly: point m (1 <= m < last) is kept when m is 1 or
-    the step into point m + 1 differs from the step into point m (a non-zero second difference)."""
+    """The walk's points filtered as sklearn's drop_intermediate keeps them, decided on the fly: point m
+    (1 <= m < last) is kept when m is 1 or the step into point m + 1 differs from the step into point m (a
+    non-zero second difference)."""
     ni = imp.shape[0]
     ng = gen.shape[0]
     fps = np.empty(ni + ng + 1, np.int64)    # the worst case; only the kept prefix is touched and returned
@@ -128,14 +97,9 @@ def split_scores(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np
     return _split(np.ascontiguousarray(scores), np.ascontiguousarray(labels))
 
 
-def roc_counts(impostor_sorted: np.ndarray, genuine_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(fps, tps, keep) with the leading (0, 0) point, from ascending impostor and genuine scores of one dtype."""
-    return _merge(np.ascontiguousarray(impostor_sorted), np.ascontiguousarray(genuine_sorted, impostor_sorted.dtype))
-
-
 def kept_roc_counts(impostor_sorted: np.ndarray, genuine_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fps, tps) of the points sklearn keeps with drop_intermediate=True, with the leading (0, 0) point:
-    `roc_counts`'s fps[keep], tps[keep], without the full-length arrays."""
+    the full curve's fps[keep], tps[keep], without its full-length arrays."""
     return _merge_kept(np.ascontiguousarray(impostor_sorted),
                        np.ascontiguousarray(genuine_sorted, impostor_sorted.dtype))
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from arface_repro.errors import ConfigError, FormatError
-from arface_repro.models.batch_probe import DIFFERS, batch_agrees, run_singles
+from arface_repro.models.batch_probe import probe_batching, probe_images
 from arface_repro.models.embedding_model import EmbeddingModel, layout_from_shape
 from arface_repro.models.onnx_file import read_onnx
 from arface_repro.models.preprocess import Preprocess, for_network
@@ -204,24 +204,12 @@ class OpenCVModel(EmbeddingModel):
         """Decide whether the network runs whole batches (see module docstring); returns what was found."""
         import cv2
 
-        h, w = self.preprocess.size
-        n = max(2, self.fixed_batch or 0)
-        images = np.random.default_rng(0).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-        probe = self.preprocess(images, name="batch probe")
         if self.fixed_batch:
-            self.embedding_size = self._checked(self._run(probe), n).shape[1]
+            n = max(2, self.fixed_batch)
+            self.embedding_size = self._checked(self._run(probe_images(self.preprocess, n)), n).shape[1]
             return f"fixed batch {n} declared by the file (the last batch is zero-padded)"
-        singles = run_singles(lambda x: self._checked(self._run(x), 1), probe)
-        self.embedding_size = singles.shape[1]
-        try:
-            together = self._checked(self._forward(probe), 2)
-        except (cv2.error, FormatError) as exc:
-            self.fixed_batch = 1
-            return f"batch of 2 rejected by OpenCV ({_first_line(exc)[:120]}): one image at a time"
-        if not batch_agrees(singles, together):
-            self.fixed_batch = 1
-            return DIFFERS
-        return "batched"
+        return probe_batching(self, self._forward, (cv2.error, FormatError),
+                              lambda exc: f"rejected by OpenCV: {_first_line(exc)[:120]}")
 
 
 @contextlib.contextmanager
@@ -242,7 +230,7 @@ def quiet_opencv():
         log.setLogLevel(level)
 
 
-def _first_line(exc: Exception) -> str:
+def _first_line(exc: BaseException) -> str:
     """The informative part of a cv2.error ('(-215:Assertion failed) ... in function ...')."""
     lines = [s.strip() for s in str(exc).splitlines() if s.strip()]
     text = next((s for s in lines if "error:" in s), lines[-1] if lines else type(exc).__name__)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from arface_repro.errors import ConfigError, FormatError
-from arface_repro.models.batch_probe import DIFFERS, batch_agrees, run_singles
+from arface_repro.models.batch_probe import probe_batching
 from arface_repro.models.preprocess import Preprocess, for_network
 from arface_repro.models.tf_graphdef import declared_shape, dtype_name, load_graph, single_placeholder, split_input
 from arface_repro.models.tf_ops import build_op
@@ -131,26 +131,10 @@ def load_tfgraph_model(spec: str, path: Path, preprocess=None, device=None) -> T
         model.batch_note = f"batch {declared_batch} declared by the graph's input"
         model.embed(np.zeros((declared_batch, *pre.size, 3), dtype=np.uint8))  # sets embedding_size
     else:
-        model.batch_note = _probe_batch(model)
+        model.batch_note = probe_batching(model, model._run, (ConfigError, FormatError), lambda exc: str(exc)[-160:])
     return model
 
 
-def _probe_batch(model: TFGraphModel) -> str:
-    """Run two images one by one and together; set `fixed_batch = 1` when the batch fails or differs."""
-    h, w = model.preprocess.size
-    images = np.random.default_rng(0).integers(0, 256, (2, h, w, 3), dtype=np.uint8)
-    probe = model.preprocess(images, name="batch probe")
-    singles = run_singles(lambda x: model._checked(model._run(x), 1), probe)
-    model.embedding_size = singles.shape[1]
-    try:
-        together = model._checked(model._run(probe), 2)
-    except (ConfigError, FormatError) as exc:
-        model.fixed_batch = 1
-        return f"a batch of 2 fails ({str(exc)[-160:]}): one image at a time"
-    if not batch_agrees(singles, together):
-        model.fixed_batch = 1
-        return DIFFERS
-    return "batched"
 
 
 __all__ = ["TFGraphNet", "TFGraphModel", "load_tfgraph_model"]

@@ -62,14 +62,20 @@ def _grid(n: int):
     return rows, cols
 
 
+def _panels(table, shows) -> list:
+    """[(column, rows)] for every column with at least one row for which `shows(row, column)`."""
+    panels = []
+    for c in table.columns:
+        rows = [r for r in table.rows if shows(r, c)]
+        if rows:
+            panels.append((c, rows))
+    return panels
+
+
 def values_figure(report: Report, out: Path) -> Path | None:
     """Paper vs measured, one panel per column; None when no row has a printed value."""
     t = report.table
-    panels = []
-    for c in t.columns:
-        rows = [r for r in t.rows if _has_value(r, c)]
-        if rows:
-            panels.append((c, rows))
+    panels = _panels(t, _has_value)
     if not panels:
         return None
     plt = _pyplot()
@@ -111,11 +117,7 @@ def _has_value(row, col) -> bool:
 def scale_figure(report: Report, scale: str, runs: dict[str, SeedRuns], out: Path) -> Path | None:
     """One panel per column: the scale's mean ± sd per row (left axis) and the paper's values (right axis)."""
     t = report.table
-    panels = []
-    for c in t.columns:
-        rows = [r for r in t.rows if r.id in runs and runs[r.id].values(c.metric)]
-        if rows:
-            panels.append((c, rows))
+    panels = _panels(t, lambda r, c: r.id in runs and bool(runs[r.id].values(c.metric)))
     if not panels:
         return None
     plt = _pyplot()

@@ -472,8 +472,8 @@ def _(t):
             f"data.path={t / 'in/n'}", "--out-dir", str(t / "out/run"), "--quiet"]
 
 
-@case("tensorflow-pyfunc-node", "code-execution", 2, ["py.pb", "PyFunc"], ["out/f.npz"])
-def _(t):
+def _pyfunc_graph_embed(t, kind: str) -> list[str]:
+    """A TF graph whose node 'evil' is a PyFunc (would run `touch MARKER`), embedded through the `kind:` backend."""
     from arface_repro.models.proto_schemas import tensorflow
 
     g = tensorflow()["GraphDef"]()
@@ -485,26 +485,19 @@ def _(t):
     evil.attr["token"].s = f"touch {t / MARKER}".encode()
     write(t / "in/py.pb", g.SerializeToString())
     image_folder(t / "in/img", 1, 1)
-    return ["embed", "--model", f"opencv:{t / 'in/py.pb'}", "--data-root", str(t / "in/img"), "--out", str(t / "out/f.npz"),
-            "--workers", "0", "--quiet"]
+    return ["embed", "--model", f"{kind}:{t / 'in/py.pb'}", "--data-root", str(t / "in/img"), "--out",
+            str(t / "out/f.npz"), "--workers", "0", "--quiet"]
+
+
+@case("tensorflow-pyfunc-node", "code-execution", 2, ["py.pb", "PyFunc"], ["out/f.npz"])
+def _(t):
+    return _pyfunc_graph_embed(t, "opencv")
 
 
 @case("tfgraph-pyfunc-node", "code-execution", 2, ["py.pb", "'evil'", "op type 'PyFunc' is not supported"],
       ["out/f.npz"])
 def _(t):
-    from arface_repro.models.proto_schemas import tensorflow
-
-    g = tensorflow()["GraphDef"]()
-    node = g.node.add(name="input", op="Placeholder")
-    node.attr["dtype"].type = 1
-    for d in (1, 8, 8, 3):
-        node.attr["shape"].shape.dim.add().size = d
-    evil = g.node.add(name="evil", op="PyFunc", input=["input"])
-    evil.attr["token"].s = f"touch {t / MARKER}".encode()
-    write(t / "in/py.pb", g.SerializeToString())
-    image_folder(t / "in/img", 1, 1)
-    return ["embed", "--model", f"tfgraph:{t / 'in/py.pb'}", "--data-root", str(t / "in/img"), "--out",
-            str(t / "out/f.npz"), "--workers", "0", "--quiet"]
+    return _pyfunc_graph_embed(t, "tfgraph")
 
 
 @case("tfgraph-huge-constant", "corrupt-file", 2, ["big.pb", "'huge'", "is over"], ["out/f.npz"])
